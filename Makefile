@@ -1,0 +1,39 @@
+# ecflow-remote: `make demo` and `make test` do all the set-up on a fresh Debian 12 machine (as root).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: deps demo test unit lint bench clean centre-clean
+
+deps: $(STAMP)
+	@sh scripts/install-deps
+
+# python3-ecflow is built for Debian's /usr/bin/python3 only, so the venv is made from it and sees its site-packages.
+$(STAMP): pyproject.toml
+	@sh scripts/install-deps
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: deps
+	$(PY) -m ecflow_remote.centre.demo
+
+test: deps
+	$(PY) -m pytest -q tests
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+
+lint: deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: deps
+	$(PY) bench/run.py
+
+centre-clean: deps
+	$(PY) -m ecflow_remote.centre cleanup
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

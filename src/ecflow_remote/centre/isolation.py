@@ -1,0 +1,53 @@
+"""Keep the Centre's host names off the machine's real resolver: a private mount view of /etc/resolv.conf."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import tempfile
+from pathlib import Path
+
+_CLONE_NEWNS = 0x00020000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
+_MS_BIND = 4096
+
+RESOLV_CONF = "# ecflow-remote simulated Centre: no name ever leaves the machine\nnameserver 127.0.0.1\n"
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def isolate_resolver() -> None:
+    """Move this process into its own mount namespace where /etc/resolv.conf points at 127.0.0.1.
+
+    Every child inherits the view, so a Centre host name looked up by any test or demo program fails at once
+    instead of reaching the machine's DNS server. Must be called before any thread starts (unshare(2) rule).
+    """
+    if is_resolver_isolated():
+        return
+    libc = _libc()
+    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    # Private propagation: our bind mount must not leak back into the machine's own mount namespace.
+    _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+    fd, name = tempfile.mkstemp(prefix="ecfr-resolv-", suffix=".conf")
+    with os.fdopen(fd, "w") as f:
+        f.write(RESOLV_CONF)
+    os.chmod(name, 0o644)
+    _check(libc.mount(name.encode(), b"/etc/resolv.conf", None, _MS_BIND, None), "bind mount resolv.conf")
+    # The mount keeps the inode alive; the name can go at once so nothing is left behind.
+    os.unlink(name)
+
+
+def is_resolver_isolated() -> bool:
+    try:
+        return Path("/etc/resolv.conf").read_text() == RESOLV_CONF
+    except OSError:
+        return False

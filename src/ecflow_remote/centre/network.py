@@ -1,0 +1,208 @@
+"""The Centre's network: one namespace per host, the home link to the jump host, and the Centre LAN behind it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+NETNS_ETC = Path("/etc/netns")
+# 198.18.0.0/15 is reserved for network benchmarks (RFC 2544): nothing real routes there, so it cannot clash
+# with the machine's own networks (its resolver sits in 10.x).
+HOME_LINKS = ipaddress.ip_network("198.18.0.0/16")
+CENTRE_LANS = ipaddress.ip_network("198.19.0.0/16")
+LOCK_FILE = Path("/run/ecflow-remote-centre.lock")
+
+
+def run(argv: Sequence[str], *, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a set-up command; on failure say which command and what it printed."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+@contextmanager
+def allocation_lock() -> Iterator[None]:
+    """Serialise subnet choice between Centres started at the same moment (parallel test runs)."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    out = run(["ip", "-4", "route", "show", "table", "all"]).stdout
+    out += run(["ip", "-4", "-o", "addr", "show"]).stdout
+    nets = []
+    for word in out.split():
+        try:
+            nets.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            continue
+    return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+
+
+def choose_subnets() -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """A free /24 for the home link and one for the Centre LAN, overlapping nothing in this machine's routes."""
+    used = _used_networks()
+    candidates = list(range(1, 255))
+    random.shuffle(candidates)
+    for n in candidates:
+        home = ipaddress.ip_network(f"198.18.{n}.0/24")
+        lan = ipaddress.ip_network(f"198.19.{n}.0/24")
+        if not any(home.overlaps(u) or lan.overlaps(u) for u in used if u.prefixlen > 0):
+            return home, lan  # type: ignore[return-value]
+    raise RuntimeError("no free subnet in 198.18.0.0/15 for a simulated Centre (too many running?)")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One Centre host: its name, its network namespace, its address."""
+
+    name: str
+    netns: str
+    address: str
+
+
+@dataclass
+class Topology:
+    """Everything the network set-up made, so that teardown can undo exactly that."""
+
+    run_id: str
+    home_net: str
+    lan_net: str
+    home_address: str
+    jump_home_address: str
+    jump: Host
+    hosts: dict[str, Host]  # Centre hosts by name (not jump)
+
+    @property
+    def home_veth(self) -> str:
+        return f"{self.run_id}h"
+
+    @property
+    def all_netns(self) -> list[str]:
+        return [self.jump.netns, *(h.netns for h in self.hosts.values())]
+
+    def host(self, name: str) -> Host:
+        if name == self.jump.name:
+            return self.jump
+        return self.hosts[name]
+
+
+def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str, str]]) -> Topology:
+    """Create the namespaces, links, addresses, routes and per-namespace /etc files."""
+    with allocation_lock():
+        home_net, lan_net = choose_subnets()
+        home_hosts = list(home_net.hosts())
+        lan_hosts = list(lan_net.hosts())
+        jump = Host("jump", f"{run_id}-jump", str(lan_hosts[0]))
+        hosts = {name: Host(name, f"{run_id}-{name}", str(lan_hosts[10 + i])) for i, name in enumerate(host_names)}
+        jump_home_address = str(home_hosts[1])
+        topo = Topology(run_id, str(home_net), str(lan_net), str(home_hosts[0]), jump_home_address, jump, hosts)
+        for ns in topo.all_netns:
+            run(["ip", "netns", "add", ns])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        # Home link: the laptop (root namespace) sees only the jump host.
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                topo.home_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "home0",
+                "netns",
+                jump.netns,
+            ]
+        )
+        run(["ip", "addr", "add", f"{topo.home_address}/24", "dev", topo.home_veth])
+        run(["ip", "link", "set", topo.home_veth, "up"])
+        run(["ip", "-n", jump.netns, "addr", "add", f"{jump_home_address}/24", "dev", "home0"])
+        run(["ip", "-n", jump.netns, "link", "set", "home0", "up"])
+        # The Centre LAN must be unreachable from home, exactly as at home: no route, and an explicit refusal.
+        run(["ip", "route", "add", "unreachable", str(lan_net)])
+    run(["ip", "netns", "exec", jump.netns, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
+    run(["ip", "-n", jump.netns, "link", "add", "lan", "type", "bridge"])
+    run(["ip", "-n", jump.netns, "addr", "add", f"{jump.address}/24", "dev", "lan"])
+    run(["ip", "-n", jump.netns, "link", "set", "lan", "up"])
+    for i, host in enumerate(hosts.values()):
+        port = f"p{i}"
+        run(
+            [
+                "ip",
+                "-n",
+                jump.netns,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                host.netns,
+            ]
+        )
+        run(["ip", "-n", jump.netns, "link", "set", port, "master", "lan"])
+        run(["ip", "-n", jump.netns, "link", "set", port, "up"])
+        run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
+        run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+    hosts_lines = ["127.0.0.1\tlocalhost", f"{jump.address}\tjump"]
+    hosts_lines += [f"{h.address}\t{h.name}" for h in hosts.values()]
+    for host in [jump, *hosts.values()]:
+        etc = NETNS_ETC / host.netns
+        etc.mkdir(parents=True, exist_ok=True)
+        # `ip netns exec` bind-mounts every file here over /etc/<name>: a hosts view and resolver per host.
+        (etc / "hosts").write_text("\n".join(hosts_lines) + "\n")
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+        for name, text in extra_etc.get(host.name, {}).items():
+            (etc / name).write_text(text)
+    return topo
+
+
+def set_link(netns: str, device: str, up: bool) -> None:
+    run(["ip", "-n", netns, "link", "set", device, "up" if up else "down"])
+
+
+def netns_pids(netns: str) -> list[int]:
+    proc = run(["ip", "netns", "pids", netns], check=False)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def destroy(run_id: str, lan_net: str | None) -> None:
+    """Remove every namespace, link, route and /etc/netns entry of one Centre; safe to call twice."""
+    for ns in list_netns(run_id):
+        run(["ip", "netns", "del", ns], check=False)
+    # Deleting the jump namespace destroys the veth pair, but a crash between `link add` and the move may not.
+    run(["ip", "link", "del", f"{run_id}h"], check=False)
+    if lan_net:
+        run(["ip", "route", "del", "unreachable", lan_net], check=False)
+    for etc in NETNS_ETC.glob(f"{run_id}-*"):
+        shutil.rmtree(etc, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        NETNS_ETC.rmdir()  # only when empty: it may hold other tools' namespaces
+
+
+def all_netns() -> list[str]:
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def list_netns(run_id: str) -> list[str]:
+    return [ns for ns in all_netns() if ns.startswith(run_id + "-")]

@@ -1,0 +1,76 @@
+"""Shared fixtures: the simulated Centre (one per session) and the how-to's raw SSH tunnels into it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+LINUX_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if LINUX_ROOT:
+        from ecflow_remote.centre import cleanup_stale
+        from ecflow_remote.centre.isolation import isolate_resolver
+
+        # Before any thread exists: from here on no Centre host name can reach the machine's real resolver.
+        isolate_resolver()
+        cleanup_stale()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+def _need_root() -> None:
+    if not LINUX_ROOT:
+        pytest.skip("integration tests need Linux and root (network namespaces): run `sudo make test`")
+
+
+@pytest.fixture(scope="session")
+def centre() -> Iterator[Any]:
+    _need_root()
+    from ecflow_remote.centre import Centre
+
+    with Centre() as c:
+        yield c
+
+
+@pytest.fixture
+def make_centre() -> Iterator[Callable[..., Any]]:
+    """A factory for Centres with special options (white lists, short certificates); all removed at the end."""
+    _need_root()
+    from ecflow_remote.centre import Centre
+
+    made: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        c = Centre(**options)
+        made.append(c)
+        return c.up()
+
+    yield make
+    for c in made:
+        c.down()
+
+
+@pytest.fixture(scope="session")
+def local_forward(centre: Any) -> Iterator[Any]:
+    from ecflow_remote.centre import howto
+
+    with howto.local_forward(centre) as tunnel:
+        yield tunnel
+
+
+@pytest.fixture(scope="session")
+def socks_proxy(centre: Any) -> Iterator[Any]:
+    from ecflow_remote.centre import howto
+
+    with howto.socks_proxy(centre) as tunnel:
+        yield tunnel
