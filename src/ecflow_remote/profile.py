@@ -345,7 +345,7 @@ class _Checker:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.locator = _Locator(text)
-        self.base_dir = path.expanduser().parent
+        self.base_dir = path.expanduser().absolute().parent
 
     def fail(self, message: str, table: str, index: int | None = None, key: str | None = None) -> NoReturn:
         if table == "":
@@ -367,7 +367,7 @@ class _Checker:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                where = "at the top level" if table == "" else f"in [{table}]"
+                where = "at the top level" if table == "" else f"in [{table}]" if index is None else f"in [[{table}]]"
                 self.fail(f"unknown key {key!r} {where}.{hint} Known keys: {', '.join(allowed)}.", table, index, key)
 
     def get_str(
@@ -386,9 +386,10 @@ class _Checker:
             return None
         value = data[key]
         if not isinstance(value, str):
-            # The value of a secret-bearing key is never echoed.
-            shown = "" if secret else f" ({_short(value)})"
-            self.fail(f"expected a string, got {_type_name(value)}{shown}. Quote it.", table, index, key)
+            if secret:
+                # Never echoed, and "quote it" would be the wrong advice: the value may be the password itself.
+                self.fail(f"expected a string, got {_type_name(value)}: {_PASSWORD_HELP}.", table, index, key)
+            self.fail(f"expected a string, got {_type_name(value)} ({_short(value)}). Quote it.", table, index, key)
         if value.strip() == "":
             self.fail("is empty. Give a value or remove the key.", table, index, key)
         return value
@@ -942,7 +943,11 @@ def render_profile(
             lines.append(f"port = {log_port}")
     text = "\n".join(lines) + "\n"
     # Whatever was given must load back: fail here, naming the key, rather than write a broken file.
-    _parse_text(text, Path("<new profile>"))
+    try:
+        _parse_text(text, Path("profile.toml"))
+    except ProfileError as exc:
+        # The rendered text's lines mean nothing to the caller; the key names the offending argument.
+        raise ProfileError(exc.message, key=exc.key) from None
     return text
 
 

@@ -415,7 +415,7 @@ def cleanup_stale(everything: bool = False) -> list[str]:
                 detached = owner is None
             except (OSError, ValueError):
                 pass
-        if not everything and (detached or (owner is not None and owner != os.getpid() and _pid_alive(owner))):
+        if not everything and (detached or (owner is not None and _pid_alive(owner))):
             continue
         destroy(run_id)
         removed.append(run_id)

@@ -25,8 +25,12 @@ def main() -> None:
         with howto.local_forward(centre) as tunnel:
             for spec in centre.servers:
                 _, port = tunnel.endpoint(spec.host, spec.port)
-                out = subprocess.run(["ecflow_client", "--host", "localhost", "--port", str(port), "--ping"],
-                                     capture_output=True, text=True, check=True).stdout.strip()
+                out = subprocess.run(
+                    ["ecflow_client", "--host", "localhost", "--port", str(port), "--ping"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
                 print(f"{spec.host}:{spec.port} -> {out}")
             spec = centre.servers[0]
             path = centre.jobout(spec)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
 from pathlib import Path
 
 _CLONE_NEWNS = 0x00020000
 _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
 _MS_BIND = 4096
+RESOLV_FILE = Path("/run/ecflow-remote-centre/resolv.conf")
 
 RESOLV_CONF = "# ecflow-remote simulated Centre: no name ever leaves the machine\nnameserver 127.0.0.1\n"
 
@@ -37,17 +37,17 @@ def isolate_resolver() -> None:
     _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Private propagation: our bind mount must not leak back into the machine's own mount namespace.
     _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
-    fd, name = tempfile.mkstemp(prefix="ecfr-resolv-", suffix=".conf")
-    with os.fdopen(fd, "w") as f:
-        f.write(RESOLV_CONF)
-    os.chmod(name, 0o644)
-    _check(libc.mount(name.encode(), b"/etc/resolv.conf", None, _MS_BIND, None), "bind mount resolv.conf")
-    # The mount keeps the inode alive; the name can go at once so nothing is left behind.
-    os.unlink(name)
+    # A fixed, shared file rather than a temporary one: binding over a mount of a deleted file fails (ENOENT),
+    # and launched programs bind their own views over /etc/resolv.conf.
+    RESOLV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    if not is_resolver_isolated(RESOLV_FILE):
+        RESOLV_FILE.write_text(RESOLV_CONF)
+    os.chmod(RESOLV_FILE, 0o644)
+    _check(libc.mount(str(RESOLV_FILE).encode(), b"/etc/resolv.conf", None, _MS_BIND, None), "bind mount resolv.conf")
 
 
-def is_resolver_isolated() -> bool:
+def is_resolver_isolated(path: Path = Path("/etc/resolv.conf")) -> bool:
     try:
-        return Path("/etc/resolv.conf").read_text() == RESOLV_CONF
+        return path.read_text() == RESOLV_CONF
     except OSError:
         return False

@@ -30,7 +30,7 @@ class ServerError(EcflowRemoteError):
     def __init__(self, server_text: str, where: str = "") -> None:
         self.server_text = server_text
         self.where = where
-        prefix = f"ecFlow server {where} refused the request: " if where else ""
+        prefix = f"ecFlow server {where} answered with an error: " if where else ""
         super().__init__(prefix + server_text)
 
 

@@ -1,0 +1,165 @@
+"""A pure-Python ecFlow client (ping, version, definition, node) over TCP or a SOCKS5 proxy, async and sync."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import time
+from typing import Any
+
+from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_stream
+
+from . import commands
+from .defs import Defs, Node, parse_defs, parse_node
+from .wire import decode_json, encode_frame, encode_json, read_frame
+
+
+def login_name() -> str:
+    """The user name ecflow_client sends by default: the login name of the real user id."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        # A uid without a passwd entry (some containers): ecFlow would fail too; the uid is the best hint.
+        return str(os.getuid())
+
+
+class AsyncEcflowClient:
+    """Talks to one ecFlow 5.x server; every call is one request on its own TCP connection, as ecFlow expects."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        user: str | None = None,
+        custom_user: bool = False,
+        password: str | None = None,
+        proxy: tuple[str, int] | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        client_host: str | None = None,
+    ) -> None:
+        """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
+        checks `password` against its custom password file). `password` is the plain text from the password
+        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it."""
+        self.host = host
+        self.port = port
+        self.proxy = proxy
+        self.proxy_auth = proxy_auth
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        the_user = user or login_name()
+        self._identity = commands.Identity(
+            client_host=client_host or commands.default_client_host(),
+            user=the_user,
+            password=commands.crypt_password(password, the_user) if password else "",
+            custom_user=custom_user,
+        )
+
+    @property
+    def user(self) -> str:
+        return self._identity.user
+
+    @property
+    def where(self) -> str:
+        return describe_target(self.host, self.port, self.proxy)
+
+    def __repr__(self) -> str:
+        return f"AsyncEcflowClient({self.where}, user={self.user!r})"
+
+    async def request(self, request: dict[str, Any]) -> commands.Reply:
+        """Send one request and decode the reply; an ErrorCmd raises ServerError."""
+        reader, writer = await open_stream(
+            self.host,
+            self.port,
+            proxy=self.proxy,
+            proxy_auth=self.proxy_auth,
+            connect_timeout=self.connect_timeout,
+        )
+        try:
+            writer.write(encode_frame(encode_json(request)))
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    await writer.drain()
+                    body = await read_frame(reader, f"ecFlow server {self.where}")
+            except TimeoutError:
+                raise StreamTimeout(
+                    f"ecFlow server {self.where} did not answer within {self.read_timeout:g}s; "
+                    "it may be overloaded or the tunnel may be stuck (try again, or raise read_timeout)"
+                ) from None
+            except ConnectionError as e:
+                raise StreamTimeout(
+                    f"ecFlow server {self.where} dropped the connection ({e.strerror or e}); "
+                    "check the tunnel and try again"
+                ) from e
+        finally:
+            await close_stream(writer)
+        return commands.decode_reply(decode_json(body), self.where)
+
+    async def ping(self) -> float:
+        """Round trip of one ping, in seconds, including the TCP connection (as `ecflow_client --ping`)."""
+        start = time.perf_counter()
+        reply = await self.request(commands.ping_request(self._identity))
+        elapsed = time.perf_counter() - start
+        commands.expect_ok(reply, self.where)
+        return elapsed
+
+    async def server_version(self) -> str:
+        """The server's ecFlow version, such as `5.9.2`."""
+        reply = await self.request(commands.server_version_request(self._identity))
+        return commands.expect_string(reply, self.where)
+
+    async def get_defs_text(self) -> str:
+        """The whole definition with state, as the NET-style text the server sends."""
+        reply = await self.request(commands.get_request(self._identity))
+        return commands.expect_defs_text(reply, self.where)
+
+    async def get_defs(self) -> Defs:
+        """The whole definition as a node tree."""
+        return parse_defs(await self.get_defs_text())
+
+    async def get_node(self, path: str) -> Node:
+        """One node and its subtree, without its ancestors (their variables are not sent)."""
+        if not path.startswith("/"):
+            raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+        reply = await self.request(commands.get_request(self._identity, path))
+        return parse_node(commands.expect_node_text(reply, self.where), path)
+
+
+class EcflowClient:
+    """The same client for synchronous code: each call runs its own event loop."""
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        self._async = AsyncEcflowClient(host, port, **kwargs)
+
+    @property
+    def host(self) -> str:
+        return self._async.host
+
+    @property
+    def port(self) -> int:
+        return self._async.port
+
+    @property
+    def user(self) -> str:
+        return self._async.user
+
+    def __repr__(self) -> str:
+        return f"EcflowClient({self._async.where}, user={self.user!r})"
+
+    def ping(self) -> float:
+        return asyncio.run(self._async.ping())
+
+    def server_version(self) -> str:
+        return asyncio.run(self._async.server_version())
+
+    def get_defs_text(self) -> str:
+        return asyncio.run(self._async.get_defs_text())
+
+    def get_defs(self) -> Defs:
+        return asyncio.run(self._async.get_defs())
+
+    def get_node(self, path: str) -> Node:
+        return asyncio.run(self._async.get_node(path))

@@ -1,0 +1,170 @@
+"""`run` and `ui`: the environment, private hosts view and proxychains config that launched programs get."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.methods import Plan
+
+MARK = "# ecflow-remote"
+
+
+class LaunchError(EcflowRemoteError):
+    """A program could not be started through the tunnel."""
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def hosts_text(plan: Plan, base: str | None = None) -> str:
+    """The machine's own hosts file plus the Centre's names on loopback: what launched programs see."""
+    if base is None:
+        try:
+            base = Path("/etc/hosts").read_text()
+        except OSError:
+            base = "127.0.0.1\tlocalhost\n"
+    lines = [f"{addr}\t{name}" for name, addr in plan.hosts.items()]
+    return base.rstrip("\n") + f"\n{MARK} ({plan.method} method)\n" + "\n".join(lines) + "\n"
+
+
+def proxychains_text(plan: Plan) -> str:
+    assert plan.socks_port is not None
+    return f"""\
+{MARK}: private proxychains config for the socks method (never the global one)
+strict_chain
+quiet_mode
+proxy_dns
+remote_dns_subnet 224
+tcp_read_time_out 15000
+tcp_connect_time_out 8000
+# Loopback goes direct: the Centre's ecFlow servers are forwarded there (proxychains cannot carry ecFlow's
+# Boost.Asio sockets on Linux), and local programs stay local.
+localnet 127.0.0.0/255.0.0.0
+[ProxyList]
+socks5 127.0.0.1 {plan.socks_port}
+"""
+
+
+def write_support_files(plan: Plan, rundir: Path) -> dict[str, str]:
+    files: dict[str, str] = {}
+    if plan.hosts:
+        hosts = rundir / "hosts"
+        hosts.write_text(hosts_text(plan))
+        resolv = rundir / "resolv.conf"
+        # The program's resolver stays the one this process sees (under the test suite: 127.0.0.1 only).
+        try:
+            resolv.write_text(Path("/etc/resolv.conf").read_text())
+        except OSError:
+            resolv.write_text("nameserver 127.0.0.1\n")
+        files["hosts"] = str(hosts)
+        files["resolv"] = str(resolv)
+    if plan.socks_port is not None:
+        conf = rundir / "proxychains.conf"
+        conf.write_text(proxychains_text(plan))
+        os.chmod(conf, 0o600)
+        files["proxychains"] = str(conf)
+    return files
+
+
+# ------------------------------------------------------------------------------------ private hosts view
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_REC, _MS_PRIVATE, _MS_BIND = 0x4000, 1 << 18, 4096
+
+
+def _private_view(binds: Sequence[tuple[str, str]]) -> None:
+    """In the child, before exec: a mount namespace of its own with `binds` (file over file) mounted.
+
+    Root gets a plain mount namespace; anyone else a user namespace that maps their own uid to itself, so the
+    program still runs as (and its ecFlow requests still name) the same user.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    flags = _CLONE_NEWNS if uid == 0 else _CLONE_NEWNS | _CLONE_NEWUSER
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    if uid != 0:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    for source, target in binds:
+        if libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
+            raise OSError(ctypes.get_errno(), f"bind mount {target}")
+
+
+def spawn(
+    argv: Sequence[str],
+    plan: Plan,
+    files: Mapping[str, str],
+    env: Mapping[str, str],
+    wrap_proxychains: bool = True,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` seeing the Centre's names (hosts view) and, for socks, through proxychains."""
+    argv = list(argv)
+    env = dict(env)
+    if plan.socks_port is not None and wrap_proxychains and "proxychains" in files:
+        pc = _which("proxychains4")
+        argv = [pc, "-q", "-f", files["proxychains"], *argv]
+    preexec = None
+    if "hosts" in files:
+        if not sys.platform.startswith("linux"):
+            raise LaunchError(
+                "the private hosts view needs Linux mount namespaces; on macOS use the local method, "
+                "or add the names to /etc/hosts: " + ", ".join(plan.hosts)
+            )
+        binds = [(files["hosts"], "/etc/hosts"), (files["resolv"], "/etc/resolv.conf")]
+
+        def preexec() -> None:
+            _private_view(binds)
+
+    try:
+        return subprocess.Popen(argv, env=env, preexec_fn=preexec, **popen)  # type: ignore[call-overload,no-any-return]
+    except subprocess.SubprocessError as e:
+        raise LaunchError(
+            f"could not start {argv[0]}: the private hosts view was refused ({e}); "
+            "unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone)"
+        ) from e
+    except FileNotFoundError:
+        raise LaunchError(f"{argv[0]}: command not found") from None
+
+
+def _which(name: str) -> str:
+    import shutil
+
+    path = shutil.which(name)
+    if not path:
+        raise LaunchError(
+            f"{name} is not installed (Debian: apt install proxychains4; macOS: brew install "
+            "proxychains-ng); the socks method needs it for programs that do not speak SOCKS"
+        )
+    return path
+
+
+def run_env(plan: Plan, server: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    if server is not None:
+        e = plan.endpoint(server)
+        env["ECF_HOST"], env["ECF_PORT"] = e.local_host, str(e.local_port)
+    return env
+
+
+def run(argv: Sequence[str], plan: Plan, files: Mapping[str, str], server: str | None = None) -> int:
+    """Run a command through the tunnel and return its exit status."""
+    if not argv:
+        raise LaunchError("nothing to run: give a command after --, e.g. ecflow-remote run -- ecflow_client --ping")
+    proc = spawn(argv, plan, files, run_env(plan, server))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()
+        return 130

@@ -1,0 +1,187 @@
+"""The three ways through the gateway (local, socks, hosts): which forwards, endpoints and names each gives."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.profile import Profile
+
+# Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
+# host keeps its own ports and any number of log servers share 9316. Linux routes all of 127/8 to lo.
+ALIAS_NET = "127.77.0."
+
+
+class PortInUse(EcflowRemoteError):
+    """A local port the tunnel needs is taken."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Centre service and where it is reachable on this machine while the tunnel is up."""
+
+    kind: Literal["server", "logserver"]
+    name: str
+    host: str
+    port: int
+    local_host: str
+    local_port: int
+    forwarded: bool = True  # False: reached through the SOCKS proxy, not an ssh -L forward
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    method: str
+    endpoints: list[Endpoint]
+    socks_port: int | None = None
+    # Names a launched program must resolve to loopback (its private hosts view): host -> local address.
+    hosts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def forwards(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.forwarded]
+
+    def servers(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.kind == "server"]
+
+    def logservers(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.kind == "logserver"]
+
+    def endpoint(self, name: str) -> Endpoint:
+        return next(e for e in self.servers() if e.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "endpoints": [e.to_json() for e in self.endpoints],
+            "socks_port": self.socks_port,
+            "hosts": self.hosts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            data["method"],
+            [Endpoint(**e) for e in data["endpoints"]],
+            data.get("socks_port"),
+            dict(data.get("hosts", {})),
+        )
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        # Without SO_REUSEADDR a port in TIME_WAIT after our own restart would look taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def alias_addresses(hosts: list[str]) -> dict[str, str]:
+    if len(hosts) > 250:
+        raise EcflowRemoteError(f"{len(hosts)} Centre hosts: the hosts method has room for 250 at most")
+    aliases = {host: f"{ALIAS_NET}{i + 1}" for i, host in enumerate(hosts)}
+    if sys.platform == "darwin":
+        missing = [a for a in aliases.values() if not _can_bind(a)]
+        if missing:
+            cmds = "; ".join(f"sudo ifconfig lo0 alias {a} up" for a in missing)
+            raise EcflowRemoteError(f"macOS routes only 127.0.0.1 to loopback; add the aliases once: {cmds}")
+    return aliases
+
+
+def _can_bind(address: str) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def plan_for(profile: Profile, method: str | None = None) -> Plan:
+    """Choose every local endpoint for `profile` under `method` (the profile's own by default)."""
+    method = method or profile.gateway.method
+    if method == "local":
+        return _plan_local(profile)
+    if method == "hosts":
+        return _plan_hosts(profile)
+    if method == "socks":
+        return _plan_socks(profile)
+    raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+
+
+def _plan_local(profile: Profile) -> Plan:
+    """The how-to's Method 1: everything on 127.0.0.1, original ports where free, else free ones (reported)."""
+    taken: set[int] = set()
+    endpoints = []
+    targets = [("server", s.name, s.host, s.port) for s in profile.servers]
+    targets += [("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port) for lg in profile.logservers]
+    for kind, name, host, port in targets:
+        local = port if port not in taken and port_free("127.0.0.1", port) else free_port()
+        taken.add(local)
+        endpoints.append(Endpoint(kind, name, host, port, "127.0.0.1", local))  # type: ignore[arg-type]
+    # A log server named in ECF_LOGHOST resolves to loopback for launched programs; only the ones that kept
+    # their own port can be reached that way (the how-to's limit that the hosts method removes).
+    hosts = {e.host: "127.0.0.1" for e in endpoints if e.kind == "logserver" and e.local_port == e.port}
+    return Plan("local", endpoints, hosts=hosts)
+
+
+def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint], dict[str, str]]:
+    aliases = alias_addresses(profile.centre_hosts())
+    endpoints = []
+    for s in profile.servers:
+        _check_free(aliases[s.host], s.port, f"server {s.name}")
+        endpoints.append(Endpoint("server", s.name, s.host, s.port, aliases[s.host], s.port))
+    for lg in profile.logservers:
+        forwarded = "logserver" not in through_socks
+        if forwarded:
+            _check_free(aliases[lg.host], lg.port, f"log server {lg.host}")
+        endpoints.append(
+            Endpoint("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port, aliases[lg.host], lg.port, forwarded)
+        )
+    hosts = {e.host: e.local_host for e in endpoints if e.forwarded}
+    return endpoints, hosts
+
+
+def _check_free(host: str, port: int, what: str) -> None:
+    if not port_free(host, port):
+        raise PortInUse(
+            f"{host}:{port} for {what} is in use: is another tunnel (or ecflow-remote) running? "
+            "See `ecflow-remote status`, or stop the other program."
+        )
+
+
+def _plan_hosts(profile: Profile) -> Plan:
+    endpoints, hosts = _aliased(profile, set())
+    return Plan("hosts", endpoints, hosts=hosts)
+
+
+def _plan_socks(profile: Profile) -> Plan:
+    """ssh -D for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
+    Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it."""
+    port = profile.gateway.socks_port
+    if not port_free("127.0.0.1", port):
+        raise PortInUse(
+            f"127.0.0.1:{port} (gateway.socks_port) is in use: another SOCKS proxy or tunnel runs "
+            f"there. Stop it, or set socks_port in {profile.path} to a free port."
+        )
+    endpoints, hosts = _aliased(profile, {"logserver"})
+    # Log servers are reached through the proxy by their real names and ports.
+    endpoints = [
+        e if e.forwarded else Endpoint(e.kind, e.name, e.host, e.port, "127.0.0.1", port, False) for e in endpoints
+    ]
+    return Plan("socks", endpoints, socks_port=port, hosts=hosts)

@@ -1,0 +1,93 @@
+"""The status report: tunnel state and every endpoint's health, as a dict (for --json) and as a rich table."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ecflow_remote.tunnel import Tunnel
+
+
+def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str, Any]:
+    """Live: check every endpoint now (concurrently); otherwise the supervisor's last checks."""
+    state = tunnel.state()
+    running = state is not None
+    tunnel_info = {
+        "state": state.get("state", "down") if state else "down",
+        "method": state.get("method") if state else tunnel.profile.gateway.method,
+        "pid": state.get("pid") if state else None,
+        "message": state.get("message") if state else "not running: start it with `ecflow-remote up`",
+        "since": state.get("since") if state else None,
+        "reconnects": state.get("reconnects", 0) if state else 0,
+        "profile": str(tunnel.profile.path),
+    }
+    if running and live and state and state.get("plan"):
+        checks = [c.to_json() for c in tunnel.check(timeout)]
+    elif running and state:
+        checks = list(state.get("checks", []))
+    else:
+        checks = [_unreachable(s.name, s.host, s.port, "server") for s in tunnel.profile.servers]
+        checks += [
+            _unreachable(f"{lg.host}:{lg.port}", lg.host, lg.port, "logserver") for lg in tunnel.profile.logservers
+        ]
+    servers = [_row(c) for c in checks if c["kind"] == "server"]
+    logservers = [_row(c) for c in checks if c["kind"] == "logserver"]
+    for row in logservers:
+        row.pop("name", None)
+    return {"tunnel": tunnel_info, "servers": servers, "logservers": logservers, "checked": time.time()}
+
+
+def _unreachable(name: str, host: str, port: int, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "name": name,
+        "host": host,
+        "port": port,
+        "local_host": None,
+        "local_port": None,
+        "reachable": False,
+        "latency_ms": None,
+        "version": None,
+        "error": "tunnel not running",
+        "forwarded": True,
+    }
+
+
+def _row(check: dict[str, Any]) -> dict[str, Any]:
+    keys = ["name", "host", "port", "local_host", "local_port", "reachable", "latency_ms", "version", "error"]
+    row = {k: check.get(k) for k in keys}
+    if not check.get("forwarded", True):
+        row["via"] = "socks"
+    return row
+
+
+def table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    t = data["tunnel"]
+    colour = {"up": "green", "reconnecting": "yellow", "starting": "yellow"}.get(t["state"], "red")
+    title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
+    if t.get("message") and t["state"] != "up":
+        title += f"\n{t['message']}"
+    table = Table(title=title, title_justify="left")
+    for col in ("", "name", "centre", "local", "answers", "ms", "version"):
+        table.add_column(col)
+    for kind, rows in (("server", data["servers"]), ("log", data["logservers"])):
+        for r in rows:
+            local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
+            if r.get("via"):
+                local = f"SOCKS {local}"
+            ok = "[green]yes[/]" if r["reachable"] else f"[red]no[/] {r.get('error') or ''}"
+            table.add_row(
+                kind,
+                r.get("name") or "",
+                f"{r['host']}:{r['port']}",
+                local,
+                ok,
+                f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
+                r.get("version") or "-",
+            )
+    return table

@@ -1,0 +1,408 @@
+"""The tunnel supervisor: start the ssh legs, wait until ready, watch, reconnect, stop; and the Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ecflow_remote import health, ssh
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.methods import Endpoint, Plan, plan_for
+from ecflow_remote.profile import Profile, load_profile
+from ecflow_remote.runstate import RunDir, wait_for
+
+BACKOFF = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
+HEALTH_EVERY = 10.0
+READY_TIMEOUT = 20.0
+
+
+class TunnelError(EcflowRemoteError):
+    """The tunnel could not be brought up, or is not running."""
+
+
+class AlreadyRunning(TunnelError):
+    """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
+
+
+def _die_with_parent() -> None:
+    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Leg:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    stdin_keep: IO[bytes] | None = None
+
+    def start(self, rundir: RunDir) -> None:
+        self.log = rundir.path / f"ssh-{self.name}.log"
+        argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        # Held open and never written: the pty session sees no EOF and stays up.
+        self.stdin_keep = self.proc.stdin
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def messages(self) -> str:
+        try:
+            return self.log.read_text(errors="replace") if self.log else ""
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        # ProxyCommand/ProxyJump start a second ssh in the same group: kill the whole group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        if self.stdin_keep:
+            with contextlib.suppress(OSError):
+                self.stdin_keep.close()
+        self.proc = None
+
+
+class Supervisor:
+    """Runs in its own process (or in the foreground): owns the lock and the ssh legs for one profile."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        rundir: RunDir,
+        method: str | None = None,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.rundir = rundir
+        self.method = method or profile.gateway.method
+        self.on_change = on_change
+        self.legs: list[Leg] = []
+        self.stopping = False
+        self.session = True
+        self.state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ state
+    def _set(self, **changes: Any) -> None:
+        if "state" in changes and changes["state"] != self.state.get("state"):
+            changes.setdefault("since", time.time())
+        self.state.update(changes)
+        self.rundir.write_state(self.state)
+        if self.on_change:
+            self.on_change(dict(self.state))
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> int:
+        lock = self.rundir.try_lock()
+        if lock is None:
+            return 3
+        try:
+            return self._run()
+        finally:
+            self._stop_legs()
+            self.rundir.clean_files()
+            lock.close()
+
+    def _run(self) -> int:
+        self.rundir.kill_leftovers()
+        self.rundir.clean_files()
+        self.state = {
+            "state": "starting",
+            "method": self.method,
+            "profile": str(self.profile.path),
+            "supervisor_pid": os.getpid(),
+            "pid": None,
+            "pgids": [],
+            "started": time.time(),
+            "reconnects": 0,
+            "message": "starting ssh",
+            "checks": [],
+        }
+        try:
+            plan = plan_for(self.profile, self.method)
+        except EcflowRemoteError as e:
+            self._set(state="failed", message=str(e))
+            return 2
+        self._set(plan=plan.to_json(), files=self._write_files(plan))
+        attempt = 0
+        been_up = False
+        while not self.stopping:
+            error = self._start_legs(plan)
+            if error is None:
+                been_up = True
+                attempt = 0
+                self._watch(plan)
+                if self.stopping:
+                    break
+                error = self._why_down()
+            self._stop_legs()
+            if self.stopping:
+                break
+            if not been_up and (ssh.is_auth_failure(error) or attempt >= 2):
+                # Never up yet: a user is waiting for `up` to answer, so fail now, plainly.
+                self._set(state="failed", message=error)
+                return 1
+            self.state["reconnects"] += 1
+            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            self._set(state="reconnecting", message=f"{error}; retrying in {delay:.0f} s" if delay else error, pid=None)
+            attempt += 1
+            self._sleep(delay)
+        self._set(state="stopped", message="stopped", pid=None)
+        return 0
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _write_files(self, plan: Plan) -> dict[str, str]:
+        from ecflow_remote import launch
+
+        return launch.write_support_files(plan, self.rundir.path)
+
+    def _start_legs(self, plan: Plan) -> str | None:
+        """Start ssh and wait until every forward listens; None when ready, else why not."""
+        legs = ssh.legs(self.profile, plan, self.rundir.path, session=self.session)
+        self.legs = []
+        if legs.jump_master:
+            master = Leg("jump", legs.jump_master)
+            master.start(self.rundir)
+            self.legs.append(master)
+            sock = self.rundir.path / "jump.sock"
+            if not wait_for(lambda: sock.exists() or not master.alive(), 15):
+                return "the jump host did not answer within 15 s"
+            if not master.alive():
+                return self._leg_failed(master, plan)
+        main = Leg("main", legs.main)
+        main.start(self.rundir)
+        self.legs.append(main)
+        self._set(pid=main.proc.pid if main.proc else None, pgids=[leg.proc.pid for leg in self.legs if leg.proc])
+        ports = [(e.local_host, e.local_port) for e in plan.forwards]
+        if plan.socks_port is not None:
+            ports.append(("127.0.0.1", plan.socks_port))
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not all(_listening(h, p) for h, p in ports):
+            if not main.alive():
+                return self._leg_failed(main, plan)
+            if self.stopping or time.monotonic() > deadline:
+                return "ssh did not open the forwards in time" if not self.stopping else "stopped"
+            time.sleep(0.02)
+        checks = self._health(plan)
+        self._set(state="up", message="tunnel up", checks=checks)
+        return None
+
+    def _leg_failed(self, leg: Leg, plan: Plan) -> str:
+        text = leg.messages()
+        if self.session and not ssh.is_auth_failure(text) and re.search(r"pty|shell|session|command", text, re.I):
+            # A hop that gives no session (a Teleport proxy does not): carry on without, Nagle and all.
+            self.session = False
+        return f"{leg.name} leg: {ssh.explain(text)}"
+
+    def _why_down(self) -> str:
+        for leg in self.legs:
+            if not leg.alive():
+                return f"ssh ({leg.name} leg) exited: {ssh.explain(leg.messages())}"
+        return "health check failed"
+
+    def _watch(self, plan: Plan) -> None:
+        next_health = time.monotonic() + HEALTH_EVERY
+        while not self.stopping:
+            if not all(leg.alive() for leg in self.legs):
+                return
+            if time.monotonic() >= next_health:
+                self._set(checks=self._health(plan))
+                next_health = time.monotonic() + HEALTH_EVERY
+            time.sleep(0.05)
+
+    def _health(self, plan: Plan) -> list[dict[str, Any]]:
+        users = {s.name: s.ecflow_user for s in self.profile.servers}
+        return [c.to_json() for c in asyncio.run(health.check_all(plan, 3.0, users))]
+
+    def _stop_legs(self) -> None:
+        for leg in reversed(self.legs):
+            leg.stop()
+        self.legs = []
+
+
+def _listening(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ the API
+
+
+class Tunnel:
+    """One profile's tunnel, as a library user sees it.
+
+    with Tunnel("profile.toml") as t:
+        host, port = t.endpoint("machine1")
+    """
+
+    def __init__(self, profile: Profile | Path | str | None = None, method: str | None = None) -> None:
+        self.profile = profile if isinstance(profile, Profile) else load_profile(Path(profile) if profile else None)
+        if method:
+            self.profile = self.profile.with_method(method)
+        self.rundir = RunDir.for_profile(self.profile.path)
+        self._started_here = False
+
+    # ---------------------------------------------------------------------------------------- control
+    def is_running(self) -> bool:
+        return self.rundir.is_locked()
+
+    def state(self) -> dict[str, Any] | None:
+        return self.rundir.read_state() if self.is_running() else None
+
+    def up(self, timeout: float = 30.0, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Start the supervisor in the background; return once every server answers a ping, or raise."""
+        if self.is_running():
+            current = self.rundir.read_state() or {}
+            raise AlreadyRunning(
+                f"a tunnel for {self.profile.path} is already running (method "
+                f"{current.get('method')}, ssh pid {current.get('pid')}): see `ecflow-remote status`, "
+                "or `ecflow-remote down` first"
+            )
+        self.rundir.kill_leftovers()
+        with contextlib.suppress(OSError):
+            self.rundir.state_file.unlink()
+        log = open(self.rundir.log_file, "ab")  # noqa: SIM115 (the child owns it)
+        argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self._started_here = True
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = self.rundir.read_state() or {}
+            if progress:
+                progress(state)
+            if state.get("state") == "up" and _all_servers_ok(state):
+                return state
+            if state.get("state") == "failed" or proc.poll() is not None:
+                proc.wait()
+                if proc.returncode == 3:
+                    raise AlreadyRunning(f"a tunnel for {self.profile.path} was started at the same moment")
+                raise TunnelError(
+                    f"tunnel did not come up: {state.get('message', 'the supervisor exited')}"
+                    f" (log: {self.rundir.log_file})"
+                )
+            time.sleep(0.05)
+        self.down()
+        raise TunnelError(_not_ready_message(state, timeout))
+
+    def down(self, timeout: float = 10.0) -> bool:
+        """Stop the supervisor and every ssh it started; True if something was running."""
+        state = self.rundir.read_state() or {}
+        pid = state.get("supervisor_pid")
+        running = self.is_running()
+        if running and pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+            wait_for(lambda: not self.is_running(), timeout)
+        # After a kill -9 of the supervisor: its ssh groups, files and state are still to be cleared.
+        self.rundir.kill_leftovers()
+        if not self.is_running():
+            self.rundir.clean_files()
+        return running
+
+    def __enter__(self) -> Tunnel:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ---------------------------------------------------------------------------------------- queries
+    def plan(self) -> Plan:
+        state = self.state()
+        if not state or "plan" not in state:
+            raise TunnelError(f"no tunnel is running for {self.profile.path}: start it with `ecflow-remote up`")
+        return Plan.from_json(state["plan"])
+
+    def endpoint(self, server: str) -> tuple[str, int]:
+        """The local (host, port) of a server, as ECF_HOST/ECF_PORT would take it."""
+        self.profile.server(server)  # a clear error for an unknown name
+        e = self.plan().endpoint(server)
+        return e.local_host, e.local_port
+
+    def endpoints(self) -> list[Endpoint]:
+        return self.plan().endpoints
+
+    def check(self, timeout: float = 3.0) -> list[health.Check]:
+        plan = self.plan()
+        users = {s.name: s.ecflow_user for s in self.profile.servers}
+        return asyncio.run(health.check_all(plan, timeout, users))
+
+
+def _all_servers_ok(state: dict[str, Any]) -> bool:
+    checks = [c for c in state.get("checks", []) if c.get("kind") == "server"]
+    return bool(checks) and all(c.get("reachable") for c in checks)
+
+
+def _not_ready_message(state: dict[str, Any], timeout: float) -> str:
+    if state.get("state") != "up":
+        return f"tunnel not up after {timeout:.0f} s: {state.get('message', 'no word from the supervisor')}"
+    bad = [
+        f"{c['name']} ({c['host']}:{c['port']}): {c.get('error')}"
+        for c in state.get("checks", [])
+        if c.get("kind") == "server" and not c.get("reachable")
+    ]
+    return f"tunnel up, but not every server answered a ping within {timeout:.0f} s: " + "; ".join(bad)
+
+
+@contextlib.contextmanager
+def open_tunnel(profile: Profile | Path | str | None = None, method: str | None = None) -> Iterator[Tunnel]:
+    """`with open_tunnel("profile.toml") as t:` — up on entry, down on exit, whatever happens."""
+    tunnel = Tunnel(profile, method)
+    try:
+        tunnel.up()
+        yield tunnel
+    finally:
+        tunnel.down()
+
+
+def main() -> None:
+    """`python -m ecflow_remote.tunnel PROFILE METHOD`: the background supervisor that `up` starts."""
+    profile = load_profile(Path(sys.argv[1])).with_method(sys.argv[2])
+    supervisor = Supervisor(profile, RunDir.for_profile(profile.path))
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sys.exit(supervisor.run())
+
+
+if __name__ == "__main__":
+    main()
