@@ -74,3 +74,46 @@ def socks_proxy(centre: Any) -> Iterator[Any]:
 
     with howto.socks_proxy(centre) as tunnel:
         yield tunnel
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ecflow-remote's run directories (locks, state, sockets) stay inside the test session."""
+    path = tmp_path_factory.mktemp("runtime")
+    os.chmod(path, 0o700)
+    old = os.environ.get("ECFLOW_REMOTE_RUNTIME_DIR")
+    os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = str(path)
+    yield
+    if old is None:
+        os.environ.pop("ECFLOW_REMOTE_RUNTIME_DIR", None)
+    else:
+        os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = old
+
+
+@pytest.fixture
+def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
+    """profile_for(method="local", centre=None, **gateway_keys) -> Path of a profile for that Centre."""
+
+    def make(method: str = "local", centre_: Any = None, **gateway: Any) -> Any:
+        c = centre_ or centre
+        return c.write_profile(tmp_path / f"profile-{method}-{c.run_id}.toml", method, **gateway)
+
+    return make
+
+
+@pytest.fixture
+def tunnel_up(profile_for: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """tunnel_up(method="local", centre_=None, **gateway_keys) -> a running ecflow_remote.Tunnel; all downed after."""
+    from ecflow_remote.tunnel import Tunnel
+
+    started: list[Any] = []
+
+    def make(method: str = "local", centre_: Any = None, **gateway: Any) -> Any:
+        tunnel = Tunnel(profile_for(method, centre_, **gateway))
+        started.append(tunnel)
+        tunnel.up()
+        return tunnel
+
+    yield make
+    for tunnel in started:
+        tunnel.down()

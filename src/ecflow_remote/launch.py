@@ -75,12 +75,16 @@ def write_support_files(plan: Plan, rundir: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ private hosts view
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWUTS = 0x04000000
 _CLONE_NEWUSER = 0x10000000
 _MS_REC, _MS_PRIVATE, _MS_BIND = 0x4000, 1 << 18, 4096
 
 
-def _private_view(binds: Sequence[tuple[str, str]]) -> None:
-    """In the child, before exec: a mount namespace of its own with `binds` (file over file) mounted.
+def _private_view(
+    binds: Sequence[tuple[str, str]], hide: Sequence[str] = (), hostname: str | None = None
+) -> None:
+    """In the child, before exec: a mount namespace of its own with `binds` (file over file) mounted, an
+    empty tmpfs over each `hide` directory and, if given, a host name of its own (tests tell its requests apart).
 
     Root gets a plain mount namespace; anyone else a user namespace that maps their own uid to itself, so the
     program still runs as (and its ecFlow requests still name) the same user.
@@ -88,6 +92,8 @@ def _private_view(binds: Sequence[tuple[str, str]]) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
     flags = _CLONE_NEWNS if uid == 0 else _CLONE_NEWNS | _CLONE_NEWUSER
+    if hostname is not None:
+        flags |= _CLONE_NEWUTS
     if libc.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
     if uid != 0:
@@ -99,6 +105,11 @@ def _private_view(binds: Sequence[tuple[str, str]]) -> None:
     for source, target in binds:
         if libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
             raise OSError(ctypes.get_errno(), f"bind mount {target}")
+    for target in hide:
+        if libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"mode=0755") != 0:
+            raise OSError(ctypes.get_errno(), f"tmpfs over {target}")
+    if hostname is not None and libc.sethostname(hostname.encode(), len(hostname.encode())) != 0:
+        raise OSError(ctypes.get_errno(), "sethostname")
 
 
 def spawn(
@@ -107,15 +118,21 @@ def spawn(
     files: Mapping[str, str],
     env: Mapping[str, str],
     wrap_proxychains: bool = True,
+    hide: Sequence[str] = (),
+    hostname: str | None = None,
     **popen: object,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` seeing the Centre's names (hosts view) and, for socks, through proxychains."""
+    """Start `argv` seeing the Centre's names (hosts view) and, for socks, through proxychains.
+
+    `hide` (directories to cover with an empty tmpfs) and `hostname` are for tests (Linux only).
+    """
     argv = list(argv)
     env = dict(env)
     if plan.socks_port is not None and wrap_proxychains and "proxychains" in files:
         pc = _which("proxychains4")
         argv = [pc, "-q", "-f", files["proxychains"], *argv]
     preexec = None
+    binds: list[tuple[str, str]] = []
     if "hosts" in files:
         if not sys.platform.startswith("linux"):
             raise LaunchError(
@@ -123,9 +140,10 @@ def spawn(
                 "or add the names to /etc/hosts: " + ", ".join(plan.hosts)
             )
         binds = [(files["hosts"], "/etc/hosts"), (files["resolv"], "/etc/resolv.conf")]
+    if binds or hide or hostname is not None:
 
         def preexec() -> None:
-            _private_view(binds)
+            _private_view(binds, hide, hostname)
 
     try:
         return subprocess.Popen(argv, env=env, preexec_fn=preexec, **popen)  # type: ignore[call-overload,no-any-return]

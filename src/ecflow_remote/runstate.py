@@ -97,9 +97,9 @@ class RunDir:
                     killed.append(pgid)
         return killed
 
-    def clean_files(self) -> None:
+    def clean_files(self, keep: tuple[str, ...] = ()) -> None:
         for child in self.path.iterdir():
-            if child.name != "lock":
+            if child.name != "lock" and child.name not in keep:
                 with contextlib.suppress(OSError):
                     child.unlink()
 

@@ -74,7 +74,8 @@ def table(data: dict[str, Any]) -> Table:
         title += f"\n{t['message']}"
     table = Table(title=title, title_justify="left")
     for col in ("", "name", "centre", "local", "answers", "ms", "version"):
-        table.add_column(col)
+        # Fold rather than cut: an endpoint with its last digits replaced by "…" is worse than none.
+        table.add_column(col, overflow="fold")
     for kind, rows in (("server", data["servers"]), ("log", data["logservers"])):
         for r in rows:
             local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
@@ -83,7 +84,7 @@ def table(data: dict[str, Any]) -> Table:
             ok = "[green]yes[/]" if r["reachable"] else f"[red]no[/] {r.get('error') or ''}"
             table.add_row(
                 kind,
-                r.get("name") or "",
+                r.get("name") or r["host"],
                 f"{r['host']}:{r['port']}",
                 local,
                 ok,

@@ -128,7 +128,8 @@ class Supervisor:
             return self._run()
         finally:
             self._stop_legs()
-            self.rundir.clean_files()
+            # The last state and the logs stay for whoever asks why (`up` reads the message); `down` clears all.
+            self.rundir.clean_files(keep=("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log"))
             lock.close()
 
     def _run(self) -> int:
@@ -315,6 +316,7 @@ class Tunnel:
                 proc.wait()
                 if proc.returncode == 3:
                     raise AlreadyRunning(f"a tunnel for {self.profile.path} was started at the same moment")
+                state = self.rundir.read_state() or state
                 raise TunnelError(
                     f"tunnel did not come up: {state.get('message', 'the supervisor exited')}"
                     f" (log: {self.rundir.log_file})"

@@ -127,6 +127,19 @@ class AsyncEcflowClient:
         reply = await self.request(commands.get_request(self._identity, path))
         return parse_node(commands.expect_node_text(reply, self.where), path)
 
+    async def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
+        """(text, cut) of a task's file as the server reads it (`ecflow_client --file`).
+
+        The server keeps only the last `max_lines` lines and then says so; `cut` tells, and the marker is
+        removed. Without max_lines the whole file is asked for.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+        # max_lines_ is a size_t on the server: this is "no limit" in practice, and what it asks is what it checks.
+        lines = max_lines if max_lines is not None else commands.UNLIMITED_LINES
+        reply = await self.request(commands.file_request(self._identity, path, kind, lines))
+        return commands.split_file_truncation(commands.expect_string(reply, self.where), lines)
+
 
 class EcflowClient:
     """The same client for synchronous code: each call runs its own event loop."""
@@ -163,3 +176,6 @@ class EcflowClient:
 
     def get_node(self, path: str) -> Node:
         return asyncio.run(self._async.get_node(path))
+
+    def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
+        return asyncio.run(self._async.file(path, kind, max_lines))

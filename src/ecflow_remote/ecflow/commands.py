@@ -23,6 +23,14 @@ CTS_NODE_GET = 3
 
 STC_OK = 0
 
+# CFileCmd::File_t of ecFlow 5.x, in the order `ecflow_client --file` names them.
+FILE_KINDS = ("script", "job", "jobout", "manual", "kill", "stat")
+# ecflow_client's default max_lines (File::MAX_LINES()); the server keeps the *last* max_lines lines.
+DEFAULT_MAX_LINES = 10000
+# The marker CFileCmd appends after cutting a file down to max_lines (Str::truncate_at_start).
+UNLIMITED_LINES = 2**31 - 1
+FILE_TRUNCATED_MARKER = "\n# >>>>>>>> File truncated down to "
+
 
 class ServerError(EcflowRemoteError):
     """The server answered with an ErrorCmd; the message is the server's text, verbatim."""
@@ -126,6 +134,32 @@ def get_request(identity: Identity, path: str = "") -> dict[str, Any]:
         "CtsNodeCmd",
         {"cereal_class_version": 0, "value0": _user_base(identity), "api_": CTS_NODE_GET, "absNodePath_": path},
     )
+
+
+def file_request(identity: Identity, path: str, kind: str = "jobout", max_lines: int = DEFAULT_MAX_LINES) -> dict[str, Any]:
+    """`ecflow_client --file=PATH KIND MAX_LINES`: CFileCmd; the reply is SStringCmd with the file's text."""
+    if kind not in FILE_KINDS:
+        raise ValueError(f"file kind must be one of {', '.join(FILE_KINDS)}, not {kind!r}")
+    if max_lines <= 0:
+        raise ValueError(f"max_lines must be positive, not {max_lines}")
+    return _request(
+        "CFileCmd",
+        {
+            "cereal_class_version": 0,
+            "value0": _user_base(identity),
+            "file_": FILE_KINDS.index(kind),
+            "pathToNode_": path,
+            "max_lines_": max_lines,
+        },
+    )
+
+
+def split_file_truncation(text: str, max_lines: int) -> tuple[str, bool]:
+    """(text without the server's truncation marker, whether the server cut the file down to max_lines)."""
+    marker = f"{FILE_TRUNCATED_MARKER}{max_lines}. Truncated from the end of the file <<<<<<<<<\n"
+    if text.endswith(marker):
+        return text[: -len(marker)], True
+    return text, False
 
 
 @dataclass(frozen=True)

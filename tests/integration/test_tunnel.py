@@ -1,0 +1,175 @@
+"""The tunnel engine against the simulated Centre: every method, every server and log server, CLI and API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecflow_remote.runstate import wait_for
+
+CLI = [sys.executable, "-m", "ecflow_remote"]
+METHODS = ["local", "socks", "hosts"]
+
+
+def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLI, "--profile", str(profile), *args], capture_output=True, text=True, timeout=90)
+    if check:
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def ssh_pids_of(rundir: Path) -> list[int]:
+    """Every live process whose command line names this tunnel's run directory."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(rundir).encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_up_status_run_down(centre: Any, profile_for: Any, method: str) -> None:
+    from ecflow_remote.tunnel import Tunnel
+
+    profile = profile_for(method)
+    up = cli(profile, "up", "--detach")
+    assert "Tunnel up" in up.stdout and method in up.stdout
+    tunnel = Tunnel(profile)
+    rundir = tunnel.rundir.path
+    try:
+        report = json.loads(cli(profile, "status", "--json").stdout)
+        assert report["tunnel"]["state"] == "up" and report["tunnel"]["method"] == method
+        assert isinstance(report["tunnel"]["pid"], int)
+        assert {s["name"] for s in report["servers"]} == {"machine1", "machine2"}
+        assert all(s["reachable"] and s["version"] == "5.9.2" for s in report["servers"]), report
+        assert {lg["host"] for lg in report["logservers"]} == {"logserver1", "logserver2"}
+        assert all(lg["reachable"] for lg in report["logservers"]), report
+        for key in ("host", "port", "local_host", "local_port", "reachable"):
+            assert all(key in row for row in report["servers"] + report["logservers"])
+        for name in ("machine1", "machine2"):
+            ping = cli(profile, "run", "--server", name, "--", "ecflow_client", "--ping")
+            assert "succeeded" in ping.stdout
+        if method in ("socks", "hosts"):
+            # The Centre's own names and ports, as at the Centre.
+            ping = cli(profile, "run", "--", "ecflow_client", "--host", "machine1", "--port", "4141", "--ping")
+            assert "ping server(machine1:4141) succeeded" in ping.stdout
+            code = "import ecflow; c = ecflow.Client('machine2', 3142); c.ping(); print('ok', c.server_version())"
+            out = cli(profile, "run", "--", "/usr/bin/python3", "-c", code).stdout
+            assert out.strip() == "ok 5.9.2"
+    finally:
+        down = cli(profile, "down")
+    assert "Tunnel down" in down.stdout
+    assert ssh_pids_of(rundir) == []
+    assert not (rundir / "state.json").exists()
+    report = json.loads(cli(profile, "status", "--json").stdout)
+    assert report["tunnel"]["state"] == "down"
+
+
+GET_BY_NAME = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], 9316), timeout=10)
+s.sendall(("get " + sys.argv[2] + "\\n").encode())
+data = b"".join(iter(lambda: s.recv(65536), b""))
+sys.stdout.buffer.write(data)
+"""
+
+
+@pytest.mark.parametrize("method", ["socks", "hosts"])
+def test_job_output_from_both_log_servers_by_name(centre: Any, tunnel_up: Any, method: str) -> None:
+    """Several log servers on the same port, each by its own Centre name: the how-to cannot do this."""
+    tunnel = tunnel_up(method)
+    for spec in centre.servers:
+        path = centre.jobout(spec)
+        proc = subprocess.run(
+            [
+                *CLI,
+                "--profile",
+                str(tunnel.profile.path),
+                "run",
+                "--",
+                "/usr/bin/python3",
+                "-c",
+                GET_BY_NAME,
+                spec.logserver,
+                str(path),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == path.read_bytes()
+
+
+def test_job_output_from_both_log_servers_local(centre: Any, tunnel_up: Any) -> None:
+    from ecflow_remote.logserver import LogServerClient
+
+    tunnel = tunnel_up("local")
+    ports = set()
+    for spec in centre.servers:
+        e = next(e for e in tunnel.plan().logservers() if e.host == spec.logserver)
+        ports.add(e.local_port)
+        data = LogServerClient(e.local_host, e.local_port).get(str(centre.jobout(spec)))
+        assert data == centre.jobout(spec).read_bytes()
+    assert len(ports) == 2  # one kept 9316, the other was moved and reported
+
+
+def test_python_api_context_manager(centre: Any, profile_for: Any) -> None:
+    from ecflow_remote import EcflowClient, open_tunnel
+
+    with open_tunnel(profile_for("hosts")) as tunnel:
+        host, port = tunnel.endpoint("machine2")
+        assert EcflowClient(host, port).server_version() == "5.9.2"
+        rundir = tunnel.rundir.path
+    assert ssh_pids_of(rundir) == []
+
+
+def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
+    from ecflow_remote.ecflow import EcflowClient
+
+    tunnel = tunnel_up("local")
+    before = tunnel.state()
+    assert before is not None
+    os.kill(before["pid"], signal.SIGKILL)
+    assert wait_for(
+        lambda: (
+            (tunnel.state() or {}).get("pid") not in (None, before["pid"])
+            and (tunnel.state() or {}).get("state") == "up"
+        ),
+        15,
+    )
+    host, port = tunnel.endpoint("machine1")
+    assert EcflowClient(host, port).ping() >= 0
+    assert tunnel.state()["reconnects"] >= 1  # type: ignore[index]
+
+
+def test_second_up_reports_the_first(centre: Any, tunnel_up: Any) -> None:
+    tunnel = tunnel_up("local")
+    second = cli(tunnel.profile.path, "up", "--detach", check=False)
+    assert second.returncode == 1
+    assert "already running" in second.stderr and str(tunnel.state()["pid"]) in second.stderr  # type: ignore[index]
+
+
+def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
+    c = make_centre(certificate_validity="+1s")
+    time.sleep(1.5)
+    profile = profile_for("local", c)
+    proc = cli(profile, "up", "--detach", check=False)
+    assert proc.returncode == 1
+    assert "certificate" in proc.stderr and "Traceback" not in proc.stderr
+    from ecflow_remote.tunnel import Tunnel
+
+    rundir = Tunnel(profile).rundir.path
+    assert ssh_pids_of(rundir) == []
+    assert not Tunnel(profile).is_running()
