@@ -304,6 +304,18 @@ class Tunnel:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
         self._started_here = True
+        try:
+            return self._wait_ready(proc, timeout, progress)
+        except AlreadyRunning:
+            raise  # the other `up` won the race: its tunnel is not ours to stop
+        except BaseException:
+            # Ctrl-C or a failure while waiting: nothing may be left half started.
+            self.down()
+            raise
+
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], timeout: float, progress: Callable[[dict[str, Any]], None] | None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -322,7 +334,6 @@ class Tunnel:
                     f" (log: {self.rundir.log_file})"
                 )
             time.sleep(0.05)
-        self.down()
         raise TunnelError(_not_ready_message(state, timeout))
 
     def down(self, timeout: float = 10.0) -> bool:

@@ -1,0 +1,67 @@
+"""ssh command lines for a profile and plan, and ssh's errors in plain words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecflow_remote import ssh
+from ecflow_remote.methods import Endpoint, Plan
+from ecflow_remote.profile import Gateway, Profile, Server, SshTarget
+
+
+def _profile(jumps: int = 1, config: Path | None = Path("/cfg")) -> Profile:
+    jump = tuple(SshTarget("u", f"jump{i}") for i in range(jumps))
+    gw = Gateway(jump=jump, host=SshTarget("u", "machine1"), ssh_config=config)
+    return Profile(Path("/p.toml"), gw, (Server("m1", "machine1", 4141),))
+
+
+PLAN = Plan("local", [Endpoint("server", "m1", "machine1", 4141, "127.0.0.1", 4141)])
+
+
+def test_forwards_bind_loopback_and_never_use_the_users_control_master() -> None:
+    legs = ssh.legs(_profile(), PLAN, Path("/run/x"))
+    main = legs.main
+    assert "-L" in main and main[main.index("-L") + 1] == "127.0.0.1:4141:machine1:4141"
+    assert "ControlPath=none" in main and "ExitOnForwardFailure=yes" in main and "BatchMode=yes" in main
+    assert main[main.index("-F") + 1] == "/cfg"
+    assert main[-2:] == ["u@machine1", ssh.HOLD_COMMAND] and "-tt" in main
+
+
+def test_single_jump_gets_a_pty_master_and_the_main_leg_rides_on_it() -> None:
+    legs = ssh.legs(_profile(), PLAN, Path("/run/x"))
+    assert legs.jump_master is not None
+    assert "-M" in legs.jump_master and "/run/x/jump.sock" in legs.jump_master and "-tt" in legs.jump_master
+    proxy = next(a for a in legs.main if a.startswith("ProxyCommand="))
+    assert "-S /run/x/jump.sock -W %h:%p u@jump0" in proxy and "-F /cfg" in proxy
+
+
+def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
+    legs = ssh.legs(_profile(jumps=2), PLAN, Path("/run/x"))
+    assert legs.jump_master is None
+    assert legs.main[legs.main.index("-J") + 1] == "u@jump0,u@jump1"
+    plain = ssh.legs(_profile(), PLAN, Path("/run/x"), session=False)
+    assert plain.jump_master is None and "-N" in plain.main and "-tt" not in plain.main
+
+
+def test_socks_binds_loopback() -> None:
+    plan = Plan("socks", [], socks_port=9050)
+    main = ssh.legs(_profile(), plan, Path("/run/x")).main
+    assert main[main.index("-D") + 1] == "127.0.0.1:9050"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "words"),
+    [
+        ("user1@machine1: Permission denied (publickey).", "certificate"),
+        ("Host key verification failed.", "host key"),
+        ("ssh: Could not resolve hostname jumpx: Name or service not known", "cannot resolve jumpx"),
+        ("ssh: connect to host 10.1.1.1 port 22: Connection refused", "10.1.1.1 refused"),
+        ("ssh: connect to host jump port 22: No route to host", "jump cannot be reached"),
+        ("Timeout, server jump not responding.", "link to jump died"),
+        ("", "without a message"),
+    ],
+)
+def test_explain(stderr: str, words: str) -> None:
+    assert words in ssh.explain(stderr)
