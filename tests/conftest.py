@@ -96,6 +96,10 @@ def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
 
     def make(method: str = "local", centre_: Any = None, **gateway: Any) -> Any:
         c = centre_ or centre
+        if method == "socks" and "socks_port" not in gateway:
+            from ecflow_remote.centre.howto import free_port
+
+            gateway["socks_port"] = free_port()  # 9050 may be taken on a developer's machine
         return c.write_profile(tmp_path / f"profile-{method}-{c.run_id}.toml", method, **gateway)
 
     return make

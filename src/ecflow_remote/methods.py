@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import sys
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,7 @@ from ecflow_remote.profile import Profile
 
 # Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
 # host keeps its own ports and any number of log servers share 9316. Linux routes all of 127/8 to lo.
-ALIAS_NET = "127.77.0."
+ALIAS_NET = "127.77."
 
 
 class PortInUse(EcflowRemoteError):
@@ -91,10 +92,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def alias_addresses(hosts: list[str]) -> dict[str, str]:
+def alias_net(profile: Profile) -> str:
+    """127.77.K.: K from the profile's path, so two profiles' tunnels can be up at once without a clash."""
+    digest = hashlib.sha256(str(profile.path.resolve()).encode()).digest()
+    return f"{ALIAS_NET}{digest[0] % 250 + 1}."
+
+
+def alias_addresses(profile: Profile, hosts: list[str]) -> dict[str, str]:
     if len(hosts) > 250:
         raise EcflowRemoteError(f"{len(hosts)} Centre hosts: the hosts method has room for 250 at most")
-    aliases = {host: f"{ALIAS_NET}{i + 1}" for i, host in enumerate(hosts)}
+    net = alias_net(profile)
+    aliases = {host: f"{net}{i + 1}" for i, host in enumerate(hosts)}
     if sys.platform == "darwin":
         missing = [a for a in aliases.values() if not _can_bind(a)]
         if missing:
@@ -141,7 +149,7 @@ def _plan_local(profile: Profile) -> Plan:
 
 
 def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint], dict[str, str]]:
-    aliases = alias_addresses(profile.centre_hosts())
+    aliases = alias_addresses(profile, profile.centre_hosts())
     endpoints = []
     for s in profile.servers:
         _check_free(aliases[s.host], s.port, f"server {s.name}")
