@@ -53,12 +53,12 @@ def _destination(target: SshTarget) -> str:
     return target.uri() if target.port is not None else str(target)
 
 
-def legs(profile: Profile, plan: Plan, control_dir: Path, session: bool = True) -> Legs:
-    """The ssh command lines. With `session`, each leg holds a pty session (see HOLD_COMMAND)."""
+def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = True, main_session: bool = True) -> Legs:
+    """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one."""
     gw = profile.gateway
     main = [*_common(profile), "-o", "ExitOnForwardFailure=yes"]
     jump_master = None
-    if len(gw.jump) == 1 and session:
+    if len(gw.jump) == 1 and jump_session:
         sock = control_dir / "jump.sock"
         target = _destination(gw.jump[0])
         master = ["-M", "-S", str(sock), "-o", "ControlPersist=no", "-tt", target, HOLD_COMMAND]
@@ -73,7 +73,7 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, session: bool = True) 
         main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
     if plan.socks_port is not None:
         main += ["-D", f"127.0.0.1:{plan.socks_port}"]
-    main += ["-tt", _destination(gw.host), HOLD_COMMAND] if session else ["-N", _destination(gw.host)]
+    main += ["-tt", _destination(gw.host), HOLD_COMMAND] if main_session else ["-N", _destination(gw.host)]
     return Legs(jump_master, main)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ecflow_remote import health, ssh
+from ecflow_remote import certs, health, identity, ssh
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Endpoint, Plan, plan_for
 from ecflow_remote.profile import Profile, load_profile
@@ -25,6 +25,8 @@ from ecflow_remote.runstate import RunDir, wait_for
 BACKOFF = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
+CERT_EVERY = 5.0  # how often the supervisor looks at the certificate's end (ssh -G + ssh-keygen: milliseconds)
+CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for a renewed certificate
 
 
 class TunnelError(EcflowRemoteError):
@@ -104,8 +106,11 @@ class Supervisor:
         self.on_change = on_change
         self.legs: list[Leg] = []
         self.stopping = False
-        self.session = True
+        # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
+        self.sessions = {"jump": True, "main": True}
         self.state: dict[str, Any] = {}
+        # Read once at start (never in argv, state or logs): the native health checks send them.
+        self.passwords: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, **changes: Any) -> None:
@@ -163,35 +168,77 @@ class Supervisor:
                 self._watch(plan)
                 if self.stopping:
                     break
-                error = self._why_down()
+                error = self._why_down(plan)
+            refused = any(ssh.is_auth_failure(leg.messages()) for leg in self.legs)
+            if refused:
+                error = self._refusal(error)
             self._stop_legs()
             if self.stopping:
                 break
-            if not been_up and (ssh.is_auth_failure(error) or attempt >= 2):
+            if not been_up and (refused or attempt >= 2):
                 # Never up yet: a user is waiting for `up` to answer, so fail now, plainly.
                 self._set(state="failed", message=error)
                 return 1
             self.state["reconnects"] += 1
             delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            if refused:
+                # Retrying cannot help until the certificate is renewed: retry the moment it is (a new file, agent
+                # key or tsh session), and otherwise only now and then.
+                self._set(state="reconnecting", message=error, pid=None)
+                attempt += 1
+                seen = certs.fingerprint(self.profile)
+                self._sleep(BACKOFF[-1], wake=lambda seen=seen: certs.fingerprint(self.profile) != seen)  # type: ignore[misc]
+                continue
             self._set(state="reconnecting", message=f"{error}; retrying in {delay:.0f} s" if delay else error, pid=None)
             attempt += 1
             self._sleep(delay)
         self._set(state="stopped", message="stopped", pid=None)
         return 0
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
+        next_poll = time.monotonic() + CERT_POLL
         while not self.stopping and time.monotonic() < deadline:
+            if wake is not None and time.monotonic() >= next_poll:
+                if wake():
+                    return
+                next_poll = time.monotonic() + CERT_POLL
             time.sleep(0.05)
+
+    def _refusal(self, error: str) -> str:
+        """The gateway refused us: say whether the certificate is why, and how to renew it."""
+        cert = certs.find(self.profile)
+        self._note_certificate(cert)
+        why = certs.problem(self.profile, cert)
+        if why:
+            return why
+        if cert is None:
+            return f"{error} (no SSH certificate found: {certs.renew_hint(self.profile)})"
+        return error
+
+    def _note_certificate(self, cert: certs.Certificate | None) -> None:
+        self.state["certificate"] = cert.to_json() if cert else None
+
+    def _certificate_message(self) -> str:
+        """The `up` message, with a warning when the certificate ends within gateway.warn_before."""
+        cert = certs.find(self.profile)
+        self._note_certificate(cert)
+        warning = certs.warning(self.profile, cert)
+        return f"tunnel up; {warning}" if warning else "tunnel up"
 
     def _write_files(self, plan: Plan) -> dict[str, str]:
         from ecflow_remote import launch
 
-        return launch.write_support_files(plan, self.rundir.path)
+        files = launch.write_support_files(plan, self.rundir.path)
+        self.passwords, errors = identity.read_passwords(self.profile)
+        if errors:
+            self.state["warnings"] = errors
+        files.update(identity.write_files(self.profile, plan, self.rundir.path, self.passwords))
+        return files
 
     def _start_legs(self, plan: Plan) -> str | None:
         """Start ssh and wait until every forward listens; None when ready, else why not."""
-        legs = ssh.legs(self.profile, plan, self.rundir.path, session=self.session)
+        legs = ssh.legs(self.profile, plan, self.rundir.path, self.sessions["jump"], self.sessions["main"])
         self.legs = []
         if legs.jump_master:
             master = Leg("jump", legs.jump_master)
@@ -205,7 +252,11 @@ class Supervisor:
         main = Leg("main", legs.main)
         main.start(self.rundir)
         self.legs.append(main)
-        self._set(pid=main.proc.pid if main.proc else None, pgids=[leg.proc.pid for leg in self.legs if leg.proc])
+        self._set(
+            pid=main.proc.pid if main.proc else None,
+            pgids=[leg.proc.pid for leg in self.legs if leg.proc],
+            sessions=self.sessions,
+        )
         ports = [(e.local_host, e.local_port) for e in plan.forwards]
         if plan.socks_port is not None:
             ports.append(("127.0.0.1", plan.socks_port))
@@ -217,35 +268,46 @@ class Supervisor:
                 return "ssh did not open the forwards in time" if not self.stopping else "stopped"
             time.sleep(0.02)
         checks = self._health(plan)
-        self._set(state="up", message="tunnel up", checks=checks)
+        self._set(state="up", message=self._certificate_message(), checks=checks)
         return None
 
     def _leg_failed(self, leg: Leg, plan: Plan) -> str:
         text = leg.messages()
-        if self.session and not ssh.is_auth_failure(text) and re.search(r"pty|shell|session|command", text, re.I):
-            # A hop that gives no session (a Teleport proxy does not): carry on without, Nagle and all.
-            self.session = False
+        code = leg.proc.returncode if leg.proc else None
+        # ssh exits 255 for its own errors; any other status is the remote command's, so the connection worked
+        # and the hop ended (or refused) the session itself, as a Teleport proxy does. Carry on without one.
+        refused = code not in (None, 255) or re.search(r"pty|shell request|session", text, re.I)
+        if self.sessions.get(leg.name) and refused and not ssh.is_auth_failure(text):
+            self.sessions[leg.name] = False
+            return f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
         return f"{leg.name} leg: {ssh.explain(text)}"
 
-    def _why_down(self) -> str:
+    def _why_down(self, plan: Plan) -> str:
         for leg in self.legs:
             if not leg.alive():
-                return f"ssh ({leg.name} leg) exited: {ssh.explain(leg.messages())}"
+                return self._leg_failed(leg, plan)
         return "health check failed"
 
     def _watch(self, plan: Plan) -> None:
         next_health = time.monotonic() + HEALTH_EVERY
+        next_cert = time.monotonic() + CERT_EVERY
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
                 return
             if time.monotonic() >= next_health:
                 self._set(checks=self._health(plan))
                 next_health = time.monotonic() + HEALTH_EVERY
+            if time.monotonic() >= next_cert:
+                message = self._certificate_message()
+                if message != self.state.get("message"):
+                    self._set(message=message)
+                next_cert = time.monotonic() + CERT_EVERY
             time.sleep(0.05)
 
     def _health(self, plan: Plan) -> list[dict[str, Any]]:
         users = {s.name: s.ecflow_user for s in self.profile.servers}
-        return [c.to_json() for c in asyncio.run(health.check_all(plan, 3.0, users))]
+        auth = {k: a.client_kwargs() for k, a in identity.client_auth(self.profile, self.passwords).items()}
+        return [c.to_json() for c in asyncio.run(health.check_all(plan, 3.0, users, auth))]
 
     def _stop_legs(self) -> None:
         for leg in reversed(self.legs):
@@ -377,7 +439,8 @@ class Tunnel:
     def check(self, timeout: float = 3.0) -> list[health.Check]:
         plan = self.plan()
         users = {s.name: s.ecflow_user for s in self.profile.servers}
-        return asyncio.run(health.check_all(plan, timeout, users))
+        auth = {k: a.client_kwargs() for k, a in identity.client_auth(self.profile).items()}
+        return asyncio.run(health.check_all(plan, timeout, users, auth))
 
 
 def _all_servers_ok(state: dict[str, Any]) -> bool:

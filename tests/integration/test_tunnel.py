@@ -173,3 +173,53 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
     rundir = Tunnel(profile).rundir.path
     assert ssh_pids_of(rundir) == []
     assert not Tunnel(profile).is_running()
+
+
+def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
+    from ecflow_remote.tunnel import Tunnel
+
+    profile = profile_for("local")
+    tunnel = Tunnel(profile)
+    proc = subprocess.Popen(
+        [*CLI, "--profile", str(profile), "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed once every server answered
+        assert first.startswith("Tunnel up"), first
+        assert tunnel.is_running()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        out = first + out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            tunnel.down()
+    assert "Tunnel up" in out and "Tunnel down" in out, err
+    assert not tunnel.is_running()
+    assert ssh_pids_of(tunnel.rundir.path) == []
+
+
+def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any) -> None:
+    """A hop that refuses sessions (a Teleport proxy does): the tunnel comes up without a pty session there."""
+    from ecflow_remote.ecflow import EcflowClient
+    from ecflow_remote.tunnel import Tunnel
+
+    c = make_centre(jump_sessions=False)
+    tunnel = Tunnel(profile_for("local", c))
+    try:
+        tunnel.up()
+        # The refusal is learnt from the jump leg's first session (it ends at once); then it stays learnt.
+        assert wait_for(
+            lambda: (
+                (tunnel.state() or {}).get("sessions") == {"jump": False, "main": True}
+                and (tunnel.state() or {}).get("state") == "up"
+            ),
+            15,
+        ), tunnel.state()
+        time.sleep(1)
+        assert (tunnel.state() or {}).get("state") == "up"
+        host, port = tunnel.endpoint("machine1")
+        assert EcflowClient(host, port).server_version() == "5.9.2"
+    finally:
+        tunnel.down()

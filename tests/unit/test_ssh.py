@@ -41,7 +41,7 @@ def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
     legs = ssh.legs(_profile(jumps=2), PLAN, Path("/run/x"))
     assert legs.jump_master is None
     assert legs.main[legs.main.index("-J") + 1] == "u@jump0,u@jump1"
-    plain = ssh.legs(_profile(), PLAN, Path("/run/x"), session=False)
+    plain = ssh.legs(_profile(), PLAN, Path("/run/x"), jump_session=False, main_session=False)
     assert plain.jump_master is None and "-N" in plain.main and "-tt" not in plain.main
 
 

@@ -59,6 +59,7 @@ class Centre:
     servers: Sequence[EcflowServerSpec] = DEFAULT_SERVERS
     logservers: Sequence[LogServerSpec] = DEFAULT_LOGSERVERS
     certificate_validity: str = "+12h"
+    jump_sessions: bool = True  # False: the jump host refuses sessions (forwarding only), as a Teleport proxy
     detached: bool = False  # True: outlives this process (the `python -m ecflow_remote.centre up` case)
     run_id: str = field(default_factory=lambda: RUN_PREFIX + secrets.token_hex(3)[:5])
     base: Path = field(init=False)
@@ -217,7 +218,8 @@ class Centre:
             if name == "jump":
                 principals.append(self.topology.jump_home_address)
             pki.sign_host(host_ca, key, f"{name}-host", principals)
-            services.write_sshd_config(host, sshd, Path(f"{user_ca}.pub"))
+            sessions = self.jump_sessions or name != "jump"
+            services.write_sshd_config(host, sshd, Path(f"{user_ca}.pub"), sessions)
         services.ensure_dir(self.home_dir, 0o700)
         pki.keygen(self.user_key, "laptop user key")
         self.issue_certificate(self.certificate_validity)
@@ -296,8 +298,14 @@ Host *
 
     def start_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
+        as_user = None
+        if spec.white_list is not None:
+            # Run by the Centre account (ecFlow always admits the server's own user, so root would be let in).
+            as_user = CENTRE_UID
+            for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
+                subprocess.run(["chown", "-R", f"{CENTRE_UID}:{CENTRE_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
-            self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec)
+            self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec), as_user
         )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.

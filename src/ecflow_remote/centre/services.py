@@ -116,9 +116,13 @@ LogLevel VERBOSE
 """
 
 
-def write_sshd_config(host: Host, ssh_dir: Path, user_ca_pub: Path) -> Path:
+def write_sshd_config(host: Host, ssh_dir: Path, user_ca_pub: Path, sessions: bool = True) -> Path:
     config = ssh_dir / "sshd_config"
-    config.write_text(SSHD_CONFIG.format(name=host.name, dir=ssh_dir, ca=user_ca_pub))
+    text = SSHD_CONFIG.format(name=host.name, dir=ssh_dir, ca=user_ca_pub)
+    if not sessions:
+        # Like a Teleport proxy: forwarding yes, but no shell or command session.
+        text += "ForceCommand /bin/false\nPermitTTY no\n"
+    config.write_text(text)
     return config
 
 
@@ -194,10 +198,16 @@ def write_suite(suite: str, ecf_home: Path, out: Path, loghost: str, logport: in
     return definition
 
 
-def start_ecflow_server(host: Host, port: int, ecf_home: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def start_ecflow_server(
+    host: Host, port: int, ecf_home: Path, env: Mapping[str, str], as_user: int | None = None
+) -> subprocess.Popen[bytes]:
+    argv = ["/usr/sbin/ecflow_server"]
+    if as_user is not None:
+        # ecFlow always lets the server's own user in: a white list only bites when the server is not root's.
+        argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *argv]
     proc = spawn(
         host,
-        ["/usr/sbin/ecflow_server"],
+        argv,
         ecf_home / "server.out",
         env={"ECF_HOME": str(ecf_home), "ECF_PORT": str(port), **env},
         cwd=ecf_home,
