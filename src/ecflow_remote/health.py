@@ -32,11 +32,15 @@ def _via(plan: Plan, endpoint: Endpoint) -> tuple[str, int, tuple[str, int] | No
     return endpoint.host, endpoint.port, ("127.0.0.1", plan.socks_port)
 
 
-async def check_server(plan: Plan, endpoint: Endpoint, timeout: float, user: str | None = None) -> Check:
+async def check_server(
+    plan: Plan, endpoint: Endpoint, timeout: float, user: str | None = None, auth: dict[str, Any] | None = None
+) -> Check:
+    """`auth`: the AsyncEcflowClient identity keywords (user, custom_user, password) for this server."""
     from ecflow_remote.ecflow import AsyncEcflowClient
 
     host, port, proxy = _via(plan, endpoint)
-    client = AsyncEcflowClient(host, port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout, user=user)
+    who = auth if auth is not None else {"user": user}
+    client = AsyncEcflowClient(host, port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout, **who)
     try:
         async with asyncio.timeout(timeout):
             latency = await client.ping()
@@ -60,10 +64,16 @@ async def check_logserver(plan: Plan, endpoint: Endpoint, timeout: float) -> Che
     return Check(endpoint, True, round((time.perf_counter() - t0) * 1000, 2), version)
 
 
-async def check_all(plan: Plan, timeout: float = 3.0, users: dict[str, str | None] | None = None) -> list[Check]:
+async def check_all(
+    plan: Plan,
+    timeout: float = 3.0,
+    users: dict[str, str | None] | None = None,
+    auth: dict[str, dict[str, Any]] | None = None,
+) -> list[Check]:
     """All endpoints at once: the whole check takes as long as the slowest one, never the sum."""
     users = users or {}
-    tasks = [check_server(plan, e, timeout, users.get(e.name)) for e in plan.servers()]
+    auth = auth or {}
+    tasks = [check_server(plan, e, timeout, users.get(e.name), auth.get(e.name)) for e in plan.servers()]
     tasks += [check_logserver(plan, e, timeout) for e in plan.logservers()]
     return list(await asyncio.gather(*tasks))
 

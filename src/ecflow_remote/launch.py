@@ -80,9 +80,7 @@ _CLONE_NEWUSER = 0x10000000
 _MS_REC, _MS_PRIVATE, _MS_BIND = 0x4000, 1 << 18, 4096
 
 
-def _private_view(
-    binds: Sequence[tuple[str, str]], hide: Sequence[str] = (), hostname: str | None = None
-) -> None:
+def _private_view(binds: Sequence[tuple[str, str]], hide: Sequence[str] = (), hostname: str | None = None) -> None:
     """In the child, before exec: a mount namespace of its own with `binds` (file over file) mounted, an
     empty tmpfs over each `hide` directory and, if given, a host name of its own (tests tell its requests apart).
 
@@ -140,6 +138,15 @@ def spawn(
                 "or add the names to /etc/hosts: " + ", ".join(plan.hosts)
             )
         binds = [(files["hosts"], "/etc/hosts"), (files["resolv"], "/etc/resolv.conf")]
+    if "passwd" in files:
+        # The profile's ecflow_user as this program's login name (identity.py): only this program sees it.
+        if not sys.platform.startswith("linux"):
+            raise LaunchError("ecflow_user needs Linux mount namespaces (a private /etc/passwd view)")
+        binds.append((files["passwd"], "/etc/passwd"))
+    if "custom_passwd" in files:
+        # Custom users' passwords for the tunnel's local endpoints; only consulted for a custom user (ECF_USER,
+        # or a user in ecflow_ui's server list), so harmless for everyone else.
+        env.setdefault("ECF_CUSTOM_PASSWD", files["custom_passwd"])
     if binds or hide or hostname is not None:
 
         def preexec() -> None:
@@ -176,11 +183,17 @@ def run_env(plan: Plan, server: str | None, base: Mapping[str, str] | None = Non
     return env
 
 
-def run(argv: Sequence[str], plan: Plan, files: Mapping[str, str], server: str | None = None) -> int:
-    """Run a command through the tunnel and return its exit status."""
+def run(
+    argv: Sequence[str],
+    plan: Plan,
+    files: Mapping[str, str],
+    server: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> int:
+    """Run a command through the tunnel and return its exit status. `extra_env`: ECF_USER and the like."""
     if not argv:
         raise LaunchError("nothing to run: give a command after --, e.g. ecflow-remote run -- ecflow_client --ping")
-    proc = spawn(argv, plan, files, run_env(plan, server))
+    proc = spawn(argv, plan, files, {**run_env(plan, server), **(extra_env or {})})
     try:
         return proc.wait()
     except KeyboardInterrupt:

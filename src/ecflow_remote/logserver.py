@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_stream
+from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_socket, open_stream
 
 DEFAULT_PORT = 9316
 CHUNK = 64 * 1024
+# The sync client reads with recv_into straight into its buffer, up to this much at a time when streaming.
+SYNC_CHUNK = 1024 * 1024
+# Room for a getf/delta header (`0:<mtime>:<sha1>:`) on top of the listed size, so a file read into memory
+# usually needs no second buffer.
+_HEADER_ROOM = 256
 # The log server's checksum covers the first KiB only (sub meta in ecflow_logsvr.pl).
 CHECKSUM_SPAN = 1024
 
@@ -114,6 +120,154 @@ def checksum_of(data: bytes) -> str:
     return hashlib.sha1(data[:CHECKSUM_SPAN]).hexdigest()
 
 
+def _verb(line: str) -> str:
+    return line.split(" ", 1)[0]
+
+
+def _timed_out(where: str, read_timeout: float, line: str) -> StreamTimeout:
+    return StreamTimeout(
+        f"log server {where} went quiet for {read_timeout:g}s during {_verb(line)!r}; the tunnel may be stuck "
+        "(try again)"
+    )
+
+
+def _dropped(where: str, line: str, e: ConnectionError) -> TruncatedOutput:
+    return TruncatedOutput(
+        f"log server {where} dropped the connection ({e.strerror or e}) during {_verb(line)!r}; nothing partial "
+        "was kept, try again"
+    )
+
+
+def _unavailable_error(where: str, path: str, command: str, dir_visible: bool) -> LogFileUnavailable:
+    directory = _directory_of(path)
+    if dir_visible:
+        why = "the file does not exist (its directory is served) or is not readable by the log server"
+    else:
+        why = (
+            f"the directory {directory} does not exist there, or it is outside the log server's LOGPATH "
+            "(ask which directories it serves, or read the file through its ecFlow server)"
+        )
+    return LogFileUnavailable(f"log server {where} sent nothing for {command} {path}: {why}")
+
+
+def _directory_of(path: str) -> str:
+    return os.path.dirname(path.rstrip("/")) + "/"
+
+
+def _stat_in(entries: list[ListEntry], path: str) -> ListEntry | None:
+    base = os.path.basename(path)
+    for entry in entries:
+        # LOGMAP may rewrite the directory part, so match on the file name.
+        if os.path.basename(entry.path) == base:
+            return entry
+    return None
+
+
+def _delta_request(pos: int, mtime: int, checksum: str, path: str) -> str:
+    _check_path(path)
+    if " " in checksum or not checksum:
+        raise ValueError(f"checksum must be one word (a sha1 or 'x'), not {checksum!r}")
+    return f"delta {int(pos)} {int(mtime)} {checksum} {path}"
+
+
+def _delta_reply(reply: bytes, mtime: int, checksum: str) -> Delta:
+    if reply == b"1":
+        return Delta(unchanged=True, append=False, mtime=mtime, checksum=checksum, data=b"")
+    flag, new_mtime, new_checksum, offset = parse_header(reply)
+    return Delta(unchanged=False, append=flag == "1", mtime=new_mtime, checksum=new_checksum, data=reply[offset:])
+
+
+def _version_reply(reply: bytes, where: str) -> str:
+    if not reply:
+        raise LogServerError(f"{where} closed without answering 'version': is it an ecFlow log server?")
+    return reply.decode("ascii", errors="replace").strip()
+
+
+class _Transfer:
+    """One get/getf reply as it arrives, for both clients: splits off the header, counts the bytes, keeps the
+    first KiB for the checksum, and after the close says whether the file came whole."""
+
+    def __init__(
+        self,
+        where: str,
+        path: str,
+        command: str,
+        total: int | None,
+        sink: Callable[[bytes], object] | None,
+        progress: Progress | None,
+    ) -> None:
+        self.where = where
+        self.path = path
+        self.command = command
+        self.total = total
+        self.sink = sink
+        self.progress = progress
+        self.header = bytearray()
+        self.header_done = command == "get"
+        # Where the file's bytes start in the reply (after the header).
+        self.data_start = 0
+        self.first_kib = bytearray()
+        self.received = 0
+        self.mtime: int | None = None
+        self.checksum = ""
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        if self.header_done:
+            self._data(chunk)
+            return
+        view = memoryview(chunk)
+        # A real header is well under _HEADER_ROOM bytes; only that much is looked at (and copied).
+        before = len(self.header)
+        self.header.extend(view[: _HEADER_ROOM - before])
+        head = bytes(self.header)
+        if head.count(b":") < 3 and len(head) < _HEADER_ROOM:
+            return
+        _, self.mtime, self.checksum, offset = parse_header(head)
+        self.header_done = True
+        self.data_start = offset
+        # The third colon came with this chunk, so the file's first bytes are in it.
+        self._data(view[offset - before :])
+
+    def _data(self, chunk: bytes | memoryview) -> None:
+        if len(self.first_kib) < CHECKSUM_SPAN:
+            self.first_kib.extend(chunk[: CHECKSUM_SPAN - len(self.first_kib)])
+        self.received += len(chunk)
+        if self.sink is not None:
+            # Sinks (a caller's file object among them) get bytes they may keep, never a view of a reused buffer.
+            self.sink(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if self.progress is not None:
+            self.progress(self.received, self.total)
+
+    def finish(self) -> bool:
+        """After the server closed: False if it sent nothing (the file is unavailable); raises TruncatedOutput
+        unless every listed byte came and the first KiB matches the server's checksum."""
+        if not self.header_done:
+            if not self.header:
+                return False
+            raise TruncatedOutput(f"log server {self.where} closed inside the reply header for {self.path}; try again")
+        if self.command == "get" and self.received == 0 and self.total is None:
+            # `get` of a missing file and of an empty one look the same; the list tells them apart.
+            return False
+        if self.total is not None and self.received < self.total:
+            raise TruncatedOutput(
+                f"{self.path} from log server {self.where}: got {self.received} of {self.total} bytes before the "
+                "connection closed; nothing partial was kept, try again"
+            )
+        if (
+            len(self.checksum) == 40
+            and checksum_of(bytes(self.first_kib)) != self.checksum
+            and self.received >= CHECKSUM_SPAN
+        ):
+            raise TruncatedOutput(
+                f"{self.path} from log server {self.where}: the first KiB does not match the server's checksum; "
+                "the file changed or the transfer was damaged, try again"
+            )
+        return True
+
+    def result(self, data: bytes) -> LogFile:
+        return LogFile(path=self.path, mtime=self.mtime, checksum=self.checksum, data=data, expected_size=self.total)
+
+
 class AsyncLogServerClient:
     """One request per connection, as the log server serves them (it forks, answers and closes)."""
 
@@ -157,22 +311,16 @@ class AsyncLogServerClient:
         )
         chunks: list[bytes] = []
         try:
-            writer.write(line.encode("utf-8", errors="surrogateescape") + b"\n")
+            writer.write(_encode_line(line))
             while True:
                 try:
                     async with asyncio.timeout(self.read_timeout):
                         await writer.drain()
                         chunk = await reader.read(CHUNK)
                 except TimeoutError:
-                    raise StreamTimeout(
-                        f"log server {self.where} went quiet for {self.read_timeout:g}s during "
-                        f"{line.split(' ', 1)[0]!r}; the tunnel may be stuck (try again)"
-                    ) from None
+                    raise _timed_out(self.where, self.read_timeout, line) from None
                 except ConnectionError as e:
-                    raise TruncatedOutput(
-                        f"log server {self.where} dropped the connection ({e.strerror or e}) during "
-                        f"{line.split(' ', 1)[0]!r}; nothing partial was kept, try again"
-                    ) from e
+                    raise _dropped(self.where, line, e) from e
                 if not chunk:
                     break
                 if on_chunk is None:
@@ -185,10 +333,7 @@ class AsyncLogServerClient:
 
     async def version(self) -> str:
         """The protocol version the server speaks (`2` for ecflow_logsvr.pl)."""
-        reply = await self._request("version")
-        if not reply:
-            raise LogServerError(f"{self.where} closed without answering 'version': is it an ecFlow log server?")
-        return reply.decode("ascii", errors="replace").strip()
+        return _version_reply(await self._request("version"), self.where)
 
     async def list(self, path: str) -> list[ListEntry]:
         """Files in path's directory whose names start with path's base name up to its first dot, plus a dot.
@@ -201,12 +346,7 @@ class AsyncLogServerClient:
 
     async def stat(self, path: str) -> ListEntry | None:
         """The list entry of exactly this file, or None if the server does not show it."""
-        base = os.path.basename(path)
-        for entry in await self.list(path):
-            # LOGMAP may rewrite the directory part, so match on the file name.
-            if os.path.basename(entry.path) == base:
-                return entry
-        return None
+        return _stat_in(await self.list(path), path)
 
     async def get(self, path: str) -> bytes:
         """The whole file (plain `get`), checked against its listed size."""
@@ -219,28 +359,23 @@ class AsyncLogServerClient:
 
     async def delta(self, pos: int, mtime: int, checksum: str, path: str) -> Delta:
         """What changed since a previous fetch of `pos` bytes with that mtime and checksum (`x` if unknown)."""
-        _check_path(path)
-        if " " in checksum or not checksum:
-            raise ValueError(f"checksum must be one word (a sha1 or 'x'), not {checksum!r}")
-        reply = await self._request(f"delta {int(pos)} {int(mtime)} {checksum} {path}")
+        reply = await self._request(_delta_request(pos, mtime, checksum, path))
         if not reply:
             raise await self._unavailable(path, "delta")
-        if reply == b"1":
-            return Delta(unchanged=True, append=False, mtime=mtime, checksum=checksum, data=b"")
-        flag, new_mtime, new_checksum, offset = parse_header(reply)
-        return Delta(unchanged=False, append=flag == "1", mtime=new_mtime, checksum=new_checksum, data=reply[offset:])
+        return _delta_reply(reply, mtime, checksum)
 
     async def read(self, path: str, *, progress: Progress | None = None, command: str = "getf") -> LogFile:
         """Fetch a whole file into memory, verified; `progress(bytes_so_far, total_or_None)` after each chunk."""
         buffer = bytearray()
-        return await self._stream(path, buffer.extend, progress, command, buffer)
+        transfer = await self._stream(path, buffer.extend, progress, command)
+        return transfer.result(bytes(buffer))
 
     async def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
         """Stream a large file into `out` (chunks written as they arrive); the returned LogFile has no data.
 
         On TruncatedOutput `out` holds a partial copy: the caller should discard it.
         """
-        return await self._stream(path, out.write, progress, "getf", None)
+        return (await self._stream(path, out.write, progress, "getf")).result(b"")
 
     async def _stream(
         self,
@@ -248,76 +383,32 @@ class AsyncLogServerClient:
         sink: Callable[[bytes], object],
         progress: Progress | None,
         command: str,
-        keep: bytearray | None,
-    ) -> LogFile:
+    ) -> _Transfer:
         _check_path(path)
         # The protocol has no length field and ends by closing, so the size comes from `list` beforehand.
         listed = await self.stat(path)
-        total = listed.size if listed is not None else None
-        header = bytearray()
-        header_done = command == "get"
-        first_kib = bytearray()
-        received = 0
-        meta: tuple[int | None, str] = (None, "")
-
-        def on_chunk(chunk: bytes) -> None:
-            nonlocal header_done, received, meta
-            if not header_done:
-                header.extend(chunk)
-                if header.count(b":") < 3:
-                    return
-                _, mtime, checksum, offset = parse_header(bytes(header))
-                meta = (mtime, checksum)
-                header_done = True
-                chunk = bytes(header[offset:])
-            if len(first_kib) < CHECKSUM_SPAN:
-                first_kib.extend(chunk[: CHECKSUM_SPAN - len(first_kib)])
-            received += len(chunk)
-            sink(chunk)
-            if progress is not None:
-                progress(received, total)
-
-        await self._request(f"{command} {path}", on_chunk)
-        if not header_done:
-            if not header:
-                raise await self._unavailable(path, command)
-            raise TruncatedOutput(f"log server {self.where} closed inside the reply header for {path}; try again")
-        if command == "get" and received == 0 and total is None:
-            # `get` of a missing file and of an empty one look the same; the list tells them apart.
+        transfer = _Transfer(self.where, path, command, listed.size if listed is not None else None, sink, progress)
+        await self._request(f"{command} {path}", transfer.feed)
+        if not transfer.finish():
             raise await self._unavailable(path, command)
-        mtime, checksum = meta
-        if total is not None and received < total:
-            raise TruncatedOutput(
-                f"{path} from log server {self.where}: got {received} of {total} bytes before the connection "
-                "closed; nothing partial was kept, try again"
-            )
-        if len(checksum) == 40 and checksum_of(bytes(first_kib)) != checksum and received >= CHECKSUM_SPAN:
-            raise TruncatedOutput(
-                f"{path} from log server {self.where}: the first KiB does not match the server's checksum; "
-                "the file changed or the transfer was damaged, try again"
-            )
-        data = bytes(keep) if keep is not None else b""
-        return LogFile(path=path, mtime=mtime, checksum=checksum, data=data, expected_size=total)
+        return transfer
 
     async def _unavailable(self, path: str, command: str) -> LogFileUnavailable:
         # The server dies silently on errors; probing the directory says which error it probably was.
-        directory = os.path.dirname(path.rstrip("/")) + "/"
         try:
-            dir_visible = bool(await self.list(directory))
+            dir_visible = bool(await self.list(_directory_of(path)))
         except LogServerError:
             dir_visible = False
-        if dir_visible:
-            why = "the file does not exist (its directory is served) or is not readable by the log server"
-        else:
-            why = (
-                f"the directory {directory} does not exist there, or it is outside the log server's LOGPATH "
-                "(ask which directories it serves, or read the file through its ecFlow server)"
-            )
-        return LogFileUnavailable(f"log server {self.where} sent nothing for {command} {path}: {why}")
+        return _unavailable_error(self.where, path, command, dir_visible)
+
+
+def _encode_line(line: str) -> bytes:
+    return line.encode("utf-8", errors="surrogateescape") + b"\n"
 
 
 class LogServerClient:
-    """The same client for synchronous code: each call runs its own event loop."""
+    """The same client for synchronous code, over plain blocking sockets: no event loop, and files are read with
+    recv_into straight into one buffer sized from the listed size."""
 
     def __init__(
         self,
@@ -349,26 +440,128 @@ class LogServerClient:
     def port(self) -> int:
         return self._async.port
 
+    def _connect(self, line: str) -> socket.socket:
+        c = self._async
+        sock = open_socket(
+            c.host,
+            c.port,
+            proxy=c.proxy,
+            proxy_auth=c.proxy_auth,
+            connect_timeout=c.connect_timeout,
+            # Idle time allowed between two reads, as in the async client.
+            timeout=c.read_timeout,
+        )
+        try:
+            sock.sendall(_encode_line(line))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _receive(
+        self,
+        line: str,
+        *,
+        size: int = CHUNK,
+        keep: bool = True,
+        feed: Callable[[memoryview], None] | None = None,
+        sock: socket.socket | None = None,
+    ) -> tuple[bytearray, int]:
+        """Send one command line and read until the server closes, with recv_into into one buffer of `size`
+        bytes: grown as needed if `keep` (returns it and the byte count), reused for each read if not. `feed`
+        sees each new piece. `sock` is an already connected socket with the line sent."""
+        c = self._async
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        end = 0
+        try:
+            try:
+                if sock is None:
+                    sock = self._connect(line)
+                while True:
+                    if end == len(buffer):
+                        if keep:
+                            view.release()
+                            buffer.extend(bytes(max(len(buffer), SYNC_CHUNK)))
+                            view = memoryview(buffer)
+                        else:
+                            end = 0
+                    n = sock.recv_into(view[end:])
+                    if not n:
+                        break
+                    if feed is not None:
+                        feed(view[end : end + n])
+                    end += n
+            except TimeoutError:
+                raise _timed_out(c.where, c.read_timeout, line) from None
+            except ConnectionError as e:
+                raise _dropped(c.where, line, e) from e
+            finally:
+                if sock is not None:
+                    sock.close()
+        finally:
+            view.release()
+        return buffer, end
+
+    def _request(self, line: str) -> bytes:
+        buffer, end = self._receive(line)
+        del buffer[end:]
+        return bytes(buffer)
+
     def version(self) -> str:
-        return asyncio.run(self._async.version())
+        return _version_reply(self._request("version"), self._async.where)
 
     def list(self, path: str) -> list[ListEntry]:
-        return asyncio.run(self._async.list(path))
+        _check_path(path)
+        return parse_list(self._request(f"list {path}"), self._async.where)
 
     def stat(self, path: str) -> ListEntry | None:
-        return asyncio.run(self._async.stat(path))
+        return _stat_in(self.list(path), path)
 
     def get(self, path: str) -> bytes:
-        return asyncio.run(self._async.get(path))
+        return self._read(path, None, "get").data
 
     def getf(self, path: str) -> tuple[int | None, bytes]:
-        return asyncio.run(self._async.getf(path))
+        result = self._read(path, None, "getf")
+        return result.mtime, result.data
 
     def delta(self, pos: int, mtime: int, checksum: str, path: str) -> Delta:
-        return asyncio.run(self._async.delta(pos, mtime, checksum, path))
+        reply = self._request(_delta_request(pos, mtime, checksum, path))
+        if not reply:
+            raise self._unavailable(path, "delta")
+        return _delta_reply(reply, mtime, checksum)
 
     def read(self, path: str, *, progress: Progress | None = None) -> LogFile:
-        return asyncio.run(self._async.read(path, progress=progress))
+        return self._read(path, progress, "getf")
 
     def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
-        return asyncio.run(self._async.copy_to(path, out, progress=progress))
+        _check_path(path)
+        listed = self.stat(path)
+        transfer = _Transfer(
+            self._async.where, path, "getf", listed.size if listed is not None else None, out.write, progress
+        )
+        self._receive(f"getf {path}", size=SYNC_CHUNK, keep=False, feed=transfer.feed)
+        if not transfer.finish():
+            raise self._unavailable(path, "getf")
+        return transfer.result(b"")
+
+    def _read(self, path: str, progress: Progress | None, command: str) -> LogFile:
+        _check_path(path)
+        listed = self.stat(path)
+        total = listed.size if listed is not None else None
+        # The bytes land in the buffer where recv_into put them; the transfer only checks them.
+        transfer = _Transfer(self._async.where, path, command, total, None, progress)
+        size = total + _HEADER_ROOM if total is not None else SYNC_CHUNK
+        buffer, end = self._receive(f"{command} {path}", size=size, feed=transfer.feed)
+        if not transfer.finish():
+            raise self._unavailable(path, command)
+        with memoryview(buffer) as view:
+            data = bytes(view[transfer.data_start : end])
+        return transfer.result(data)
+
+    def _unavailable(self, path: str, command: str) -> LogFileUnavailable:
+        try:
+            dir_visible = bool(self.list(_directory_of(path)))
+        except LogServerError:
+            dir_visible = False
+        return _unavailable_error(self._async.where, path, command, dir_visible)

@@ -23,6 +23,7 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "since": state.get("since") if state else None,
         "reconnects": state.get("reconnects", 0) if state else 0,
         "profile": str(tunnel.profile.path),
+        "certificate": _certificate(tunnel),
     }
     if running and live and state and state.get("plan"):
         checks = [c.to_json() for c in tunnel.check(timeout)]
@@ -64,6 +65,19 @@ def _row(check: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _certificate(tunnel: Tunnel) -> dict[str, Any] | None:
+    """When the gateway certificate ends (read now: a renewal shows at once), with a warning ahead of expiry."""
+    from ecflow_remote import certs
+
+    cert = certs.find(tunnel.profile)
+    if cert is None:
+        return None
+    data = cert.to_json()
+    data["summary"] = certs.summary(tunnel.profile, cert)
+    data["warning"] = certs.problem(tunnel.profile, cert) or certs.warning(tunnel.profile, cert)
+    return data
+
+
 def table(data: dict[str, Any]) -> Table:
     from rich.table import Table
 
@@ -72,6 +86,11 @@ def table(data: dict[str, Any]) -> Table:
     title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
     if t.get("message") and t["state"] != "up":
         title += f"\n{t['message']}"
+    cert = t.get("certificate")
+    if cert:
+        title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
+        if cert.get("warning"):
+            title += "[/]"
     table = Table(title=title, title_justify="left")
     for col in ("", "name", "centre", "local", "answers", "ms", "version"):
         # Fold rather than cut: an endpoint with its last digits replaced by "…" is worse than none.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+from typing import Any
 
 from ecflow_remote.errors import EcflowRemoteError
 
@@ -44,12 +45,17 @@ def describe_target(host: str, port: int, proxy: tuple[str, int] | None = None) 
     return target
 
 
-def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+def _set_nodelay_socket(sock: socket.socket) -> None:
     # Requests are one small write each; without this Nagle can hold the last segment back by an RTT.
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        _set_nodelay_socket(sock)
 
 
 def _os_error_words(e: OSError) -> str:
@@ -62,59 +68,48 @@ def _os_error_words(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-async def _open_direct(
-    host: str, port: int, connect_timeout: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+# The failure mapping below is shared by the asyncio path (open_stream) and the blocking one (open_socket), so
+# both say the same words for the same failure. Each returns the error to raise and the cause to chain (None
+# hides the context, as `raise ... from None`).
+
+
+def _direct_failure(
+    e: OSError, host: str, port: int, connect_timeout: float
+) -> tuple[ConnectError, BaseException | None]:
     target = describe_target(host, port)
-    try:
-        async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-    except TimeoutError:
-        raise ConnectError(
-            f"cannot connect to {target}: timed out after {connect_timeout:g}s; check the host name, "
-            "the tunnel, and any firewall",
-            host=host,
-            port=port,
-        ) from None
-    except OSError as e:
-        raise ConnectError(f"cannot connect to {target}: {_os_error_words(e)}", host=host, port=port) from e
-    return reader, writer
+    if isinstance(e, TimeoutError):
+        return (
+            ConnectError(
+                f"cannot connect to {target}: timed out after {connect_timeout:g}s; check the host name, "
+                "the tunnel, and any firewall",
+                host=host,
+                port=port,
+            ),
+            None,
+        )
+    return ConnectError(f"cannot connect to {target}: {_os_error_words(e)}", host=host, port=port), e
 
 
-async def _open_proxied(
-    host: str,
-    port: int,
-    proxy: tuple[str, int],
-    proxy_auth: tuple[str, str] | None,
-    connect_timeout: float,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    # Imported here so that `import ecflow_remote.transport` stays cheap for direct connections.
-    from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
-    from python_socks.async_.asyncio import Proxy
+def _proxy_failure(
+    e: Exception, host: str, port: int, proxy: tuple[str, int], connect_timeout: float
+) -> tuple[ConnectError, BaseException | None] | None:
+    """The ConnectError for a python_socks or OS error while connecting through the proxy; None for others."""
+    from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
     target = describe_target(host, port, proxy)
-    username, password = proxy_auth if proxy_auth is not None else (None, None)
-    # rdns: the Centre's host names only resolve at the far end of the tunnel.
-    socks = Proxy(ProxyType.SOCKS5, proxy[0], proxy[1], username=username, password=password, rdns=True)
-    try:
-        sock = await socks.connect(host, port, timeout=connect_timeout)
-    except ProxyTimeoutError:
-        raise ConnectError(
-            f"cannot connect to {target}: timed out after {connect_timeout:g}s (the proxy or the far end "
-            "did not answer); check that the tunnel is up",
-            host=host,
-            port=port,
-            proxy=proxy,
-        ) from None
-    except ProxyConnectionError as e:
-        raise ConnectError(
-            f"cannot connect to {target}: the SOCKS proxy itself is not reachable "
-            f"({e.strerror or e}); start the tunnel (ecflow-remote up) or check its port",
-            host=host,
-            port=port,
-            proxy=proxy,
-        ) from None
-    except ProxyError as e:
+    if isinstance(e, ProxyTimeoutError):
+        why = (
+            f"timed out after {connect_timeout:g}s (the proxy or the far end did not answer); "
+            "check that the tunnel is up"
+        )
+        cause: BaseException | None = None
+    elif isinstance(e, ProxyConnectionError):
+        why = (
+            f"the SOCKS proxy itself is not reachable ({e.strerror or e}); "
+            "start the tunnel (ecflow-remote up) or check its port"
+        )
+        cause = None
+    elif isinstance(e, ProxyError):
         code = e.error_code
         if code is not None:
             why = _SOCKS_REPLIES.get(code, f"SOCKS error {code}")
@@ -125,11 +120,59 @@ async def _open_proxied(
                 f"the proxy closed the connection ({e}): at the far end {host}:{port} refused, "
                 "or the host name is unknown there"
             )
-        raise ConnectError(f"cannot connect to {target}: {why}", host=host, port=port, proxy=proxy) from None
-    except OSError as e:
-        raise ConnectError(
-            f"cannot connect to {target}: {_os_error_words(e)}", host=host, port=port, proxy=proxy
-        ) from e
+        cause = None
+    elif isinstance(e, OSError):
+        why = _os_error_words(e)
+        cause = e
+    else:
+        return None
+    return ConnectError(f"cannot connect to {target}: {why}", host=host, port=port, proxy=proxy), cause
+
+
+async def _open_direct(
+    host: str, port: int, connect_timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        async with asyncio.timeout(connect_timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+    except OSError as e:  # TimeoutError included
+        error, cause = _direct_failure(e, host, port, connect_timeout)
+        raise error from cause
+    return reader, writer
+
+
+def _socks_proxy(proxy: tuple[str, int], proxy_auth: tuple[str, str] | None, *, sync: bool) -> Any:
+    # Imported here so that `import ecflow_remote.transport` stays cheap for direct connections.
+    from python_socks import ProxyType
+
+    if sync:
+        from python_socks.sync import Proxy as SyncProxy
+
+        cls: Any = SyncProxy
+    else:
+        from python_socks.async_.asyncio import Proxy as AsyncProxy
+
+        cls = AsyncProxy
+    username, password = proxy_auth if proxy_auth is not None else (None, None)
+    # rdns: the Centre's host names only resolve at the far end of the tunnel.
+    return cls(ProxyType.SOCKS5, proxy[0], proxy[1], username=username, password=password, rdns=True)
+
+
+async def _open_proxied(
+    host: str,
+    port: int,
+    proxy: tuple[str, int],
+    proxy_auth: tuple[str, str] | None,
+    connect_timeout: float,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    socks = _socks_proxy(proxy, proxy_auth, sync=False)
+    try:
+        sock = await socks.connect(host, port, timeout=connect_timeout)
+    except Exception as e:
+        failure = _proxy_failure(e, host, port, proxy, connect_timeout)
+        if failure is None:
+            raise
+        raise failure[0] from failure[1]
     try:
         reader, writer = await asyncio.open_connection(sock=sock)
     except BaseException:
@@ -153,6 +196,43 @@ async def open_stream(
         reader, writer = await _open_proxied(host, port, proxy, proxy_auth, connect_timeout)
     _set_nodelay(writer)
     return reader, writer
+
+
+def open_socket(
+    host: str,
+    port: int,
+    *,
+    proxy: tuple[str, int] | None = None,
+    proxy_auth: tuple[str, str] | None = None,
+    connect_timeout: float,
+    timeout: float | None = None,
+) -> socket.socket:
+    """open_stream for blocking code: a connected socket (TCP_NODELAY, `timeout` per operation), or ConnectError.
+
+    No event loop is involved, which saves a few hundred microseconds per connection in the sync clients.
+    """
+    if proxy is None:
+        try:
+            sock = socket.create_connection((host, port), timeout=connect_timeout)
+        except OSError as e:  # TimeoutError included
+            error, cause = _direct_failure(e, host, port, connect_timeout)
+            raise error from cause
+    else:
+        socks = _socks_proxy(proxy, proxy_auth, sync=True)
+        try:
+            sock = socks.connect(host, port, timeout=connect_timeout)
+        except Exception as e:
+            failure = _proxy_failure(e, host, port, proxy, connect_timeout)
+            if failure is None:
+                raise
+            raise failure[0] from failure[1]
+    try:
+        _set_nodelay_socket(sock)
+        sock.settimeout(timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:

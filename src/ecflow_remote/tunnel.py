@@ -192,8 +192,22 @@ class Supervisor:
             self._set(state="reconnecting", message=f"{error}; retrying in {delay:.0f} s" if delay else error, pid=None)
             attempt += 1
             self._sleep(delay)
+            self._wait_for_first_hop()
         self._set(state="stopped", message="stopped", pid=None)
         return 0
+
+    def _wait_for_first_hop(self) -> None:
+        """Start no ssh while the first hop refuses even TCP (link down, laptop offline, sshd down): an ssh started
+        then sits in SYN retransmits (1, 2, 4, 8 s apart) and is back seconds after the network; a fresh probe
+        every 0.1-0.4 s starts it within a moment of the network's return."""
+        if not hasattr(self, "_hop"):
+            self._hop = ssh.first_hop(self.profile)
+        hop = self._hop
+        if hop is None or self.stopping or _listening(*hop, timeout=0.3):
+            return
+        self._set(message=f"{self.state.get('message', '')}; waiting for {hop[0]} port {hop[1]} to answer")
+        while not self.stopping and not _listening(*hop, timeout=0.3):
+            time.sleep(0.1)
 
     def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
@@ -241,11 +255,15 @@ class Supervisor:
         legs = ssh.legs(self.profile, plan, self.rundir.path, self.sessions["jump"], self.sessions["main"])
         self.legs = []
         if legs.jump_master:
+            sock = self.rundir.path / "jump.sock"
+            # A master killed by SIGKILL leaves its socket: waiting on a stale one would start the main leg
+            # before the new master listens, and its ProxyCommand would fall back to a session-less hop (stall).
+            with contextlib.suppress(OSError):
+                sock.unlink()
             master = Leg("jump", legs.jump_master)
             master.start(self.rundir)
             self.legs.append(master)
-            sock = self.rundir.path / "jump.sock"
-            if not wait_for(lambda: sock.exists() or not master.alive(), 15):
+            if not wait_for(lambda: _accepts(sock) or not master.alive(), 15):
                 return "the jump host did not answer within 15 s"
             if not master.alive():
                 return self._leg_failed(master, plan)
@@ -315,11 +333,23 @@ class Supervisor:
         self.legs = []
 
 
-def _listening(host: str, port: int) -> bool:
+def _accepts(path: Path) -> bool:
+    """The ssh master's control socket takes connections (not merely exists)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _listening(host: str, port: int, timeout: float = 0.5) -> bool:
     import socket
 
     try:
-        socket.create_connection((host, port), timeout=0.5).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError:
         return False
     return True
@@ -358,9 +388,18 @@ class Tunnel:
                 f"{current.get('method')}, ssh pid {current.get('pid')}): see `ecflow-remote status`, "
                 "or `ecflow-remote down` first"
             )
-        self.rundir.kill_leftovers()
-        with contextlib.suppress(OSError):
-            self.rundir.state_file.unlink()
+        ssh.ssh_binary()  # no OpenSSH client: say so here, plainly, before anything starts
+        # Leftovers of a dead supervisor are only ours to clear while we hold the lock: without it, a second `up`
+        # racing the first would kill the first one's fresh ssh legs (their pgids are in state.json).
+        lock = self.rundir.try_lock()
+        if lock is None:
+            raise AlreadyRunning(f"a tunnel for {self.profile.path} is being started at this moment")
+        try:
+            self.rundir.kill_leftovers()
+            with contextlib.suppress(OSError):
+                self.rundir.state_file.unlink()
+        finally:
+            lock.close()
         log = open(self.rundir.log_file, "ab")  # noqa: SIM115 (the child owns it)
         argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

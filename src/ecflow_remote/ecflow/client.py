@@ -6,13 +6,24 @@ import asyncio
 import os
 import pwd
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_stream
+from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_socket, open_stream
 
 from . import commands
 from .defs import Defs, Node, parse_defs, parse_node
-from .wire import decode_json, encode_frame, encode_json, read_frame
+from .wire import decode_json, encode_frame, encode_json, read_frame, recv_frame
+
+# Encoded requests kept per client (ping, version, whole definition, recent node paths).
+_FRAME_CACHE_SIZE = 64
+
+
+class _Frames(dict[tuple[str, ...], bytes]):
+    """Encoded requests; they carry the crypt()ed password, so their repr never shows them."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} encoded requests>"
 
 
 def login_name() -> str:
@@ -57,6 +68,7 @@ class AsyncEcflowClient:
             password=commands.crypt_password(password, the_user) if password else "",
             custom_user=custom_user,
         )
+        self._frames = _Frames()
 
     @property
     def user(self) -> str:
@@ -69,8 +81,69 @@ class AsyncEcflowClient:
     def __repr__(self) -> str:
         return f"AsyncEcflowClient({self.where}, user={self.user!r})"
 
-    async def request(self, request: dict[str, Any]) -> commands.Reply:
-        """Send one request and decode the reply; an ErrorCmd raises ServerError."""
+    # --- shared by the async and the sync paths: framing, decoding, error words --------------------------------
+
+    def _frame(self, key: tuple[str, ...], build: Callable[[], dict[str, Any]]) -> bytes:
+        """The encoded request for `key`, built once: the identity never changes, so neither do the bytes."""
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = encode_frame(encode_json(build()))
+            if len(self._frames) >= _FRAME_CACHE_SIZE:
+                self._frames.clear()
+            self._frames[key] = frame
+        return frame
+
+    def _ping_frame(self) -> bytes:
+        return self._frame(("ping",), lambda: commands.ping_request(self._identity))
+
+    def _version_frame(self) -> bytes:
+        return self._frame(("version",), lambda: commands.server_version_request(self._identity))
+
+    def _get_frame(self, path: str = "") -> bytes:
+        return self._frame(("get", path), lambda: commands.get_request(self._identity, path))
+
+    def _file_frame(self, path: str, kind: str, lines: int) -> bytes:
+        return encode_frame(encode_json(commands.file_request(self._identity, path, kind, lines)))
+
+    def _decode(self, body: bytes) -> commands.Reply:
+        return commands.decode_reply(decode_json(body), self.where)
+
+    def _timed_out(self) -> StreamTimeout:
+        return StreamTimeout(
+            f"ecFlow server {self.where} did not answer within {self.read_timeout:g}s; "
+            "it may be overloaded or the tunnel may be stuck (try again, or raise read_timeout)"
+        )
+
+    def _dropped(self, e: ConnectionError) -> StreamTimeout:
+        return StreamTimeout(
+            f"ecFlow server {self.where} dropped the connection ({e.strerror or e}); check the tunnel and try again"
+        )
+
+    def _exchange_sync(self, frame: bytes) -> commands.Reply:
+        """One request over a blocking socket: no event loop, for EcflowClient."""
+        sock = open_socket(
+            self.host,
+            self.port,
+            proxy=self.proxy,
+            proxy_auth=self.proxy_auth,
+            connect_timeout=self.connect_timeout,
+            timeout=self.read_timeout,
+        )
+        try:
+            deadline = time.monotonic() + self.read_timeout
+            sock.sendall(frame)
+            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
+        except TimeoutError:
+            raise self._timed_out() from None
+        except ConnectionError as e:
+            raise self._dropped(e) from e
+        finally:
+            sock.close()
+        return self._decode(body)
+
+    # --- the async API ----------------------------------------------------------------------------------------
+
+    async def _exchange(self, frame: bytes) -> commands.Reply:
         reader, writer = await open_stream(
             self.host,
             self.port,
@@ -79,42 +152,39 @@ class AsyncEcflowClient:
             connect_timeout=self.connect_timeout,
         )
         try:
-            writer.write(encode_frame(encode_json(request)))
+            writer.write(frame)
             try:
                 async with asyncio.timeout(self.read_timeout):
                     await writer.drain()
                     body = await read_frame(reader, f"ecFlow server {self.where}")
             except TimeoutError:
-                raise StreamTimeout(
-                    f"ecFlow server {self.where} did not answer within {self.read_timeout:g}s; "
-                    "it may be overloaded or the tunnel may be stuck (try again, or raise read_timeout)"
-                ) from None
+                raise self._timed_out() from None
             except ConnectionError as e:
-                raise StreamTimeout(
-                    f"ecFlow server {self.where} dropped the connection ({e.strerror or e}); "
-                    "check the tunnel and try again"
-                ) from e
+                raise self._dropped(e) from e
         finally:
             await close_stream(writer)
-        return commands.decode_reply(decode_json(body), self.where)
+        return self._decode(body)
+
+    async def request(self, request: dict[str, Any]) -> commands.Reply:
+        """Send one request and decode the reply; an ErrorCmd raises ServerError."""
+        return await self._exchange(encode_frame(encode_json(request)))
 
     async def ping(self) -> float:
         """Round trip of one ping, in seconds, including the TCP connection (as `ecflow_client --ping`)."""
+        frame = self._ping_frame()
         start = time.perf_counter()
-        reply = await self.request(commands.ping_request(self._identity))
+        reply = await self._exchange(frame)
         elapsed = time.perf_counter() - start
         commands.expect_ok(reply, self.where)
         return elapsed
 
     async def server_version(self) -> str:
         """The server's ecFlow version, such as `5.9.2`."""
-        reply = await self.request(commands.server_version_request(self._identity))
-        return commands.expect_string(reply, self.where)
+        return commands.expect_string(await self._exchange(self._version_frame()), self.where)
 
     async def get_defs_text(self) -> str:
         """The whole definition with state, as the NET-style text the server sends."""
-        reply = await self.request(commands.get_request(self._identity))
-        return commands.expect_defs_text(reply, self.where)
+        return commands.expect_defs_text(await self._exchange(self._get_frame()), self.where)
 
     async def get_defs(self) -> Defs:
         """The whole definition as a node tree."""
@@ -122,9 +192,8 @@ class AsyncEcflowClient:
 
     async def get_node(self, path: str) -> Node:
         """One node and its subtree, without its ancestors (their variables are not sent)."""
-        if not path.startswith("/"):
-            raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
-        reply = await self.request(commands.get_request(self._identity, path))
+        _check_node_path(path)
+        reply = await self._exchange(self._get_frame(path))
         return parse_node(commands.expect_node_text(reply, self.where), path)
 
     async def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
@@ -133,16 +202,24 @@ class AsyncEcflowClient:
         The server keeps only the last `max_lines` lines and then says so; `cut` tells, and the marker is
         removed. Without max_lines the whole file is asked for.
         """
-        if not path.startswith("/"):
-            raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
-        # max_lines_ is a size_t on the server: this is "no limit" in practice, and what it asks is what it checks.
-        lines = max_lines if max_lines is not None else commands.UNLIMITED_LINES
-        reply = await self.request(commands.file_request(self._identity, path, kind, lines))
+        _check_node_path(path)
+        lines = _file_lines(max_lines)
+        reply = await self._exchange(self._file_frame(path, kind, lines))
         return commands.split_file_truncation(commands.expect_string(reply, self.where), lines)
 
 
+def _check_node_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+
+
+def _file_lines(max_lines: int | None) -> int:
+    # max_lines_ is a size_t on the server: this is "no limit" in practice, and what it asks is what it checks.
+    return max_lines if max_lines is not None else commands.UNLIMITED_LINES
+
+
 class EcflowClient:
-    """The same client for synchronous code: each call runs its own event loop."""
+    """The same client for synchronous code, over plain blocking sockets (no event loop per call)."""
 
     def __init__(self, host: str, port: int, **kwargs: Any) -> None:
         self._async = AsyncEcflowClient(host, port, **kwargs)
@@ -163,19 +240,34 @@ class EcflowClient:
         return f"EcflowClient({self._async.where}, user={self.user!r})"
 
     def ping(self) -> float:
-        return asyncio.run(self._async.ping())
+        """Round trip of one ping, in seconds, including the TCP connection (as `ecflow_client --ping`)."""
+        c = self._async
+        frame = c._ping_frame()
+        start = time.perf_counter()
+        reply = c._exchange_sync(frame)
+        elapsed = time.perf_counter() - start
+        commands.expect_ok(reply, c.where)
+        return elapsed
 
     def server_version(self) -> str:
-        return asyncio.run(self._async.server_version())
+        c = self._async
+        return commands.expect_string(c._exchange_sync(c._version_frame()), c.where)
 
     def get_defs_text(self) -> str:
-        return asyncio.run(self._async.get_defs_text())
+        c = self._async
+        return commands.expect_defs_text(c._exchange_sync(c._get_frame()), c.where)
 
     def get_defs(self) -> Defs:
-        return asyncio.run(self._async.get_defs())
+        return parse_defs(self.get_defs_text())
 
     def get_node(self, path: str) -> Node:
-        return asyncio.run(self._async.get_node(path))
+        _check_node_path(path)
+        c = self._async
+        return parse_node(commands.expect_node_text(c._exchange_sync(c._get_frame(path)), c.where), path)
 
     def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
-        return asyncio.run(self._async.file(path, kind, max_lines))
+        _check_node_path(path)
+        c = self._async
+        lines = _file_lines(max_lines)
+        reply = c._exchange_sync(c._file_frame(path, kind, lines))
+        return commands.split_file_truncation(commands.expect_string(reply, c.where), lines)

@@ -136,7 +136,9 @@ def get_request(identity: Identity, path: str = "") -> dict[str, Any]:
     )
 
 
-def file_request(identity: Identity, path: str, kind: str = "jobout", max_lines: int = DEFAULT_MAX_LINES) -> dict[str, Any]:
+def file_request(
+    identity: Identity, path: str, kind: str = "jobout", max_lines: int = DEFAULT_MAX_LINES
+) -> dict[str, Any]:
     """`ecflow_client --file=PATH KIND MAX_LINES`: CFileCmd; the reply is SStringCmd with the file's text."""
     if kind not in FILE_KINDS:
         raise ValueError(f"file kind must be one of {', '.join(FILE_KINDS)}, not {kind!r}")

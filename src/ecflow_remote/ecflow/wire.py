@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from typing import Any
 
 from ecflow_remote.errors import EcflowRemoteError
@@ -42,9 +44,33 @@ def encode_frame(body: bytes) -> bytes:
     return encode_header(len(body)) + body
 
 
+# The C string encoder json.dumps(ensure_ascii=False) itself uses.
+_dump_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+
+
+def _cereal_text(obj: Any) -> str:
+    # json.dumps(obj, indent=0) lays things out the same way, but any indent switches json to its pure-Python
+    # encoder; requests are small dicts of strings and ints, so walking them here is three times as fast.
+    kind = type(obj)
+    if kind is str:
+        return str(_dump_str(obj))
+    if kind is int:
+        return int.__repr__(obj)
+    if kind is dict and all(type(k) is str for k in obj):
+        if not obj:
+            return "{}"
+        return "{\n" + ",\n".join([_dump_str(k) + ": " + _cereal_text(v) for k, v in obj.items()]) + "\n}"
+    if kind is list:
+        if not obj:
+            return "[]"
+        return "[\n" + ",\n".join([_cereal_text(v) for v in obj]) + "\n]"
+    # Anything else (bool, float, None, tuples, subclasses, non-string keys): json's own rules.
+    return json.dumps(obj, indent=0, ensure_ascii=False)
+
+
 def encode_json(obj: Any) -> bytes:
     """JSON laid out exactly as cereal writes it (one member a line, no indent), so requests match ecflow_client's."""
-    return json.dumps(obj, indent=0, ensure_ascii=False).encode("utf-8")
+    return _cereal_text(obj).encode("utf-8")
 
 
 def decode_json(body: bytes) -> dict[str, Any]:
@@ -58,21 +84,72 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return obj
 
 
+def _no_reply(where: str, partial: bytes) -> ProtocolError:
+    if not partial:
+        return ProtocolError(
+            f"{where} closed the connection without a reply; it may have rejected the request "
+            "or this port is not an ecFlow server"
+        )
+    return ProtocolError(f"{where} closed the connection inside the reply header: {partial!r}")
+
+
+def _short_body(where: str, got: int, length: int) -> ProtocolError:
+    return ProtocolError(f"{where} closed the connection after {got} of {length} reply bytes; try again")
+
+
 async def read_frame(reader: asyncio.StreamReader, where: str = "the server") -> bytes:
     """Read one message; a connection that closes early is an error, never a short reply."""
     try:
         header = await reader.readexactly(HEADER_SIZE)
     except asyncio.IncompleteReadError as e:
-        if not e.partial:
-            raise ProtocolError(
-                f"{where} closed the connection without a reply; it may have rejected the request "
-                "or this port is not an ecFlow server"
-            ) from e
-        raise ProtocolError(f"{where} closed the connection inside the reply header: {e.partial!r}") from e
+        raise _no_reply(where, e.partial) from e
     length = decode_header(header)
     try:
         return await reader.readexactly(length)
     except asyncio.IncompleteReadError as e:
-        raise ProtocolError(
-            f"{where} closed the connection after {len(e.partial)} of {length} reply bytes; try again"
-        ) from e
+        raise _short_body(where, len(e.partial), length) from e
+
+
+# What one recv asks for: a whole small reply (ping, version, a node) arrives in the first one.
+_FIRST_READ = 64 * 1024
+
+
+def recv_frame(sock: socket.socket, where: str = "the server", timeout: float | None = None) -> bytes:
+    """read_frame for a blocking socket; `timeout` bounds the whole reply (TimeoutError), None uses the socket's."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def recv(n: int) -> bytes:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
+        return sock.recv(n)
+
+    first = recv(_FIRST_READ)
+    while len(first) < HEADER_SIZE:
+        more = recv(_FIRST_READ)
+        if not more:
+            raise _no_reply(where, first)
+        first += more
+    length = decode_header(first[:HEADER_SIZE])
+    end = HEADER_SIZE + length
+    if len(first) >= end:
+        return first[HEADER_SIZE:end]
+    # A big reply (a whole definition): read the rest straight into a buffer of the right size.
+    body = bytearray(length)
+    view = memoryview(body)
+    got = len(first) - HEADER_SIZE
+    view[:got] = first[HEADER_SIZE:]
+    while got < length:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise _short_body(where, got, length)
+        got += n
+    view.release()
+    return bytes(body)

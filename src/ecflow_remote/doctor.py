@@ -1,0 +1,323 @@
+"""The step-by-step diagnosis: walk the chain laptop → jump → workstation → servers, stop at the first broken link."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ecflow_remote import certs, identity
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.profile import Profile, SshTarget, load_profile
+
+SSH_TIMEOUT = 20.0
+REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
+
+
+@dataclass
+class Step:
+    """One link of the chain: ok, fail (the first broken link), warn (works, but watch it) or skip (not reached)."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+@dataclass
+class Report:
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def broken(self) -> Step | None:
+        return next((s for s in self.steps if s.status == "fail"), None)
+
+    def to_json(self) -> dict[str, Any]:
+        broken = self.broken
+        return {
+            "ok": broken is None,
+            "broken": broken.name if broken else None,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+    def text(self) -> str:
+        marks = {"ok": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "  - "}
+        width = max((len(s.name) for s in self.steps), default=10)
+        lines = []
+        for s in self.steps:
+            lines.append(f"{marks.get(s.status, s.status)}  {s.name:{width}}  {s.detail}")
+            if s.fix:
+                lines.append(f"{'':4}  {'':{width}}  fix: {s.fix}")
+        broken = self.broken
+        lines.append(f"\nBroken link: {broken.name}." if broken else "\nEvery link works.")
+        return "\n".join(lines)
+
+
+class _Stop(Exception):
+    """The first broken link was found: the walk ends there."""
+
+
+class _Walk:
+    def __init__(self) -> None:
+        self.report = Report()
+
+    def ok(self, name: str, detail: str) -> None:
+        self.report.steps.append(Step(name, "ok", detail))
+
+    def warn(self, name: str, detail: str, fix: str | None = None) -> None:
+        self.report.steps.append(Step(name, "warn", detail, fix))
+
+    def fail(self, name: str, detail: str, fix: str | None = None) -> NoReturn:
+        self.report.steps.append(Step(name, "fail", detail, fix))
+        raise _Stop
+
+
+def diagnose(profile_path: Path | None = None, timeout: float = 8.0) -> Report:
+    """Check every link in order; the report ends at the first broken one (its `fix` says what to do)."""
+    walk = _Walk()
+    with contextlib.suppress(_Stop):
+        _walk(walk, profile_path, timeout)
+    return walk.report
+
+
+def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        w.fail("ssh", "no OpenSSH client on PATH", "install it (Debian: apt install openssh-client)")
+    version = subprocess.run([ssh, "-V"], capture_output=True, text=True).stderr.strip()
+    w.ok("ssh", f"{ssh} ({version})")
+
+    try:
+        profile = load_profile(profile_path)
+    except EcflowRemoteError as e:
+        w.fail("profile", str(e), "fix the profile as the message says (or write one: ecflow-remote init)")
+    w.ok("profile", f"{profile.path}: {len(profile.servers)} server(s), {len(profile.logservers)} log server(s)")
+
+    cert = certs.find(profile)
+    if cert is None:
+        w.warn(
+            "certificate",
+            "no SSH certificate found (ssh -G's CertificateFile/IdentityFile, the agent, tsh)",
+            "if the gateway needs one: " + certs.renew_hint(profile),
+        )
+    elif certs.problem(profile, cert):
+        w.fail("certificate", certs.summary(profile, cert), certs.renew_hint(profile))
+    elif certs.warning(profile, cert):
+        w.warn("certificate", certs.summary(profile, cert), certs.renew_hint(profile))
+    else:
+        w.ok("certificate", certs.summary(profile, cert))
+
+    gw = profile.gateway
+    for i, hop in enumerate(gw.jump):
+        _ssh_hop(w, profile, list(gw.jump[:i]), hop, f"jump {hop.host}" if len(gw.jump) > 1 else "jump")
+    _ssh_hop(w, profile, list(gw.jump), gw.host, "workstation")
+
+    with _probe(w, profile) as socks_port:
+        asyncio.run(_services(w, profile, socks_port, timeout))
+
+    if gw.method == "socks":
+        pc = shutil.which("proxychains4")
+        if pc is None:
+            w.fail(
+                "proxychains",
+                "proxychains4 is not installed; the socks method needs it for programs that do not speak SOCKS",
+                'Debian: apt install proxychains4; macOS: brew install proxychains-ng (or use method = "local")',
+            )
+        w.ok("proxychains", pc)
+
+    exe = shutil.which("ecflow_ui.x") or shutil.which("ecflow_ui")
+    if exe is None:
+        w.warn("ecflow_ui", "not installed: `ecflow-remote ui` needs it", "Debian: apt install ecflow-client")
+    else:
+        w.ok("ecflow_ui", f"{exe} {_ui_version(exe)}")
+
+
+# ------------------------------------------------------------------------------------------------ ssh links
+
+
+def _ssh_base(profile: Profile) -> list[str]:
+    from ecflow_remote import ssh
+
+    argv = [ssh.ssh_binary()]
+    if profile.gateway.ssh_config:
+        argv += ["-F", str(profile.gateway.ssh_config)]
+    return [
+        *argv,
+        *("-o", "BatchMode=yes", "-o", "ConnectTimeout=8", "-o", "ControlMaster=no", "-o", "ControlPath=none"),
+    ]
+
+
+def _dest(target: SshTarget) -> str:
+    return target.uri() if target.port is not None else str(target)
+
+
+def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, name: str) -> None:
+    from ecflow_remote import ssh
+
+    argv = _ssh_base(profile)
+    if via:
+        argv += ["-J", ",".join(str(j) for j in via)]
+    argv += [_dest(hop), "true"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        w.fail(name, f"{hop.host} did not answer within {SSH_TIMEOUT:.0f} s", "check the network, VPN and host name")
+    if done.returncode == 0:
+        w.ok(name, f"ssh {hop} works")
+        return
+    err = done.stderr
+    if ssh.is_auth_failure(err):
+        cert = certs.find(profile)
+        w.fail(name, f"{hop.host} refused the login: {ssh.explain(err)}", certs.renew_hint(profile) if cert else None)
+    if via and re.search(r"open failed|stdio forwarding failed|kex_exchange_identification|Connection closed", err):
+        w.fail(
+            name,
+            f"the jump host could not open an SSH connection to {hop.host}:{hop.port or 22} (its sshd is down, or "
+            "the host is off)",
+            f"check that {hop.host} is up and runs sshd (ask its administrator), or choose another gateway.host",
+        )
+    if re.search(r"refused|timed out|No route|unreachable|resolve|closed", err, re.IGNORECASE):
+        w.fail(name, ssh.explain(err), f"check that {hop.host} is up and that the profile names it right")
+    # Logged in, but no command allowed (a Teleport proxy): the link itself works.
+    w.warn(name, f"ssh {hop} connected but ran no command: {ssh.explain(err)}")
+
+
+@contextlib.contextmanager
+def _probe(w: _Walk, profile: Profile) -> Iterator[int]:
+    """A private SOCKS proxy at the workstation for the service checks: works whether a tunnel runs or not."""
+    from ecflow_remote.methods import free_port
+
+    port = free_port()
+    argv = [*_ssh_base(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", f"127.0.0.1:{port}"]
+    if profile.gateway.jump:
+        argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
+    argv.append(_dest(profile.gateway.host))
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + SSH_TIMEOUT
+        while not _listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                from ecflow_remote import ssh
+
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
+                w.fail("workstation", f"could not open a SOCKS probe at the workstation: {ssh.explain(err)}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- services
+
+
+async def _services(w: _Walk, profile: Profile, socks_port: int, timeout: float) -> None:
+    from ecflow_remote.ecflow import AsyncEcflowClient, ServerError
+    from ecflow_remote.logserver import AsyncLogServerClient
+    from ecflow_remote.transport import close_stream, open_stream
+
+    proxy = ("127.0.0.1", socks_port)
+    workstation = profile.gateway.host.host
+
+    async def port_open(host: str, port: int, name: str, what: str) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await open_stream(host, port, proxy=proxy, connect_timeout=timeout)
+            await close_stream(writer)
+        except (EcflowRemoteError, OSError, TimeoutError) as e:
+            w.fail(
+                name,
+                f"{host}:{port} cannot be reached from {workstation}: {e}",
+                f"is the {what} on {host}:{port} running? Check the host and port in {profile.path}, or ask "
+                "its administrator",
+            )
+        w.ok(name, f"{host}:{port} open (from {workstation})")
+
+    for s in profile.servers:
+        await port_open(s.host, s.port, f"port {s.name}", "ecFlow server")
+        password: str | None = None
+        if s.password is not None:
+            try:
+                password = s.password.read()
+            except EcflowRemoteError as e:
+                w.fail(f"password {s.name}", str(e), f'fix password = "{s.password}" of server {s.name}')
+        auth = identity.auth_for(s, {s.name: password} if password else {})
+        client = AsyncEcflowClient(
+            s.host, s.port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout, **auth.client_kwargs()
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                latency = await client.ping()
+        except ServerError as e:
+            if not REFUSED_RE.search(e.server_text):
+                w.fail(f"ping {s.name}", e.server_text, "see the server's message")
+            w.ok(f"ping {s.name}", "the server answers (and refuses the request)")
+            if s.custom_user and s.password is not None:
+                w.fail(
+                    f"password {s.name}",
+                    f"{s.name} refused custom user {s.custom_user!r} with the password from {s.password}: "
+                    f"{e.server_text.strip()}",
+                    f"check the password in {s.password}, and that {s.custom_user!r} is on the server's password "
+                    "file and white list (ask its administrator)",
+                )
+            w.fail(
+                f"white list {s.name}",
+                f"{s.name} refuses user {client.user!r}: {e.server_text.strip()}",
+                f'set ecflow_user = "<your Centre user name>" in [gateway] (or this [[server]]) of {profile.path}, '
+                f"or ask the server's administrator to add {client.user!r} to its white list",
+            )
+        except (EcflowRemoteError, OSError, TimeoutError) as e:
+            w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
+        w.ok(f"ping {s.name}", f"answers in {latency * 1000:.1f} ms")
+        w.ok(f"white list {s.name}", f"accepts user {client.user!r}")
+        if s.custom_user and s.password is not None:
+            w.ok(f"password {s.name}", f"accepted for custom user {s.custom_user!r}")
+
+    for lg in profile.logservers:
+        name = f"logserver {lg.host}:{lg.port}"
+        logclient = AsyncLogServerClient(lg.host, lg.port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                version = await logclient.version()
+        except (EcflowRemoteError, OSError, TimeoutError) as e:
+            w.fail(
+                name,
+                f"no answer from {lg.host}:{lg.port} (from {workstation}): {e or 'timed out'}",
+                f"is the log server on {lg.host}:{lg.port} running? (ecflow_logserver.sh; ask its administrator)",
+            )
+        w.ok(name, f"answers (protocol version {version})")
+
+
+def _ui_version(exe: str) -> str:
+    target = exe if exe.endswith(".x") else (shutil.which("ecflow_ui.x") or exe)
+    try:
+        done = subprocess.run(
+            [target, "--version"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "(version unknown)"
+    out = (done.stdout or done.stderr).strip().splitlines()
+    return f"version {out[0]}" if out else "(version unknown)"

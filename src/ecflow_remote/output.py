@@ -1,0 +1,290 @@
+"""`ecflow-remote output`: a task's job output, from its log server through the tunnel or from its ecFlow server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.methods import Endpoint
+from ecflow_remote.suites import connect_via, ecflow_client_for
+
+if TYPE_CHECKING:
+    from ecflow_remote.ecflow import AsyncEcflowClient
+    from ecflow_remote.logserver import AsyncLogServerClient, Progress
+    from ecflow_remote.tunnel import Tunnel
+
+FOLLOW_EVERY = 1.0
+# Outputs up to this size stay in memory until verified; bigger ones are spooled to a temporary file.
+SPOOL_IN_MEMORY = 16 * 1024 * 1024
+
+
+class OutputError(EcflowRemoteError):
+    """The job output could not be read completely."""
+
+
+@dataclass
+class Source:
+    """Where a task's output is read from: a log server through the tunnel, or the ecFlow server itself."""
+
+    server: str
+    node: str
+    jobout: str
+    logserver: tuple[str, int] | None  # ECF_LOGHOST/ECF_LOGPORT of the node
+    endpoint: Endpoint | None  # that log server in the tunnel, if the profile has it
+    ecflow: AsyncEcflowClient
+    # How to reach the log server now: its local forward, or its Centre name through the SOCKS proxy.
+    endpoint_host: str = ""
+    endpoint_port: int = 0
+    proxy: tuple[str, int] | None = None
+
+    @property
+    def via_logserver(self) -> bool:
+        return self.endpoint is not None
+
+    def describe(self) -> str:
+        if self.endpoint is not None:
+            return f"log server {self.endpoint.host}:{self.endpoint.port}"
+        return f"ecFlow server {self.server}"
+
+    def logserver_client(self, read_timeout: float = 30.0) -> AsyncLogServerClient:
+        from ecflow_remote.logserver import AsyncLogServerClient
+
+        assert self.endpoint is not None
+        return AsyncLogServerClient(self.endpoint_host, self.endpoint_port, proxy=self.proxy, read_timeout=read_timeout)
+
+
+def _same_host(a: str, b: str) -> bool:
+    # ECF_LOGHOST may be fully qualified while the profile uses the short name, or the other way round.
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b or a.split(".", 1)[0] == b.split(".", 1)[0]
+
+
+async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
+    """Find the task, its job output path and the log server that serves it (if the tunnel reaches it)."""
+    client = ecflow_client_for(tunnel, server)
+    if not node_path.startswith("/"):
+        raise OutputError(f"node paths are absolute, like /suite/family/task, not {node_path!r}")
+    # The whole tree, not just the node: ECF_OUT, ECF_LOGHOST and ECF_LOGPORT are usually set on a suite.
+    defs = await client.get_defs()
+    node = defs.find(node_path)
+    if not node.is_submittable:
+        raise OutputError(f"{node.path} is a {node.kind}: only tasks have job output")
+    jobout = node.jobout_path()
+    logserver = node.logserver()
+    source = Source(server, node.path, jobout, logserver, None, client)
+    if logserver is not None:
+        plan = tunnel.plan()
+        for e in plan.logservers():
+            if _same_host(e.host, logserver[0]) and e.port == logserver[1]:
+                source.endpoint = e
+                source.endpoint_host, source.endpoint_port, source.proxy = connect_via(plan, e)
+                break
+    return source
+
+
+def last_lines(data: bytes, n: int) -> bytes:
+    """The last n lines, a final line without its newline counting as one (as tail -n)."""
+    if n <= 0:
+        return b""
+    end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    pos = end
+    for _ in range(n):
+        pos = data.rfind(b"\n", 0, pos)
+        if pos < 0:
+            return data
+    return data[pos + 1 :]
+
+
+async def read_via_server(source: Source, tail: int | None = None) -> bytes:
+    """The output as `ecflow_client --file NODE jobout` gets it; a file the server cut down is an error."""
+    # The server cuts one line short of max_lines when the file ends with a newline: ask one more, cut here.
+    max_lines = tail + 1 if tail is not None else None
+    text, cut = await source.ecflow.file(source.node, "jobout", max_lines)
+    data = text.encode("utf-8", errors="surrogateescape")
+    if tail is not None:
+        return last_lines(data, tail)
+    if cut:
+        raise OutputError(
+            f"ecFlow server {source.server} cut {source.node}'s output ({source.jobout}) down to its last lines; "
+            "nothing was printed. Add its log server to the profile to read it whole."
+        )
+    return data
+
+
+async def read_via_logserver(source: Source, out: BinaryIO, progress: Progress | None = None) -> None:
+    """Stream the whole file into `out`; raises TruncatedOutput (out then holds a partial copy)."""
+    await source.logserver_client().copy_to(source.jobout, out, progress=progress)
+
+
+async def read_output(
+    source: Source,
+    out: IO[bytes],
+    *,
+    tail: int | None = None,
+    progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """Write the whole verified output (or its last `tail` lines) to `out`; nothing at all if it is incomplete."""
+    from ecflow_remote.logserver import LogFileUnavailable
+    from ecflow_remote.transport import ConnectError
+
+    if source.via_logserver:
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed below)
+        try:
+            try:
+                await read_via_logserver(source, spool, progress)  # type: ignore[arg-type]
+            except (ConnectError, LogFileUnavailable) as e:
+                # The server can still read the file itself: say why the log server was skipped, then carry on.
+                if note:
+                    note(f"{source.describe()}: {e}; reading from the ecFlow server {source.server} instead")
+            else:
+                spool.seek(0)
+                if tail is not None:
+                    out.write(last_lines(spool.read(), tail))
+                else:
+                    shutil.copyfileobj(spool, out, 1024 * 1024)
+                return
+        finally:
+            spool.close()
+    out.write(await read_via_server(source, tail))
+
+
+async def follow(
+    source: Source,
+    out: IO[bytes],
+    *,
+    tail: int | None = None,
+    every: float = FOLLOW_EVERY,
+    should_stop: Callable[[], bool] = lambda: False,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """Print the output, then what is added to it, every `every` seconds until should_stop() (or Ctrl-C)."""
+    if source.via_logserver:
+        await _follow_logserver(source, out, tail, every, should_stop, note)
+    else:
+        await _follow_server(source, out, tail, every, should_stop, note)
+
+
+async def _follow_logserver(
+    source: Source,
+    out: IO[bytes],
+    tail: int | None,
+    every: float,
+    should_stop: Callable[[], bool],
+    note: Callable[[str], None] | None,
+) -> None:
+    from ecflow_remote.logserver import checksum_of
+
+    client = source.logserver_client()
+    first = await client.read(source.jobout)
+    data = first.data
+    out.write(last_lines(data, tail) if tail is not None else data)
+    out.flush()
+    pos, mtime, checksum = len(data), first.mtime or 0, first.checksum or checksum_of(data)
+    while not should_stop():
+        await asyncio.sleep(every)
+        delta = await client.delta(pos, mtime, checksum if len(checksum) == 40 else "x", source.jobout)
+        if delta.unchanged:
+            continue
+        if delta.append:
+            pos += len(delta.data)
+        else:
+            # A new try, or the file was rewritten: start again from its beginning.
+            if note:
+                note(f"{source.jobout} was replaced; showing it from the start")
+            pos = len(delta.data)
+        mtime = delta.mtime or mtime
+        checksum = delta.checksum or checksum
+        out.write(delta.data)
+        out.flush()
+
+
+async def _follow_server(
+    source: Source,
+    out: IO[bytes],
+    tail: int | None,
+    every: float,
+    should_stop: Callable[[], bool],
+    note: Callable[[str], None] | None,
+) -> None:
+    data = await read_via_server(source, tail)
+    out.write(data)
+    out.flush()
+    previous = await read_via_server(source) if tail is not None else data
+    while not should_stop():
+        await asyncio.sleep(every)
+        current = await read_via_server(source)
+        if current == previous:
+            continue
+        if current.startswith(previous):
+            out.write(current[len(previous) :])
+        else:
+            if note:
+                note(f"{source.jobout} was replaced; showing it from the start")
+            out.write(current)
+        out.flush()
+        previous = current
+
+
+# ------------------------------------------------------------------------------------------ the CLI's entry
+
+
+def run(tunnel: Tunnel, server: str, node: str, *, do_follow: bool = False, tail: int | None = None) -> None:
+    """Print a task's output to stdout; a progress bar on stderr when it is a terminal and the file is large."""
+    out = sys.stdout.buffer
+
+    def note(message: str) -> None:
+        print(f"ecflow-remote: {message}", file=sys.stderr, flush=True)
+
+    async def main() -> None:
+        source = await locate(tunnel, server, node)
+        if do_follow:
+            await follow(source, out, tail=tail, note=note)
+            return
+        with _ProgressBar() as progress:
+            await read_output(source, out, tail=tail, progress=progress, note=note)
+        out.flush()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        out.flush()
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr for outputs over 1 MiB, only when stderr is a terminal."""
+
+    THRESHOLD = 1024 * 1024
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress | None:
+        if not sys.stderr.isatty():
+            return None
+        return self.update
+
+    def update(self, received: int, total: int | None) -> None:
+        if self._progress is None:
+            if (total or received) < self.THRESHOLD:
+                return
+            from rich.console import Console
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self._progress = Progress(
+                *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("job output", total=total)
+        self._progress.update(self._task, completed=received)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

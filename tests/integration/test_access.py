@@ -1,0 +1,233 @@
+"""Issue 5 against the simulated Centre: certificate expiry and renewal, white-list identity, custom passwords."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecflow_remote.runstate import wait_for
+
+CLI = [sys.executable, "-m", "ecflow_remote"]
+PASSWORD = "Pw-7x!q2-unique"  # searched for in every process's arguments and every log below
+
+
+def cli(profile: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "--profile", str(profile), *args], capture_output=True, text=True, timeout=90, env=env)
+
+
+def write_profile(c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, **gateway: Any) -> Path:
+    """The Centre's profile, with extra keys for some [[server]] entries (custom_user, password...)."""
+    c.write_profile(path, "local", **gateway)
+    lines = path.read_text().splitlines()
+    out = []
+    for line in lines:
+        out.append(line)
+        for name, keys in (servers or {}).items():
+            if line == f'name = "{name}"':
+                out += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def all_cmdlines() -> bytes:
+    data = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                data.append((entry / "cmdline").read_bytes())
+            except OSError:
+                continue
+    return b"\n".join(data)
+
+
+def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal last
+        last = tunnel.state() or {}
+        return bool(predicate(last))
+
+    assert wait_for(check, timeout, 0.1), f"state never matched: {last}"
+    return last
+
+
+# ------------------------------------------------------------------------------------------- certificates
+
+
+def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp_path: Path) -> None:
+    from ecflow_remote import status
+    from ecflow_remote.tunnel import Tunnel, TunnelError
+
+    c = make_centre(certificate_validity="+12s")
+    profile = write_profile(c, tmp_path / "p.toml", warn_before="1h")
+    tunnel = Tunnel(profile)
+    try:
+        state = tunnel.up()
+        # Announced before it happens: in the supervisor's message and in status.
+        assert "certificate expires in" in state["message"] and "ecflow-remote login" in state["message"]
+        cert = status.report(tunnel, live=False)["tunnel"]["certificate"]
+        assert cert["source"] == f"file {c.certificate}"
+        assert 0 < cert["seconds_left"] <= 12 and cert["warning"]
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(status.table(status.report(tunnel, live=False)))
+        text = console.export_text()
+        assert "certificate: " in text and " left, until " in text
+
+        # The established tunnel outlives the certificate; then the link drops (every ssh of the tunnel dies).
+        assert wait_for(lambda: time.time() > cert["valid_until"] + 1, 20, 0.2)
+        for pgid in tunnel.state()["pgids"]:
+            os.killpg(pgid, signal.SIGKILL)
+        down = wait_state(tunnel, lambda s: s.get("state") == "reconnecting" and "expired" in s.get("message"), 30)
+        assert "your SSH certificate expired" in down["message"] and "ecflow-remote login" in down["message"]
+        assert "reconnects by itself" in down["message"]
+        report = json.loads(cli(profile, "status", "--json").stdout)
+        assert report["tunnel"]["certificate"]["seconds_left"] <= 0
+
+        # A second `up` (another profile file, same Centre) names the certificate, not a generic failure.
+        other = write_profile(c, tmp_path / "other.toml")
+        up = cli(other, "up", "--detach", "--timeout", "20")
+        assert up.returncode != 0 and "certificate expired" in up.stderr, up.stderr
+        with pytest.raises(TunnelError, match="certificate expired"):
+            Tunnel(other).up(20)
+
+        # `tsh login` at the Centre: a new certificate; the running supervisor reconnects on its own.
+        reconnects = tunnel.state()["reconnects"]
+        c.issue_certificate("+1h")
+        back = wait_state(tunnel, lambda s: s.get("state") == "up", 20)
+        assert back["reconnects"] >= reconnects
+        assert back["certificate"]["valid_until"] > time.time() + 3000
+        assert all(ch.reachable for ch in tunnel.check(5) if ch.endpoint.kind == "server")
+    finally:
+        tunnel.down()
+
+
+def test_login_command_runs_in_foreground(centre: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    profile = write_profile(centre, tmp_path / "p.toml", login=f"touch {marker}")
+    done = cli(profile, "login")
+    assert done.returncode == 0 and marker.exists(), done.stderr
+    assert "Certificate:" in done.stdout and "left" in done.stdout
+
+
+# ------------------------------------------------------------------------------------ white-list identity
+
+
+def test_white_list_identity_through_run(make_centre: Any, tmp_path: Path) -> None:
+    from ecflow_remote import identity, launch
+    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
+    from ecflow_remote.tunnel import Tunnel
+
+    spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=())
+    c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))
+    profile = write_profile(c, tmp_path / "p.toml", ecflow_user="user1")
+    tunnel = Tunnel(profile)
+    try:
+        tunnel.up()
+        host, port = tunnel.endpoint("machine1")
+        # The laptop's own user (root) is refused: nothing global changed.
+        plain = subprocess.run(
+            ["ecflow_client", f"--host={host}", f"--port={port}", "--ping"], capture_output=True, text=True
+        )
+        assert plain.returncode != 0 and "not allowed any access" in plain.stdout + plain.stderr
+
+        # Through `run`: the Centre name, as the server's log shows.
+        query = "--query=state /lab/f1/hello"
+        done = cli(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")
+        assert done.returncode == 0, done.stdout + done.stderr
+        done = cli(profile, "run", "--server", "machine1", "--", "sh", "-c", f"ecflow_client {query}; id -un")
+        assert done.returncode == 0 and "complete" in done.stdout, done.stdout + done.stderr
+        assert done.stdout.strip().endswith("user1")
+        me = socket.gethostname()
+        assert wait_for(lambda: f":user1@{me}" in c.server_log(spec).read_text(), 5)
+
+        # A name that is not on the white list is still refused: the view only carries the configured name.
+        files = dict((tunnel.state() or {}).get("files", {}))
+        files["passwd"] = str(identity.write_passwd_view(tunnel.rundir.path, "someone"))
+        env = {**os.environ, "ECF_HOST": host, "ECF_PORT": str(port)}
+        proc = launch.spawn(
+            ["ecflow_client", "--ping"], tunnel.plan(), files, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        out = proc.communicate(timeout=30)[0].decode()
+        assert proc.returncode != 0 and "User 'someone' is not allowed any access" in out, out
+        # And the native client presents the profile's name too (status, health checks).
+        report = json.loads(cli(profile, "status", "--json").stdout)
+        assert report["servers"][0]["reachable"], report
+    finally:
+        tunnel.down()
+
+
+# ----------------------------------------------------------------------------------------------- passwords
+
+
+def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
+    from ecflow_remote.ecflow import EcflowClient, ServerError
+    from ecflow_remote.tunnel import Tunnel
+
+    spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
+    c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))
+    monkeypatch.setenv("ECFR_TEST_PASSWORD", PASSWORD)
+    profile = write_profile(
+        c, tmp_path / "p.toml", servers={"machine1": {"custom_user": "bob", "password": "env:ECFR_TEST_PASSWORD"}}
+    )
+    tunnel = Tunnel(profile)
+    try:
+        state = tunnel.up()  # its health checks log in as bob with the password: the native client
+        host, port = tunnel.endpoint("machine1")
+        pwfile = Path(state["files"]["custom_passwd"])
+        assert pwfile.stat().st_mode & 0o777 == 0o600
+        assert f"bob {host} {port} {PASSWORD}" in pwfile.read_text()
+
+        assert EcflowClient(host, port, user="bob", custom_user=True, password=PASSWORD).ping() >= 0
+        with pytest.raises(ServerError):
+            EcflowClient(host, port, user="bob", custom_user=True, password="wrong").ping()
+
+        done = cli(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")
+        assert done.returncode == 0, done.stdout + done.stderr
+        # Without --server, by host and port (ECF_USER: the profile's one custom user).
+        for name in (host, "localhost"):
+            done = cli(profile, "run", "--", "ecflow_client", f"--host={name}", f"--port={port}", "--ping")
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        # While a launched program runs: no process shows the password in its arguments.
+        slow = subprocess.Popen(
+            [
+                *CLI,
+                "--profile",
+                str(profile),
+                "run",
+                "--server",
+                "machine1",
+                "--",
+                "sh",
+                "-c",
+                "ecflow_client --ping; sleep 3",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1)
+            assert PASSWORD.encode() not in all_cmdlines()
+        finally:
+            slow.wait(20)
+        report = cli(profile, "status", "--json").stdout
+        assert PASSWORD not in report and '"reachable": true' in report
+        for f in tunnel.rundir.path.iterdir():
+            if f.is_file() and f != pwfile:
+                assert PASSWORD not in f.read_text(errors="replace"), f
+    finally:
+        tunnel.down()
+    assert not pwfile.exists()

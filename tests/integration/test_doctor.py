@@ -1,0 +1,128 @@
+"""`ecflow-remote doctor` against the simulated Centre: a healthy chain, then each broken link named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PASSWORD = "doc-Pw-91"
+
+
+def write_profile(c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, **gateway: Any) -> Path:
+    c.write_profile(path, "local", **gateway)
+    out = []
+    for line in path.read_text().splitlines():
+        out.append(line)
+        for name, keys in (servers or {}).items():
+            if line == f'name = "{name}"':
+                out += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+@pytest.fixture
+def doc_centre(make_centre: Any) -> Any:
+    from ecflow_remote.centre import EcflowServerSpec
+
+    return make_centre(
+        servers=(
+            EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=()),
+            EcflowServerSpec("machine2", 3142, "ops", "logserver2", passwords=(("bob", PASSWORD),)),
+        )
+    )
+
+
+def test_doctor_names_each_broken_link(doc_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecflow_remote import doctor
+
+    c = doc_centre
+    monkeypatch.setenv("ECFR_DOC_PW", PASSWORD)
+    servers = {"machine2": {"custom_user": "bob", "password": "env:ECFR_DOC_PW"}}
+    good = write_profile(c, tmp_path / "good.toml", servers, ecflow_user="user1")
+
+    def broken(profile: Path = good) -> str | None:
+        report = doctor.diagnose(profile, timeout=5)
+        step = report.broken
+        assert step is None or step.fix, report.text()
+        return step.name if step else None
+
+    healthy = doctor.diagnose(good, timeout=5)
+    assert healthy.broken is None, healthy.text()
+    names = [s.name for s in healthy.steps]
+    for expected in (
+        "ssh",
+        "profile",
+        "certificate",
+        "jump",
+        "workstation",
+        "port machine1",
+        "ping machine1",
+        "white list machine1",
+        "password machine2",
+        "logserver logserver2:9316",
+        "ecflow_ui",
+    ):
+        assert expected in names, names
+
+    # Each fault on its own, undone before the next.
+    faults: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
+        ("jump", lambda: c.stop_sshd("jump"), lambda: c.start_sshd("jump")),
+        ("workstation", lambda: c.stop_sshd("machine1"), lambda: c.start_sshd("machine1")),
+        ("port machine1", lambda: c.stop_server("machine1"), lambda: c.start_server("machine1")),
+        ("logserver logserver2:9316", lambda: c.stop_logserver("logserver2"), lambda: c.start_logserver("logserver2")),
+        (
+            "password machine2",
+            lambda: monkeypatch.setenv("ECFR_DOC_PW", "wrong"),
+            lambda: monkeypatch.setenv("ECFR_DOC_PW", PASSWORD),
+        ),
+    ]
+    for name, breaks, mends in faults:
+        breaks()
+        try:
+            assert broken() == name
+        finally:
+            mends()
+
+    # A user name the white list refuses (no ecflow_user: the laptop's own login name).
+    assert broken(write_profile(c, tmp_path / "nouser.toml", servers)) == "white list machine1"
+    # A profile pointing at an ssh_config that is not there.
+    missing = write_profile(c, tmp_path / "missing.toml", servers, ecflow_user="user1")
+    missing.write_text(missing.read_text().replace(str(c.ssh_config), str(tmp_path / "no_such_config")))
+    assert broken(missing) == "profile"
+    # An expired certificate.
+    c.issue_certificate("+1s")
+    time.sleep(2.5)
+    try:
+        report = doctor.diagnose(good, timeout=5)
+        assert report.broken is not None and report.broken.name == "certificate", report.text()
+        assert "EXPIRED" in report.broken.detail and "ecflow-remote login" in (report.broken.fix or "")
+    finally:
+        c.issue_certificate("+12h")
+    assert broken() is None
+
+
+def test_doctor_cli_json(centre: Any, profile_for: Any) -> None:
+    profile = profile_for("socks")
+    done = subprocess.run(
+        [sys.executable, "-m", "ecflow_remote", "--profile", str(profile), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["ok"] and report["broken"] is None, done.stdout + done.stderr
+    assert any(s["name"] == "proxychains" and s["status"] == "ok" for s in report["steps"])
+    text = subprocess.run(
+        [sys.executable, "-m", "ecflow_remote", "--profile", str(profile), "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Every link works." in text.stdout

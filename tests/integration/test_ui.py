@@ -1,0 +1,237 @@
+"""`ecflow-remote ui`: the real ecflow_ui under Xvfb, through the tunnel, connected to both Centre servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecflow_remote.runstate import wait_for
+
+UI_HOST = "ecfr-ui-test"  # ecflow_ui's own host name: its requests are told apart in the servers' logs
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A private X server; killed at the end whatever happens."""
+    for tool in ("Xvfb", "xdotool", "import"):
+        if not any(os.access(Path(d) / tool, os.X_OK) for d in os.environ.get("PATH", "").split(":")):
+            pytest.skip(f"{tool} missing: run scripts/install-deps")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.close(write)
+    try:
+        with os.fdopen(read) as f:
+            number = f.readline().strip()
+        assert number.isdigit(), "Xvfb did not report its display"
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        try:
+            xvfb.wait(5)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
+            xvfb.wait()
+
+
+def stop_ui(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ecflow_ui (child first, as its launch script wants), then anything left in its process group."""
+    from ecflow_remote import ui
+
+    ui.stop(proc)
+    # Nothing of the group may outlive the test (an ecflow_ui.x reparented to init would hold the display).
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def new_text(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+@pytest.mark.parametrize("method", ["hosts", "local", "socks"])
+def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str) -> None:
+    from ecflow_remote import ui
+
+    tunnel = tunnel_up(method)
+    logs = {spec.host: centre.server_log(spec) for spec in centre.servers}
+    offsets = {host: size(path) for host, path in logs.items()}
+    ui_log = tmp_path / "ui.log"
+    own = tmp_path / "own-config"  # the "user's" ecflow_ui config: must stay untouched
+    own.mkdir()
+    own_servers = "#Name Host Port Favourite System Ssl user\nelsewhere,example.invalid,1,0,0,0,\n"
+    (own / "servers.txt").write_text(own_servers)
+    with open(ui_log, "wb") as out:
+        proc, config = ui.launch(
+            tunnel,
+            ["-log"],
+            env={**os.environ, "DISPLAY": display},
+            user_dir=own,
+            hide=[str(centre.outputs_dir)],
+            hostname=UI_HOST,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert config.path.parent == tunnel.rundir.path
+        rows = {s.name: s for s in config.servers}
+        assert set(rows) == {"machine1", "machine2", "elsewhere"}
+
+        def connected() -> bool:
+            text = ui_log.read_text(errors="replace")
+            return (
+                all(re.search(rf"loaded=\[?{spec.suite}\b", text) for spec in centre.servers) or proc.poll() is not None
+            )
+
+        wait_for(connected, 60, 0.5)
+        time.sleep(1)  # let the first repaint land before the screenshot (not asserted)
+        subprocess.run(
+            ["import", "-display", display, "-window", "root", str(tmp_path / f"ui-{method}.png")], timeout=30
+        )
+        text = ui_log.read_text(errors="replace")
+        assert proc.poll() is None, f"ecflow_ui exited: {text[-3000:]}"
+        if method == "socks":
+            # ecflow_ui's own proxychains mode (-pc4), with the tunnel's private config.
+            assert "command: proxychains4" in text
+        for spec in centre.servers:
+            assert re.search(rf"loaded=\[?{spec.suite}\b", text), f"no loaded= for {spec.host}: {text[-3000:]}"
+            requests = new_text(logs[spec.host], offsets[spec.host])
+            # The servers' own logs: ecflow_ui (by its host name) synced the whole definition.
+            assert re.search(rf"--sync_full\S*\s*:\S+@{UI_HOST}", requests), f"{spec.host}: {requests[-2000:]}"
+    finally:
+        stop_ui(proc)
+        ui.remove_config(config.path)
+    assert (own / "servers.txt").read_text() == own_servers and not (own / "default.session").exists()
+
+
+def user_session(selection: str) -> str:
+    """The user's own session (as ecflow_ui saves one): a tree and an info panel, with a node selected."""
+    import json
+
+    from ecflow_remote.ui import SESSION_TEMPLATE
+
+    session = json.loads(SESSION_TEMPLATE.read_text())
+    tab = session["window_0"]["tab_0"]
+    tab["server"] = []
+    tab["widget_0"]["selection"] = selection
+    tab["widget_1"]["selection"] = selection
+    return json.dumps(session)
+
+
+def xdotool(display: str, *args: str) -> None:
+    subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True, timeout=10)
+
+
+# local: only the log server that kept port 9316 on 127.0.0.1 is reachable by name (the how-to's limit).
+@pytest.mark.parametrize(("method", "server"), [("hosts", 0), ("hosts", 1), ("socks", 0), ("socks", 1), ("local", 0)])
+def test_ui_reads_job_output_through_the_log_server(
+    centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str, server: int
+) -> None:
+    from ecflow_remote import ui
+
+    spec = centre.servers[server]
+    logserver = next(ls for ls in centre.logservers if ls.host == spec.logserver)
+    tunnel = tunnel_up(method)
+    lsl = centre.logserver_log(logserver)
+    offset = size(lsl)
+    own = tmp_path / "own-config"
+    (own / "default.session").mkdir(parents=True)
+    (own / "default.session" / "session.json").write_text(user_session(f"{spec.host}://{spec.suite}/f1/hello"))
+    ui_log = tmp_path / "ui.log"
+    with open(ui_log, "wb") as out:
+        proc, config = ui.launch(
+            tunnel,
+            ["-log"],
+            env={**os.environ, "DISPLAY": display},
+            user_dir=own,
+            # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so
+            # what it shows can only have come through the log server.
+            hide=[str(centre.outputs_dir)],
+            hostname=UI_HOST,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert config.session == "extended"
+        wait_for(lambda: f"loaded=[{spec.suite}" in ui_log.read_text(errors="replace") or proc.poll() is not None, 60)
+        assert proc.poll() is None, ui_log.read_text(errors="replace")[-3000:]
+        time.sleep(2)  # the session's selection lands after the first sync (not asserted)
+        # No window manager: the main window sits at 0,0 and its info panel's "Output" tab at a fixed place.
+        xdotool(display, "mousemove", "333", "366", "click", "1")
+        jobout = str(centre.jobout(spec, "f1/hello"))
+        wait_for(lambda: jobout in new_text(lsl, offset), 30, 0.5)
+        time.sleep(1)
+        subprocess.run(
+            ["import", "-display", display, "-window", "root", str(tmp_path / f"ui-output-{method}-{spec.host}.png")],
+            timeout=30,
+        )
+        served = new_text(lsl, offset)
+        assert re.search(rf"getf\s+{re.escape(jobout)}", served), f"log server saw no getf: {served[-2000:]}"
+    finally:
+        stop_ui(proc)
+        ui.remove_config(config.path)
+
+
+def test_cli_ui_runs_until_stopped_and_cleans_up(centre: Any, tunnel_up: Any, display: str, tmp_path: Path) -> None:
+    tunnel = tunnel_up("hosts")
+    confd = tunnel.rundir.path / "ecflow_ui"
+    own = tmp_path / "own-config"  # stands for ~/.ecflow_ui_v5 (via ECFLOWUI_CONFIG_DIR): copied, not used
+    own.mkdir()
+    env = {**os.environ, "DISPLAY": display, "ECFLOWUI_CONFIG_DIR": str(own)}
+    out = tmp_path / "cli.out"
+    with open(out, "wb") as f:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "ecflow_remote", "--profile", str(tunnel.profile.path), "ui", "--", "-log"],
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: out.read_text(errors="replace").count("loaded=[") >= 2 or cli.poll() is not None, 60, 0.5)
+        text = out.read_text(errors="replace")
+        assert cli.poll() is None, text[-3000:]
+        assert f"config dir: {confd}" in text and all(f"loaded=[{s.suite}" in text for s in centre.servers)
+        assert (confd / "servers.txt").exists() and list(own.iterdir()) == []
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(20) == 130
+        assert not confd.exists()
+        # The UI went with it: no process of the CLI's group is left.
+        assert wait_for(lambda: not _group_alive(cli.pid), 10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
+        cli.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

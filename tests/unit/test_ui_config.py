@@ -1,0 +1,123 @@
+"""ecflow_ui's private config dir: the server list through the tunnel, the session, the user's files untouched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecflow_remote import ui
+from ecflow_remote.methods import Endpoint, Plan
+from ecflow_remote.profile import load_profile
+from ecflow_remote.uiconfig import read_servers_txt
+
+PROFILE = """\
+[gateway]
+host = "user1@machine1"
+method = "hosts"
+
+[[server]]
+name = "machine1"
+host = "machine1"
+port = 4141
+
+[[server]]
+name = "m2"
+host = "machine2"
+port = 3142
+ecflow_user = "user1"
+"""
+
+
+def plan(method: str) -> Plan:
+    local = method == "local"
+    endpoints = [
+        Endpoint("server", "machine1", "machine1", 4141, "127.0.0.1" if local else "127.77.0.1", 4141),
+        Endpoint("server", "m2", "machine2", 3142, "127.0.0.1" if local else "127.77.0.2", 40001 if local else 3142),
+    ]
+    return Plan(method, endpoints, socks_port=9050 if method == "socks" else None)
+
+
+@pytest.fixture
+def profile(tmp_path: Path) -> object:
+    path = tmp_path / "p.toml"
+    path.write_text(PROFILE)
+    return load_profile(path)
+
+
+def test_fresh_config_lists_and_opens_every_server(tmp_path: Path, profile: object) -> None:
+    config = ui.prepare_config(tmp_path / "run" / "ecflow_ui", profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
+    rows = {s.name: (s.host, s.port, s.user) for s in read_servers_txt(config.path / "servers.txt")}
+    assert rows == {"machine1": ("machine1", 4141, ""), "m2": ("machine2", 3142, "user1")}
+    session = json.loads((config.path / "default.session" / "session.json").read_text())
+    assert session["window_0"]["tab_0"]["server"] == ["machine1", "m2"]
+    assert config.session == "created"
+    assert [w["type"] for k, w in session["window_0"]["tab_0"].items() if k.startswith("widget_")] == ["tree", "info"]
+
+
+def test_local_method_uses_localhost_and_local_ports(tmp_path: Path, profile: object) -> None:
+    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), tmp_path / "none")  # type: ignore[arg-type]
+    rows = {s.name: (s.host, s.port) for s in config.servers}
+    assert rows == {"machine1": ("localhost", 4141), "m2": ("localhost", 40001)}
+
+
+def test_users_config_is_copied_never_changed(tmp_path: Path, profile: object) -> None:
+    own = tmp_path / "own"
+    (own / "default.session").mkdir(parents=True)
+    servers = "#Name Host Port Favourite System Ssl user\nmachine1,old,1,1,0,0,me\n"
+    servers += "alias2,machine2,3142,0,0,0,\nother,h,5,0,0,0,\n"
+    (own / "servers.txt").write_text(servers)
+    session = {
+        "windowCount": "1",
+        "topWindowId": "0",
+        "window_0": {"currentTabId": "0", "tab_0": {"server": ["other"]}},
+    }
+    (own / "default.session" / "session.json").write_text(json.dumps(session))
+    (own / "user.settings.json").write_text("{}")
+    (own / "x.lock").write_text("")
+    before = {p: p.read_bytes() for p in own.rglob("*") if p.is_file()}
+
+    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), own)  # type: ignore[arg-type]
+
+    assert {p: p.read_bytes() for p in own.rglob("*") if p.is_file()} == before
+    rows = [(s.name, s.host, s.port, s.user) for s in read_servers_txt(config.path / "servers.txt")]
+    # Same name: through the tunnel, the user's own user kept; same Centre host:port under another name: too;
+    # anything else as it was; profile servers not there yet: added.
+    assert rows == [
+        ("machine1", "localhost", 4141, "me"),
+        ("alias2", "localhost", 40001, ""),
+        ("other", "h", 5, ""),
+        ("m2", "localhost", 40001, "user1"),
+    ]
+    assert config.session == "extended"
+    written = json.loads((config.path / "default.session" / "session.json").read_text())
+    assert written["window_0"]["tab_0"]["server"] == ["other", "machine1", "m2"]
+    assert (config.path / "user.settings.json").exists() and not (config.path / "x.lock").exists()
+
+
+def test_unreadable_session_is_kept(tmp_path: Path, profile: object) -> None:
+    own = tmp_path / "own"
+    (own / "default.session").mkdir(parents=True)
+    (own / "default.session" / "session.json").write_text("not json")
+    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("hosts"), own)  # type: ignore[arg-type]
+    assert config.session == "kept"
+    assert (config.path / "default.session" / "session.json").read_text() == "not json"
+
+
+def test_prepare_replaces_a_stale_dir(tmp_path: Path, profile: object) -> None:
+    dest = tmp_path / "ecflow_ui"
+    dest.mkdir()
+    (dest / "stale").write_text("x")
+    ui.prepare_config(dest, profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
+    assert not (dest / "stale").exists() and (dest / "servers.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_command_per_method(tmp_path: Path) -> None:
+    argv, env = ui.command(tmp_path, plan("hosts"), {}, ["-title", "x"])
+    assert argv[1:] == ["-confd", str(tmp_path), "-title", "x"] and env == {}
+    argv, env = ui.command(tmp_path, plan("socks"), {"proxychains": "/run/pc.conf"})
+    assert "-pc4" in argv and env == {"PROXYCHAINS_CONF_FILE": "/run/pc.conf"}
+    with pytest.raises(ui.UiError, match="proxychains"):
+        ui.command(tmp_path, plan("socks"), {})
