@@ -79,6 +79,7 @@ def _certificate(tunnel: Tunnel) -> dict[str, Any] | None:
 
 
 def table(data: dict[str, Any]) -> Table:
+    from rich import box
     from rich.table import Table
 
     t = data["tunnel"]
@@ -91,23 +92,34 @@ def table(data: dict[str, Any]) -> Table:
         title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
         if cert.get("warning"):
             title += "[/]"
-    table = Table(title=title, title_justify="left")
-    for col in ("", "name", "centre", "local", "answers", "ms", "version"):
-        # Fold rather than cut: an endpoint with its last digits replaced by "…" is worse than none.
-        table.add_column(col, overflow="fold")
-    for kind, rows in (("server", data["servers"]), ("log", data["logservers"])):
+    problems = [
+        f"{r.get('name') or r['host']}: {r.get('error')}"
+        for r in data["servers"] + data["logservers"]
+        if not r["reachable"] and r.get("error")
+    ]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="\n".join(problems) or None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for header in ("name", "at the Centre", "here", "answers", "ms", "version"):
+        # Addresses never wrap or shorten: a cut port number is worse than a wide table.
+        table.add_column(header, justify="right" if header == "ms" else "left", no_wrap=header != "name")
+    for rows in (data["servers"], data["logservers"]):
         for r in rows:
             local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
             if r.get("via"):
                 local = f"SOCKS {local}"
-            ok = "[green]yes[/]" if r["reachable"] else f"[red]no[/] {r.get('error') or ''}"
             table.add_row(
-                kind,
                 r.get("name") or r["host"],
                 f"{r['host']}:{r['port']}",
                 local,
-                ok,
+                "[green]yes[/]" if r["reachable"] else "[red]no[/]",
                 f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
                 r.get("version") or "-",
             )
+        table.add_section()
     return table
