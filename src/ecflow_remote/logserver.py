@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -402,6 +403,16 @@ class AsyncLogServerClient:
         return _unavailable_error(self.where, path, command, dir_visible)
 
 
+# recv(n, MSG_WAITALL) with a receive timeout behaves as described in _receive_whole on Linux and macOS.
+_CAN_WAIT_ALL = hasattr(socket, "MSG_WAITALL") and hasattr(socket, "SO_RCVTIMEO")
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    # A zero timeval means no timeout at all: never round a tiny timeout down to that.
+    return struct.pack("@ll", whole, max(int((seconds - whole) * 1e6), 0 if whole else 1))
+
+
 def _encode_line(line: str) -> bytes:
     return line.encode("utf-8", errors="surrogateescape") + b"\n"
 
@@ -549,15 +560,62 @@ class LogServerClient:
         _check_path(path)
         listed = self.stat(path)
         total = listed.size if listed is not None else None
-        # The bytes land in the buffer where recv_into put them; the transfer only checks them.
         transfer = _Transfer(self._async.where, path, command, total, None, progress)
-        size = total + _HEADER_ROOM if total is not None else SYNC_CHUNK
-        buffer, end = self._receive(f"{command} {path}", size=size, feed=transfer.feed)
+        line = f"{command} {path}"
+        if total and progress is None and _CAN_WAIT_ALL:
+            data = self._receive_whole(line, transfer, total)
+        else:
+            # The bytes land in the buffer where recv_into put them; the transfer only checks them.
+            buffer, end = self._receive(line, size=(total or 0) + _HEADER_ROOM, feed=transfer.feed)
+            with memoryview(buffer) as view:
+                data = bytes(view[transfer.data_start : end])
         if not transfer.finish():
             raise self._unavailable(path, command)
-        with memoryview(buffer) as view:
-            data = bytes(view[transfer.data_start : end])
         return transfer.result(data)
+
+    def _receive_whole(self, line: str, transfer: _Transfer, total: int) -> bytes:
+        """The file's bytes when the listed size is known: the header is taken off first, then one
+        recv(total, MSG_WAITALL) has the kernel copy the whole file into the bytes object that is returned, with
+        no buffer to clear beforehand and no copy afterwards (for a big file that is most of the client's work)."""
+        c = self._async
+        parts: list[bytes] = []
+        sock: socket.socket | None = None
+        try:
+            sock = self._connect(line)
+            # Blocking reads bounded by SO_RCVTIMEO: a read that got data returns it when the time is up, one
+            # that got nothing fails with EAGAIN, so a transfer is given up after at most two read_timeouts of
+            # silence.
+            sock.settimeout(None)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(c.read_timeout))
+            while not transfer.header_done:
+                # Consume exactly the header, so that the file starts at the first byte of the next read.
+                peek = sock.recv(_HEADER_ROOM, socket.MSG_PEEK)
+                if not peek:
+                    return b""  # closed before or inside the header: transfer.finish() says which
+                need = 3 - transfer.header.count(b":")
+                cut = -1
+                for _ in range(need):
+                    cut = peek.find(b":", cut + 1)
+                    if cut < 0:
+                        break
+                transfer.feed(sock.recv(cut + 1 if cut >= 0 else len(peek)))
+            while True:
+                # The whole file in one read; anything more (a file that grew, or the rest after a slow patch
+                # cut the read short) until the server closes.
+                part = sock.recv(total if not parts else SYNC_CHUNK, socket.MSG_WAITALL if not parts else 0)
+                if not part:
+                    break
+                parts.append(part)
+        except (TimeoutError, BlockingIOError):
+            raise _timed_out(c.where, c.read_timeout, line) from None
+        except ConnectionError as e:
+            raise _dropped(c.where, line, e) from e
+        finally:
+            if sock is not None:
+                sock.close()
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        transfer.feed(data)
+        return data
 
     def _unavailable(self, path: str, command: str) -> LogFileUnavailable:
         try:

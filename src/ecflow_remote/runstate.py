@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -40,9 +41,7 @@ class RunDir:
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
         key = hashlib.sha256(str(profile_path.resolve()).encode()).hexdigest()[:10]
-        path = runtime_root() / key
-        path.mkdir(mode=0o700, exist_ok=True)
-        return cls(path)
+        return cls(runtime_root() / key)  # made by `up`, removed by `down`
 
     @property
     def lock_file(self) -> Path:
@@ -71,6 +70,7 @@ class RunDir:
     def try_lock(self) -> TextIO | None:
         """The lock, held for the supervisor's life; None when another supervisor holds it. The kernel frees it
         when its holder dies, even by kill -9, so a lock is never stale."""
+        self.path.mkdir(mode=0o700, exist_ok=True)
         f = open(self.lock_file, "a+")  # noqa: SIM115 (held open for the process's life)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,6 +80,8 @@ class RunDir:
         return f
 
     def is_locked(self) -> bool:
+        if not self.lock_file.exists():
+            return False  # asking must not recreate what `down` removed
         f = self.try_lock()
         if f is None:
             return True
@@ -98,10 +100,22 @@ class RunDir:
         return killed
 
     def clean_files(self, keep: tuple[str, ...] = ()) -> None:
+        if not self.path.is_dir():
+            return
         for child in self.path.iterdir():
             if child.name != "lock" and child.name not in keep:
                 with contextlib.suppress(OSError):
-                    child.unlink()
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)  # ecflow_ui's private config dir, left by a killed `ui`
+                    else:
+                        child.unlink()
+
+    def remove(self) -> None:
+        """Everything, the directory included: `down` leaves nothing behind."""
+        self.clean_files()
+        with contextlib.suppress(OSError):
+            self.lock_file.unlink()
+            self.path.rmdir()
 
 
 def _is_ours(pid: int, run_path: Path) -> bool:

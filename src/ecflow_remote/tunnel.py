@@ -22,7 +22,10 @@ from ecflow_remote.methods import Endpoint, Plan, plan_for
 from ecflow_remote.profile import Profile, load_profile
 from ecflow_remote.runstate import RunDir, wait_for
 
-BACKOFF = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0]
+# Capped at 10 s: a laptop back on the network should not wait long, and one ssh attempt is cheap.
+BACKOFF = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0]
+# After a refused certificate only a renewal helps (noticed at once); a slow retry spares the gateway's logs.
+REFUSED_RETRY = 60.0
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
 CERT_EVERY = 5.0  # how often the supervisor looks at the certificate's end (ssh -G + ssh-keygen: milliseconds)
@@ -51,6 +54,7 @@ class Leg:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     stdin_keep: IO[bytes] | None = None
+    started: float = 0.0
 
     def start(self, rundir: RunDir) -> None:
         self.log = rundir.path / f"ssh-{self.name}.log"
@@ -64,6 +68,7 @@ class Leg:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+        self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.
         self.stdin_keep = self.proc.stdin
 
@@ -108,6 +113,8 @@ class Supervisor:
         self.stopping = False
         # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
         self.sessions = {"jump": True, "main": True}
+        # A hop that once held a session can: a later end of it (sshd restarted) is a fault, not a refusal.
+        self.sessions_proven: set[str] = set()
         self.state: dict[str, Any] = {}
         # Read once at start (never in argv, state or logs): the native health checks send them.
         self.passwords: dict[str, str] = {}
@@ -187,11 +194,16 @@ class Supervisor:
                 self._set(state="reconnecting", message=error, pid=None)
                 attempt += 1
                 seen = certs.fingerprint(self.profile)
-                self._sleep(BACKOFF[-1], wake=lambda seen=seen: certs.fingerprint(self.profile) != seen)  # type: ignore[misc]
+                self._sleep(REFUSED_RETRY, wake=lambda seen=seen: certs.fingerprint(self.profile) != seen)  # type: ignore[misc]
                 continue
             self._set(state="reconnecting", message=f"{error}; retrying in {delay:.0f} s" if delay else error, pid=None)
             attempt += 1
             self._sleep(delay)
+            if self.method == "local" and "already in use" in error:
+                # Another program took one of our local ports meanwhile: choose again (the new ports are reported).
+                with contextlib.suppress(EcflowRemoteError):
+                    plan = plan_for(self.profile, self.method)
+                    self._set(plan=plan.to_json(), files=self._write_files(plan))
             self._wait_for_first_hop()
         self._set(state="stopped", message="stopped", pid=None)
         return 0
@@ -295,7 +307,8 @@ class Supervisor:
         # ssh exits 255 for its own errors; any other status is the remote command's, so the connection worked
         # and the hop ended (or refused) the session itself, as a Teleport proxy does. Carry on without one.
         refused = code not in (None, 255) or re.search(r"pty|shell request|session", text, re.I)
-        if self.sessions.get(leg.name) and refused and not ssh.is_auth_failure(text):
+        proven = leg.name in self.sessions_proven
+        if self.sessions.get(leg.name) and refused and not proven and not ssh.is_auth_failure(text):
             self.sessions[leg.name] = False
             return f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
         return f"{leg.name} leg: {ssh.explain(text)}"
@@ -312,6 +325,10 @@ class Supervisor:
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
                 return
+            for leg in self.legs:
+                # A session that lasted is proof the hop gives them; a refused one ends within a second.
+                if self.sessions[leg.name] and time.monotonic() - leg.started > 5:
+                    self.sessions_proven.add(leg.name)
             if time.monotonic() >= next_health:
                 self._set(checks=self._health(plan))
                 next_health = time.monotonic() + HEALTH_EVERY
@@ -400,6 +417,7 @@ class Tunnel:
                 self.rundir.state_file.unlink()
         finally:
             lock.close()
+        self.rundir.path.mkdir(mode=0o700, exist_ok=True)
         log = open(self.rundir.log_file, "ab")  # noqa: SIM115 (the child owns it)
         argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -449,7 +467,7 @@ class Tunnel:
         # After a kill -9 of the supervisor: its ssh groups, files and state are still to be cleared.
         self.rundir.kill_leftovers()
         if not self.is_running():
-            self.rundir.clean_files()
+            self.rundir.remove()
         return running
 
     def __enter__(self) -> Tunnel:

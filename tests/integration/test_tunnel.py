@@ -75,6 +75,7 @@ def test_up_status_run_down(centre: Any, profile_for: Any, method: str) -> None:
     assert not (rundir / "state.json").exists()
     report = json.loads(cli(profile, "status", "--json").stdout)
     assert report["tunnel"]["state"] == "down"
+    assert not rundir.exists()  # down removed everything, and asking for status made nothing
 
 
 GET_BY_NAME = """
