@@ -110,12 +110,15 @@ def measure_status(profile: Path, timeout: float = STATUS_TIMEOUT) -> dict[str, 
     }
 
 
-def _raw_get(host: str, port: int, path: str, proxy: tuple[str, int] | None) -> int:
+def _raw_get(host: str, port: int, path: str, proxy: tuple[str, int] | None, proxy_auth: tuple[str, str] | None) -> int:
     if proxy is not None:
         from python_socks import ProxyType
         from python_socks.sync import Proxy
 
-        sock = Proxy(ProxyType.SOCKS5, proxy[0], proxy[1], rdns=True).connect(host, port, timeout=10)
+        user, password = proxy_auth or (None, None)
+        sock = Proxy(ProxyType.SOCKS5, proxy[0], proxy[1], username=user, password=password, rdns=True).connect(
+            host, port, timeout=10
+        )
     else:
         sock = socket.create_connection((host, port), timeout=10)
     with sock:
@@ -129,12 +132,18 @@ def _raw_get(host: str, port: int, path: str, proxy: tuple[str, int] | None) -> 
 
 
 def measure_output(
-    host: str, port: int, path: str, size: int, proxy: tuple[str, int] | None = None, repeats: int = 3
+    host: str,
+    port: int,
+    path: str,
+    size: int,
+    proxy: tuple[str, int] | None = None,
+    repeats: int = 3,
+    proxy_auth: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The native log-server read (list + getf, verified, into memory) vs a plain socket `get` of the same file."""
     from ecflow_remote.logserver import LogServerClient
 
-    client = LogServerClient(host, port, proxy=proxy, read_timeout=60)
+    client = LogServerClient(host, port, proxy=proxy, proxy_auth=proxy_auth, read_timeout=60)
     native: list[float] = []
     raw: list[float] = []
     for _ in range(repeats):
@@ -145,7 +154,7 @@ def measure_output(
             raise RuntimeError(f"native read got {got.size} of {size} bytes")
         del got
         t0 = time.perf_counter()
-        n = _raw_get(host, port, path, proxy)
+        n = _raw_get(host, port, path, proxy, proxy_auth)
         raw.append(time.perf_counter() - t0)
         if n != size:
             raise RuntimeError(f"plain socket read got {n} of {size} bytes")
@@ -207,7 +216,6 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def run_all(centre: Any, workdir: Path) -> dict[str, Any]:
     """Every measurement against a running Centre; returns the numbers (bench/run.py imports this)."""
-    from ecflow_remote.suites import connect_via
 
     results: dict[str, Any] = {}
     spec = centre.server("machine1")
@@ -215,7 +223,8 @@ def run_all(centre: Any, workdir: Path) -> dict[str, Any]:
         profile = centre.write_profile(workdir / f"bench-{method}.toml", method)
         with running_tunnel(profile) as tunnel:
             plan = tunnel.plan()
-            host, port, _ = connect_via(plan, plan.endpoint("machine1"))
+            route = plan.route(plan.endpoint("machine1"))
+            host, port = route.host, route.port
             if method == "local":
                 results["ping"] = measure_ping(host, port)
             big = centre.outputs_dir / spec.suite / "bench-big.1"
@@ -226,8 +235,10 @@ def run_all(centre: Any, workdir: Path) -> dict[str, Any]:
                     f.write(chunk)
             try:
                 lg = next(e for e in plan.logservers() if e.host == spec.logserver)
-                lhost, lport, proxy = connect_via(plan, lg)
-                results[f"output_{method}"] = measure_output(lhost, lport, str(big), size, proxy)
+                r = plan.route(lg)
+                results[f"output_{method}"] = measure_output(
+                    r.host, r.port, str(big), size, r.proxy, proxy_auth=r.proxy_auth
+                )
             finally:
                 big.unlink(missing_ok=True)
     dead = dead_servers_profile(centre, workdir / "bench-dead.toml")

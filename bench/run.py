@@ -29,14 +29,23 @@ HOLD = "exec sleep 2147483647"
 # --------------------------------------------------------------------------------------------- measuring
 
 
-def socks_connect(proxy: tuple[str, int], host: str, port: int, timeout: float = 5.0) -> socket.socket:
-    """A minimal SOCKS5 CONNECT (no auth, name resolved at the far end): as little client overhead as possible."""
+def socks_connect(
+    proxy: tuple[str, int], host: str, port: int, timeout: float = 5.0, auth: tuple[str, str] | None = None
+) -> socket.socket:
+    """A minimal SOCKS5 CONNECT (name resolved at the far end; user/password when the proxy wants them, as
+    ecflow-remote's front does): as little client overhead as possible, the same for raw ssh -D and for us."""
     s = socket.create_connection(proxy, timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"\x05\x01\x00")
-    if s.recv(2) != b"\x05\x00":
+    s.sendall(b"\x05\x01\x02" if auth else b"\x05\x01\x00")
+    if s.recv(2) != (b"\x05\x02" if auth else b"\x05\x00"):
         s.close()
-        raise ConnectionError("SOCKS5 proxy refused the no-auth method")
+        raise ConnectionError("SOCKS5 proxy refused the authentication method")
+    if auth:
+        user, password = (part.encode() for part in auth)
+        s.sendall(b"\x01" + bytes([len(user)]) + user + bytes([len(password)]) + password)
+        if s.recv(2) != b"\x01\x00":
+            s.close()
+            raise ConnectionError("SOCKS5 proxy refused the credentials")
     name = host.encode()
     s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
     reply = s.recv(10)
@@ -53,10 +62,11 @@ class Target:
     host: str
     port: int
     proxy: tuple[str, int] | None = None
+    auth: tuple[str, str] | None = None
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         if self.proxy:
-            return socks_connect(self.proxy, self.host, self.port, timeout)
+            return socks_connect(self.proxy, self.host, self.port, timeout, self.auth)
         s = socket.create_connection((self.host, self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
@@ -202,7 +212,7 @@ def ours_config(centre: Any, method: str, workdir: Path) -> Config:
         if e.forwarded:
             return Target(e.local_host, e.local_port)
         assert plan.socks_port
-        return Target(e.host, e.port, ("127.0.0.1", plan.socks_port))
+        return Target(e.host, e.port, ("127.0.0.1", plan.socks_port), plan.proxy_auth)
 
     def pid() -> int | None:
         state = tunnel.state() or {}

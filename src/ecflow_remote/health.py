@@ -24,23 +24,17 @@ class Check:
         return data
 
 
-def _via(plan: Plan, endpoint: Endpoint) -> tuple[str, int, tuple[str, int] | None]:
-    """Where to connect: the local forward, or the Centre name through the SOCKS proxy."""
-    if endpoint.forwarded:
-        return endpoint.local_host, endpoint.local_port, None
-    assert plan.socks_port is not None
-    return endpoint.host, endpoint.port, ("127.0.0.1", plan.socks_port)
-
-
 async def check_server(
     plan: Plan, endpoint: Endpoint, timeout: float, user: str | None = None, auth: dict[str, Any] | None = None
 ) -> Check:
     """`auth`: the AsyncEcflowClient identity keywords (user, custom_user, password) for this server."""
     from ecflow_remote.ecflow import AsyncEcflowClient
 
-    host, port, proxy = _via(plan, endpoint)
+    route = plan.route(endpoint)
     who = auth if auth is not None else {"user": user}
-    client = AsyncEcflowClient(host, port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout, **who)
+    client = AsyncEcflowClient(
+        route.host, route.port, **route.proxy_kwargs(), connect_timeout=timeout, read_timeout=timeout, **who
+    )
     try:
         async with asyncio.timeout(timeout):
             latency = await client.ping()
@@ -53,8 +47,10 @@ async def check_server(
 async def check_logserver(plan: Plan, endpoint: Endpoint, timeout: float) -> Check:
     from ecflow_remote.logserver import AsyncLogServerClient
 
-    host, port, proxy = _via(plan, endpoint)
-    client = AsyncLogServerClient(host, port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout)
+    route = plan.route(endpoint)
+    client = AsyncLogServerClient(
+        route.host, route.port, **route.proxy_kwargs(), connect_timeout=timeout, read_timeout=timeout
+    )
     t0 = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):

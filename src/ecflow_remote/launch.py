@@ -35,6 +35,8 @@ def hosts_text(plan: Plan, base: str | None = None) -> str:
 
 def proxychains_text(plan: Plan) -> str:
     assert plan.socks_port is not None
+    # The SOCKS front asks for the tunnel's user and password (this file is 0600, in a 0700 directory).
+    auth = f" {plan.proxy_auth[0]} {plan.proxy_auth[1]}" if plan.proxy_auth else ""
     return f"""\
 {MARK}: private proxychains config for the socks method (never the global one)
 strict_chain
@@ -47,7 +49,7 @@ tcp_connect_time_out 8000
 # Boost.Asio sockets on Linux), and local programs stay local.
 localnet 127.0.0.0/255.0.0.0
 [ProxyList]
-socks5 127.0.0.1 {plan.socks_port}
+socks5 127.0.0.1 {plan.socks_port}{auth}
 """
 
 
@@ -65,9 +67,10 @@ def write_support_files(plan: Plan, rundir: Path) -> dict[str, str]:
         files["hosts"] = str(hosts)
         files["resolv"] = str(resolv)
     if plan.socks_port is not None:
+        from ecflow_remote.socks import write_private
+
         conf = rundir / "proxychains.conf"
-        conf.write_text(proxychains_text(plan))
-        os.chmod(conf, 0o600)
+        write_private(conf, proxychains_text(plan))
         files["proxychains"] = str(conf)
     return files
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Unpack
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_socket, open_stream
+from ecflow_remote.transport import Endpoint, EndpointOptions, StreamTimeout, close_stream
 
 DEFAULT_PORT = 9316
 CHUNK = 64 * 1024
@@ -269,30 +270,12 @@ class _Transfer:
         return LogFile(path=self.path, mtime=self.mtime, checksum=self.checksum, data=data, expected_size=self.total)
 
 
-class AsyncLogServerClient:
+class AsyncLogServerClient(Endpoint):
     """One request per connection, as the log server serves them (it forks, answers and closes)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        *,
-        proxy: tuple[str, int] | None = None,
-        proxy_auth: tuple[str, str] | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.proxy = proxy
-        self.proxy_auth = proxy_auth
-        self.connect_timeout = connect_timeout
-        # Idle time allowed between two chunks, not for the whole transfer: big files may take long.
-        self.read_timeout = read_timeout
-
-    @property
-    def where(self) -> str:
-        return describe_target(self.host, self.port, self.proxy)
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+        # read_timeout: idle time allowed between two chunks, not for the whole transfer: big files may take long.
+        super().__init__(host, port, **options)
 
     def __repr__(self) -> str:
         return f"AsyncLogServerClient({self.where})"
@@ -303,13 +286,7 @@ class AsyncLogServerClient:
         on_chunk: Callable[[bytes], None] | None = None,
     ) -> bytes:
         """Send one command line and read until the server closes; with on_chunk, chunks go there instead."""
-        reader, writer = await open_stream(
-            self.host,
-            self.port,
-            proxy=self.proxy,
-            proxy_auth=self.proxy_auth,
-            connect_timeout=self.connect_timeout,
-        )
+        reader, writer = await self.connect_stream()
         chunks: list[bytes] = []
         try:
             writer.write(_encode_line(line))
@@ -421,24 +398,9 @@ class LogServerClient:
     """The same client for synchronous code, over plain blocking sockets: no event loop, and files are read with
     recv_into straight into one buffer sized from the listed size."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        *,
-        proxy: tuple[str, int] | None = None,
-        proxy_auth: tuple[str, str] | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-    ) -> None:
-        self._async = AsyncLogServerClient(
-            host,
-            port,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+        """Takes what AsyncLogServerClient takes."""
+        self._async = AsyncLogServerClient(host, port, **options)
 
     def __repr__(self) -> str:
         return f"LogServerClient({self._async.where})"
@@ -452,22 +414,27 @@ class LogServerClient:
         return self._async.port
 
     def _connect(self, line: str) -> socket.socket:
-        c = self._async
-        sock = open_socket(
-            c.host,
-            c.port,
-            proxy=c.proxy,
-            proxy_auth=c.proxy_auth,
-            connect_timeout=c.connect_timeout,
-            # Idle time allowed between two reads, as in the async client.
-            timeout=c.read_timeout,
-        )
+        # Idle time allowed between two reads, as in the async client.
+        sock = self._async.connect_socket()
         try:
             sock.sendall(_encode_line(line))
         except BaseException:
             sock.close()
             raise
         return sock
+
+    @contextlib.contextmanager
+    def _reading(self, line: str, sock: socket.socket | None = None) -> Iterator[socket.socket]:
+        """The connection for one request (`sock`, or a new one with `line` sent), closed at the end; silence
+        (a timeout, or EAGAIN under SO_RCVTIMEO) raises StreamTimeout, a dropped connection TruncatedOutput."""
+        c = self._async
+        try:
+            with sock if sock is not None else self._connect(line) as conn:
+                yield conn
+        except (TimeoutError, BlockingIOError):
+            raise _timed_out(c.where, c.read_timeout, line) from None
+        except ConnectionError as e:
+            raise _dropped(c.where, line, e) from e
 
     def _receive(
         self,
@@ -481,14 +448,11 @@ class LogServerClient:
         """Send one command line and read until the server closes, with recv_into into one buffer of `size`
         bytes: grown as needed if `keep` (returns it and the byte count), reused for each read if not. `feed`
         sees each new piece. `sock` is an already connected socket with the line sent."""
-        c = self._async
         buffer = bytearray(size)
         view = memoryview(buffer)
         end = 0
         try:
-            try:
-                if sock is None:
-                    sock = self._connect(line)
+            with self._reading(line, sock) as conn:
                 while True:
                     if end == len(buffer):
                         if keep:
@@ -497,19 +461,12 @@ class LogServerClient:
                             view = memoryview(buffer)
                         else:
                             end = 0
-                    n = sock.recv_into(view[end:])
+                    n = conn.recv_into(view[end:])
                     if not n:
                         break
                     if feed is not None:
                         feed(view[end : end + n])
                     end += n
-            except TimeoutError:
-                raise _timed_out(c.where, c.read_timeout, line) from None
-            except ConnectionError as e:
-                raise _dropped(c.where, line, e) from e
-            finally:
-                if sock is not None:
-                    sock.close()
         finally:
             view.release()
         return buffer, end
@@ -577,16 +534,13 @@ class LogServerClient:
         """The file's bytes when the listed size is known: the header is taken off first, then one
         recv(total, MSG_WAITALL) has the kernel copy the whole file into the bytes object that is returned, with
         no buffer to clear beforehand and no copy afterwards (for a big file that is most of the client's work)."""
-        c = self._async
         parts: list[bytes] = []
-        sock: socket.socket | None = None
-        try:
-            sock = self._connect(line)
+        with self._reading(line) as sock:
             # Blocking reads bounded by SO_RCVTIMEO: a read that got data returns it when the time is up, one
             # that got nothing fails with EAGAIN, so a transfer is given up after at most two read_timeouts of
             # silence.
             sock.settimeout(None)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(c.read_timeout))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self._async.read_timeout))
             while not transfer.header_done:
                 # Consume exactly the header, so that the file starts at the first byte of the next read.
                 peek = sock.recv(_HEADER_ROOM, socket.MSG_PEEK)
@@ -606,13 +560,6 @@ class LogServerClient:
                 if not part:
                     break
                 parts.append(part)
-        except (TimeoutError, BlockingIOError):
-            raise _timed_out(c.where, c.read_timeout, line) from None
-        except ConnectionError as e:
-            raise _dropped(c.where, line, e) from e
-        finally:
-            if sock is not None:
-                sock.close()
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         transfer.feed(data)
         return data

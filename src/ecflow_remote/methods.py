@@ -36,6 +36,20 @@ class Endpoint:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Route:
+    """How a client reaches an endpoint now: its local forward, or its Centre name through the SOCKS front."""
+
+    host: str
+    port: int
+    proxy: tuple[str, int] | None = None
+    proxy_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    def proxy_kwargs(self) -> dict[str, Any]:
+        """The keywords every native client (ecFlow, log server) takes for the proxy."""
+        return {"proxy": self.proxy, "proxy_auth": self.proxy_auth}
+
+
 @dataclass
 class Plan:
     method: str
@@ -43,6 +57,9 @@ class Plan:
     socks_port: int | None = None
     # Names a launched program must resolve to loopback (its private hosts view): host -> local address.
     hosts: dict[str, str] = field(default_factory=dict)
+    # The SOCKS front's (user, password) for this tunnel start: filled in by the supervisor and Tunnel.plan() from
+    # the run directory's 0600 file, never serialized (state.json, --json) or shown.
+    proxy_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def forwards(self) -> list[Endpoint]:
@@ -56,6 +73,13 @@ class Plan:
 
     def endpoint(self, name: str) -> Endpoint:
         return next(e for e in self.servers() if e.name == name)
+
+    def route(self, endpoint: Endpoint) -> Route:
+        if endpoint.forwarded:
+            return Route(endpoint.local_host, endpoint.local_port)
+        if self.socks_port is None:
+            raise EcflowRemoteError(f"{endpoint.name} is reached through a SOCKS proxy, but the tunnel has none")
+        return Route(endpoint.host, endpoint.port, ("127.0.0.1", self.socks_port), self.proxy_auth)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,8 +203,9 @@ def _plan_hosts(profile: Profile) -> Plan:
 
 
 def _plan_socks(profile: Profile) -> Plan:
-    """ssh -D for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
-    Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it."""
+    """SOCKS for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
+    Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it. The SOCKS
+    port is our password-checking front (socks.py); ssh -D itself listens on a private unix socket."""
     port = profile.gateway.socks_port
     if not port_free("127.0.0.1", port):
         raise PortInUse(

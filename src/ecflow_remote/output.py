@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.methods import Endpoint
-from ecflow_remote.suites import connect_via, ecflow_client_for
+from ecflow_remote.methods import Endpoint, Route
+from ecflow_remote.suites import ecflow_client_for
 
 if TYPE_CHECKING:
     from ecflow_remote.ecflow import AsyncEcflowClient
@@ -38,10 +38,7 @@ class Source:
     logserver: tuple[str, int] | None  # ECF_LOGHOST/ECF_LOGPORT of the node
     endpoint: Endpoint | None  # that log server in the tunnel, if the profile has it
     ecflow: AsyncEcflowClient
-    # How to reach the log server now: its local forward, or its Centre name through the SOCKS proxy.
-    endpoint_host: str = ""
-    endpoint_port: int = 0
-    proxy: tuple[str, int] | None = None
+    route: Route | None = None  # how to reach that log server now
 
     @property
     def via_logserver(self) -> bool:
@@ -55,8 +52,10 @@ class Source:
     def logserver_client(self, read_timeout: float = 30.0) -> AsyncLogServerClient:
         from ecflow_remote.logserver import AsyncLogServerClient
 
-        assert self.endpoint is not None
-        return AsyncLogServerClient(self.endpoint_host, self.endpoint_port, proxy=self.proxy, read_timeout=read_timeout)
+        assert self.route is not None
+        return AsyncLogServerClient(
+            self.route.host, self.route.port, **self.route.proxy_kwargs(), read_timeout=read_timeout
+        )
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -83,7 +82,7 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
         for e in plan.logservers():
             if _same_host(e.host, logserver[0]) and e.port == logserver[1]:
                 source.endpoint = e
-                source.endpoint_host, source.endpoint_port, source.proxy = connect_via(plan, e)
+                source.route = plan.route(e)
                 break
     return source
 

@@ -413,6 +413,28 @@ class _Checker:
             self.fail(f"{value} is not a TCP port (1-65535). Fix the port number.", table, index, key)
         return value
 
+    def endpoint(
+        self,
+        entry: dict[str, object],
+        table: str,
+        index: int,
+        default_port: int | None,
+        seen: dict[tuple[str, int], int],
+        *,
+        clash_key: str,
+    ) -> tuple[str, int]:
+        """host and port of a [[server]] or [[logserver]] entry, checked, and not those of an earlier entry in
+        `seen` (which it joins); a clash is reported at `clash_key`."""
+        host = self.get_str(entry, "host", table, index, required=True)
+        assert host is not None
+        self.check_host(host, table, index, "host")
+        port = self.get_port(entry, "port", table, index, default_port)
+        key = (host.lower(), port)
+        if key in seen:
+            self.fail(f"{host}:{port} is already {table}[{seen[key]}]. Remove one of them.", table, index, clash_key)
+        seen[key] = index
+        return host, port
+
     def check_host(self, value: str, table: str, index: int | None, key: str) -> str:
         problem = _host_problem(value)
         if problem:
@@ -570,19 +592,7 @@ class _Checker:
                     "name",
                 )
             names[name] = index
-            host = self.get_str(entry, "host", "server", index, required=True)
-            assert host is not None
-            self.check_host(host, "server", index, "host")
-            port = self.get_port(entry, "port", "server", index, None)
-            endpoint = (host.lower(), port)
-            if endpoint in endpoints:
-                self.fail(
-                    f"{host}:{port} is already server[{endpoints[endpoint]}]. Remove one of them.",
-                    "server",
-                    index,
-                    "port",
-                )
-            endpoints[endpoint] = index
+            host, port = self.endpoint(entry, "server", index, None, endpoints, clash_key="port")
             ecflow_user = self.get_str(entry, "ecflow_user", "server", index)
             if ecflow_user is not None:
                 self.check_user(ecflow_user, "server", index, "ecflow_user")
@@ -657,19 +667,7 @@ class _Checker:
         endpoints: dict[tuple[str, int], int] = {}
         for index, entry in enumerate(self.get_array(data, "logserver"), start=1):
             self.check_keys(entry, _LOGSERVER_KEYS, "logserver", index)
-            host = self.get_str(entry, "host", "logserver", index, required=True)
-            assert host is not None
-            self.check_host(host, "logserver", index, "host")
-            port = self.get_port(entry, "port", "logserver", index, DEFAULT_LOGSERVER_PORT)
-            endpoint = (host.lower(), port)
-            if endpoint in endpoints:
-                self.fail(
-                    f"{host}:{port} is already logserver[{endpoints[endpoint]}]. Remove one of them.",
-                    "logserver",
-                    index,
-                    "host",
-                )
-            endpoints[endpoint] = index
+            host, port = self.endpoint(entry, "logserver", index, DEFAULT_LOGSERVER_PORT, endpoints, clash_key="host")
             result.append(LogServer(host=host, port=port))
         return tuple(result)
 

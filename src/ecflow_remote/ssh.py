@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecflow_remote import socks
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Plan
 from ecflow_remote.profile import Profile, SshTarget
@@ -75,7 +76,9 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = T
     for e in plan.forwards:
         main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
     if plan.socks_port is not None:
-        main += ["-D", f"127.0.0.1:{plan.socks_port}"]
+        # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
+        # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.
+        main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks.socket_path(control_dir).absolute())]
     main += ["-tt", _destination(gw.host), HOLD_COMMAND] if main_session else ["-N", _destination(gw.host)]
     return Legs(jump_master, main)
 

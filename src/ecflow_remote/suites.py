@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.methods import Endpoint, Plan
-
 if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
@@ -29,31 +26,24 @@ STATE_COLOURS = {
 SERVER_STATE_COLOURS = {"RUNNING": "rgb(0,200,0)", "HALTED": "rgb(255,0,0)", "SHUTDOWN": "rgb(255,166,0)"}
 
 
-def connect_via(plan: Plan, endpoint: Endpoint) -> tuple[str, int, tuple[str, int] | None]:
-    """(host, port, proxy) to reach an endpoint now: its local forward, or its Centre name through the SOCKS proxy."""
-    if endpoint.forwarded:
-        return endpoint.local_host, endpoint.local_port, None
-    if plan.socks_port is None:
-        raise EcflowRemoteError(f"{endpoint.name} is reached through a SOCKS proxy, but the tunnel has none")
-    return endpoint.host, endpoint.port, ("127.0.0.1", plan.socks_port)
-
-
 def ecflow_client_for(
     tunnel: Tunnel, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
 ) -> AsyncEcflowClient:
     """A native client for a profile server through the running tunnel, as the profile's ecFlow user."""
+    from ecflow_remote import identity
     from ecflow_remote.ecflow import AsyncEcflowClient
 
     spec = tunnel.profile.server(server)  # a clear error for an unknown name
     plan = tunnel.plan()
-    host, port, proxy = connect_via(plan, plan.endpoint(server))
-    kwargs: dict[str, Any] = {"user": spec.ecflow_user}
-    if spec.custom_user is not None:
-        kwargs = {"user": spec.custom_user, "custom_user": True}
-        if spec.password is not None:
-            kwargs["password"] = spec.password.read()
+    route = plan.route(plan.endpoint(server))
+    passwords = {spec.name: spec.password.read()} if spec.custom_user and spec.password else {}
     return AsyncEcflowClient(
-        host, port, proxy=proxy, connect_timeout=connect_timeout, read_timeout=read_timeout, **kwargs
+        route.host,
+        route.port,
+        **route.proxy_kwargs(),
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        **identity.auth_for(spec, passwords).client_kwargs(),
     )
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import errno
 import socket
-from typing import Any
+from typing import Any, NoReturn, TypedDict
 
 from ecflow_remote.errors import EcflowRemoteError
 
@@ -129,6 +129,16 @@ def _proxy_failure(
     return ConnectError(f"cannot connect to {target}: {why}", host=host, port=port, proxy=proxy), cause
 
 
+def _raise_proxy_failure(
+    e: Exception, host: str, port: int, proxy: tuple[str, int], connect_timeout: float
+) -> NoReturn:
+    """Raise the ConnectError for a failed connection through the proxy, or `e` itself if it is something else."""
+    failure = _proxy_failure(e, host, port, proxy, connect_timeout)
+    if failure is None:
+        raise e
+    raise failure[0] from failure[1]
+
+
 async def _open_direct(
     host: str, port: int, connect_timeout: float
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -169,10 +179,7 @@ async def _open_proxied(
     try:
         sock = await socks.connect(host, port, timeout=connect_timeout)
     except Exception as e:
-        failure = _proxy_failure(e, host, port, proxy, connect_timeout)
-        if failure is None:
-            raise
-        raise failure[0] from failure[1]
+        _raise_proxy_failure(e, host, port, proxy, connect_timeout)
     try:
         reader, writer = await asyncio.open_connection(sock=sock)
     except BaseException:
@@ -222,10 +229,7 @@ def open_socket(
         try:
             sock = socks.connect(host, port, timeout=connect_timeout)
         except Exception as e:
-            failure = _proxy_failure(e, host, port, proxy, connect_timeout)
-            if failure is None:
-                raise
-            raise failure[0] from failure[1]
+            _raise_proxy_failure(e, host, port, proxy, connect_timeout)
     try:
         _set_nodelay_socket(sock)
         sock.settimeout(timeout)
@@ -240,3 +244,55 @@ async def close_stream(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         await writer.wait_closed()
+
+
+class EndpointOptions(TypedDict, total=False):
+    """Endpoint's keyword arguments, for the clients that pass them on."""
+
+    proxy: tuple[str, int] | None
+    proxy_auth: tuple[str, str] | None
+    connect_timeout: float
+    read_timeout: float
+
+
+class Endpoint:
+    """Where a client connects (host:port, directly or through a SOCKS5 proxy) and its time limits; the base of the
+    ecFlow and log-server clients, which open a new connection per request."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        proxy: tuple[str, int] | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.proxy = proxy
+        self.proxy_auth = proxy_auth
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    @property
+    def where(self) -> str:
+        return describe_target(self.host, self.port, self.proxy)
+
+    async def connect_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """open_stream to this endpoint."""
+        return await open_stream(
+            self.host, self.port, proxy=self.proxy, proxy_auth=self.proxy_auth, connect_timeout=self.connect_timeout
+        )
+
+    def connect_socket(self) -> socket.socket:
+        """open_socket to this endpoint, each blocking operation limited to read_timeout."""
+        return open_socket(
+            self.host,
+            self.port,
+            proxy=self.proxy,
+            proxy_auth=self.proxy_auth,
+            connect_timeout=self.connect_timeout,
+            timeout=self.read_timeout,
+        )

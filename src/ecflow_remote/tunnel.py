@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ecflow_remote import certs, health, identity, ssh
+from ecflow_remote import certs, health, identity, socks, ssh
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Endpoint, Plan, plan_for
 from ecflow_remote.profile import Profile, load_profile
@@ -118,6 +118,9 @@ class Supervisor:
         self.state: dict[str, Any] = {}
         # Read once at start (never in argv, state or logs): the native health checks send them.
         self.passwords: dict[str, str] = {}
+        # socks method: the password-checking SOCKS front on socks_port, up for the supervisor's whole life (ssh
+        # reconnects under it), with this start's random credentials.
+        self.front: socks.SocksFront | None = None
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, **changes: Any) -> None:
@@ -140,6 +143,9 @@ class Supervisor:
             return self._run()
         finally:
             self._stop_legs()
+            if self.front is not None:
+                self.front.stop()
+                self.front = None
             # The last state and the logs stay for whoever asks why (`up` reads the message); `down` clears all.
             self.rundir.clean_files(keep=("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log"))
             lock.close()
@@ -161,6 +167,7 @@ class Supervisor:
         }
         try:
             plan = plan_for(self.profile, self.method)
+            self._start_front(plan)
         except EcflowRemoteError as e:
             self._set(state="failed", message=str(e))
             return 2
@@ -252,10 +259,27 @@ class Supervisor:
         warning = certs.warning(self.profile, cert)
         return f"tunnel up; {warning}" if warning else "tunnel up"
 
+    def _start_front(self, plan: Plan) -> None:
+        """socks: our SOCKS5 front on socks_port, asking for this start's random user and password."""
+        if plan.socks_port is None:
+            return
+        creds = socks.Credentials.new()
+        listen = ("127.0.0.1", plan.socks_port)
+        try:
+            self.front = socks.SocksFront(listen, socks.socket_path(self.rundir.path), creds).start()
+        except OSError as e:
+            raise EcflowRemoteError(
+                f"127.0.0.1:{plan.socks_port} (gateway.socks_port) cannot be used ({e.strerror or e}): another "
+                f"SOCKS proxy or tunnel runs there. Stop it, or set socks_port in {self.profile.path} to a free port."
+            ) from None
+        plan.proxy_auth = creds.pair()
+
     def _write_files(self, plan: Plan) -> dict[str, str]:
         from ecflow_remote import launch
 
         files = launch.write_support_files(plan, self.rundir.path)
+        if self.front is not None:
+            files["socks_auth"] = str(self.front.credentials.write(self.rundir.path))
         self.passwords, errors = identity.read_passwords(self.profile)
         if errors:
             self.state["warnings"] = errors
@@ -279,6 +303,10 @@ class Supervisor:
                 return "the jump host did not answer within 15 s"
             if not master.alive():
                 return self._leg_failed(master, plan)
+        socks_sock = socks.socket_path(self.rundir.path)
+        if plan.socks_port is not None:
+            with contextlib.suppress(OSError):
+                socks_sock.unlink()  # a stale one would pass the readiness check below before ssh listens
         main = Leg("main", legs.main)
         main.start(self.rundir)
         self.legs.append(main)
@@ -288,10 +316,9 @@ class Supervisor:
             sessions=self.sessions,
         )
         ports = [(e.local_host, e.local_port) for e in plan.forwards]
-        if plan.socks_port is not None:
-            ports.append(("127.0.0.1", plan.socks_port))
         deadline = time.monotonic() + READY_TIMEOUT
-        while not all(_listening(h, p) for h, p in ports):
+        # socks: the front listens all along; ready means ssh's own SOCKS socket behind it takes connections.
+        while not (all(_listening(h, p) for h, p in ports) and (plan.socks_port is None or _accepts(socks_sock))):
             if not main.alive():
                 return self._leg_failed(main, plan)
             if self.stopping or time.monotonic() > deadline:
@@ -482,7 +509,13 @@ class Tunnel:
         state = self.state()
         if not state or "plan" not in state:
             raise TunnelError(f"no tunnel is running for {self.profile.path}: start it with `ecflow-remote up`")
-        return Plan.from_json(state["plan"])
+        plan = Plan.from_json(state["plan"])
+        auth_file = state.get("files", {}).get("socks_auth")
+        if plan.socks_port is not None and auth_file:
+            creds = socks.Credentials.read(auth_file)
+            if creds is not None:
+                plan.proxy_auth = creds.pair()
+        return plan
 
     def endpoint(self, server: str) -> tuple[str, int]:
         """The local (host, port) of a server, as ECF_HOST/ECF_PORT would take it."""

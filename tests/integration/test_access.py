@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from profiles import write_profile
 
 from ecflow_remote.runstate import wait_for
 
@@ -22,20 +23,6 @@ PASSWORD = "Pw-7x!q2-unique"  # searched for in every process's arguments and ev
 
 def cli(profile: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "--profile", str(profile), *args], capture_output=True, text=True, timeout=90, env=env)
-
-
-def write_profile(c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, **gateway: Any) -> Path:
-    """The Centre's profile, with extra keys for some [[server]] entries (custom_user, password...)."""
-    c.write_profile(path, "local", **gateway)
-    lines = path.read_text().splitlines()
-    out = []
-    for line in lines:
-        out.append(line)
-        for name, keys in (servers or {}).items():
-            if line == f'name = "{name}"':
-                out += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-    path.write_text("\n".join(out) + "\n")
-    return path
 
 
 def all_cmdlines() -> bytes:

@@ -11,20 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from profiles import write_profile
 
 PASSWORD = "doc-Pw-91"
-
-
-def write_profile(c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, **gateway: Any) -> Path:
-    c.write_profile(path, "local", **gateway)
-    out = []
-    for line in path.read_text().splitlines():
-        out.append(line)
-        for name, keys in (servers or {}).items():
-            if line == f'name = "{name}"':
-                out += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-    path.write_text("\n".join(out) + "\n")
-    return path
 
 
 @pytest.fixture

@@ -60,9 +60,8 @@ def serves(tunnel: Tunnel) -> bool:
             EcflowClient(*tunnel.endpoint(name), connect_timeout=2, read_timeout=2).ping()
         plan = tunnel.plan()
         e = next(e for e in plan.logservers() if e.host == "logserver1")
-        proxy = ("127.0.0.1", plan.socks_port) if not e.forwarded and plan.socks_port else None
-        host, port = (e.host, e.port) if proxy else (e.local_host, e.local_port)
-        LogServerClient(host, port, proxy=proxy, connect_timeout=2, read_timeout=2).version()
+        route = plan.route(e)
+        LogServerClient(route.host, route.port, **route.proxy_kwargs(), connect_timeout=2, read_timeout=2).version()
     except Exception:
         return False
     return True

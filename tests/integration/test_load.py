@@ -30,9 +30,10 @@ async def _log_burst(tunnel: Tunnel, paths: list[str], n: int) -> list[bytes]:
     plan = tunnel.plan()
     clients = []
     for e in plan.logservers():
-        proxy = ("127.0.0.1", plan.socks_port) if not e.forwarded and plan.socks_port else None
-        host, port = (e.host, e.port) if proxy else (e.local_host, e.local_port)
-        clients.append(AsyncLogServerClient(host, port, proxy=proxy, connect_timeout=20, read_timeout=30))
+        route = plan.route(e)
+        clients.append(
+            AsyncLogServerClient(route.host, route.port, **route.proxy_kwargs(), connect_timeout=20, read_timeout=30)
+        )
 
     async def one(i: int) -> bytes:
         _, data = await clients[i % 2].getf(paths[i % 2])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,3 +82,69 @@ def test_run_dir_private_and_no_secrets_in_argv(tunnel_up: Callable[..., Tunnel]
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         # The key and certificate stay in files named by the user's ssh_config, never in ssh's argv.
         assert "PRIVATE KEY" not in argv and "ssh-ed25519-cert" not in argv
+
+
+# A plain TCP client (no SOCKS of its own) for `run`: proxychains carries it to the log server by name.
+_PLAIN_VERSION = """
+import socket
+s = socket.create_connection(("logserver1", 9316), timeout=10)
+s.sendall(b"version\\n")
+reply = b""
+while chunk := s.recv(4096):
+    reply += chunk
+print(reply.decode().strip())
+"""
+
+
+def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunnel]) -> None:
+    """ssh -D has no authentication: only our front listens on TCP, and it wants this start's user and password."""
+    from python_socks import ProxyError
+
+    from ecflow_remote.logserver import LogServerClient
+    from ecflow_remote.socks import Credentials, socket_path
+    from ecflow_remote.transport import ConnectError
+
+    port = free_port()
+    tunnel = tunnel_up("socks", socks_port=port)
+    state = tunnel.state() or {}
+    files = state["files"]
+    creds = Credentials.read(files["socks_auth"])
+    assert creds is not None
+    # Where the credentials are: two 0600 files in the 0700 run dir; never in state.json or any argv.
+    for name in ("socks_auth", "proxychains"):
+        assert stat.S_IMODE(Path(files[name]).stat().st_mode) == 0o600
+    conf = Path(files["proxychains"]).read_text()
+    assert f"socks5 127.0.0.1 {port} {creds.username} {creds.password}" in conf
+    assert creds.password not in tunnel.rundir.state_file.read_text()
+    for pid in [*_ssh_pids(tunnel), state["supervisor_pid"]]:
+        assert creds.password not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    # ssh's own SOCKS server is a unix socket only we can open; ssh listens on no TCP port of its own here.
+    sock = socket_path(tunnel.rundir.path)
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
+    assert all(p != port for p in _tcp_ports(_ssh_pids(tunnel)))
+
+    proxy = ("127.0.0.1", port)
+    for auth in (None, ("ecflow-remote", "wrong"), ("intruder", creds.password)):
+        with pytest.raises((ConnectError, ProxyError)):
+            LogServerClient("logserver1", 9316, proxy=proxy, proxy_auth=auth, connect_timeout=5).version()
+    right = LogServerClient("logserver1", 9316, proxy=proxy, proxy_auth=creds.pair(), connect_timeout=5)
+    assert right.version()
+    # What a user's own tools get through `run`: the generated proxychains config carries the credentials.
+    run = [sys.executable, "-m", "ecflow_remote", "--profile", str(tunnel.profile.path), "run", "--"]
+    proc = subprocess.run([*run, "/usr/bin/python3", "-c", _PLAIN_VERSION], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == right.version(), proc.stderr
+    # And `status` (native clients, given the plan's credentials) sees the log servers through the front.
+    checks = {c.endpoint.host: c for c in tunnel.check() if c.endpoint.kind == "logserver"}
+    assert checks["logserver1"].reachable and checks["logserver2"].reachable, checks
+
+
+def _tcp_ports(pids: list[int]) -> set[int]:
+    """Local ports of the TCP listeners `pids` hold."""
+    mine = set().union(*(_inodes(p) for p in pids))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in mine:
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports

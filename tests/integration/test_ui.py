@@ -72,6 +72,26 @@ def size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log."""
+    from ecflow_remote import ui
+
+    with open(ui_log, "wb") as out:
+        return ui.launch(
+            tunnel,
+            ["-log"],
+            env={**os.environ, "DISPLAY": display},
+            user_dir=own,
+            # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so
+            # what it shows can only have come through the log server.
+            hide=[str(centre.outputs_dir)],
+            hostname=UI_HOST,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.mark.parametrize("method", ["hosts", "local", "socks"])
 def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str) -> None:
     from ecflow_remote import ui
@@ -84,18 +104,7 @@ def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, 
     own.mkdir()
     own_servers = "#Name Host Port Favourite System Ssl user\nelsewhere,example.invalid,1,0,0,0,\n"
     (own / "servers.txt").write_text(own_servers)
-    with open(ui_log, "wb") as out:
-        proc, config = ui.launch(
-            tunnel,
-            ["-log"],
-            env={**os.environ, "DISPLAY": display},
-            user_dir=own,
-            hide=[str(centre.outputs_dir)],
-            hostname=UI_HOST,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, config = launch_ui(centre, tunnel, display, own, ui_log)
     try:
         assert config.path.parent == tunnel.rundir.path
         rows = {s.name: s for s in config.servers}
@@ -162,20 +171,7 @@ def test_ui_reads_job_output_through_the_log_server(
     (own / "default.session").mkdir(parents=True)
     (own / "default.session" / "session.json").write_text(user_session(f"{spec.host}://{spec.suite}/f1/hello"))
     ui_log = tmp_path / "ui.log"
-    with open(ui_log, "wb") as out:
-        proc, config = ui.launch(
-            tunnel,
-            ["-log"],
-            env={**os.environ, "DISPLAY": display},
-            user_dir=own,
-            # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so
-            # what it shows can only have come through the log server.
-            hide=[str(centre.outputs_dir)],
-            hostname=UI_HOST,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, config = launch_ui(centre, tunnel, display, own, ui_log)
     try:
         assert config.session == "extended"
         wait_for(lambda: f"loaded=[{spec.suite}" in ui_log.read_text(errors="replace") or proc.poll() is not None, 60)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 
 import pytest
+from logserver_fakes import BROKEN_GETF, CONTENT, PATH, SHA1, answering_getf, delta, honest, list_line, with_dir
 
 from ecflow_remote.logserver import (
     AsyncLogServerClient,
@@ -16,15 +16,6 @@ from ecflow_remote.logserver import (
     parse_header,
     parse_list,
 )
-
-CONTENT = bytes(range(256)) * 40  # 10240 bytes, more than one checksum span
-SHA1 = hashlib.sha1(CONTENT[:1024]).hexdigest()
-PATH = "/out/lab/t1.1"
-
-
-def list_line(size: int, path: str = PATH) -> bytes:
-    return f"33188 0 0 {size} 1700000000 1700000001 1700000002 {path}\n".encode()
-
 
 Handler = Callable[[str], bytes]
 
@@ -49,21 +40,6 @@ def run_with(handler: Handler, body: Callable[[AsyncLogServerClient], object]) -
 
     asyncio.run(main())
     return seen
-
-
-def honest(line: str) -> bytes:
-    cmd, _, arg = line.partition(" ")
-    if cmd == "version":
-        return b"2"
-    if cmd == "list":
-        return list_line(len(CONTENT)) + list_line(5, "/out/lab/t1.job1") if arg == PATH else b""
-    if arg != PATH:
-        return b""  # the real server dies silently: no bytes at all
-    if cmd == "getf":
-        return f"0:1700000001:{SHA1}:".encode() + CONTENT
-    if cmd == "get":
-        return CONTENT
-    return b""
 
 
 def test_header_and_list_parsing() -> None:
@@ -93,48 +69,16 @@ def test_version_get_getf_and_progress() -> None:
     assert progress[-1] == (len(CONTENT), len(CONTENT))
 
 
-def test_truncated_getf_is_an_error_not_a_short_file() -> None:
-    def short(line: str) -> bytes:
-        return honest(line)[:-100] if line.startswith("getf") else honest(line)
-
+@pytest.mark.parametrize(("reply", "error", "match"), BROKEN_GETF)
+def test_broken_getf_is_an_error_not_a_short_file(reply: bytes, error: type[Exception], match: str) -> None:
     async def body(client: AsyncLogServerClient) -> None:
-        with pytest.raises(TruncatedOutput, match=f"got {len(CONTENT) - 100} of {len(CONTENT)} bytes"):
+        with pytest.raises(error, match=match):
             await client.getf(PATH)
 
-    run_with(short, body)
-
-
-def test_close_inside_header_is_truncation() -> None:
-    def cut(line: str) -> bytes:
-        return b"0:1700000001:" if line.startswith("getf") else honest(line)
-
-    async def body(client: AsyncLogServerClient) -> None:
-        with pytest.raises(TruncatedOutput, match="inside the reply header"):
-            await client.getf(PATH)
-
-    run_with(cut, body)
-
-
-def test_checksum_mismatch_is_detected() -> None:
-    def damaged(line: str) -> bytes:
-        if line.startswith("getf"):
-            return f"0:1700000001:{SHA1}:".encode() + b"\0" * len(CONTENT)
-        return honest(line)
-
-    async def body(client: AsyncLogServerClient) -> None:
-        with pytest.raises(TruncatedOutput, match="checksum"):
-            await client.getf(PATH)
-
-    run_with(damaged, body)
+    run_with(answering_getf(reply), body)
 
 
 def test_missing_file_and_path_outside_logpath() -> None:
-    def with_dir(line: str) -> bytes:
-        # `list /out/lab/` answers with "." and ".." when the directory exists and is served.
-        if line == "list /out/lab/":
-            return list_line(4096, "/out/lab/.") + list_line(4096, "/out/lab/..")
-        return honest(line)
-
     async def body(client: AsyncLogServerClient) -> None:
         with pytest.raises(LogFileUnavailable, match=r"does not exist \(its directory is served\)"):
             await client.getf("/out/lab/missing.1")
@@ -145,14 +89,6 @@ def test_missing_file_and_path_outside_logpath() -> None:
 
 
 def test_delta_replies() -> None:
-    def delta(line: str) -> bytes:
-        pos = line.split()[1]
-        if pos == "10240":
-            return b"1"
-        if pos == "100":
-            return b"1:1700000009:x:" + CONTENT[100:]
-        return b"0:1700000009:x:" + CONTENT
-
     async def body(client: AsyncLogServerClient) -> None:
         same = await client.delta(10240, 1700000001, "x", PATH)
         assert same.unchanged and same.data == b""

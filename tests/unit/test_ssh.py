@@ -45,10 +45,12 @@ def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
     assert plain.jump_master is None and "-N" in plain.main and "-tt" not in plain.main
 
 
-def test_socks_binds_loopback() -> None:
+def test_socks_listens_on_a_private_unix_socket() -> None:
+    # ssh -D has no authentication: the TCP port is the password-checking front's (socks.py), never ssh's.
     plan = Plan("socks", [], socks_port=9050)
     main = ssh.legs(_profile(), plan, Path("/run/x")).main
-    assert main[main.index("-D") + 1] == "127.0.0.1:9050"
+    assert main[main.index("-D") + 1] == "/run/x/socks.sock"
+    assert "StreamLocalBindUnlink=yes" in main and "9050" not in " ".join(main)
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import os
 import pwd
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
-from ecflow_remote.transport import StreamTimeout, close_stream, describe_target, open_socket, open_stream
+from ecflow_remote.transport import Endpoint, EndpointOptions, StreamTimeout, close_stream
 
 from . import commands
 from .defs import Defs, Node, parse_defs, parse_node
@@ -35,7 +35,7 @@ def login_name() -> str:
         return str(os.getuid())
 
 
-class AsyncEcflowClient:
+class AsyncEcflowClient(Endpoint):
     """Talks to one ecFlow 5.x server; every call is one request on its own TCP connection, as ecFlow expects."""
 
     def __init__(
@@ -46,21 +46,14 @@ class AsyncEcflowClient:
         user: str | None = None,
         custom_user: bool = False,
         password: str | None = None,
-        proxy: tuple[str, int] | None = None,
-        proxy_auth: tuple[str, str] | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
         client_host: str | None = None,
+        **options: Unpack[EndpointOptions],
     ) -> None:
         """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
         checks `password` against its custom password file). `password` is the plain text from the password
-        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it."""
-        self.host = host
-        self.port = port
-        self.proxy = proxy
-        self.proxy_auth = proxy_auth
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Endpoint's: proxy,
+        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s)."""
+        super().__init__(host, port, **options)
         the_user = user or login_name()
         self._identity = commands.Identity(
             client_host=client_host or commands.default_client_host(),
@@ -73,10 +66,6 @@ class AsyncEcflowClient:
     @property
     def user(self) -> str:
         return self._identity.user
-
-    @property
-    def where(self) -> str:
-        return describe_target(self.host, self.port, self.proxy)
 
     def __repr__(self) -> str:
         return f"AsyncEcflowClient({self.where}, user={self.user!r})"
@@ -121,14 +110,7 @@ class AsyncEcflowClient:
 
     def _exchange_sync(self, frame: bytes) -> commands.Reply:
         """One request over a blocking socket: no event loop, for EcflowClient."""
-        sock = open_socket(
-            self.host,
-            self.port,
-            proxy=self.proxy,
-            proxy_auth=self.proxy_auth,
-            connect_timeout=self.connect_timeout,
-            timeout=self.read_timeout,
-        )
+        sock = self.connect_socket()
         try:
             deadline = time.monotonic() + self.read_timeout
             sock.sendall(frame)
@@ -144,13 +126,7 @@ class AsyncEcflowClient:
     # --- the async API ----------------------------------------------------------------------------------------
 
     async def _exchange(self, frame: bytes) -> commands.Reply:
-        reader, writer = await open_stream(
-            self.host,
-            self.port,
-            proxy=self.proxy,
-            proxy_auth=self.proxy_auth,
-            connect_timeout=self.connect_timeout,
-        )
+        reader, writer = await self.connect_stream()
         try:
             writer.write(frame)
             try:

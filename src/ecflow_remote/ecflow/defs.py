@@ -192,12 +192,12 @@ class Node:
         for node in self.ancestors():
             if name in node.variables:
                 return node.variables[name]
+        return self._server_value(name)
+
+    def _server_value(self, name: str) -> str | None:
+        """The server-level value of `name` (when the tree hangs from a Defs); empty counts as undefined."""
         root = self._root_defs()
-        if root is not None:
-            value = root.server_variable(name)
-            if value:
-                return value
-        return None
+        return (root.server_variable(name) or None) if root is not None else None
 
     def inherited_variable(self, name: str) -> str | None:
         """The value a job of this node sees for `name`: own, generated, each ancestor's, then the server's.
@@ -210,12 +210,7 @@ class Node:
                 return node.variables[name]
             if name in node._generated_names():
                 return node._generated_value(name)
-        root = self._root_defs()
-        if root is not None:
-            value = root.server_variable(name)
-            if value:
-                return value
-        return None
+        return self._server_value(name)
 
     def effective_variables(self) -> dict[str, str]:
         """Every variable visible from this node with the value that wins, server level first, own last."""
