@@ -38,52 +38,9 @@ class Auth:
 
 
 # --------------------------------------------------------------------------------------- white-list identity
-
-
-def launch_user(profile: Profile, server: str | None = None) -> str | None:
-    """The login name launched programs present: the --server's ecflow_user, else the gateway's.
-
-    One process has one login name, so when servers name different users only the chosen server's (or the
-    gateway's) name is used; programs that talk to several servers present that one name to all of them.
-    """
-    if server is not None:
-        return profile.server(server).ecflow_user
-    if profile.gateway.ecflow_user:
-        return profile.gateway.ecflow_user
-    names = {s.ecflow_user for s in profile.servers}
-    return names.pop() if len(names) == 1 else None
-
-
-def passwd_text(name: str, uid: int, gid: int, base: str) -> str:
-    """`base` (an /etc/passwd) with the entry of `uid` renamed to `name`: getpwuid(getuid()) then says `name`.
-
-    Only the name changes: the uid, home and shell stay, so the program still runs as, and can only do what, the
-    user can; the server's white list is the only place the name matters.
-    """
-    lines = base.splitlines()
-    for i, line in enumerate(lines):
-        fields = line.split(":")
-        if len(fields) >= 7 and not line.startswith("#") and fields[2] == str(uid):
-            fields[0] = name
-            lines[i] = ":".join(fields)
-            # getpwuid returns the first match: this one. Later entries with the same uid are left alone.
-            return "\n".join(lines) + "\n"
-    home = os.path.expanduser("~")
-    return "\n".join([*lines, f"{name}:x:{uid}:{gid}:ecflow-remote identity:{home}:/bin/sh"]) + "\n"
-
-
-def write_passwd_view(rundir: Path, name: str) -> Path:
-    """The private /etc/passwd for launched programs presenting `name` (written once per name, in the run dir)."""
-    path = rundir / f"passwd.{name}"
-    try:
-        base = Path("/etc/passwd").read_text()
-    except OSError as e:
-        raise IdentityError(f"cannot read /etc/passwd to build the ecflow_user view: {e.strerror}") from e
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(passwd_text(name, os.getuid(), os.getgid(), base))
-    os.chmod(tmp, 0o644)  # public information, like /etc/passwd itself
-    os.replace(tmp, path)
-    return path
+# A server's ecflow_user is presented by the user-name relay on its local endpoint (relay.py), for every program
+# of this user: per server, on Linux and macOS alike, with no change to what launched programs see. (An earlier
+# private /etc/passwd view gave a whole program one name, and only on Linux; the relay replaces it.)
 
 
 # ----------------------------------------------------------------------------------------------- passwords
@@ -157,11 +114,8 @@ def write_custom_passwd(rundir: Path, lines: list[str]) -> Path:
 
 
 def write_files(profile: Profile, plan: Plan, rundir: Path, passwords: Mapping[str, str]) -> dict[str, str]:
-    """The supervisor's identity files for launched programs: passwd view (default name) and custom passwords."""
+    """The supervisor's identity files for launched programs: the custom users' password file."""
     files: dict[str, str] = {}
-    name = launch_user(profile)
-    if name:
-        files["passwd"] = str(write_passwd_view(rundir, name))
     lines = custom_passwd_lines(profile, plan, passwords)
     if lines:
         files["custom_passwd"] = str(write_custom_passwd(rundir, lines))
@@ -174,18 +128,13 @@ def write_files(profile: Profile, plan: Plan, rundir: Path, passwords: Mapping[s
 def launch_setup(
     profile: Profile, files: Mapping[str, str], server: str | None, rundir: Path
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(files, environment additions) for `run`/`ui`: the passwd view of the chosen name, ECF_USER, the password file.
+    """(files, environment additions) for `run`/`ui`: ECF_USER and the password file of custom users.
 
-    Only launched programs get them: the user's shell, other programs and other users see nothing new.
+    Only launched programs get them: the user's shell, other programs and other users see nothing new. (The
+    ecflow_user name needs nothing here: the relay presents it.)
     """
     files = dict(files)
     env: dict[str, str] = {}
-    name = launch_user(profile, server)
-    if name:
-        # The --server's own name may differ from the default view the supervisor wrote.
-        files["passwd"] = str(write_passwd_view(rundir, name))
-    else:
-        files.pop("passwd", None)
     custom = _custom_user(profile, server)
     if custom and "custom_passwd" in files:
         env["ECF_USER"] = custom

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import subprocess
 import sys
@@ -113,6 +114,48 @@ def _private_view(binds: Sequence[tuple[str, str]], hide: Sequence[str] = (), ho
         raise OSError(ctypes.get_errno(), "sethostname")
 
 
+def private_view_available() -> bool:
+    """Whether launched programs can get a private hosts view here: Linux, and unshare allowed (probed once).
+
+    ECFLOW_REMOTE_PRIVATE_VIEW=0 pretends it is not (for tests of the system hosts file fallback only)."""
+    forced = os.environ.get("ECFLOW_REMOTE_PRIVATE_VIEW")
+    if forced is not None:
+        return forced != "0"
+    return _probe_private_view()
+
+
+@functools.cache
+def _probe_private_view() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import shutil
+
+    true = shutil.which("true") or "/bin/true"
+    try:
+        done = subprocess.run(
+            [true],
+            preexec_fn=lambda: _private_view(()),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def no_view_message(plan: Plan) -> str:
+    """Why run/ui cannot map the Centre's names here, and the two ways out."""
+    return (
+        f"the {plan.method} method maps the Centre's names ({', '.join(plan.hosts)}) for launched programs in a "
+        "private hosts view, which needs Linux mount namespaces (not available here). Either use the local "
+        "method (ecflow-remote down; ecflow-remote up --method local), or let ecflow-remote add a marked block "
+        "to /etc/hosts while the tunnel is up: set system_hosts = true in the profile's [gateway] and run "
+        "`ecflow-remote up` again (the file is root's: it prints the one sudo command if it cannot write it)"
+    )
+
+
 def spawn(
     argv: Sequence[str],
     plan: Plan,
@@ -134,18 +177,12 @@ def spawn(
         argv = [pc, "-q", "-f", files["proxychains"], *argv]
     preexec = None
     binds: list[tuple[str, str]] = []
-    if "hosts" in files:
-        if not sys.platform.startswith("linux"):
-            raise LaunchError(
-                "the private hosts view needs Linux mount namespaces; on macOS use the local method, "
-                "or add the names to /etc/hosts: " + ", ".join(plan.hosts)
-            )
-        binds = [(files["hosts"], "/etc/hosts"), (files["resolv"], "/etc/resolv.conf")]
-    if "passwd" in files:
-        # The profile's ecflow_user as this program's login name (identity.py): only this program sees it.
-        if not sys.platform.startswith("linux"):
-            raise LaunchError("ecflow_user needs Linux mount namespaces (a private /etc/passwd view)")
-        binds.append((files["passwd"], "/etc/passwd"))
+    if "hosts" in files and "system_hosts" not in files:  # with the system file's block, the names are there
+        if private_view_available():
+            binds = [(files["hosts"], "/etc/hosts"), (files["resolv"], "/etc/resolv.conf")]
+        elif plan.method != "local":
+            raise LaunchError(no_view_message(plan))
+        # local: the view only adds log-server names (ECF_LOGHOST) on 127.0.0.1; everything works without it.
     if "custom_passwd" in files:
         # Custom users' passwords for the tunnel's local endpoints; only consulted for a custom user (ECF_USER,
         # or a user in ecflow_ui's server list), so harmless for everyone else.

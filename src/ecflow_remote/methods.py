@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ecflow_remote.errors import EcflowRemoteError
@@ -31,6 +31,9 @@ class Endpoint:
     local_host: str
     local_port: int
     forwarded: bool = True  # False: reached through the SOCKS proxy, not an ssh -L forward
+    # Set: the server's ecflow_user. Our relay (relay.py) listens on the local endpoint and presents this name;
+    # ssh forwards to a private unix socket behind it.
+    relay_user: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,12 +151,19 @@ def plan_for(profile: Profile, method: str | None = None) -> Plan:
     """Choose every local endpoint for `profile` under `method` (the profile's own by default)."""
     method = method or profile.gateway.method
     if method == "local":
-        return _plan_local(profile)
-    if method == "hosts":
-        return _plan_hosts(profile)
-    if method == "socks":
-        return _plan_socks(profile)
-    raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+        plan = _plan_local(profile)
+    elif method == "hosts":
+        plan = _plan_hosts(profile)
+    elif method == "socks":
+        plan = _plan_socks(profile)
+    else:
+        raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+    # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name).
+    users = {s.name: s.ecflow_user for s in profile.servers}
+    plan.endpoints = [
+        replace(e, relay_user=users.get(e.name)) if e.kind == "server" and e.forwarded else e for e in plan.endpoints
+    ]
+    return plan
 
 
 def _plan_local(profile: Profile) -> Plan:

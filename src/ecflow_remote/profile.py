@@ -47,6 +47,7 @@ _GATEWAY_KEYS: Final = (
     "ecflow_user",
     "login",
     "warn_before",
+    "system_hosts",
 )
 _SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
@@ -124,6 +125,9 @@ class Gateway:
     ecflow_user: str | None = None
     login: str | None = None
     warn_before: float = DEFAULT_WARN_BEFORE
+    # Where launched programs cannot have a private hosts view (macOS; Linux without namespaces): let the
+    # supervisor manage a marked block in the system hosts file (systemhosts.py). Never without this opt-in.
+    system_hosts: bool = False
 
 
 @dataclass(frozen=True)
@@ -515,6 +519,14 @@ class _Checker:
         if login is not None and any(ch in login for ch in "\0\n\r"):
             self.fail("must be one line (a command with its arguments).", "gateway", None, "login")
         warn_before = self.duration(table)
+        system_hosts = table.get("system_hosts", False)
+        if not isinstance(system_hosts, bool):
+            self.fail(
+                f"expected true or false, got {_type_name(system_hosts)} ({_short(system_hosts)}).",
+                "gateway",
+                None,
+                "system_hosts",
+            )
         return Gateway(
             jump=jump,
             host=host,
@@ -524,6 +536,7 @@ class _Checker:
             ecflow_user=ecflow_user,
             login=login,
             warn_before=warn_before,
+            system_hosts=system_hosts,
         )
 
     def target(self, text: str, key: str) -> SshTarget:
@@ -919,6 +932,9 @@ def render_profile(
         "# The command that renews your SSH certificate, and how long before expiry to warn.",
         '# login = "tsh login --proxy=jump.example.int"',
         '# warn_before = "30m"',
+        "# hosts/socks where launched programs cannot get a private hosts view (macOS): let ecflow-remote add a",
+        "# marked block to /etc/hosts while the tunnel is up (backed up, removed by `down`; needs root).",
+        "# system_hosts = true",
         "",
         "# One [[server]] per ecFlow server. `name` is how you call it (as in ecflow_ui) and must be unique.",
         "# Optional per server: ecflow_user (overrides the gateway's), and for password access control",

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecflow_remote import socks
+from ecflow_remote import relay, socks
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Plan
 from ecflow_remote.profile import Profile, SshTarget
@@ -74,7 +74,14 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = T
     elif gw.jump:
         main += ["-J", ",".join(str(j) for j in gw.jump)]
     for e in plan.forwards:
-        main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
+        if e.relay_user:
+            # The relay (relay.py) owns the local endpoint; ssh listens on a unix socket (0600, in the 0700 run
+            # directory) that only the relay reaches, so no request reaches the server without its rewrite.
+            main += ["-L", f"{relay.socket_path(control_dir, e.name).absolute()}:{e.host}:{e.port}"]
+        else:
+            main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
+    if any(e.relay_user for e in plan.forwards) and plan.socks_port is None:
+        main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves its sockets
     if plan.socks_port is not None:
         # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
         # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.

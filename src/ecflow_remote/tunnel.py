@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ecflow_remote import certs, health, identity, socks, ssh
+from ecflow_remote import certs, health, identity, relay, socks, ssh
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Endpoint, Plan, plan_for
 from ecflow_remote.profile import Profile, load_profile
@@ -121,6 +121,9 @@ class Supervisor:
         # socks method: the password-checking SOCKS front on socks_port, up for the supervisor's whole life (ssh
         # reconnects under it), with this start's random credentials.
         self.front: socks.SocksFront | None = None
+        # Servers with an ecflow_user: the relay presenting that name on their local endpoints (relay.py); like the
+        # front, up for the supervisor's whole life.
+        self.relay: relay.Relay | None = None
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, **changes: Any) -> None:
@@ -146,6 +149,9 @@ class Supervisor:
             if self.front is not None:
                 self.front.stop()
                 self.front = None
+            self._stop_relay()
+            with contextlib.suppress(EcflowRemoteError):  # not ours to write: `down` says how (sudo)
+                _remove_system_hosts(self.rundir, self.state)
             # The last state and the logs stay for whoever asks why (`up` reads the message); `down` clears all.
             self.rundir.clean_files(keep=("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log"))
             lock.close()
@@ -168,6 +174,8 @@ class Supervisor:
         try:
             plan = plan_for(self.profile, self.method)
             self._start_front(plan)
+            self._start_relay(plan)
+            self._install_system_hosts(plan)
         except EcflowRemoteError as e:
             self._set(state="failed", message=str(e))
             return 2
@@ -209,7 +217,9 @@ class Supervisor:
             if self.method == "local" and "already in use" in error:
                 # Another program took one of our local ports meanwhile: choose again (the new ports are reported).
                 with contextlib.suppress(EcflowRemoteError):
-                    plan = plan_for(self.profile, self.method)
+                    new_plan = plan_for(self.profile, self.method)
+                    self._start_relay(new_plan)
+                    plan = new_plan
                     self._set(plan=plan.to_json(), files=self._write_files(plan))
             self._wait_for_first_hop()
         self._set(state="stopped", message="stopped", pid=None)
@@ -274,6 +284,30 @@ class Supervisor:
             ) from None
         plan.proxy_auth = creds.pair()
 
+    def _start_relay(self, plan: Plan) -> None:
+        """The user-name relay on the local endpoint of every server with an ecflow_user (ssh forwards those to
+        private unix sockets behind it)."""
+        self._stop_relay()
+        routes = [
+            relay.Route((e.local_host, e.local_port), relay.socket_path(self.rundir.path, e.name), e.relay_user)
+            for e in plan.forwards
+            if e.relay_user
+        ]
+        if not routes:
+            return
+        try:
+            self.relay = relay.Relay(routes).start()
+        except OSError as e:
+            raise EcflowRemoteError(
+                f"a local endpoint of the tunnel cannot be used ({e.strerror or e}): is another tunnel (or "
+                "ecflow-remote) running? See `ecflow-remote status`, or stop the other program."
+            ) from None
+
+    def _stop_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+
     def _write_files(self, plan: Plan) -> dict[str, str]:
         from ecflow_remote import launch
 
@@ -284,6 +318,17 @@ class Supervisor:
         if errors:
             self.state["warnings"] = errors
         files.update(identity.write_files(self.profile, plan, self.rundir.path, self.passwords))
+        files.update(self._install_system_hosts(plan))
+        return files
+
+    def _install_system_hosts(self, plan: Plan) -> dict[str, str]:
+        """system_hosts, where launched programs get no private view: the plan's names in the system file."""
+        from ecflow_remote import systemhosts
+
+        files = systemhosts.install_for(self.profile, plan, self.rundir)
+        if files:
+            # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
+            self._set(files={**self.state.get("files", {}), **files})
         return files
 
     def _start_legs(self, plan: Plan) -> str | None:
@@ -307,6 +352,10 @@ class Supervisor:
         if plan.socks_port is not None:
             with contextlib.suppress(OSError):
                 socks_sock.unlink()  # a stale one would pass the readiness check below before ssh listens
+        relayed = [relay.socket_path(self.rundir.path, e.name) for e in plan.forwards if e.relay_user]
+        for path in relayed:
+            with contextlib.suppress(OSError):
+                path.unlink()
         main = Leg("main", legs.main)
         main.start(self.rundir)
         self.legs.append(main)
@@ -315,10 +364,15 @@ class Supervisor:
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
             sessions=self.sessions,
         )
-        ports = [(e.local_host, e.local_port) for e in plan.forwards]
+        # Relayed servers: the relay listens all along; ready means ssh's unix socket behind it takes connections.
+        ports = [(e.local_host, e.local_port) for e in plan.forwards if not e.relay_user]
         deadline = time.monotonic() + READY_TIMEOUT
         # socks: the front listens all along; ready means ssh's own SOCKS socket behind it takes connections.
-        while not (all(_listening(h, p) for h, p in ports) and (plan.socks_port is None or _accepts(socks_sock))):
+        while not (
+            all(_listening(h, p) for h, p in ports)
+            and all(_accepts(path) for path in relayed)
+            and (plan.socks_port is None or _accepts(socks_sock))
+        ):
             if not main.alive():
                 return self._leg_failed(main, plan)
             if self.stopping or time.monotonic() > deadline:
@@ -440,6 +494,8 @@ class Tunnel:
             raise AlreadyRunning(f"a tunnel for {self.profile.path} is being started at this moment")
         try:
             self.rundir.kill_leftovers()
+            with contextlib.suppress(EcflowRemoteError):
+                _remove_system_hosts(self.rundir, self.rundir.read_state())  # a killed supervisor's block
             with contextlib.suppress(OSError):
                 self.rundir.state_file.unlink()
         finally:
@@ -495,6 +551,7 @@ class Tunnel:
         self.rundir.kill_leftovers()
         if not self.is_running():
             self.rundir.remove()
+            _remove_system_hosts(self.rundir, state)  # raises, with the sudo command, if it cannot
         return running
 
     def __enter__(self) -> Tunnel:
@@ -531,6 +588,13 @@ class Tunnel:
         users = {s.name: s.ecflow_user for s in self.profile.servers}
         auth = {k: a.client_kwargs() for k, a in identity.client_auth(self.profile).items()}
         return asyncio.run(health.check_all(plan, timeout, users, auth))
+
+
+def _remove_system_hosts(rundir: RunDir, state: dict[str, Any] | None) -> None:
+    """The tunnel's block in the system hosts file (system_hosts), if it has one there."""
+    from ecflow_remote import systemhosts
+
+    systemhosts.remove_for(rundir, state)
 
 
 def _all_servers_ok(state: dict[str, Any]) -> bool:

@@ -111,46 +111,61 @@ def test_login_command_runs_in_foreground(centre: Any, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ white-list identity
 
 
-def test_white_list_identity_through_run(make_centre: Any, tmp_path: Path) -> None:
-    from ecflow_remote import identity, launch
+def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> None:
+    """Two white-listed servers wanting different names: one launched program reaches both (the relay presents
+    each server's own ecflow_user), and a name not configured is still refused."""
+    from ecflow_remote import relay
     from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
+    from ecflow_remote.ecflow import EcflowClient, ServerError
     from ecflow_remote.tunnel import Tunnel
 
-    spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=())
-    c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))
-    profile = write_profile(c, tmp_path / "p.toml", ecflow_user="user1")
+    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
+    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
+    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
+    servers = {"machine1": {"ecflow_user": "user1"}, "machine2": {"ecflow_user": "user2"}}
+    profile = write_profile(c, tmp_path / "p.toml", servers)
     tunnel = Tunnel(profile)
     try:
         tunnel.up()
-        host, port = tunnel.endpoint("machine1")
-        # The laptop's own user (root) is refused: nothing global changed.
-        plain = subprocess.run(
-            ["ecflow_client", f"--host={host}", f"--port={port}", "--ping"], capture_output=True, text=True
-        )
-        assert plain.returncode != 0 and "not allowed any access" in plain.stdout + plain.stderr
+        plan = tunnel.plan()
+        (h1, p1), (h2, p2) = tunnel.endpoint("machine1"), tunnel.endpoint("machine2")
+        assert {e.relay_user for e in plan.servers()} == {"user1", "user2"}
+        # ssh listens on private unix sockets only: the relay is the one way in.
+        for name in ("machine1", "machine2"):
+            sock = relay.socket_path(tunnel.rundir.path, name)
+            assert sock.is_socket() and sock.stat().st_mode & 0o077 == 0
 
-        # Through `run`: the Centre name, as the server's log shows.
-        query = "--query=state /lab/f1/hello"
-        done = cli(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")
+        # Really required: each server refuses the other's name (the Centre's servers run as their own account).
+        with pytest.raises(ServerError, match="not allowed"):
+            EcflowClient(h2, p2, user="user1").ping()
+        with pytest.raises(ServerError, match="not allowed"):
+            EcflowClient(h1, p1, user="user2").ping()
+
+        # One launched program, both servers, each with its own name; its own login name is unchanged.
+        script = (
+            f"ecflow_client --host {h1} --port {p1} --ping && "
+            f"ecflow_client --host {h2} --port {p2} --ping && "
+            f"ecflow_client --host {h2} --port {p2} --query state /ops/f1/hello && id -un"
+        )
+        done = cli(profile, "run", "--", "sh", "-c", script)
         assert done.returncode == 0, done.stdout + done.stderr
-        done = cli(profile, "run", "--server", "machine1", "--", "sh", "-c", f"ecflow_client {query}; id -un")
-        assert done.returncode == 0 and "complete" in done.stdout, done.stdout + done.stderr
-        assert done.stdout.strip().endswith("user1")
+        assert "complete" in done.stdout and done.stdout.strip().endswith(relay.login_name())
         me = socket.gethostname()
-        assert wait_for(lambda: f":user1@{me}" in c.server_log(spec).read_text(), 5)
-
-        # A name that is not on the white list is still refused: the view only carries the configured name.
-        files = dict((tunnel.state() or {}).get("files", {}))
-        files["passwd"] = str(identity.write_passwd_view(tunnel.rundir.path, "someone"))
-        env = {**os.environ, "ECF_HOST": host, "ECF_PORT": str(port)}
-        proc = launch.spawn(
-            ["ecflow_client", "--ping"], tunnel.plan(), files, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        assert wait_for(lambda: f":user1@{me}" in c.server_log(m1).read_text(), 5)
+        assert wait_for(lambda: f":user2@{me}" in c.server_log(m2).read_text(), 5)
+        # The plain client outside `run` goes through the same relay (only this user's own name is rewritten).
+        plain = subprocess.run(
+            ["ecflow_client", f"--host={h2}", f"--port={p2}", "--ping"], capture_output=True, text=True, timeout=30
         )
-        out = proc.communicate(timeout=30)[0].decode()
-        assert proc.returncode != 0 and "User 'someone' is not allowed any access" in out, out
-        # And the native client presents the profile's name too (status, health checks).
+        assert plain.returncode == 0, plain.stdout + plain.stderr
+
+        # A name not configured is still refused: the relay rewrites only the laptop's own name, to the profile's.
+        for host, port in ((h1, p1), (h2, p2)):
+            with pytest.raises(ServerError, match="User 'someone' is not allowed any access"):
+                EcflowClient(host, port, user="someone").ping()
+        # And the native client (status, health checks) presents the profile's names itself.
         report = json.loads(cli(profile, "status", "--json").stdout)
-        assert report["servers"][0]["reachable"], report
+        assert all(s["reachable"] for s in report["servers"]), report
     finally:
         tunnel.down()
 

@@ -22,7 +22,7 @@ def doc_centre(make_centre: Any) -> Any:
 
     return make_centre(
         servers=(
-            EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=()),
+            EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",)),
             EcflowServerSpec("machine2", 3142, "ops", "logserver2", passwords=(("bob", PASSWORD),)),
         )
     )

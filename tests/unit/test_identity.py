@@ -1,4 +1,4 @@
-"""identity.py: the passwd view, which name launched programs present, and the custom password file."""
+"""identity.py: what the native client sends, the custom password file and what launched programs get."""
 
 from __future__ import annotations
 
@@ -7,16 +7,6 @@ from pathlib import Path
 from ecflow_remote import identity
 from ecflow_remote.methods import Endpoint, Plan
 from ecflow_remote.profile import Profile, load_profile
-
-BASE = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n"
-
-
-def test_passwd_view_renames_only_own_uid() -> None:
-    text = identity.passwd_text("user1", 1000, 1000, BASE)
-    assert "user1:x:1000:1000::/home/alice:/bin/sh" in text
-    assert text.startswith("root:x:0:0:")
-    added = identity.passwd_text("user1", 2000, 2000, BASE)
-    assert added.splitlines()[-1].startswith("user1:x:2000:2000:")
 
 
 def _profile(tmp_path: Path) -> Profile:
@@ -31,8 +21,6 @@ def _profile(tmp_path: Path) -> Profile:
 
 def test_names_and_password_lines(tmp_path: Path) -> None:
     profile = _profile(tmp_path)
-    assert identity.launch_user(profile) == "gw"
-    assert identity.launch_user(profile, "a") == "other"
     plan = Plan(
         "hosts",
         [
@@ -60,6 +48,5 @@ def test_launch_setup(tmp_path: Path) -> None:
     profile = _profile(tmp_path)
     files, env = identity.launch_setup(profile, {"custom_passwd": "/x"}, "b", tmp_path)
     assert env == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
-    assert Path(files["passwd"]).name == "passwd.gw"
     files, env = identity.launch_setup(profile, {}, "a", tmp_path)
-    assert env == {} and "other:x:" in Path(files["passwd"]).read_text()
+    assert env == {} and "passwd" not in files  # the ecflow_user name is the relay's job, not a passwd view

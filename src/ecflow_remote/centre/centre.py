@@ -22,6 +22,10 @@ STATE_DIR = Path("/run/ecflow-remote-centre")
 RUN_PREFIX = "ecr"
 CENTRE_USER = "user1"
 CENTRE_UID = 4242  # the Centre account's uid inside the Centre's own /etc/passwd view
+# The account white-listed ecFlow servers run as, and their administrator: ecFlow always admits the user it runs
+# as, so with its own account only the white list decides whether user1 (or anyone else) gets in.
+SERVER_USER = "ecfadmin"
+SERVER_UID = 4243
 
 
 class CentreError(RuntimeError):
@@ -34,7 +38,9 @@ class EcflowServerSpec:
     port: int
     suite: str
     logserver: str
-    white_list: tuple[str, ...] | None = None  # ECF_LISTS users (read-write); None = open to all
+    # ECF_LISTS users (read-write), at least one; the server's own account (SERVER_USER) is always admitted.
+    # None = open to all.
+    white_list: tuple[str, ...] | None = None
     # ECF_CUSTOM_PASSWD entries (user, password) for password access control; None = no password file
     passwords: tuple[tuple[str, str], ...] | None = None
 
@@ -175,6 +181,8 @@ class Centre:
         self._make_pki()
         home = services.ensure_dir(self.base / "centre-home" / CENTRE_USER)
         os.chown(home, CENTRE_UID, CENTRE_UID)
+        admin_home = services.ensure_dir(self.base / "centre-home" / SERVER_USER)
+        os.chown(admin_home, SERVER_UID, SERVER_UID)
         for name in ("jump", "machine1"):
             self.start_sshd(name)
         services.ensure_dir(self.outputs_dir)
@@ -185,10 +193,10 @@ class Centre:
             self._load_server(spec)
         for spec in self.servers:
             services.wait_task_state(
-                self.host(spec.host), spec.port, f"/{spec.suite}/f1/hello", ["complete"], CENTRE_UID
+                self.host(spec.host), spec.port, f"/{spec.suite}/f1/hello", ["complete"], SERVER_UID
             )
             services.wait_task_state(
-                self.host(spec.host), spec.port, f"/{spec.suite}/f1/fails", ["aborted"], CENTRE_UID
+                self.host(spec.host), spec.port, f"/{spec.suite}/f1/fails", ["aborted"], SERVER_UID
             )
 
     def _etc_views(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -197,11 +205,14 @@ class Centre:
         group = Path("/etc/group").read_text()
         shadow = Path("/etc/shadow").read_text()
         home = self.base / "centre-home" / CENTRE_USER
+        admin_home = self.base / "centre-home" / SERVER_USER
         views = {
-            "passwd": passwd + f"{CENTRE_USER}:x:{CENTRE_UID}:{CENTRE_UID}:Centre user:{home}:/bin/bash\n",
-            "group": group + f"{CENTRE_USER}:x:{CENTRE_UID}:\n",
+            "passwd": passwd
+            + f"{CENTRE_USER}:x:{CENTRE_UID}:{CENTRE_UID}:Centre user:{home}:/bin/bash\n"
+            + f"{SERVER_USER}:x:{SERVER_UID}:{SERVER_UID}:ecFlow servers:{admin_home}:/bin/sh\n",
+            "group": group + f"{CENTRE_USER}:x:{CENTRE_UID}:\n{SERVER_USER}:x:{SERVER_UID}:\n",
             # '*' not '!': a locked account is refused by sshd even with a valid certificate.
-            "shadow": shadow + f"{CENTRE_USER}:*:19000:0:99999:7:::\n",
+            "shadow": shadow + f"{CENTRE_USER}:*:19000:0:99999:7:::\n{SERVER_USER}:*:19000:0:99999:7:::\n",
         }
         return {name: views for name in names}
 
@@ -257,7 +268,7 @@ Host *
         definition = services.write_suite(spec.suite, ecf_home, out, spec.logserver, logport)
         self.start_server(spec.host, spec.port)
         host = self.host(spec.host)
-        admin = CENTRE_UID
+        admin = SERVER_UID
         services.ecflow_client(host, spec.port, [f"--load={definition}"], as_user=admin)
         services.ecflow_client(host, spec.port, ["--restart"], as_user=admin)
         services.ecflow_client(host, spec.port, [f"--begin={spec.suite}"], as_user=admin)
@@ -268,7 +279,7 @@ Host *
         ecf_home = self.ecf_home(spec)
         lists = ecf_home / "ecf.lists"
         if spec.white_list is not None:
-            lists.write_text("4.4.14\n" + "".join(f"{u}\n" for u in spec.white_list) + f"{CENTRE_USER}\n")
+            lists.write_text("4.4.14\n" + "".join(f"{u}\n" for u in spec.white_list))
             env["ECF_LISTS"] = str(lists)
         if spec.passwords is not None:
             pw = ecf_home / "ecf.custom_passwd"
@@ -300,16 +311,16 @@ Host *
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
         as_user = None
         if spec.white_list is not None:
-            # Run by the Centre account (ecFlow always admits the server's own user, so root would be let in).
-            as_user = CENTRE_UID
+            # Run by its own account (ecFlow always admits the server's own user: root, or user1, would be let in).
+            as_user = SERVER_UID
             for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
-                subprocess.run(["chown", "-R", f"{CENTRE_UID}:{CENTRE_UID}", str(path)], check=True)
+                subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
             self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec), as_user
         )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.
-            services.ecflow_client(self.host(host), spec.port, ["--restart"], as_user=CENTRE_UID)
+            services.ecflow_client(self.host(host), spec.port, ["--restart"], as_user=SERVER_UID)
 
     def stop_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
@@ -344,8 +355,8 @@ Host *
     def ecflow_client(
         self, host: str, port: int, args: Sequence[str], check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        """ecflow_client run at the Centre by the Centre's own user (who is on every white list)."""
-        return services.ecflow_client(self.host(host), port, args, as_user=CENTRE_UID, check=check)
+        """ecflow_client run at the Centre by the servers' own account (which every server admits)."""
+        return services.ecflow_client(self.host(host), port, args, as_user=SERVER_UID, check=check)
 
     def write_profile(self, path: Path, method: str = "local", **gateway: Any) -> Path:
         """An ecflow-remote profile for this Centre: every server and log server, through jump to machine1."""

@@ -1,0 +1,160 @@
+"""relay.py: the user-name rewrite of ecFlow requests, and the relay's data path (against a fake unix-socket server)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecflow_remote import relay
+from ecflow_remote.ecflow import commands, wire
+from ecflow_remote.methods import free_port
+
+ME = "laptop"
+
+
+def frame(obj: Any) -> bytes:
+    return wire.encode_frame(wire.encode_json(obj))
+
+
+def ping(user: str = ME, **kw: Any) -> dict[str, Any]:
+    return commands.ping_request(commands.Identity("host", user, **kw))
+
+
+def task_init() -> dict[str, Any]:
+    # A task command (ecflow_client --init from a job): TaskCmd base, no user_.
+    data = {
+        "cereal_class_version": 0,
+        "value0": {
+            "cereal_class_version": 0,
+            "value0": {"cereal_class_version": 0, "cl_host_": "host"},
+            "path_to_submittable_": "/s/t",
+            "jobs_password_": "x",
+            "process_or_remote_id_": "1",
+            "try_no_": 1,
+        },
+        "var_to_add_": [],
+    }
+    return commands._request("InitCmd", data)
+
+
+def test_rewrites_only_the_user_value_of_a_user_command() -> None:
+    for request in (ping(), commands.get_request(commands.Identity("h", ME), "/lab"), ping(password="abcd")):
+        body = wire.encode_json(request)
+        new = relay.rewrite_body(body, ME, "user1")
+        assert new is not None
+        expected = json.loads(body)
+        expected["21ClientToServerRequest"]["cmd_"]["ptr_wrapper"]["data"]["value0"]["user_"] = "user1"
+        # Byte for byte what ecflow_client itself would have sent as user1 (key order and layout kept).
+        assert new == wire.encode_json(expected)
+        assert new.replace(b'"user1"', b'"laptop"') == body
+
+
+def test_leaves_everything_else_untouched() -> None:
+    custom = wire.encode_json(ping(custom_user=True, password="crypted"))
+    assert relay.rewrite_body(custom, ME, "user1") is None  # cu_: its own name and password
+    assert relay.rewrite_body(wire.encode_json(ping("someone")), ME, "user1") is None  # not the laptop's name
+    assert relay.rewrite_body(wire.encode_json(task_init()), ME, "user1") is None  # task command
+    assert relay.rewrite_body(wire.encode_json(ping()), ME, ME) is None  # already the name
+    for junk in (b"", b"not json", b"[1, 2]", b'{"x": 1}', b'{"21ClientToServerRequest": 7}', b"\xff\xfe"):
+        assert relay.rewrite_body(junk, ME, "user1") is None
+    # A string that merely contains the text of a user_ member is data, not a member.
+    trick = ping()
+    trick["21ClientToServerRequest"]["cmd_"]["ptr_wrapper"]["data"]["api_"] = '"user_": "laptop"'
+    new = relay.rewrite_body(wire.encode_json(trick), ME, "user1")
+    assert new is not None and b'\\"user_\\": \\"laptop\\"' in new and b'"user_": "user1"' in new
+
+
+def test_group_command_rewritten_only_when_every_part_is_ours() -> None:
+    def group(users: list[str]) -> dict[str, Any]:
+        data = {
+            "cereal_class_version": 0,
+            "value0": commands._user_base(commands.Identity("h", ME)),
+            "cmdVec_": [ping(u)["21ClientToServerRequest"]["cmd_"] for u in users],
+        }
+        return commands._request("GroupCTSCmd", data)
+
+    new = relay.rewrite_body(wire.encode_json(group([ME, ME])), ME, "user1")
+    assert new is not None and new.count(b'"user_": "user1"') == 3 and b"laptop" not in new
+    assert relay.rewrite_body(wire.encode_json(group([ME, "other"])), ME, "user1") is None
+
+
+def test_frames_split_and_malformed() -> None:
+    data = frame(ping()) + frame(task_init())
+    buf = bytearray(data[:5])
+    out, stop = relay.rewrite_frames(buf, ME, "user1")
+    assert out == b"" and not stop and bytes(buf) == data[:5]  # waits for the whole frame
+    buf += data[5:]
+    out, stop = relay.rewrite_frames(buf, ME, "user1")
+    assert not stop and not buf
+    assert out == frame(json.loads(wire.encode_json(ping("user1")))) + frame(task_init())
+    # Not ecFlow framing: passed through as it is, and the connection is piped from then on (never rewritten).
+    buf = bytearray(b"GET / HTTP/1.1\r\n\r\n")
+    out, stop = relay.rewrite_frames(buf, ME, "user1")
+    assert stop and out == b"GET / HTTP/1.1\r\n\r\n"
+    # A frame too big to parse: forwarded unread.
+    big = bytearray(wire.encode_header(relay.MAX_REWRITE + 1) + b"{")
+    out, stop = relay.rewrite_frames(big, ME, "user1")
+    assert stop and out.endswith(b"{")
+
+
+def test_loopback_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        relay.Relay([relay.Route(("0.0.0.0", 0), tmp_path / "s", "user1")])
+
+
+def _fake_server(path: Path, seen: list[bytes]) -> socket.socket:
+    """A unix-socket 'ecFlow server': records each request, answers with a fixed reply frame."""
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(16)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    body = wire.recv_frame(conn, timeout=5)
+                except (OSError, wire.ProtocolError):
+                    continue
+                seen.append(body)
+                conn.sendall(wire.encode_frame(b'{"reply": "' + b"x" * 100 + b'"}'))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_relay_end_to_end(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+    up = tmp_path / "ecf.sock"
+    srv = _fake_server(up, seen)
+    port = free_port()
+    with relay.Relay([relay.Route(("127.0.0.1", port), up, "user1")], local_user=ME):
+        for user, expected in ((ME, "user1"), ("other", "other")):
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall(frame(ping(user)))
+                assert wire.recv_frame(c, timeout=5).startswith(b'{"reply"')
+            assert (
+                json.loads(seen[-1])["21ClientToServerRequest"]["cmd_"]["ptr_wrapper"]["data"]["value0"]["user_"]
+                == expected
+            )
+    srv.close()
+
+
+def test_relay_closes_when_ssh_is_away(tmp_path: Path) -> None:
+    port = free_port()
+    route = relay.Route(("127.0.0.1", port), tmp_path / "none.sock", "user1")
+    with relay.Relay([route], local_user=ME), socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(frame(ping()))
+        c.settimeout(5)
+        # Closed with the request unread: an end of file, or a reset, as from a refused port.
+        with contextlib.suppress(ConnectionResetError):
+            assert c.recv(10) == b""
