@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,19 @@ def ecflow_remote(profile: Path, *args: str, check: bool = True) -> subprocess.C
     """Run the real command line, showing it as a user would type it."""
     print(f"$ ecflow-remote {shlex.join(args)}", flush=True)
     return subprocess.run([sys.executable, "-m", "ecflow_remote", "--profile", str(profile), *args], check=check)
+
+
+def show_recovery(profile: Path) -> None:
+    from ecflow_remote.runstate import wait_for
+    from ecflow_remote.tunnel import Tunnel
+
+    tunnel = Tunnel(profile)
+    old = (tunnel.state() or {})["pid"]
+    t0 = time.monotonic()
+    os.kill(old, signal.SIGKILL)
+    back = wait_for(lambda: (s := tunnel.state() or {}).get("state") == "up" and s.get("pid") not in (None, old), 20)
+    took = time.monotonic() - t0
+    print(f"ssh {old} killed; " + (f"tunnel up again after {took:.2f} s" if back else "not back after 20 s"))
 
 
 def has_command(name: str) -> bool:
@@ -70,6 +84,9 @@ def main() -> None:
                     ecflow_remote(
                         profile, "run", "--", "/usr/bin/python3", "-c", code, spec.logserver, str(centre.jobout(spec))
                     )
+            step("The link drops (ssh killed with kill -9): the supervisor notices and reconnects")
+            show_recovery(profile)
+            ecflow_remote(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")
         finally:
             step("Tunnel down")
             ecflow_remote(profile, "down", check=False)
