@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import socket
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -100,6 +101,16 @@ class Plan:
             data.get("socks_port"),
             dict(data.get("hosts", {})),
         )
+
+
+def is_loopback(host: str, *, by_name: bool = False) -> bool:
+    """Is `host` a loopback address (127/8, ::1)? With by_name, `localhost` and names below it count too."""
+    if by_name and (host == "localhost" or host.startswith("localhost.")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def port_free(host: str, port: int) -> bool:

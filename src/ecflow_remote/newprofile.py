@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from ecflow_remote import uiconfig
 from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.methods import is_loopback
 from ecflow_remote.profile import DEFAULT_LOGSERVER_PORT, render_profile
 
 
@@ -51,15 +51,6 @@ def parse_logserver(spec: str) -> tuple[str, int]:
     return host.strip(), _port(port.strip(), f"--logserver {spec!r}", "--logserver logserver1:9316")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.startswith("localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Imported:
     """Servers taken from an ecflow_ui servers.txt, and the rows left out (with why)."""
@@ -77,7 +68,7 @@ def import_ui_servers(path: Path | None) -> Imported:
     path = uiconfig.default_servers_txt() if path is None else path
     result = Imported()
     for row in uiconfig.read_servers_txt(path):
-        if _is_loopback(row.host):
+        if is_loopback(row.host, by_name=True):
             result.skipped.append(f"{row.name} ({row.host}:{row.port}: a local forward, not the Centre's host)")
         else:
             result.servers.append((row.name, row.host, row.port))

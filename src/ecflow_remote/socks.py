@@ -8,10 +8,10 @@ import hmac
 import json
 import os
 import secrets
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ecflow_remote import pipe
 
 # ssh -D listens on a unix socket in the tunnel's 0700 run directory (OpenSSH >= 6.7 takes a path for -D, and
 # makes it 0600): no other local user can reach it. Only this front, which asks for the password, listens on TCP.
@@ -77,43 +77,61 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-# ----------------------------------------------------------------------------------------------- the relay
-# Protocol callbacks, not streams: each chunk is handed straight to the other transport (no task switch, no
-# extra copy), which keeps the added latency of this hop in the tens of microseconds.
+# ----------------------------------------------------------------------------------------------- the front
 
 
-class _Client(asyncio.Protocol):
-    """A TCP client of the front: the SOCKS5 greeting and password check here, then bytes to and from ssh."""
+class _Upstream(pipe.Upstream):
+    """The connection to ssh's unix socket for one client: our greeting's answer taken off, then piped."""
 
-    def __init__(self, front: SocksFront) -> None:
-        self.front = front
-        self.transport: asyncio.Transport | None = None
-        self.upstream: _Upstream | None = None
-        self.buf = bytearray()
-        self.state = "greeting"  # greeting -> auth -> authed
-        self.upstream_ready = False
-        self.upstream_failed = False
-        self.relaying = False
-        self.eof = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.connecting: asyncio.Task[None] | None = None
+    client: _Client
 
-    # -- transport events
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.front.connections.add(self)
-        self.timer = self.front.loop.call_later(HANDSHAKE_TIMEOUT, self.close)
+    def __init__(self, client: _Client) -> None:
+        super().__init__(client)
+        self.greeted = False
+        self.buf = b""
 
     def data_received(self, data: bytes) -> None:
-        if self.relaying:
-            assert self.upstream is not None and self.upstream.transport is not None
-            self.upstream.transport.write(data)
-            return
+        if not self.greeted:
+            client = self.client
+            self.buf += data
+            if len(self.buf) < 2:
+                return
+            if self.buf[:2] != _UPSTREAM_ACCEPT:
+                client.upstream_failed = True
+                client.piping = False
+                client._maybe_relay()
+                return
+            self.greeted = True  # ssh's answer to our greeting is ours: the client already had the front's
+            data, self.buf = self.buf[2:], b""
+            if not data:
+                return
+        super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if not self.client.piping:
+            self.client.upstream_eof = True
+            self.client.close()
+            return False
+        return super().eof_received()
+
+
+class _Client(pipe.Client):
+    """A TCP client of the front: the SOCKS5 greeting and password check here, then bytes to and from ssh."""
+
+    upstream_protocol = _Upstream
+
+    def __init__(self, front: SocksFront) -> None:
+        super().__init__(front, front.upstream)
+        self.front = front
+        self.buf = bytearray()
+        self.state = "greeting"  # greeting -> auth -> authed
+        self.upstream_failed = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def started(self) -> None:
+        self.timer = self.front.loop.call_later(HANDSHAKE_TIMEOUT, self.close)
+
+    def received(self, data: bytes) -> None:
         self.buf += data
         if self.state == "greeting":
             self._greeting()
@@ -123,35 +141,15 @@ class _Client(asyncio.Protocol):
             self._maybe_relay()
 
     def eof_received(self) -> bool:
-        if not self.relaying:
+        if not self.piping:
             self.close()
             return False
-        self.eof = True
-        up = self.upstream
-        if up is not None and up.transport is not None and up.transport.can_write_eof():
-            up.transport.write_eof()
-        if up is not None and up.eof:
-            self.close()
-        return True  # half-closed: ssh's answer may still be on its way
+        return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.front.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
-        if self.connecting is not None and not self.connecting.done():
-            self.connecting.cancel()
-        up = self.upstream
-        if up is not None and up.transport is not None:
-            # A reset client aborts at once; a clean close lets what was written reach ssh first.
-            (up.transport.abort if exc is not None else up.transport.close)()
-
-    def pause_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.resume_reading()
+        super().connection_lost(exc)
 
     # -- the handshake
     def _greeting(self) -> None:
@@ -172,7 +170,7 @@ class _Client(asyncio.Protocol):
         self._write(_ASK_PASSWORD)
         self.state = "auth"
         # ssh's side of the handshake overlaps with the password exchange: one round trip less per connection.
-        self.connecting = self.front.loop.create_task(self._connect_upstream())
+        self.connect()
 
     def _auth(self) -> None:
         buf = self.buf
@@ -202,177 +200,62 @@ class _Client(asyncio.Protocol):
         self._write(_AUTH_OK)
         self.state = "authed"
 
-    async def _connect_upstream(self) -> None:
-        loop = self.front.loop
-        try:
-            await loop.create_unix_connection(lambda: _Upstream(self), str(self.front.upstream))
-        except OSError:
-            # ssh is reconnecting (or gone): the client gets a SOCKS failure once it has proved who it is.
-            self.upstream_failed = True
-            if self.state == "authed":
-                self._maybe_relay()
+    def unreachable(self) -> None:
+        # ssh is reconnecting (or gone): the client gets a SOCKS failure once it has proved who it is.
+        self.upstream_failed = True
+        if self.state == "authed":
+            self._maybe_relay()
 
-    def upstream_connected(self) -> None:
-        self.upstream_ready = True
+    def connected(self) -> None:
+        assert self.upstream is not None
+        self.upstream.write(_UPSTREAM_GREETING)
         if self.state == "authed":
             self._maybe_relay()
 
     def _maybe_relay(self) -> None:
-        if self.relaying or self.transport is None or self.transport.is_closing():
+        if self.piping or self.transport is None or self.transport.is_closing():
             return
         if self.upstream_failed:
             self._write(_GENERAL_FAILURE)
             self.close()
             return
-        if not self.upstream_ready:
+        if self.upstream is None:
             return  # bytes keep collecting in self.buf until ssh's socket is connected
-        assert self.upstream is not None and self.upstream.transport is not None
-        self.relaying = True
+        self.piping = True
         if self.timer is not None:
             self.timer.cancel()
         if self.buf:
             # The client's CONNECT request (and anything after it), right behind our greeting without waiting for
             # its answer (ssh parses its buffer, so pipelining is safe): ssh answers the client itself.
-            self.upstream.transport.write(bytes(self.buf))
+            self.upstream.write(bytes(self.buf))
             self.buf.clear()
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()  # flushes what is written, then connection_lost closes ssh's side
 
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class _Upstream(asyncio.Protocol):
-    """The connection to ssh's unix socket for one client."""
-
-    def __init__(self, client: _Client) -> None:
-        self.client = client
-        self.transport: asyncio.Transport | None = None
-        self.greeted = False
-        self.buf = b""
-        self.eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        # Here, not after create_unix_connection returns: ssh's reply can be read before that task resumes.
-        self.client.upstream = self
-        client = self.client.transport
-        if client is None or client.is_closing():
-            transport.close()
-            return
-        transport.write(_UPSTREAM_GREETING)
-        self.client.upstream_connected()
-
-    def data_received(self, data: bytes) -> None:
-        client = self.client
-        if not self.greeted:
-            self.buf += data
-            if len(self.buf) < 2:
-                return
-            if self.buf[:2] != _UPSTREAM_ACCEPT:
-                client.upstream_failed = True
-                client.relaying = False
-                client._maybe_relay()
-                return
-            self.greeted = True  # ssh's answer to our greeting is ours: the client already had the front's
-            data, self.buf = self.buf[2:], b""
-            if not data:
-                return
-        if client.transport is not None:
-            client.transport.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        client = self.client
-        if not client.relaying:
-            client.close()
-            return False
-        if client.transport is not None and client.transport.can_write_eof():
-            client.transport.write_eof()
-        if client.eof:
-            client.close()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        client = self.client
-        if client.transport is not None:
-            (client.transport.abort if exc is not None else client.transport.close)()
-
-    def pause_writing(self) -> None:
-        if self.client.transport is not None:
-            self.client.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.client.transport is not None:
-            self.client.transport.resume_reading()
-
-
-class SocksFront:
+class SocksFront(pipe.Server):
     """The authenticated SOCKS5 listener at `listen`, relaying to ssh -D at the unix socket `upstream`.
 
-    Runs its own event loop in a daemon thread, so the synchronous supervisor only calls start() and stop(); it
-    outlives ssh reconnects (a client arriving while ssh is away gets a SOCKS failure, not a refused port).
+    Runs its own event loop in a daemon thread (pipe.Server), so the synchronous supervisor only calls start() and
+    stop(); it outlives ssh reconnects (a client arriving while ssh is away gets a SOCKS failure, not a refused
+    port).
     """
 
+    thread_name = "socks-front"
+
     def __init__(self, listen: tuple[str, int], upstream: Path, credentials: Credentials) -> None:
+        super().__init__()
         self.listen = listen
         self.upstream = upstream
         self.credentials = credentials
-        self.loop = asyncio.new_event_loop()
-        self.connections: set[_Client] = set()
         self.refused = 0  # clients that gave the wrong user or password
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> SocksFront:
-        """Listen (an OSError here, e.g. the port is taken, reaches the caller) and serve from a thread."""
+    def open_listeners(self) -> None:
         host, port = self.listen
-        self._server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: _Client(self), host, port, reuse_address=True, backlog=512)
-        )
-        self.listen = (host, self._server.sockets[0].getsockname()[1])  # port 0: the one the kernel chose
-        self._thread = threading.Thread(target=self.loop.run_forever, name="socks-front", daemon=True)
-        self._thread.start()
-        return self
+        self.listen = (host, self.listen_on(host, port, lambda: _Client(self)))  # port 0: the kernel's choice
 
     @property
     def port(self) -> int:
         return self.listen[1]
-
-    def stop(self) -> None:
-        """Stop listening and drop every connection; the loop and its thread end."""
-        if self._thread is None:
-            self.loop.close()
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self._thread = None
-        if not self.loop.is_running():
-            self.loop.close()
-
-    async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for client in list(self.connections):
-            if client.upstream is not None and client.upstream.transport is not None:
-                client.upstream.transport.abort()
-            client.abort()
-        # Let the transports' connection_lost callbacks run (they close sockets) before the loop stops.
-        for _ in range(3):
-            await asyncio.sleep(0)
-
-    def __enter__(self) -> SocksFront:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

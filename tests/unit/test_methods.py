@@ -76,3 +76,15 @@ def test_socks_port_in_use_is_a_clear_error() -> None:
 def test_plan_survives_json_round_trip() -> None:
     plan = plan_for(profile("hosts"))
     assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_is_loopback() -> None:
+    from ecflow_remote.methods import is_loopback
+
+    for host in ("127.0.0.1", "127.77.0.3", "::1"):
+        assert is_loopback(host) and is_loopback(host, by_name=True)
+    for host in ("0.0.0.0", "10.1.2.3", "machine1", "", "::"):
+        assert not is_loopback(host) and not is_loopback(host, by_name=True)
+    # Names only where asked for (ecflow_ui's servers.txt rows): a listener binds addresses, not names.
+    for host in ("localhost", "localhost.localdomain"):
+        assert is_loopback(host, by_name=True) and not is_loopback(host)
