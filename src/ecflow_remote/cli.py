@@ -77,12 +77,15 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--method", type=METHOD_CHOICE, help="Override the profile's method.")
 @click.option("--detach", is_flag=True, help="Return once every server answers; the tunnel stays up.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for every server.")
+@click.option(
+    "--allow-unreachable", is_flag=True, help="Do not wait for every server: up once the tunnel is, saying which fail."
+)
 @pass_context
-def up(c: Context, method: str | None, detach: bool, timeout: float) -> None:
+def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unreachable: bool) -> None:
     """Start the tunnel: every server and log server of the profile."""
     tunnel = c.tunnel(method)
     _offer_login(tunnel.profile)
-    state = _up_with_progress(tunnel, timeout)
+    state = _up_with_progress(tunnel, timeout, not allow_unreachable)
     if detach:
         _print_up(tunnel, state)
         click.echo("Stop it with: ecflow-remote down")
@@ -97,15 +100,17 @@ def up(c: Context, method: str | None, detach: bool, timeout: float) -> None:
         click.echo("Tunnel down.")
 
 
-def _up_with_progress(tunnel: Tunnel, timeout: float) -> dict[str, Any]:
+def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> dict[str, Any]:
     if not sys.stderr.isatty():
-        return tunnel.up(timeout)
+        return tunnel.up(timeout, require_all=require_all)
     from rich.console import Console
 
     console = Console(stderr=True)
     with console.status("starting ssh…") as status:
         return tunnel.up(
-            timeout, progress=lambda s: status.update(f"{s.get('state', 'starting')}: {s.get('message', '')}")
+            timeout,
+            progress=lambda s: status.update(f"{s.get('state', 'starting')}: {s.get('message', '')}"),
+            require_all=require_all,
         )
 
 
@@ -116,6 +121,9 @@ def _print_up(tunnel: Tunnel, state: dict[str, Any]) -> None:
         where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"
         moved = "" if (not e.forwarded or e.local_port == e.port) else f"  (port {e.port} was taken)"
         click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{moved}")
+    for check in state.get("checks", []):
+        if check.get("kind") == "server" and not check.get("reachable"):
+            click.echo(f"  not answering: {check['name']} ({check.get('error')})", err=True)
 
 
 def _follow(tunnel: Tunnel) -> None:

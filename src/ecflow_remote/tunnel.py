@@ -477,8 +477,17 @@ class Tunnel:
     def state(self) -> dict[str, Any] | None:
         return self.rundir.read_state() if self.is_running() else None
 
-    def up(self, timeout: float = 30.0, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Start the supervisor in the background; return once every server answers a ping, or raise."""
+    def up(
+        self,
+        timeout: float = 30.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        require_all: bool = True,
+    ) -> dict[str, Any]:
+        """Start the supervisor in the background; return once every server answers a ping, or raise.
+
+        With require_all=False, return as soon as the tunnel itself is up, whichever servers answer (a server in
+        maintenance should not keep a user from the others); the returned state's checks say which do not.
+        """
         if self.is_running():
             current = self.rundir.read_state() or {}
             raise AlreadyRunning(
@@ -507,7 +516,7 @@ class Tunnel:
         log.close()
         self._started_here = True
         try:
-            return self._wait_ready(proc, timeout, progress)
+            return self._wait_ready(proc, timeout, progress, require_all)
         except AlreadyRunning:
             raise  # the other `up` won the race: its tunnel is not ours to stop
         except BaseException:
@@ -516,7 +525,11 @@ class Tunnel:
             raise
 
     def _wait_ready(
-        self, proc: subprocess.Popen[bytes], timeout: float, progress: Callable[[dict[str, Any]], None] | None
+        self,
+        proc: subprocess.Popen[bytes],
+        timeout: float,
+        progress: Callable[[dict[str, Any]], None] | None,
+        require_all: bool,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         state: dict[str, Any] = {}
@@ -524,7 +537,7 @@ class Tunnel:
             state = self.rundir.read_state() or {}
             if progress:
                 progress(state)
-            if state.get("state") == "up" and _all_servers_ok(state):
+            if state.get("state") == "up" and (_all_servers_ok(state) or not require_all):
                 return state
             if state.get("state") == "failed" or proc.poll() is not None:
                 proc.wait()

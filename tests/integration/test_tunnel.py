@@ -220,3 +220,23 @@ def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any)
         assert EcflowClient(host, port).server_version() == "5.9.2"
     finally:
         tunnel.down()
+
+
+def test_a_dead_server_fails_up_by_name_unless_allowed(centre: Any, profile_for: Any) -> None:
+    from ecflow_remote.tunnel import Tunnel
+
+    profile = profile_for("local")
+    with open(profile, "a") as f:  # a server in maintenance: nothing listens on that port
+        f.write('\n[[server]]\nname = "maintenance"\nhost = "machine2"\nport = 3999\n')
+    failed = cli(profile, "up", "--detach", "--timeout", "6", check=False)
+    assert failed.returncode == 1
+    assert "maintenance (machine2:3999)" in failed.stderr and "Traceback" not in failed.stderr
+    assert not Tunnel(profile).is_running() and ssh_pids_of(Tunnel(profile).rundir.path) == []
+    try:
+        up = cli(profile, "up", "--detach", "--allow-unreachable")
+        assert "not answering: maintenance" in up.stderr
+        report = json.loads(cli(profile, "status", "--json").stdout)
+        reachable = {s["name"]: s["reachable"] for s in report["servers"]}
+        assert reachable == {"machine1": True, "machine2": True, "maintenance": False}
+    finally:
+        cli(profile, "down")
