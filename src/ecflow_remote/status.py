@@ -24,6 +24,8 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "reconnects": state.get("reconnects", 0) if state else 0,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),
+        # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
+        "warnings": list(state.get("warnings", [])) if state else [],
     }
     if running and live and state and state.get("plan"):
         checks = [c.to_json() for c in tunnel.check(timeout)]
@@ -92,7 +94,7 @@ def table(data: dict[str, Any]) -> Table:
         title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
         if cert.get("warning"):
             title += "[/]"
-    problems = [
+    problems = [f"warning: {w}" for w in t.get("warnings", [])] + [
         f"{r.get('name') or r['host']}: {r.get('error')}"
         for r in data["servers"] + data["logservers"]
         if not r["reachable"] and r.get("error")
