@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -122,8 +123,8 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
         _ssh_hop(w, profile, list(gw.jump[:i]), hop, f"jump {hop.host}" if len(gw.jump) > 1 else "jump")
     _ssh_hop(w, profile, list(gw.jump), gw.host, "workstation")
 
-    with _probe(w, profile) as socks_port:
-        asyncio.run(_services(w, profile, socks_port, timeout))
+    with _probe(w, profile) as (proxy, proxy_auth):
+        asyncio.run(_services(w, profile, proxy, proxy_auth, timeout))
 
     if gw.method == "socks":
         pc = shutil.which("proxychains4")
@@ -193,59 +194,67 @@ def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, n
 
 
 @contextlib.contextmanager
-def _probe(w: _Walk, profile: Profile) -> Iterator[int]:
-    """A private SOCKS proxy at the workstation for the service checks: works whether a tunnel runs or not."""
-    from ecflow_remote.methods import free_port
+def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[str, str]]]:
+    """A private SOCKS proxy at the workstation for the service checks: works whether a tunnel runs or not.
 
-    port = free_port()
-    argv = [*_ssh_base(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", f"127.0.0.1:{port}"]
-    if profile.gateway.jump:
-        argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
-    argv.append(_dest(profile.gateway.host))
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + SSH_TIMEOUT
-        while not _listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                from ecflow_remote import ssh
+    As with the socks method, ssh -D listens on a unix socket in a 0700 directory (no other local user can reach
+    it) and only our password-checking front, with a user and password made for this run, listens on loopback TCP.
+    Yields the front's address, and that user and password (the clients' proxy and proxy_auth).
+    """
+    from ecflow_remote import socks, ssh
 
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
-                w.fail("workstation", f"could not open a SOCKS probe at the workstation: {ssh.explain(err)}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+    with tempfile.TemporaryDirectory(prefix="ecflow-remote-doctor-") as tmp:  # mkdtemp: 0700
+        path = socks.socket_path(Path(tmp))
+        argv = [*_ssh_base(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", str(path)]
+        if profile.gateway.jump:
+            argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
+        argv.append(_dest(profile.gateway.host))
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + SSH_TIMEOUT
+            while not _listening(path):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
+                    w.fail("workstation", f"could not open a SOCKS probe at the workstation: {ssh.explain(err)}")
+                time.sleep(0.05)
+            creds = socks.Credentials.new()
+            with socks.SocksFront(("127.0.0.1", 0), path, creds) as front:
+                yield front.listen, creds.pair()
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
 
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
     return True
 
 
 # ---------------------------------------------------------------------------------------------- services
 
 
-async def _services(w: _Walk, profile: Profile, socks_port: int, timeout: float) -> None:
+async def _services(
+    w: _Walk, profile: Profile, proxy: tuple[str, int], proxy_auth: tuple[str, str], timeout: float
+) -> None:
     from ecflow_remote.ecflow import AsyncEcflowClient, ServerError
     from ecflow_remote.logserver import AsyncLogServerClient
     from ecflow_remote.transport import close_stream, open_stream
 
-    proxy = ("127.0.0.1", socks_port)
     workstation = profile.gateway.host.host
 
     async def port_open(host: str, port: int, name: str, what: str) -> None:
         try:
             async with asyncio.timeout(timeout):
-                _, writer = await open_stream(host, port, proxy=proxy, connect_timeout=timeout)
+                _, writer = await open_stream(host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout)
             await close_stream(writer)
         except (EcflowRemoteError, OSError, TimeoutError) as e:
             w.fail(
@@ -266,7 +275,13 @@ async def _services(w: _Walk, profile: Profile, socks_port: int, timeout: float)
                 w.fail(f"password {s.name}", str(e), f'fix password = "{s.password}" of server {s.name}')
         auth = identity.auth_for(s, {s.name: password} if password else {})
         client = AsyncEcflowClient(
-            s.host, s.port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout, **auth.client_kwargs()
+            s.host,
+            s.port,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            **auth.client_kwargs(),
         )
         try:
             async with asyncio.timeout(timeout):
@@ -298,7 +313,9 @@ async def _services(w: _Walk, profile: Profile, socks_port: int, timeout: float)
 
     for lg in profile.logservers:
         name = f"logserver {lg.host}:{lg.port}"
-        logclient = AsyncLogServerClient(lg.host, lg.port, proxy=proxy, connect_timeout=timeout, read_timeout=timeout)
+        logclient = AsyncLogServerClient(
+            lg.host, lg.port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout, read_timeout=timeout
+        )
         try:
             async with asyncio.timeout(timeout):
                 version = await logclient.version()

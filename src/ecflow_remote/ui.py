@@ -55,16 +55,19 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
     hosts and socks: the Centre's own names and ports (the launched UI's private hosts view maps the names to
     the loopback forwards), so node paths, ECF_LOGHOST names and the user's habits stay as at the Centre.
     local: localhost and the local port, the only way there.
+
+    The user column stays empty: ecflow_ui takes a name there for a custom user, which needs a password entry
+    (without one it refuses to send a single request). A server's ecflow_user is the relay's business: it renames
+    the UI's own login name in each request.
     """
     servers = []
     for server in profile.servers:
-        user = server.ecflow_user or profile.gateway.ecflow_user or ""
         if plan.method == "local":
             endpoint = plan.endpoint(server.name)
             host, port = "localhost", endpoint.local_port
         else:
             host, port = server.host, server.port
-        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True, user=user))
+        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True))
     return servers
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from profiles import write_profile
 
 from ecflow_remote.runstate import wait_for
 
@@ -231,3 +232,74 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: str, tmp_path: Path) -> None:
+    """Issue 5 with ecflow_ui: white-listed servers wanting different Centre names both load, each server's log
+    shows the UI's requests under its own configured name (never the laptop's), and a name not on a server's white
+    list is still refused."""
+    from ecflow_remote import relay, ui
+    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
+    from ecflow_remote.tunnel import Tunnel
+
+    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
+    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
+    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
+    me = relay.login_name()
+    assert me not in ("user1", "user2")
+
+    def run_ui(users: dict[str, str], until: Any, all_answer: bool = True) -> tuple[str, dict[str, str]]:
+        """ecflow_ui through a tunnel whose profile gives each server the name in `users`, until `until(ui_log,
+        server_logs)` holds; the UI's log and what each server logged meanwhile."""
+        profile = write_profile(c, tmp_path / "p.toml", {s: {"ecflow_user": u} for s, u in users.items()})
+        tunnel = Tunnel(profile)
+        logs = {spec.host: c.server_log(spec) for spec in c.servers}
+        offsets = {host: size(path) for host, path in logs.items()}
+        ui_log = tmp_path / "ui.log"
+        own = tmp_path / "own-config"
+        own.mkdir(exist_ok=True)
+        tunnel.up(require_all=all_answer)
+        try:
+            proc, config = launch_ui(c, tunnel, display, own, ui_log)
+            try:
+
+                def seen() -> tuple[str, dict[str, str]]:
+                    return ui_log.read_text(errors="replace"), {h: new_text(p, offsets[h]) for h, p in logs.items()}
+
+                wait_for(lambda: until(*seen()) or proc.poll() is not None, 40, 0.5)
+                text, requests = seen()
+                assert proc.poll() is None, f"ecflow_ui exited: {text[-3000:]}"
+                return text, requests
+            finally:
+                stop_ui(proc)
+                ui.remove_config(config.path)
+        finally:
+            tunnel.down()
+
+    def loaded(text: str, spec: EcflowServerSpec) -> bool:
+        return re.search(rf"loaded=\[?{spec.suite}\b", text) is not None
+
+    # Each server's own name: both load, and each server saw the UI's sync under that name, never the laptop's.
+    names = {m1.host: "user1", m2.host: "user2"}
+
+    def synced(text: str, requests: dict[str, str]) -> bool:
+        return all(
+            loaded(text, s) and re.search(rf"--sync_full\S*\s*:{names[s.host]}@{UI_HOST}", requests[s.host])
+            for s in (m1, m2)
+        )
+
+    text, requests = run_ui(names, synced)
+    assert synced(text, requests), f"{text[-3000:]}\n{requests}"
+    for spec in (m1, m2):
+        assert f":{me}@" not in requests[spec.host], requests[spec.host][-2000:]
+
+    # A name that is not on machine2's white list (machine1 keeps user1): machine2 refuses the UI's requests under
+    # that name, and the UI loads nothing from it.
+    def refused(text: str, requests: dict[str, str]) -> bool:
+        refusal = rf":someone@{UI_HOST}\nERR:\S+ \S+\] \[ authentication failed \] User 'someone' is not allowed"
+        return loaded(text, m1) and re.search(refusal, requests[m2.host]) is not None
+
+    # (machine2 refuses the tunnel's own pings too: up waits only for machine1.)
+    text, requests = run_ui({m1.host: "user1", m2.host: "someone"}, refused, all_answer=False)
+    assert refused(text, requests), f"{text[-3000:]}\n{requests}"
+    assert not loaded(text, m2) and f":{me}@" not in requests[m2.host], requests[m2.host][-2000:]
