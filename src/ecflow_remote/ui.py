@@ -56,9 +56,11 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
     the loopback forwards), so node paths, ECF_LOGHOST names and the user's habits stay as at the Centre.
     local: localhost and the local port, the only way there.
 
-    The user column stays empty: ecflow_ui takes a name there for a custom user, which needs a password entry
-    (without one it refuses to send a single request). A server's ecflow_user is the relay's business: it renames
-    the UI's own login name in each request.
+    The user column is ecflow_ui 5.9's custom user, per server: each server gets its own client, which calls
+    set_user_name() with that column and then looks the password up in ECF_CUSTOM_PASSWD by (user, the host and
+    port written here); without an entry it refuses to send a single request. So only a server with a custom_user
+    has its name there (the supervisor's password file names exactly these hosts and ports). A server's
+    ecflow_user is the relay's business: it renames the UI's own login name in each request.
     """
     servers = []
     for server in profile.servers:
@@ -67,26 +69,33 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
             host, port = "localhost", endpoint.local_port
         else:
             host, port = server.host, server.port
-        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True))
+        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True, user=server.custom_user or ""))
     return servers
 
 
-def merge_servers(own: Sequence[UiServer], ours: Sequence[UiServer], profile: Profile) -> list[UiServer]:
+def merge_servers(
+    own: Sequence[UiServer], ours: Sequence[UiServer], profile: Profile, env_user: str = ""
+) -> list[UiServer]:
     """The user's server list with the profile's servers in it: a row of the same name, or (local method) one
-    pointing at the same Centre host and port, now goes through the tunnel; every other row is kept as it was."""
+    pointing at the same Centre host and port, now goes through the tunnel; every other row is kept as it was.
+
+    The profile's custom user wins over the row's own user (the password file names the profile's). `env_user`
+    (an ECF_USER the UI inherited, which it is not given: ecflow_ui would apply it to every server) goes into the
+    user column of the user's own rows that had none, so those keep the custom user they had.
+    """
     by_name = {s.name: s for s in ours}
     by_target = {(p.host, p.port): by_name[p.name] for p in profile.servers}
     merged: list[UiServer] = []
     for row in own:
         if row.name in by_name:
-            # The user's flags (favourite, ssl, user) stay; only where to connect changes.
+            # The user's flags (favourite, ssl) and own user stay, unless the profile names a custom user.
             mine = by_name.pop(row.name)
-            merged.append(replace(row, host=mine.host, port=mine.port, user=row.user or mine.user))
+            merged.append(replace(row, host=mine.host, port=mine.port, user=mine.user or row.user))
         elif (row.host, row.port) in by_target:
             target = by_target[(row.host, row.port)]
-            merged.append(replace(row, host=target.host, port=target.port))
+            merged.append(replace(row, host=target.host, port=target.port, user=target.user or row.user))
         else:
-            merged.append(row)
+            merged.append(replace(row, user=row.user or env_user))
     merged.extend(s for s in ours if s.name in by_name)
     return merged
 
@@ -155,9 +164,12 @@ def write_session(config_dir: Path, names: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------------- config dir
 
 
-def prepare_config(dest: Path, profile: Profile, plan: Plan, user_dir: Path | None = None) -> UiConfig:
+def prepare_config(
+    dest: Path, profile: Profile, plan: Plan, user_dir: Path | None = None, env_user: str = ""
+) -> UiConfig:
     """A fresh private ecflow_ui config dir at `dest`: a copy of the user's (never touched itself), whose
-    servers.txt lists the profile's servers through the tunnel and whose session opens them."""
+    servers.txt lists the profile's servers through the tunnel and whose session opens them. `env_user`: see
+    merge_servers."""
     user_dir = uiconfig.default_ui_config_dir() if user_dir is None else user_dir
     if user_dir.expanduser().resolve() == dest.resolve():
         raise UiError(f"the private ecflow_ui config dir {dest} is the user's own: unset ECFLOWUI_CONFIG_DIR")
@@ -182,7 +194,7 @@ def prepare_config(dest: Path, profile: Profile, plan: Plan, user_dir: Path | No
         servers_txt = staging / uiconfig.SERVERS_FILE
         own = uiconfig.read_servers_txt(servers_txt) if servers_txt.exists() else []
         ours = profile_ui_servers(profile, plan)
-        merged = merge_servers(own, ours, profile)
+        merged = merge_servers(own, ours, profile, env_user)
         uiconfig.write_servers_txt(servers_txt, merged)
         how = write_session(staging, [s.name for s in ours])
         os.chmod(staging, 0o700)
@@ -236,11 +248,19 @@ def launch(
 
     plan = tunnel.plan()  # a clear error when no tunnel runs
     files = (tunnel.state() or {}).get("files", {})
-    config = prepare_config(tunnel.rundir.path / CONFIG_DIR_NAME, tunnel.profile, plan, user_dir)
+    full_env = dict(os.environ if env is None else env)
+    # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server
+    # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
+    env_user = full_env.pop("ECF_USER", "").strip()
+    config = prepare_config(tunnel.rundir.path / CONFIG_DIR_NAME, tunnel.profile, plan, user_dir, env_user)
     argv, extra_env = command(config.path, plan, files, extra)
-    full_env = {**(os.environ if env is None else env), **extra_env}
+    full_env.update(extra_env)
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
+    if "custom_passwd" in files:
+        # The supervisor's password file (0600) for the profile's custom users, by the hosts and ports the UI's
+        # servers.txt names; it replaces an inherited one, as `run` does.
+        full_env["ECF_CUSTOM_PASSWD"] = files["custom_passwd"]
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, config

@@ -303,3 +303,71 @@ def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: s
     text, requests = run_ui({m1.host: "user1", m2.host: "someone"}, refused, all_answer=False)
     assert refused(text, requests), f"{text[-3000:]}\n{requests}"
     assert not loaded(text, m2) and f":{me}@" not in requests[m2.host], requests[m2.host][-2000:]
+
+
+def test_ui_custom_user_with_password_beside_a_plain_server(
+    make_centre: Any, display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ecflow_ui 5.9 takes a custom user per server (servers.txt's user column, password looked up in
+    ECF_CUSTOM_PASSWD by user, host and port) and ECF_USER for every other server: the password server gets its
+    custom user, the plain one the login name (an inherited ECF_USER must not reach it), both load, and the
+    password is in no process's arguments and no file of the run dir but the 0600 password file."""
+    from test_access import PASSWORD, all_cmdlines
+
+    from ecflow_remote import relay, ui
+    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
+    from ecflow_remote.tunnel import Tunnel
+
+    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
+    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2")
+    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
+    monkeypatch.setenv("ECFR_TEST_PASSWORD", PASSWORD)
+    profile = write_profile(
+        c, tmp_path / "p.toml", {"machine1": {"custom_user": "bob", "password": "env:ECFR_TEST_PASSWORD"}}
+    )
+    tunnel = Tunnel(profile)
+    logs = {spec.host: c.server_log(spec) for spec in (m1, m2)}
+    offsets = {host: size(path) for host, path in logs.items()}
+    ui_log = tmp_path / "ui.log"
+    own = tmp_path / "own-config"
+    own.mkdir()
+    state = tunnel.up()
+    try:
+        pwfile = Path(state["files"]["custom_passwd"])
+        # The user's own ECF_USER: ecflow_ui would make it every server's custom user (machine2 has no password
+        # for it, and would get no request at all).
+        monkeypatch.setenv("ECF_USER", "intruder")
+        proc, config = launch_ui(c, tunnel, display, own, ui_log)
+        try:
+            assert {s.name: s.user for s in config.servers} == {"machine1": "bob", "machine2": ""}
+            me = relay.login_name()
+            users = {m1.host: "bob", m2.host: me}
+
+            def seen() -> tuple[str, dict[str, str]]:
+                return ui_log.read_text(errors="replace"), {h: new_text(p, offsets[h]) for h, p in logs.items()}
+
+            def synced(text: str, requests: dict[str, str]) -> bool:
+                return all(
+                    re.search(rf"loaded=\[?{s.suite}\b", text)
+                    and re.search(rf"--sync_full\S*\s*:{users[s.host]}@{UI_HOST}", requests[s.host])
+                    for s in (m1, m2)
+                )
+
+            wait_for(lambda: synced(*seen()) or proc.poll() is not None, 40, 0.5)
+            text, requests = seen()
+            assert proc.poll() is None, f"ecflow_ui exited: {text[-3000:]}"
+            assert synced(text, requests), f"{text[-3000:]}\n{requests}"
+            assert ":intruder@" not in requests[m2.host] and ":intruder@" not in requests[m1.host]
+            # While it runs: not in any process's arguments, nor in any file of the run dir (the UI's config dir
+            # included) but the password file, nor in the UI's own output.
+            assert PASSWORD.encode() not in all_cmdlines()
+            assert pwfile.stat().st_mode & 0o777 == 0o600 and PASSWORD in pwfile.read_text()
+            for f in tunnel.rundir.path.rglob("*"):
+                if f.is_file() and f != pwfile:
+                    assert PASSWORD.encode() not in f.read_bytes(), f
+            assert PASSWORD not in ui_log.read_text(errors="replace")
+        finally:
+            stop_ui(proc)
+            ui.remove_config(config.path)
+    finally:
+        tunnel.down()

@@ -123,3 +123,18 @@ def test_command_per_method(tmp_path: Path) -> None:
     assert "-pc4" in argv and env == {"PROXYCHAINS_CONF_FILE": "/run/pc.conf"}
     with pytest.raises(ui.UiError, match="proxychains"):
         ui.command(tmp_path, plan("socks"), {})
+
+
+def test_custom_user_goes_in_its_servers_user_column_only(tmp_path: Path) -> None:
+    """ecflow_ui 5.9: the user column is a server's custom user (its password looked up in ECF_CUSTOM_PASSWD);
+    an inherited ECF_USER (which the UI is not given) goes to the user's own rows that had no user."""
+    path = tmp_path / "p.toml"
+    path.write_text(PROFILE.replace("port = 4141\n", 'port = 4141\ncustom_user = "bob"\npassword = "env:PW"\n'))
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "servers.txt").write_text(
+        "#Name Host Port Favourite System Ssl user\nmachine1,old,1,1,0,0,me\nm2,old,2,1,0,0,\nmine,h,3,0,0,0,\n"
+    )
+    config = ui.prepare_config(tmp_path / "ecflow_ui", load_profile(path), plan("hosts"), own, env_user="alice")
+    rows = {s.name: s.user for s in read_servers_txt(config.path / "servers.txt")}
+    assert rows == {"machine1": "bob", "m2": "", "mine": "alice"}
