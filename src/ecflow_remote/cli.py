@@ -261,15 +261,9 @@ def output(c: Context, server: str, node: str, do_follow: bool, tail: int | None
 @pass_context
 def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
     """Run any command through the tunnel: ecflow-remote run [--server NAME] -- CMD ..."""
-    from ecflow_remote import identity, launch
+    from ecflow_remote import launch
 
-    tunnel = c.tunnel()
-    if server is not None:
-        tunnel.profile.server(server)
-    state = tunnel.state() or {}
-    plan = tunnel.plan()
-    files, env = identity.launch_setup(tunnel.profile, state.get("files", {}), server, tunnel.rundir.path)
-    sys.exit(launch.run(list(command), plan, files, server, env))
+    sys.exit(launch.run_through(c.tunnel(), list(command), server))
 
 
 # ---------------------------------------------------------------------------------------------------- ui

@@ -158,17 +158,13 @@ def _ssh_base(profile: Profile) -> list[str]:
     ]
 
 
-def _dest(target: SshTarget) -> str:
-    return target.uri() if target.port is not None else str(target)
-
-
 def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, name: str) -> None:
     from ecflow_remote import ssh
 
     argv = _ssh_base(profile)
     if via:
         argv += ["-J", ",".join(str(j) for j in via)]
-    argv += [_dest(hop), "true"]
+    argv += [ssh.destination(hop), "true"]
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -208,7 +204,7 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
         argv = [*_ssh_base(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", str(path)]
         if profile.gateway.jump:
             argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
-        argv.append(_dest(profile.gateway.host))
+        argv.append(ssh.destination(profile.gateway.host))
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )

@@ -1,4 +1,5 @@
-"""White-list identity (the Centre user name launched programs present) and custom-user password files."""
+"""What the native client sends to each server (ecflow_user, custom user and password) and custom-user password
+files for launched programs."""
 
 from __future__ import annotations
 
@@ -17,10 +18,6 @@ from ecflow_remote.profile import Profile, Server
 PASSWD_FILE_VERSION = "5.9.2"
 
 
-class IdentityError(EcflowRemoteError):
-    """The identity or password set-up for a launched program cannot be made."""
-
-
 @dataclass(frozen=True)
 class Auth:
     """Who the native client says it is for one server. `password` is the plain text; never shown."""
@@ -37,13 +34,9 @@ class Auth:
         return f"Auth(user={self.user!r}, custom_user={self.custom_user}, password={'***' if self.password else None})"
 
 
-# --------------------------------------------------------------------------------------- white-list identity
-# A server's ecflow_user is presented by the user-name relay on its local endpoint (relay.py), for every program
-# of this user: per server, on Linux and macOS alike, with no change to what launched programs see. (An earlier
-# private /etc/passwd view gave a whole program one name, and only on Linux; the relay replaces it.)
-
-
 # ----------------------------------------------------------------------------------------------- passwords
+# (A server's ecflow_user needs nothing here for launched programs: the user-name relay on its local endpoint,
+# relay.py, presents it. The native client sends it itself: see client_auth.)
 
 
 def read_passwords(profile: Profile) -> tuple[dict[str, str], list[str]]:
@@ -125,21 +118,19 @@ def write_files(profile: Profile, plan: Plan, rundir: Path, passwords: Mapping[s
 # ------------------------------------------------------------------------------------------ launched programs
 
 
-def launch_setup(
-    profile: Profile, files: Mapping[str, str], server: str | None, rundir: Path
-) -> tuple[dict[str, str], dict[str, str]]:
-    """(files, environment additions) for `run`/`ui`: ECF_USER and the password file of custom users.
+def launch_env(profile: Profile, files: Mapping[str, str], server: str | None) -> dict[str, str]:
+    """The environment additions for `run`: ECF_USER and the password file of custom users (`files`: the
+    supervisor's, from state.json).
 
     Only launched programs get them: the user's shell, other programs and other users see nothing new. (The
-    ecflow_user name needs nothing here: the relay presents it.)
+    ecflow_user name needs nothing here: the relay presents it. `ui` sets its own: see ui.launch.)
     """
-    files = dict(files)
     env: dict[str, str] = {}
     custom = _custom_user(profile, server)
     if custom and "custom_passwd" in files:
         env["ECF_USER"] = custom
         env["ECF_CUSTOM_PASSWD"] = files["custom_passwd"]
-    return files, env
+    return env
 
 
 def _custom_user(profile: Profile, server: str | None) -> str | None:

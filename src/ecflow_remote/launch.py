@@ -9,9 +9,13 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Plan
+
+if TYPE_CHECKING:
+    from ecflow_remote.tunnel import Tunnel
 
 MARK = "# ecflow-remote"
 
@@ -239,3 +243,14 @@ def run(
     except KeyboardInterrupt:
         proc.wait()
         return 130
+
+
+def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:
+    """`ecflow-remote run [--server NAME] -- CMD`: run a command through a running tunnel; its exit status."""
+    from ecflow_remote import identity
+
+    if server is not None:
+        tunnel.profile.server(server)  # a clear error for an unknown name
+    plan = tunnel.plan()  # a clear error when no tunnel runs
+    files = (tunnel.state() or {}).get("files", {})
+    return run(argv, plan, files, server, identity.launch_env(tunnel.profile, files, server))

@@ -902,7 +902,7 @@ def render_profile(
     q = _toml_string
     lines = [
         "# ecflow-remote profile: how to reach the Centre's ecFlow servers and log servers from here.",
-        "# Edit freely; `ecflow-remote doctor` checks it. Reference: the README's 'Profile' section.",
+        "# Edit freely; `ecflow-remote doctor` checks it. See the README: 'The profile', 'Which method'.",
         "# It never holds a password: a [[server]]'s `password` only says where to get it.",
         "",
         "[gateway]",

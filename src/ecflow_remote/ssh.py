@@ -52,7 +52,7 @@ def _common(profile: Profile, *, master: bool = False) -> list[str]:
     return argv
 
 
-def _destination(target: SshTarget) -> str:
+def destination(target: SshTarget) -> str:
     # Validated by the profile (never starts with "-"); the URI form is the only one that carries a port.
     return target.uri() if target.port is not None else str(target)
 
@@ -64,7 +64,7 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = T
     jump_master = None
     if len(gw.jump) == 1 and jump_session:
         sock = control_dir / "jump.sock"
-        target = _destination(gw.jump[0])
+        target = destination(gw.jump[0])
         master = ["-M", "-S", str(sock), "-o", "ControlPersist=no", "-tt", target, HOLD_COMMAND]
         jump_master = [*_common(profile, master=True), *master]
         config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
@@ -86,7 +86,7 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = T
         # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
         # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.
         main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks.socket_path(control_dir).absolute())]
-    main += ["-tt", _destination(gw.host), HOLD_COMMAND] if main_session else ["-N", _destination(gw.host)]
+    main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
     return Legs(jump_master, main)
 
 
@@ -95,7 +95,7 @@ def first_hop(profile: Profile) -> tuple[str, int] | None:
     user's config; None when ssh gets there through a proxy of its own (nothing for us to probe)."""
     gw = profile.gateway
     target = gw.jump[0] if gw.jump else gw.host
-    argv = [ssh_binary(), *(["-F", str(gw.ssh_config)] if gw.ssh_config else []), "-G", _destination(target)]
+    argv = [ssh_binary(), *(["-F", str(gw.ssh_config)] if gw.ssh_config else []), "-G", destination(target)]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):

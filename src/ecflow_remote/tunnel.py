@@ -98,17 +98,10 @@ class Leg:
 class Supervisor:
     """Runs in its own process (or in the foreground): owns the lock and the ssh legs for one profile."""
 
-    def __init__(
-        self,
-        profile: Profile,
-        rundir: RunDir,
-        method: str | None = None,
-        on_change: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, profile: Profile, rundir: RunDir) -> None:
         self.profile = profile
         self.rundir = rundir
-        self.method = method or profile.gateway.method
-        self.on_change = on_change
+        self.method = profile.gateway.method
         self.legs: list[Leg] = []
         self.stopping = False
         # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
@@ -131,8 +124,6 @@ class Supervisor:
             changes.setdefault("since", time.time())
         self.state.update(changes)
         self.rundir.write_state(self.state)
-        if self.on_change:
-            self.on_change(dict(self.state))
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -190,7 +181,7 @@ class Supervisor:
                 self._watch(plan)
                 if self.stopping:
                     break
-                error = self._why_down(plan)
+                error = self._why_down()
             refused = any(ssh.is_auth_failure(leg.messages()) for leg in self.legs)
             if refused:
                 error = self._refusal(error)
@@ -347,7 +338,7 @@ class Supervisor:
             if not wait_for(lambda: _accepts(sock) or not master.alive(), 15):
                 return "the jump host did not answer within 15 s"
             if not master.alive():
-                return self._leg_failed(master, plan)
+                return self._leg_failed(master)
         socks_sock = socks.socket_path(self.rundir.path)
         if plan.socks_port is not None:
             with contextlib.suppress(OSError):
@@ -374,7 +365,7 @@ class Supervisor:
             and (plan.socks_port is None or _accepts(socks_sock))
         ):
             if not main.alive():
-                return self._leg_failed(main, plan)
+                return self._leg_failed(main)
             if self.stopping or time.monotonic() > deadline:
                 return "ssh did not open the forwards in time" if not self.stopping else "stopped"
             time.sleep(0.02)
@@ -382,7 +373,7 @@ class Supervisor:
         self._set(state="up", message=self._certificate_message(), checks=checks)
         return None
 
-    def _leg_failed(self, leg: Leg, plan: Plan) -> str:
+    def _leg_failed(self, leg: Leg) -> str:
         text = leg.messages()
         code = leg.proc.returncode if leg.proc else None
         # ssh exits 255 for its own errors; any other status is the remote command's, so the connection worked
@@ -394,10 +385,10 @@ class Supervisor:
             return f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
         return f"{leg.name} leg: {ssh.explain(text)}"
 
-    def _why_down(self, plan: Plan) -> str:
+    def _why_down(self) -> str:
         for leg in self.legs:
             if not leg.alive():
-                return self._leg_failed(leg, plan)
+                return self._leg_failed(leg)
         return "health check failed"
 
     def _watch(self, plan: Plan) -> None:
@@ -432,7 +423,8 @@ class Supervisor:
 
 
 def _accepts(path: Path) -> bool:
-    """The ssh master's control socket takes connections (not merely exists)."""
+    """A unix socket (the jump master's control socket, ssh's -D or -L socket) takes connections, not merely
+    exists."""
     import socket
 
     with socket.socket(socket.AF_UNIX) as s:

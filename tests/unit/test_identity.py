@@ -44,9 +44,7 @@ def test_names_and_password_lines(tmp_path: Path) -> None:
     assert auth["a"].client_kwargs()["user"] == "other" and "pw" not in repr(auth["b"])
 
 
-def test_launch_setup(tmp_path: Path) -> None:
+def test_launch_env(tmp_path: Path) -> None:
     profile = _profile(tmp_path)
-    files, env = identity.launch_setup(profile, {"custom_passwd": "/x"}, "b", tmp_path)
-    assert env == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
-    files, env = identity.launch_setup(profile, {}, "a", tmp_path)
-    assert env == {} and "passwd" not in files  # the ecflow_user name is the relay's job, not a passwd view
+    assert identity.launch_env(profile, {"custom_passwd": "/x"}, "b") == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
+    assert identity.launch_env(profile, {}, "a") == {}  # the ecflow_user name is the relay's job

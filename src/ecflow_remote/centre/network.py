@@ -14,10 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NETNS_ETC = Path("/etc/netns")
-# 198.18.0.0/15 is reserved for network benchmarks (RFC 2544): nothing real routes there, so it cannot clash
-# with the machine's own networks (its resolver sits in 10.x).
-HOME_LINKS = ipaddress.ip_network("198.18.0.0/16")
-CENTRE_LANS = ipaddress.ip_network("198.19.0.0/16")
 LOCK_FILE = Path("/run/ecflow-remote-centre.lock")
 
 
@@ -56,6 +52,8 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
 def choose_subnets() -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
     """A free /24 for the home link and one for the Centre LAN, overlapping nothing in this machine's routes."""
     used = _used_networks()
+    # 198.18.0.0/15 is reserved for network benchmarks (RFC 2544): nothing real routes there, so it cannot clash
+    # with the machine's own networks (its resolver sits in 10.x).
     candidates = list(range(1, 255))
     random.shuffle(candidates)
     for n in candidates:
