@@ -8,17 +8,26 @@ reading on the other, a half-close is passed on (the answer may still be on its 
 
 Protocol callbacks, not streams: each chunk is handed straight to the other transport (no task switch, no extra
 copy), which keeps the added latency of this hop in the tens of microseconds.
+
+Only our own account's clients are served (Linux): the owner of each client's socket is asked of the kernel
+(peers.owner_uid, ~10 µs) before anything is read, and a connection from any other uid, or whose owner cannot be
+found, is reset at once and counted in `Server.foreign`. Root is not let in either (it can read our run directory
+anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's password remains.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
+
+from ecflow_remote import peers
 
 
 class Upstream(asyncio.Protocol):
@@ -130,6 +139,10 @@ class Client(asyncio.Protocol):
     # -- transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if not self.server.admits(transport):
+            self.server.foreign += 1
+            transport.abort()  # before a byte is read; nothing about the client is logged
+            return
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -191,16 +204,31 @@ class Server:
     """
 
     thread_name = "pipe"
+    # Serve only clients whose socket our own uid owns (module docstring); Linux only.
+    check_peers: ClassVar[bool] = sys.platform == "linux"
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.connections: set[Client] = set()
+        self.foreign = 0  # connections refused because another account (or no account found) opened them
         self._servers: list[asyncio.AbstractServer] = []
         self._thread: threading.Thread | None = None
 
     def open_listeners(self) -> None:
         """Open every listener, with listen_on()."""
         raise NotImplementedError
+
+    def admits(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether a new client may be served: its socket belongs to our own uid (always, where not checked)."""
+        if not self.check_peers:
+            return True
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+            return False
+        try:
+            return peers.owner_uid(peer[:2], local[:2]) == os.getuid()
+        except (OSError, ValueError):
+            return False
 
     def listen_on(self, host: str, port: int, factory: Callable[[], Client]) -> int:
         """Listen on (host, port) for clients made by `factory`; the port listened on (port 0: the kernel's

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_peers import foreign_client, needs_root
 
 from ecflow_remote import pipe
 
@@ -108,3 +109,25 @@ def test_stop_drops_live_connections(echo: Path) -> None:
         assert c.recv(10) == b""
     c.close()
     assert not server.connections and server.loop.is_closed()
+
+
+@needs_root
+def test_only_our_own_uid_is_served(tmp_path: Path) -> None:
+    """Another account's client is reset before a byte is read, and never reaches ssh's socket; ours is piped."""
+    path = tmp_path / "ssh.sock"
+    with socket.socket(socket.AF_UNIX) as ssh, _Server(path) as server:
+        ssh.bind(str(path))
+        ssh.listen()
+        ssh.setblocking(False)
+        assert foreign_client(server.port, b"hello") in ("reset", "eof")
+        assert server.foreign == 1
+        with pytest.raises(BlockingIOError):
+            ssh.accept()  # nothing was connected on the foreign client's behalf
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as c:
+            c.sendall(b"mine")
+            ssh.setblocking(True)
+            ssh.settimeout(5)
+            conn, _ = ssh.accept()
+            with conn:
+                assert conn.recv(4) == b"mine"
+        assert server.foreign == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_peers import foreign_client, needs_root
 
 from ecflow_remote import relay
 from ecflow_remote.ecflow import commands, wire
@@ -158,3 +159,20 @@ def test_relay_closes_when_ssh_is_away(tmp_path: Path) -> None:
         # Closed with the request unread: an end of file, or a reset, as from a refused port.
         with contextlib.suppress(ConnectionResetError):
             assert c.recv(10) == b""
+
+
+@needs_root
+def test_relay_serves_only_our_own_account(tmp_path: Path) -> None:
+    """Linux: another uid's request never reaches the server (under our name or any); ours is relayed."""
+    seen: list[bytes] = []
+    up = tmp_path / "ecf.sock"
+    srv = _fake_server(up, seen)
+    port = free_port()
+    with relay.Relay([relay.Route(("127.0.0.1", port), up, "user1")], local_user=ME) as server:
+        assert foreign_client(port, frame(ping())) in ("reset", "eof")
+        assert server.foreign == 1
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(frame(ping()))
+            assert wire.recv_frame(c, timeout=5).startswith(b'{"reply"')
+    assert len(seen) == 1
+    srv.close()

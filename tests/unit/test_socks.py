@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from python_socks import ProxyError, ProxyType
 from python_socks.sync import Proxy
+from test_peers import foreign_client, needs_root
 
 from ecflow_remote.socks import Credentials, SocksFront, socket_path
 
@@ -178,6 +179,20 @@ def test_raw_protocol_refusals(setup: tuple[SocksFront, int]) -> None:
             while chunk := s.recv(100):
                 got += chunk
             assert got == reply, request
+    _wait_idle(front)
+
+
+@needs_root
+def test_another_account_is_refused_even_with_the_password(setup: tuple[SocksFront, int]) -> None:
+    """Linux: a client of another uid gets no SOCKS answer at all, whatever it knows; ours still gets through."""
+    front, echo_port = setup
+    user, password = (x.encode() for x in CREDS.pair())
+    handshake = bytes([5, 1, 2, 1, len(user)]) + user + bytes([len(password)]) + password
+    connect = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + echo_port.to_bytes(2, "big")
+    assert foreign_client(front.port, handshake + connect) in ("reset", "eof")
+    assert (front.foreign, front.refused) == (1, 0)
+    with _proxy(front, *CREDS.pair()).connect("echo.centre", echo_port, timeout=5) as sock:
+        assert _roundtrip(sock, b"mine") == b"mine"
     _wait_idle(front)
 
 
