@@ -52,12 +52,6 @@ def _set_nodelay_socket(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _set_nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        _set_nodelay_socket(sock)
-
-
 def _os_error_words(e: OSError) -> str:
     if isinstance(e, ConnectionRefusedError) or e.errno == errno.ECONNREFUSED:
         return "connection refused (nothing listens there; is the server or the tunnel running?)"
@@ -139,18 +133,6 @@ def _raise_proxy_failure(
     raise failure[0] from failure[1]
 
 
-async def _open_direct(
-    host: str, port: int, connect_timeout: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    try:
-        async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-    except OSError as e:  # TimeoutError included
-        error, cause = _direct_failure(e, host, port, connect_timeout)
-        raise error from cause
-    return reader, writer
-
-
 def _socks_proxy(proxy: tuple[str, int], proxy_auth: tuple[str, str] | None, *, sync: bool) -> Any:
     # Imported here so that `import ecflow_remote.transport` stays cheap for direct connections.
     from python_socks import ProxyType
@@ -168,24 +150,112 @@ def _socks_proxy(proxy: tuple[str, int], proxy_auth: tuple[str, str] | None, *, 
     return cls(ProxyType.SOCKS5, proxy[0], proxy[1], username=username, password=password, rdns=True)
 
 
-async def _open_proxied(
+def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
+    """The address of a numeric IPv4/IPv6 host without getaddrinfo (which asyncio runs in a thread); None for names."""
+    for family, address in ((socket.AF_INET, (host, port)), (socket.AF_INET6, (host, port, 0, 0))):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return None
+
+
+async def _sock_connect(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[Any, ...], deadline: float
+) -> None:
+    """loop.sock_connect for a resolved address, by loop time `deadline`; no trip round the event loop (nor a timer)
+    when the handshake is already over as connect() returns, as it is to the tunnel's local end on 127.0.0.1."""
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass
+    try:
+        sock.getpeername()  # ENOTCONN while the handshake is still going
+        return
+    except OSError:
+        pass
+    fut = loop.create_future()
+
+    def on_writable() -> None:
+        if fut.done():
+            return
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            # The words asyncio's sock_connect uses, so errors read the same as through open_connection.
+            fut.set_exception(OSError(err, f"Connect call failed {address}"))
+        else:
+            fut.set_result(None)
+
+    fd = sock.fileno()
+    loop.add_writer(fd, on_writable)
+    try:
+        async with asyncio.timeout_at(deadline):
+            await fut
+    finally:
+        loop.remove_writer(fd)
+
+
+async def _connect_direct_socket(host: str, port: int, connect_timeout: float) -> socket.socket:
+    """What asyncio.open_connection does to connect (each address in turn, the same errors), minus the streams;
+    TimeoutError after connect_timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + connect_timeout
+    infos = _numeric_address(host, port)
+    if infos is None:
+        async with asyncio.timeout_at(deadline):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError("getaddrinfo() returned empty list")
+    errors: list[OSError] = []
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await _sock_connect(loop, sock, address, deadline)
+        except OSError as e:
+            sock.close()
+            errors.append(e)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if len(errors) == 1 or all(str(e) == str(errors[0]) for e in errors):
+        raise errors[0]
+    raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+
+async def open_socket_async(
     host: str,
     port: int,
-    proxy: tuple[str, int],
-    proxy_auth: tuple[str, str] | None,
+    *,
+    proxy: tuple[str, int] | None = None,
+    proxy_auth: tuple[str, str] | None = None,
     connect_timeout: float,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    socks = _socks_proxy(proxy, proxy_auth, sync=False)
+) -> socket.socket:
+    """open_stream without the streams: a connected non-blocking socket (TCP_NODELAY) for the loop's sock_* calls,
+    or ConnectError saying why not. A request/reply client saves the transport, protocol and stream objects."""
+    if proxy is None:
+        try:
+            sock = await _connect_direct_socket(host, port, connect_timeout)
+        except OSError as e:  # TimeoutError included
+            error, cause = _direct_failure(e, host, port, connect_timeout)
+            raise error from cause
+    else:
+        socks = _socks_proxy(proxy, proxy_auth, sync=False)
+        try:
+            sock = await socks.connect(host, port, timeout=connect_timeout)
+        except Exception as e:
+            _raise_proxy_failure(e, host, port, proxy, connect_timeout)
     try:
-        sock = await socks.connect(host, port, timeout=connect_timeout)
-    except Exception as e:
-        _raise_proxy_failure(e, host, port, proxy, connect_timeout)
-    try:
-        reader, writer = await asyncio.open_connection(sock=sock)
+        _set_nodelay_socket(sock)
+        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return reader, writer
+    return sock
 
 
 async def open_stream(
@@ -196,13 +266,13 @@ async def open_stream(
     proxy_auth: tuple[str, str] | None = None,
     connect_timeout: float,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to host:port (through a SOCKS5 proxy when given); raises ConnectError saying why not."""
-    if proxy is None:
-        reader, writer = await _open_direct(host, port, connect_timeout)
-    else:
-        reader, writer = await _open_proxied(host, port, proxy, proxy_auth, connect_timeout)
-    _set_nodelay(writer)
-    return reader, writer
+    """Connect to host:port (through a SOCKS5 proxy when given), as streams; raises ConnectError saying why not."""
+    sock = await open_socket_async(host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=connect_timeout)
+    try:
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def open_socket(
@@ -283,6 +353,12 @@ class Endpoint:
     async def connect_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """open_stream to this endpoint."""
         return await open_stream(
+            self.host, self.port, proxy=self.proxy, proxy_auth=self.proxy_auth, connect_timeout=self.connect_timeout
+        )
+
+    async def connect_socket_async(self) -> socket.socket:
+        """open_socket_async to this endpoint: a non-blocking socket for loop.sock_sendall / sock_recv."""
+        return await open_socket_async(
             self.host, self.port, proxy=self.proxy, proxy_auth=self.proxy_auth, connect_timeout=self.connect_timeout
         )
 

@@ -108,25 +108,30 @@ def test_unexpected_reply_kind_is_a_protocol_error() -> None:
         commands.expect_ok(_reply("version"))
 
 
-def test_read_frame_rejects_a_short_body() -> None:
-    async def go() -> None:
-        reader = asyncio.StreamReader()
-        reader.feed_data(b"      10{}")
-        reader.feed_eof()
-        with pytest.raises(wire.ProtocolError, match="after 2 of 16 reply bytes"):
-            await wire.read_frame(reader)
+async def _read_frame_of(data: bytes, where: str = "the server") -> bytes:
+    """sock_read_frame of `data` sent by a peer that then closes."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        theirs.sendall(data)
+        theirs.shutdown(socket.SHUT_WR)
+        return await wire.sock_read_frame(ours, where)
 
-    asyncio.run(go())
+
+def test_read_frame_rejects_a_short_body() -> None:
+    with pytest.raises(wire.ProtocolError, match="after 2 of 16 reply bytes"):
+        asyncio.run(_read_frame_of(b"      10{}"))
 
 
 def test_read_frame_names_a_silent_close() -> None:
-    async def go() -> None:
-        reader = asyncio.StreamReader()
-        reader.feed_eof()
-        with pytest.raises(wire.ProtocolError, match="without a reply"):
-            await wire.read_frame(reader, "ecFlow server h:1")
+    with pytest.raises(wire.ProtocolError, match="without a reply"):
+        asyncio.run(_read_frame_of(b"", "ecFlow server h:1"))
 
-    asyncio.run(go())
+
+def test_read_frame_whole_and_big() -> None:
+    assert asyncio.run(_read_frame_of(wire.encode_frame(b"{}"))) == b"{}"
+    big = b"x" * 100_000  # more than the first read, less than the socket buffer
+    assert asyncio.run(_read_frame_of(wire.encode_frame(big) + b"trailing")) == big
 
 
 def _closed_port() -> int:

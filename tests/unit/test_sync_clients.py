@@ -1,4 +1,5 @@
-"""The sync clients (EcflowClient, LogServerClient) over blocking sockets, against small fake servers on 127.0.0.1.
+"""The sync clients (EcflowClient, LogServerClient) over blocking sockets, and AsyncEcflowClient over non-blocking
+ones (the loop's sock_* calls), against small fake servers on 127.0.0.1.
 
 The sync log-server client has two paths for a file: recv_into a buffer (with progress, or size unknown) and the
 fast path (one recv(total, MSG_WAITALL) after the header); both are exercised.
@@ -7,9 +8,11 @@ fast path (one recv(total, MSG_WAITALL) after the header); both are exercised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +24,7 @@ from logserver_fakes import with_dir as with_served_dir
 
 from ecflow_remote.ecflow import AsyncEcflowClient, EcflowClient, commands, wire
 from ecflow_remote.logserver import LogFileUnavailable, LogServerClient, TruncatedOutput, checksum_of
-from ecflow_remote.transport import StreamTimeout
+from ecflow_remote.transport import ConnectError, StreamTimeout
 
 DATA = Path(__file__).parent / "data"
 PING_REPLY = (DATA / "reply_ping_5.9.2.bin").read_bytes()
@@ -297,3 +300,139 @@ def test_ecflow_large_reply_in_pieces(serve: Serve) -> None:
     port, _ = ecflow_server(serve, reply, cut_at=300_000)
     with pytest.raises(wire.ProtocolError, match=f"after {300_000 - wire.HEADER_SIZE} of"):
         EcflowClient("127.0.0.1", port).file("/s/t")
+
+
+# --- the async ecFlow client: non-blocking sockets and the loop's sock_* calls ------------------------------------
+
+
+def test_async_ecflow_replies_whole_trickled_cut_and_large(serve: Serve) -> None:
+    async def go() -> None:
+        port, _ = ecflow_server(serve, PING_REPLY, pieces=len(PING_REPLY))
+        assert await AsyncEcflowClient("127.0.0.1", port).ping() > 0
+        port, _ = ecflow_server(serve, (DATA / "reply_version_5.9.2.bin").read_bytes())
+        assert await AsyncEcflowClient("127.0.0.1", port).server_version() == "5.9.2"
+        port, _ = ecflow_server(serve, (DATA / "reply_error_5.9.2.bin").read_bytes())
+        with pytest.raises(commands.ServerError):
+            await AsyncEcflowClient("127.0.0.1", port).get_node("/nope")
+        for cut_at, match in [(0, "without a reply"), (5, "inside the reply header"), (20, "after 12 of")]:
+            port, _ = ecflow_server(serve, PING_REPLY, cut_at=cut_at)
+            with pytest.raises(wire.ProtocolError, match=match):
+                await AsyncEcflowClient("127.0.0.1", port).ping()
+        reply = _string_reply("x" * 500_000)
+        port, _ = ecflow_server(serve, reply, pieces=37)
+        assert await AsyncEcflowClient("127.0.0.1", port).file("/s/t") == ("x" * 500_000, False)
+        port, _ = ecflow_server(serve, reply, cut_at=300_000)
+        with pytest.raises(wire.ProtocolError, match=f"after {300_000 - wire.HEADER_SIZE} of"):
+            await AsyncEcflowClient("127.0.0.1", port).file("/s/t")
+
+    asyncio.run(go())
+
+
+def test_async_ecflow_by_host_name_and_many_at_once(serve: Serve) -> None:
+    port, frames = ecflow_server(serve, PING_REPLY)
+
+    async def go() -> list[float]:
+        # "localhost" goes through getaddrinfo (and may list ::1 first, where nothing listens).
+        client = AsyncEcflowClient("localhost", port)
+        return list(await asyncio.gather(*(client.ping() for _ in range(20))))
+
+    assert all(t > 0 for t in asyncio.run(go()))
+    assert len(frames) == 20
+
+
+def test_async_ecflow_silent_server_and_outer_timeout(serve: Serve) -> None:
+    never = threading.Event()
+    port = serve(lambda conn: never.wait(5))
+
+    async def go() -> None:
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        registered = set(selector.get_map())  # the loop's own wake-up pipe
+        start = time.monotonic()
+        with pytest.raises(StreamTimeout, match=r"did not answer within 0\.3s"):
+            await AsyncEcflowClient("127.0.0.1", port, connect_timeout=2, read_timeout=0.3).ping()
+        assert time.monotonic() - start < 1.0
+        # A caller's own, shorter timeout (as the health checks have) stays a TimeoutError, and nothing is left
+        # registered with the loop.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await AsyncEcflowClient("127.0.0.1", port, read_timeout=5).ping()
+        assert set(selector.get_map()) == registered
+
+    try:
+        asyncio.run(go())
+    finally:
+        never.set()
+
+
+def test_async_ecflow_connect_refused_and_timed_out() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed: int = s.getsockname()[1]
+    # A listener whose accept queue is full drops further SYNs: the handshake never ends.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = [socket.socket() for _ in range(3)]
+    for f in fillers:
+        f.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            f.connect(("127.0.0.1", port))
+
+    async def go() -> None:
+        with pytest.raises(ConnectError, match=f"127.0.0.1:{closed}: connection refused"):
+            await AsyncEcflowClient("127.0.0.1", closed, connect_timeout=2).ping()
+        with pytest.raises(ConnectError, match=r"timed out after 0\.3s"):
+            await AsyncEcflowClient("127.0.0.1", port, connect_timeout=0.3).ping()
+
+    try:
+        asyncio.run(go())
+    finally:
+        for s in [full, *fillers]:
+            s.close()
+
+
+def _fake_socks5(serve: Serve) -> int:
+    """A SOCKS5 proxy without authentication that connects every name to 127.0.0.1 (rdns, as ssh -D)."""
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+
+    def on_connection(conn: socket.socket) -> None:
+        conn.recv(3)
+        conn.sendall(b"\x05\x00")
+        head = conn.recv(5, socket.MSG_WAITALL)
+        rest = conn.recv(head[4] + 2, socket.MSG_WAITALL)
+        (port,) = struct.unpack(">H", rest[-2:])
+        try:
+            far = socket.create_connection(("127.0.0.1", port), timeout=2)
+        except OSError:
+            conn.sendall(b"\x05\x05\x00\x01" + bytes(6))
+            return
+        with far:
+            conn.sendall(b"\x05\x00\x00\x01" + bytes(6))
+            back = threading.Thread(target=pipe, args=(far, conn), daemon=True)
+            back.start()
+            pipe(conn, far)
+            back.join(5)
+
+    return serve(on_connection)
+
+
+def test_async_ecflow_through_a_socks_proxy(serve: Serve) -> None:
+    port, frames = ecflow_server(serve, PING_REPLY)
+    proxy = ("127.0.0.1", _fake_socks5(serve))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed: int = s.getsockname()[1]
+
+    async def go() -> None:
+        assert await AsyncEcflowClient("machine1", port, proxy=proxy).ping() > 0
+        with pytest.raises(ConnectError, match=f"machine1:{closed} via SOCKS proxy .*connection refused at the far"):
+            await AsyncEcflowClient("machine1", closed, proxy=proxy, connect_timeout=2).ping()
+
+    asyncio.run(go())
+    assert len(frames) == 1

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Unpack
 
-from ecflow_remote.transport import Endpoint, EndpointOptions, StreamTimeout, close_stream
+from ecflow_remote.transport import Endpoint, EndpointOptions, StreamTimeout
 
 from . import commands
 from .defs import Defs, Node, parse_defs, parse_node
-from .wire import decode_json, encode_frame, encode_json, read_frame, recv_frame
+from .wire import decode_json, encode_frame, encode_json, recv_frame, sock_read_frame
 
 # Encoded requests kept per client (ping, version, whole definition, recent node paths).
 _FRAME_CACHE_SIZE = 64
@@ -105,7 +105,8 @@ class AsyncEcflowClient(Endpoint):
 
     def _dropped(self, e: ConnectionError) -> StreamTimeout:
         return StreamTimeout(
-            f"ecFlow server {self.where} dropped the connection ({e.strerror or e}); check the tunnel and try again"
+            f"ecFlow server {self.where} dropped the connection ({e.strerror or e}): the server is not running "
+            "(through a tunnel, a dead server looks like this), or the tunnel broke; check `ecflow-remote status`"
         )
 
     def _exchange_sync(self, frame: bytes) -> commands.Reply:
@@ -126,19 +127,19 @@ class AsyncEcflowClient(Endpoint):
     # --- the async API ----------------------------------------------------------------------------------------
 
     async def _exchange(self, frame: bytes) -> commands.Reply:
-        reader, writer = await self.connect_stream()
+        # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
+        # one timeout for the whole send and reply.
+        sock = await self.connect_socket_async()
         try:
-            writer.write(frame)
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    await writer.drain()
-                    body = await read_frame(reader, f"ecFlow server {self.where}")
-            except TimeoutError:
-                raise self._timed_out() from None
-            except ConnectionError as e:
-                raise self._dropped(e) from e
+            async with asyncio.timeout(self.read_timeout):
+                await asyncio.get_running_loop().sock_sendall(sock, frame)
+                body = await sock_read_frame(sock, f"ecFlow server {self.where}")
+        except TimeoutError:
+            raise self._timed_out() from None
+        except ConnectionError as e:
+            raise self._dropped(e) from e
         finally:
-            await close_stream(writer)
+            sock.close()
         return self._decode(body)
 
     async def request(self, request: dict[str, Any]) -> commands.Reply:

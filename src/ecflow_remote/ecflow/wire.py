@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Generator
 from typing import Any
 
 from ecflow_remote.errors import EcflowRemoteError
@@ -87,8 +88,8 @@ def decode_json(body: bytes) -> dict[str, Any]:
 def _no_reply(where: str, partial: bytes) -> ProtocolError:
     if not partial:
         return ProtocolError(
-            f"{where} closed the connection without a reply; it may have rejected the request "
-            "or this port is not an ecFlow server"
+            f"{where} closed the connection without a reply: the server is not running (through a tunnel, a dead "
+            "server looks like this), or it rejected the request, or this port is not an ecFlow server"
         )
     return ProtocolError(f"{where} closed the connection inside the reply header: {partial!r}")
 
@@ -97,59 +98,76 @@ def _short_body(where: str, got: int, length: int) -> ProtocolError:
     return ProtocolError(f"{where} closed the connection after {got} of {length} reply bytes; try again")
 
 
-async def read_frame(reader: asyncio.StreamReader, where: str = "the server") -> bytes:
-    """Read one message; a connection that closes early is an error, never a short reply."""
-    try:
-        header = await reader.readexactly(HEADER_SIZE)
-    except asyncio.IncompleteReadError as e:
-        raise _no_reply(where, e.partial) from e
-    length = decode_header(header)
-    try:
-        return await reader.readexactly(length)
-    except asyncio.IncompleteReadError as e:
-        raise _short_body(where, len(e.partial), length) from e
-
-
 # What one recv asks for: a whole small reply (ping, version, a node) arrives in the first one.
 _FIRST_READ = 64 * 1024
 
 
-def recv_frame(sock: socket.socket, where: str = "the server", timeout: float | None = None) -> bytes:
-    """read_frame for a blocking socket; `timeout` bounds the whole reply (TimeoutError), None uses the socket's."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-
-    def recv(n: int) -> bytes:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("timed out")
-            sock.settimeout(left)
-        return sock.recv(n)
-
-    first = recv(_FIRST_READ)
-    while len(first) < HEADER_SIZE:
-        more = recv(_FIRST_READ)
-        if not more:
-            raise _no_reply(where, first)
-        first += more
+def _first_part(first: bytes) -> tuple[int, bytes | None]:
+    """(body length, the whole body if `first` holds it) from the bytes of the first read(s)."""
     length = decode_header(first[:HEADER_SIZE])
     end = HEADER_SIZE + length
     if len(first) >= end:
-        return first[HEADER_SIZE:end]
-    # A big reply (a whole definition): read the rest straight into a buffer of the right size.
+        return length, first[HEADER_SIZE:end]
+    return length, None
+
+
+# A read the frame logic asks for: up to N bytes (int), or bytes into this buffer (memoryview, recv_into).
+_Read = int | memoryview
+
+
+def _frame_reads(where: str) -> Generator[_Read, Any, bytes]:
+    """The frame logic once, for blocking and asyncio sockets alike: it yields the read it needs next and is sent
+    what that read returned (bytes for an int, a count for a buffer); a close before the end is an error."""
+    first: bytes = yield _FIRST_READ
+    while len(first) < HEADER_SIZE:
+        more: bytes = yield _FIRST_READ
+        if not more:
+            raise _no_reply(where, first)
+        first += more
+    length, whole = _first_part(first)
+    if whole is not None:
+        return whole
+    # A big reply (a whole definition): the rest straight into a buffer of the right size.
     body = bytearray(length)
     view = memoryview(body)
     got = len(first) - HEADER_SIZE
     view[:got] = first[HEADER_SIZE:]
     while got < length:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("timed out")
-            sock.settimeout(left)
-        n = sock.recv_into(view[got:])
+        n: int = yield view[got:]
         if not n:
             raise _short_body(where, got, length)
         got += n
     view.release()
     return bytes(body)
+
+
+def recv_frame(sock: socket.socket, where: str = "the server", timeout: float | None = None) -> bytes:
+    """One message from a blocking socket; a connection that closes early is an error, never a short reply.
+    `timeout` bounds the whole reply (TimeoutError), None uses the socket's."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    reads = _frame_reads(where)
+    want = next(reads)
+    try:
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                sock.settimeout(left)
+            want = reads.send(sock.recv(want) if isinstance(want, int) else sock.recv_into(want))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def sock_read_frame(sock: socket.socket, where: str = "the server") -> bytes:
+    """recv_frame for a non-blocking socket through the running loop's sock_recv / sock_recv_into: no streams, and
+    no timeout of its own (the caller bounds the whole exchange with one)."""
+    loop = asyncio.get_running_loop()
+    reads = _frame_reads(where)
+    want = next(reads)
+    try:
+        while True:
+            got = await (loop.sock_recv(sock, want) if isinstance(want, int) else loop.sock_recv_into(sock, want))
+            want = reads.send(got)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
