@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,7 @@ from typing import Any, NoReturn
 from ecflow_remote import certs, identity
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.profile import Profile, SshTarget, load_profile
+from ecflow_remote.transport import accepts
 
 SSH_TIMEOUT = 20.0
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
@@ -210,7 +210,7 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
         )
         try:
             deadline = time.monotonic() + SSH_TIMEOUT
-            while not _listening(path):
+            while not accepts(path):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
                     w.fail("workstation", f"could not open a SOCKS probe at the workstation: {ssh.explain(err)}")
@@ -224,15 +224,6 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
             proc.wait()
             if proc.stderr:
                 proc.stderr.close()
-
-
-def _listening(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as s:
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------- services

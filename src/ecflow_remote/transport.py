@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+from pathlib import Path
 from typing import Any, NoReturn, TypedDict
 
 from ecflow_remote.errors import EcflowRemoteError
@@ -307,6 +308,20 @@ def open_socket(
         sock.close()
         raise
     return sock
+
+
+def accepts(address: str | Path | tuple[str, int], timeout: float = 0.5) -> bool:
+    """Does `address` (a unix socket path, or host and port) take a connection now: listening, not merely there."""
+    try:
+        if isinstance(address, tuple):
+            socket.create_connection(address, timeout=timeout).close()
+        else:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(timeout)
+                s.connect(str(address))
+    except OSError:
+        return False
+    return True
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.methods import Endpoint, Plan, plan_for
 from ecflow_remote.profile import Profile, load_profile
 from ecflow_remote.runstate import RunDir, wait_for
+from ecflow_remote.transport import accepts
 
 # Capped at 10 s: a laptop back on the network should not wait long, and one ssh attempt is cheap.
 BACKOFF = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0]
@@ -216,17 +218,20 @@ class Supervisor:
         self._set(state="stopped", message="stopped", pid=None)
         return 0
 
+    @functools.cached_property
+    def first_hop(self) -> tuple[str, int] | None:
+        """Where the first ssh hop listens (ssh -G), asked once, when first needed."""
+        return ssh.first_hop(self.profile)
+
     def _wait_for_first_hop(self) -> None:
         """Start no ssh while the first hop refuses even TCP (link down, laptop offline, sshd down): an ssh started
         then sits in SYN retransmits (1, 2, 4, 8 s apart) and is back seconds after the network; a fresh probe
         every 0.1-0.4 s starts it within a moment of the network's return."""
-        if not hasattr(self, "_hop"):
-            self._hop = ssh.first_hop(self.profile)
-        hop = self._hop
-        if hop is None or self.stopping or _listening(*hop, timeout=0.3):
+        hop = self.first_hop
+        if hop is None or self.stopping or accepts(hop, timeout=0.3):
             return
         self._set(message=f"{self.state.get('message', '')}; waiting for {hop[0]} port {hop[1]} to answer")
-        while not self.stopping and not _listening(*hop, timeout=0.3):
+        while not self.stopping and not accepts(hop, timeout=0.3):
             time.sleep(0.1)
 
     def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
@@ -335,7 +340,7 @@ class Supervisor:
             master = Leg("jump", legs.jump_master)
             master.start(self.rundir)
             self.legs.append(master)
-            if not wait_for(lambda: _accepts(sock) or not master.alive(), 15):
+            if not wait_for(lambda: accepts(sock) or not master.alive(), 15):
                 return "the jump host did not answer within 15 s"
             if not master.alive():
                 return self._leg_failed(master)
@@ -360,9 +365,9 @@ class Supervisor:
         deadline = time.monotonic() + READY_TIMEOUT
         # socks: the front listens all along; ready means ssh's own SOCKS socket behind it takes connections.
         while not (
-            all(_listening(h, p) for h, p in ports)
-            and all(_accepts(path) for path in relayed)
-            and (plan.socks_port is None or _accepts(socks_sock))
+            all(accepts(address) for address in ports)
+            and all(accepts(path) for path in relayed)
+            and (plan.socks_port is None or accepts(socks_sock))
         ):
             if not main.alive():
                 return self._leg_failed(main)
@@ -420,29 +425,6 @@ class Supervisor:
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
-
-
-def _accepts(path: Path) -> bool:
-    """A unix socket (the jump master's control socket, ssh's -D or -L socket) takes connections, not merely
-    exists."""
-    import socket
-
-    with socket.socket(socket.AF_UNIX) as s:
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def _listening(host: str, port: int, timeout: float = 0.5) -> bool:
-    import socket
-
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------------------------------------ the API
