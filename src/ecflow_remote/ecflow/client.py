@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Unpack
 
 from ecflow_remote.transport import Endpoint, EndpointOptions, StreamTimeout
@@ -109,19 +111,25 @@ class AsyncEcflowClient(Endpoint):
             "(through a tunnel, a dead server looks like this), or the tunnel broke; check `ecflow-remote status`"
         )
 
-    def _exchange_sync(self, frame: bytes) -> commands.Reply:
-        """One request over a blocking socket: no event loop, for EcflowClient."""
-        sock = self.connect_socket()
+    @contextlib.contextmanager
+    def _talking(self, sock: socket.socket) -> Iterator[None]:
+        """One exchange on `sock`, for both APIs: its timeouts and drops in plain words, the socket closed after."""
         try:
-            deadline = time.monotonic() + self.read_timeout
-            sock.sendall(frame)
-            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
+            yield
         except TimeoutError:
             raise self._timed_out() from None
         except ConnectionError as e:
             raise self._dropped(e) from e
         finally:
             sock.close()
+
+    def _exchange_sync(self, frame: bytes) -> commands.Reply:
+        """One request over a blocking socket: no event loop, for EcflowClient."""
+        sock = self.connect_socket()
+        with self._talking(sock):
+            deadline = time.monotonic() + self.read_timeout
+            sock.sendall(frame)
+            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
         return self._decode(body)
 
     # --- the async API ----------------------------------------------------------------------------------------
@@ -130,16 +138,10 @@ class AsyncEcflowClient(Endpoint):
         # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
         # one timeout for the whole send and reply.
         sock = await self.connect_socket_async()
-        try:
+        with self._talking(sock):
             async with asyncio.timeout(self.read_timeout):
                 await asyncio.get_running_loop().sock_sendall(sock, frame)
                 body = await sock_read_frame(sock, f"ecFlow server {self.where}")
-        except TimeoutError:
-            raise self._timed_out() from None
-        except ConnectionError as e:
-            raise self._dropped(e) from e
-        finally:
-            sock.close()
         return self._decode(body)
 
     async def request(self, request: dict[str, Any]) -> commands.Reply:
