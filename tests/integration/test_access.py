@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import all_cmdlines
 from profiles import write_profile
 
 from ecflow_remote.runstate import wait_for
@@ -23,17 +24,6 @@ PASSWORD = "Pw-7x!q2-unique"  # searched for in every process's arguments and ev
 
 def cli(profile: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "--profile", str(profile), *args], capture_output=True, text=True, timeout=90, env=env)
-
-
-def all_cmdlines() -> bytes:
-    data = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                data.append((entry / "cmdline").read_bytes())
-            except OSError:
-                continue
-    return b"\n".join(data)
 
 
 def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:

@@ -14,39 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import cmdline, ssh_pids
 
 from ecflow_remote.centre import network
 from ecflow_remote.ecflow import EcflowClient
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.logserver import LogServerClient
-from ecflow_remote.runstate import RunDir, wait_for
+from ecflow_remote.runstate import wait_for
 from ecflow_remote.tunnel import AlreadyRunning, Tunnel
 
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
-
-
-def ssh_pids(rundir: RunDir) -> list[int]:
-    """Every ssh process that belongs to this run dir (its -E log, -S socket or ProxyCommand names it)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"ssh" and str(rundir.path).encode() in b" ".join(argv):
-            found.append(int(entry.name))
-    return found
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def state(tunnel: Tunnel) -> dict[str, Any]:
@@ -76,7 +55,7 @@ def recovered(tunnel: Tunnel, reconnects: int, timeout: float = 20) -> bool:
 
 
 def assert_nothing_left(tunnel: Tunnel) -> None:
-    assert wait_for(lambda: not ssh_pids(tunnel.rundir), 5), f"ssh left behind: {ssh_pids(tunnel.rundir)}"
+    assert wait_for(lambda: not ssh_pids(tunnel.rundir.path), 5), f"ssh left behind: {ssh_pids(tunnel.rundir.path)}"
     assert not tunnel.is_running(), "the lock is still held"
     assert not tunnel.rundir.state_file.exists(), "state.json left behind"
 
@@ -127,10 +106,10 @@ def test_kill_jump_helpers_recovers(tunnel_up: Callable[..., Tunnel], which: str
     tunnel = tunnel_up("local")
     before = state(tunnel)
     if which == "jump master":
-        victims = [p for p in ssh_pids(tunnel.rundir) if "-M" in cmdline(p)]
+        victims = [p for p in ssh_pids(tunnel.rundir.path) if "-M" in cmdline(p)]
     else:
-        victims = [p for p in ssh_pids(tunnel.rundir) if "-W" in cmdline(p)]
-    assert len(victims) == 1, [cmdline(p) for p in ssh_pids(tunnel.rundir)]
+        victims = [p for p in ssh_pids(tunnel.rundir.path) if "-W" in cmdline(p)]
+    assert len(victims) == 1, [cmdline(p) for p in ssh_pids(tunnel.rundir.path)]
     os.kill(victims[0], signal.SIGKILL)
     assert recovered(tunnel, before["reconnects"]), state(tunnel)
     tunnel.down()
@@ -351,7 +330,7 @@ def test_supervisor_killed_then_up_and_down_clean(profile_for: Callable[..., Pat
     first = state(tunnel)
     os.kill(first["supervisor_pid"], signal.SIGKILL)
     # ssh dies with its supervisor (PR_SET_PDEATHSIG): no orphan holds the ports.
-    assert wait_for(lambda: not ssh_pids(tunnel.rundir), 5), [cmdline(p) for p in ssh_pids(tunnel.rundir)]
+    assert wait_for(lambda: not ssh_pids(tunnel.rundir.path), 5), [cmdline(p) for p in ssh_pids(tunnel.rundir.path)]
     assert not tunnel.is_running()
     # `up` again takes over cleanly from the leftovers.
     again = Tunnel(profile)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from procs import ssh_pids
 
 from ecflow_remote.methods import free_port
 from ecflow_remote.runstate import runtime_root
@@ -47,24 +48,11 @@ def _listeners(pids: list[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Ad
     return addresses
 
 
-def _ssh_pids(tunnel: Tunnel) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"ssh" in argv.split(b"\0")[0] and str(tunnel.rundir.path).encode() in argv:
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.mark.parametrize("method", ["local", "hosts", "socks"])
 def test_listeners_only_on_loopback(tunnel_up: Callable[..., Tunnel], method: str) -> None:
     tunnel = tunnel_up(method, **({"socks_port": free_port()} if method == "socks" else {}))
     state = tunnel.state() or {}
-    pids = [*_ssh_pids(tunnel), state["supervisor_pid"]]
+    pids = [*ssh_pids(tunnel.rundir.path), state["supervisor_pid"]]
     listening = _listeners(pids)
     assert listening, "the tunnel listens nowhere?"
     assert all(a.is_loopback for a in listening), listening
@@ -78,7 +66,7 @@ def test_run_dir_private_and_no_secrets_in_argv(tunnel_up: Callable[..., Tunnel]
         assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700, (d, oct(st.st_mode))
     files = tunnel.state()["files"]  # type: ignore[index]
     assert stat.S_IMODE(Path(files["proxychains"]).stat().st_mode) == 0o600
-    for pid in _ssh_pids(tunnel):
+    for pid in ssh_pids(tunnel.rundir.path):
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         # The key and certificate stay in files named by the user's ssh_config, never in ssh's argv.
         assert "PRIVATE KEY" not in argv and "ssh-ed25519-cert" not in argv
@@ -116,12 +104,12 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     conf = Path(files["proxychains"]).read_text()
     assert f"socks5 127.0.0.1 {port} {creds.username} {creds.password}" in conf
     assert creds.password not in tunnel.rundir.state_file.read_text()
-    for pid in [*_ssh_pids(tunnel), state["supervisor_pid"]]:
+    for pid in [*ssh_pids(tunnel.rundir.path), state["supervisor_pid"]]:
         assert creds.password not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     # ssh's own SOCKS server is a unix socket only we can open; ssh listens on no TCP port of its own here.
     sock = socket_path(tunnel.rundir.path)
     assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
-    assert all(p != port for p in _tcp_ports(_ssh_pids(tunnel)))
+    assert all(p != port for p in _tcp_ports(ssh_pids(tunnel.rundir.path)))
 
     proxy = ("127.0.0.1", port)
     for auth in (None, ("ecflow-remote", "wrong"), ("intruder", creds.password)):

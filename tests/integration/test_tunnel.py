@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import pids_naming
 
 from ecflow_remote.runstate import wait_for
 
@@ -24,19 +25,6 @@ def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     if check:
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def ssh_pids_of(rundir: Path) -> list[int]:
-    """Every live process whose command line names this tunnel's run directory."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(rundir).encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -71,7 +59,7 @@ def test_up_status_run_down(centre: Any, profile_for: Any, method: str) -> None:
     finally:
         down = cli(profile, "down")
     assert "Tunnel down" in down.stdout
-    assert ssh_pids_of(rundir) == []
+    assert pids_naming(rundir) == []
     assert not (rundir / "state.json").exists()
     report = json.loads(cli(profile, "status", "--json").stdout)
     assert report["tunnel"]["state"] == "down"
@@ -133,7 +121,7 @@ def test_python_api_context_manager(centre: Any, profile_for: Any) -> None:
         host, port = tunnel.endpoint("machine2")
         assert EcflowClient(host, port).server_version() == "5.9.2"
         rundir = tunnel.rundir.path
-    assert ssh_pids_of(rundir) == []
+    assert pids_naming(rundir) == []
 
 
 def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
@@ -172,7 +160,7 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
     from ecflow_remote.tunnel import Tunnel
 
     rundir = Tunnel(profile).rundir.path
-    assert ssh_pids_of(rundir) == []
+    assert pids_naming(rundir) == []
     assert not Tunnel(profile).is_running()
 
 
@@ -198,7 +186,7 @@ def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
             tunnel.down()
     assert "Tunnel up" in out and "Tunnel down" in out, err
     assert not tunnel.is_running()
-    assert ssh_pids_of(tunnel.rundir.path) == []
+    assert pids_naming(tunnel.rundir.path) == []
 
 
 def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any) -> None:
@@ -231,7 +219,7 @@ def test_a_dead_server_fails_up_by_name_unless_allowed(centre: Any, profile_for:
     failed = cli(profile, "up", "--detach", "--timeout", "6", check=False)
     assert failed.returncode == 1
     assert "maintenance (machine2:3999)" in failed.stderr and "Traceback" not in failed.stderr
-    assert not Tunnel(profile).is_running() and ssh_pids_of(Tunnel(profile).rundir.path) == []
+    assert not Tunnel(profile).is_running() and pids_naming(Tunnel(profile).rundir.path) == []
     try:
         up = cli(profile, "up", "--detach", "--allow-unreachable")
         assert "not answering: maintenance" in up.stderr

@@ -312,7 +312,8 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     ECF_CUSTOM_PASSWD by user, host and port) and ECF_USER for every other server: the password server gets its
     custom user, the plain one the login name (an inherited ECF_USER must not reach it), both load, and the
     password is in no process's arguments and no file of the run dir but the 0600 password file."""
-    from test_access import PASSWORD, all_cmdlines
+    from procs import all_cmdlines
+    from test_access import PASSWORD
 
     from ecflow_remote import relay, ui
     from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
