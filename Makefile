@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: deps
-	$(PY) -m ecflow_remote.centre.demo
+	$(PY) -m centre.demo
 
 test: deps
 	$(PY) -m pytest -q tests
@@ -25,15 +25,15 @@ unit: deps
 	$(PY) -m pytest -q tests/unit
 
 lint: deps
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src centre tests bench
+	$(VENV)/bin/ruff format --check src centre tests bench
 	$(VENV)/bin/mypy
 
 bench: deps
-	$(PY) bench/run.py
+	PYTHONPATH=. $(PY) bench/run.py
 
 centre-clean: deps
-	$(PY) -m ecflow_remote.centre cleanup
+	$(PY) -m centre cleanup
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -49,7 +49,7 @@ def measure_ping(host: str, port: int, rounds: int = PING_ROUNDS) -> dict[str, A
     python3-ecflow's Client.ping, interleaved in blocks so that drift hits all of them alike."""
     import ecflow
 
-    from ecflow_remote.ecflow import AsyncEcflowClient, EcflowClient
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
 
     native = EcflowClient(host, port)
     reference = ecflow.Client(host, str(port))
@@ -80,7 +80,7 @@ def measure_status(profile: Path, timeout: float = STATUS_TIMEOUT) -> dict[str, 
     """`ecflow-remote status --json` (a new process, as a user runs it) and the concurrent check alone."""
     import json
 
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     cli = str(Path(sys.executable).parent / "ecflow-remote")
     t0 = time.perf_counter()
@@ -141,7 +141,7 @@ def measure_output(
     proxy_auth: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The native log-server read (list + getf, verified, into memory) vs a plain socket `get` of the same file."""
-    from ecflow_remote.logserver import LogServerClient
+    from ecflow_remote.clients.logserver import LogServerClient
 
     client = LogServerClient(host, port, proxy=proxy, proxy_auth=proxy_auth, read_timeout=60)
     native: list[float] = []
@@ -166,7 +166,7 @@ def measure_output(
 @contextlib.contextmanager
 def running_tunnel(profile: Path, wait_all: bool = True) -> Iterator[Any]:
     """A tunnel for `profile`; wait_all=False starts the supervisor without waiting for every server to answer."""
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     tunnel = Tunnel(profile)
     try:
@@ -174,7 +174,13 @@ def running_tunnel(profile: Path, wait_all: bool = True) -> Iterator[Any]:
             tunnel.up()
         else:
             # Tunnel.up insists that every server answers; a profile full of dead servers never would.
-            argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(profile), tunnel.profile.gateway.method]
+            argv = [
+                sys.executable,
+                "-m",
+                "ecflow_remote.tunnel.supervisor",
+                str(profile),
+                tunnel.profile.gateway.method,
+            ]
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
             deadline = time.monotonic() + 60
             while (tunnel.state() or {}).get("state") != "up":
@@ -282,10 +288,10 @@ def report(results: dict[str, Any]) -> None:
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/clients.py needs root (it builds the simulated Centre in network namespaces)")
-    from ecflow_remote.centre.isolation import isolate_resolver
+    from centre.isolation import isolate_resolver
 
     isolate_resolver()
-    from ecflow_remote.centre import Centre
+    from centre import Centre
 
     with tempfile.TemporaryDirectory(prefix="ecfr-bench-") as tmp:
         workdir = Path(tmp)

@@ -198,8 +198,8 @@ def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Co
 
 
 def ours_config(centre: Any, method: str, workdir: Path) -> Config:
-    from ecflow_remote.methods import free_port
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.plan import free_port
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     # A free SOCKS port: 9050 may be held by another tunnel on this machine.
     extra = {"socks_port": free_port()} if method == "socks" else {}
@@ -322,7 +322,7 @@ def measure_link_cut(centre: Any, cfgs: list[Config], cut: float, limit: float) 
 
 def stall_matrix(centre: Any, workdir: Path, n: int) -> dict[str, dict[str, float]]:
     """Which leg needs the pty session: a log-server request through one -L forward, per leg configuration."""
-    from ecflow_remote.centre.howto import free_port, wait_listening
+    from centre.howto import free_port, wait_listening
 
     base = ["ssh", "-F", str(centre.ssh_config), "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"]
     ctl = workdir / "m.sock"
@@ -369,9 +369,10 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
 
 def status_bench(centre: Any, workdir: Path, dead: int) -> dict[str, float]:
     """`ecflow-remote status --json` with 2 live + `dead` stopped servers, against pinging each in turn by hand."""
-    from ecflow_remote.centre import howto
-    from ecflow_remote.runstate import RunDir, wait_for
-    from ecflow_remote.tunnel import Tunnel
+    from centre import howto
+
+    from ecflow_remote.tunnel.rundir import RunDir, wait_for
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     profile = centre.write_profile(workdir / "profile-status.toml", "local")
     extra = "".join(f'\n[[server]]\nname = "dead{i}"\nhost = "machine2"\nport = {5000 + i}\n' for i in range(dead))
@@ -379,7 +380,7 @@ def status_bench(centre: Any, workdir: Path, dead: int) -> dict[str, float]:
     results: dict[str, float] = {}
     # The supervisor itself (`up` would wait for every server to answer, and these never will).
     sup = subprocess.Popen(
-        [sys.executable, "-m", "ecflow_remote.tunnel", str(profile), "local"],
+        [sys.executable, "-m", "ecflow_remote.tunnel.supervisor", str(profile), "local"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -567,11 +568,11 @@ def main() -> int:
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         print("bench: needs Linux and root (the simulated Centre uses network namespaces)", file=sys.stderr)
         return 2
-    from ecflow_remote.centre.isolation import isolate_resolver
+    from centre.isolation import isolate_resolver
 
     # Before any thread: the Centre's host names must never reach the machine's own resolver.
     isolate_resolver()
-    from ecflow_remote.centre import Centre, cleanup_stale, howto
+    from centre import Centre, cleanup_stale, howto
 
     cleanup_stale()
     n_ping, n_log, cut = (50, 50, 10.0) if args.quick else (200, 200, 20.0)

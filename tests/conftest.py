@@ -14,8 +14,8 @@ LINUX_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
 
 def pytest_configure(config: pytest.Config) -> None:
     if LINUX_ROOT:
-        from ecflow_remote.centre import cleanup_stale
-        from ecflow_remote.centre.isolation import isolate_resolver
+        from centre import cleanup_stale
+        from centre.isolation import isolate_resolver
 
         # Before any thread exists: from here on no Centre host name can reach the machine's real resolver.
         isolate_resolver()
@@ -36,7 +36,7 @@ def _need_root() -> None:
 @pytest.fixture(scope="session")
 def centre() -> Iterator[Any]:
     _need_root()
-    from ecflow_remote.centre import Centre
+    from centre import Centre
 
     with Centre() as c:
         yield c
@@ -46,7 +46,7 @@ def centre() -> Iterator[Any]:
 def make_centre() -> Iterator[Callable[..., Any]]:
     """A factory for Centres with special options (white lists, short certificates); all removed at the end."""
     _need_root()
-    from ecflow_remote.centre import Centre
+    from centre import Centre
 
     made: list[Any] = []
 
@@ -62,7 +62,7 @@ def make_centre() -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture(scope="session")
 def local_forward(centre: Any) -> Iterator[Any]:
-    from ecflow_remote.centre import howto
+    from centre import howto
 
     with howto.local_forward(centre) as tunnel:
         yield tunnel
@@ -70,7 +70,7 @@ def local_forward(centre: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def socks_proxy(centre: Any) -> Iterator[Any]:
-    from ecflow_remote.centre import howto
+    from centre import howto
 
     with howto.socks_proxy(centre) as tunnel:
         yield tunnel
@@ -97,7 +97,7 @@ def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
     def make(method: str = "local", centre_: Any = None, **gateway: Any) -> Any:
         c = centre_ or centre
         if method == "socks" and "socks_port" not in gateway:
-            from ecflow_remote.centre.howto import free_port
+            from centre.howto import free_port
 
             gateway["socks_port"] = free_port()  # 9050 may be taken on a developer's machine
         return c.write_profile(tmp_path / f"profile-{method}-{c.run_id}.toml", method, **gateway)
@@ -108,7 +108,7 @@ def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
 @pytest.fixture
 def tunnel_up(profile_for: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     """tunnel_up(method="local", centre_=None, **gateway_keys) -> a running ecflow_remote.Tunnel; all downed after."""
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     started: list[Any] = []
 

@@ -10,29 +10,29 @@ __version__ = "0.1.0"
 # The public API, gathered here but imported on first use, so that `ecflow-remote --help` stays fast.
 _EXPORTS: dict[str, str] = {
     "EcflowRemoteError": "ecflow_remote.errors",
-    "Profile": "ecflow_remote.profile",
-    "ProfileError": "ecflow_remote.profile",
-    "load_profile": "ecflow_remote.profile",
-    "Tunnel": "ecflow_remote.tunnel",
-    "TunnelError": "ecflow_remote.tunnel",
-    "open_tunnel": "ecflow_remote.tunnel",
-    "Endpoint": "ecflow_remote.methods",
-    "Plan": "ecflow_remote.methods",
-    "EcflowClient": "ecflow_remote.ecflow",
-    "AsyncEcflowClient": "ecflow_remote.ecflow",
-    "ServerError": "ecflow_remote.ecflow",
-    "LogServerClient": "ecflow_remote.logserver",
-    "AsyncLogServerClient": "ecflow_remote.logserver",
-    "TruncatedOutput": "ecflow_remote.logserver",
+    "Profile": "ecflow_remote.profile.model",
+    "ProfileError": "ecflow_remote.profile.model",
+    "load_profile": "ecflow_remote.profile.model",
+    "Tunnel": "ecflow_remote.tunnel.supervisor",
+    "TunnelError": "ecflow_remote.tunnel.supervisor",
+    "open_tunnel": "ecflow_remote.tunnel.supervisor",
+    "Endpoint": "ecflow_remote.plan",
+    "Plan": "ecflow_remote.plan",
+    "EcflowClient": "ecflow_remote.clients.ecflow",
+    "AsyncEcflowClient": "ecflow_remote.clients.ecflow",
+    "ServerError": "ecflow_remote.clients.ecflow",
+    "LogServerClient": "ecflow_remote.clients.logserver",
+    "AsyncLogServerClient": "ecflow_remote.clients.logserver",
+    "TruncatedOutput": "ecflow_remote.clients.logserver",
 }
 
 if TYPE_CHECKING:
-    from ecflow_remote.ecflow import AsyncEcflowClient, EcflowClient, ServerError
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient, ServerError
+    from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient, TruncatedOutput
     from ecflow_remote.errors import EcflowRemoteError
-    from ecflow_remote.logserver import AsyncLogServerClient, LogServerClient, TruncatedOutput
-    from ecflow_remote.methods import Endpoint, Plan
-    from ecflow_remote.profile import Profile, ProfileError, load_profile
-    from ecflow_remote.tunnel import Tunnel, TunnelError, open_tunnel
+    from ecflow_remote.plan import Endpoint, Plan
+    from ecflow_remote.profile.model import Profile, ProfileError, load_profile
+    from ecflow_remote.tunnel.supervisor import Tunnel, TunnelError, open_tunnel
 
 __all__ = [
     "AsyncEcflowClient",

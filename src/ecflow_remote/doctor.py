@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ecflow_remote import certs, identity
+from ecflow_remote.access import certs, identity
+from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.profile import Profile, SshTarget, load_profile
-from ecflow_remote.transport import accepts
+from ecflow_remote.profile.model import Profile, SshTarget, load_profile
 
 SSH_TIMEOUT = 20.0
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
@@ -147,7 +147,7 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
 
 
 def _ssh_base(profile: Profile) -> list[str]:
-    from ecflow_remote import ssh
+    from ecflow_remote.transport import ssh
 
     argv = [ssh.ssh_binary()]
     if profile.gateway.ssh_config:
@@ -159,7 +159,7 @@ def _ssh_base(profile: Profile) -> list[str]:
 
 
 def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, name: str) -> None:
-    from ecflow_remote import ssh
+    from ecflow_remote.transport import ssh
 
     argv = _ssh_base(profile)
     if via:
@@ -197,7 +197,8 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
     it) and only our password-checking front, with a user and password made for this run, listens on loopback TCP.
     Yields the front's address, and that user and password (the clients' proxy and proxy_auth).
     """
-    from ecflow_remote import socks, ssh
+    from ecflow_remote.access import socks
+    from ecflow_remote.transport import ssh
 
     with tempfile.TemporaryDirectory(prefix="ecflow-remote-doctor-") as tmp:  # mkdtemp: 0700
         path = socks.socket_path(Path(tmp))
@@ -232,9 +233,9 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
 async def _services(
     w: _Walk, profile: Profile, proxy: tuple[str, int], proxy_auth: tuple[str, str], timeout: float
 ) -> None:
-    from ecflow_remote.ecflow import AsyncEcflowClient, ServerError
-    from ecflow_remote.logserver import AsyncLogServerClient
-    from ecflow_remote.transport import close_stream, open_stream
+    from ecflow_remote.clients.connect import close_stream, open_stream
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, ServerError
+    from ecflow_remote.clients.logserver import AsyncLogServerClient
 
     workstation = profile.gateway.host.host
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.methods import Plan
+from ecflow_remote.plan import Plan
 
 if TYPE_CHECKING:
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
 MARK = "# ecflow-remote"
 
@@ -72,7 +72,7 @@ def write_support_files(plan: Plan, rundir: Path) -> dict[str, str]:
         files["hosts"] = str(hosts)
         files["resolv"] = str(resolv)
     if plan.socks_port is not None:
-        from ecflow_remote.socks import write_private
+        from ecflow_remote.access.socks import write_private
 
         conf = rundir / "proxychains.conf"
         write_private(conf, proxychains_text(plan))
@@ -247,7 +247,7 @@ def run(
 
 def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:
     """`ecflow-remote run [--server NAME] -- CMD`: run a command through a running tunnel; its exit status."""
-    from ecflow_remote import identity
+    from ecflow_remote.access import identity
 
     if server is not None:
         tunnel.profile.server(server)  # a clear error for an unknown name

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.methods import Endpoint, Route
+from ecflow_remote.plan import Endpoint, Route
 from ecflow_remote.suites import ecflow_client_for
 
 if TYPE_CHECKING:
-    from ecflow_remote.ecflow import AsyncEcflowClient
-    from ecflow_remote.logserver import AsyncLogServerClient, Progress
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
+    from ecflow_remote.clients.logserver import AsyncLogServerClient, Progress
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
 FOLLOW_EVERY = 1.0
 # Outputs up to this size stay in memory until verified; bigger ones are spooled to a temporary file.
@@ -50,7 +50,7 @@ class Source:
         return f"ecFlow server {self.server}"
 
     def logserver_client(self, read_timeout: float = 30.0) -> AsyncLogServerClient:
-        from ecflow_remote.logserver import AsyncLogServerClient
+        from ecflow_remote.clients.logserver import AsyncLogServerClient
 
         assert self.route is not None
         return AsyncLogServerClient(
@@ -130,8 +130,8 @@ async def read_output(
     note: Callable[[str], None] | None = None,
 ) -> None:
     """Write the whole verified output (or its last `tail` lines) to `out`; nothing at all if it is incomplete."""
-    from ecflow_remote.logserver import LogFileUnavailable
-    from ecflow_remote.transport import ConnectError
+    from ecflow_remote.clients.connect import ConnectError
+    from ecflow_remote.clients.logserver import LogFileUnavailable
 
     if source.via_logserver:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed below)
@@ -178,7 +178,7 @@ async def _follow_logserver(
     should_stop: Callable[[], bool],
     note: Callable[[str], None] | None,
 ) -> None:
-    from ecflow_remote.logserver import checksum_of
+    from ecflow_remote.clients.logserver import checksum_of
 
     client = source.logserver_client()
     first = await client.read(source.jobout)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
 
 def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _row(check: dict[str, Any]) -> dict[str, Any]:
 
 def _certificate(tunnel: Tunnel) -> dict[str, Any] | None:
     """When the gateway certificate ends (read now: a renewal shows at once), with a warning ahead of expiry."""
-    from ecflow_remote import certs
+    from ecflow_remote.access import certs
 
     cert = certs.find(tunnel.profile)
     if cert is None:

@@ -8,8 +8,8 @@ if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
 
-    from ecflow_remote.ecflow import AsyncEcflowClient, Defs, Node
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, Defs, Node
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
 # ecflow_ui 5.9.2's default node state colours (share/ecflow/etc/ecflowview_nstate_conf.json: fill_colour, with
 # font_colour black for all of them); a suspended node is drawn in the suspended colour whatever its state.
@@ -30,8 +30,8 @@ def ecflow_client_for(
     tunnel: Tunnel, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
 ) -> AsyncEcflowClient:
     """A native client for a profile server through the running tunnel, as the profile's ecFlow user."""
-    from ecflow_remote import identity
-    from ecflow_remote.ecflow import AsyncEcflowClient
+    from ecflow_remote.access import identity
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
 
     spec = tunnel.profile.server(server)  # a clear error for an unknown name
     plan = tunnel.plan()
@@ -71,7 +71,7 @@ def node_json(node: Node) -> dict[str, Any]:
 
 
 def to_json(server: str, tree: Defs | Node) -> dict[str, Any]:
-    from ecflow_remote.ecflow import Defs
+    from ecflow_remote.clients.ecflow import Defs
 
     if isinstance(tree, Defs):
         return {
@@ -93,7 +93,7 @@ def _label(node: Node) -> str:
 
 def plain_lines(server: str, tree: Defs | Node) -> list[str]:
     """Two spaces of indent a level: easy to grep and diff when piped."""
-    from ecflow_remote.ecflow import Defs
+    from ecflow_remote.clients.ecflow import Defs
 
     lines: list[str] = []
     roots = tree.suites if isinstance(tree, Defs) else [tree]
@@ -125,7 +125,7 @@ def rich_tree(server: str, tree: Defs | Node) -> Tree:
     from rich.text import Text
     from rich.tree import Tree
 
-    from ecflow_remote.ecflow import Defs
+    from ecflow_remote.clients.ecflow import Defs
 
     if isinstance(tree, Defs):
         header = Text(f"{server} ", style="bold")

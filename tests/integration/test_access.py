@@ -16,7 +16,7 @@ import pytest
 from procs import all_cmdlines
 from profiles import write_profile
 
-from ecflow_remote.runstate import wait_for
+from ecflow_remote.tunnel.rundir import wait_for
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
 PASSWORD = "Pw-7x!q2-unique"  # searched for in every process's arguments and every log below
@@ -43,7 +43,7 @@ def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:
 
 def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp_path: Path) -> None:
     from ecflow_remote import status
-    from ecflow_remote.tunnel import Tunnel, TunnelError
+    from ecflow_remote.tunnel.supervisor import Tunnel, TunnelError
 
     c = make_centre(certificate_validity="+12s")
     profile = write_profile(c, tmp_path / "p.toml", warn_before="1h")
@@ -104,10 +104,11 @@ def test_login_command_runs_in_foreground(centre: Any, tmp_path: Path) -> None:
 def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> None:
     """Two white-listed servers wanting different names: one launched program reaches both (the relay presents
     each server's own ecflow_user), and a name not configured is still refused."""
-    from ecflow_remote import relay
-    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
-    from ecflow_remote.ecflow import EcflowClient, ServerError
-    from ecflow_remote.tunnel import Tunnel
+    from centre import EcflowServerSpec, LogServerSpec
+
+    from ecflow_remote.access import relay
+    from ecflow_remote.clients.ecflow import EcflowClient, ServerError
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
     m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
@@ -164,9 +165,10 @@ def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> Non
 
 
 def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
-    from ecflow_remote.ecflow import EcflowClient, ServerError
-    from ecflow_remote.tunnel import Tunnel
+    from centre import EcflowServerSpec, LogServerSpec
+
+    from ecflow_remote.clients.ecflow import EcflowClient, ServerError
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
     c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))

@@ -8,9 +8,8 @@ import time
 from typing import Any
 
 import pytest
-
-from ecflow_remote.centre import howto, network
-from ecflow_remote.centre.centre import STATE_DIR, cleanup_stale
+from centre import howto, network
+from centre.centre import STATE_DIR, cleanup_stale
 
 ECFLOW_PYTHON = "/usr/bin/python3"  # python3-ecflow is built for Debian's Python only
 
@@ -132,7 +131,7 @@ def test_cut_link_and_restore(centre: Any, local_forward: Any) -> None:
 
 
 def test_down_leaves_nothing_even_after_a_crash(tmp_path: Any) -> None:
-    from ecflow_remote.centre import Centre
+    from centre import Centre
 
     c = Centre().up()
     run_id = c.run_id

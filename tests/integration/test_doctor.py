@@ -18,7 +18,7 @@ PASSWORD = "doc-Pw-91"
 
 @pytest.fixture
 def doc_centre(make_centre: Any) -> Any:
-    from ecflow_remote.centre import EcflowServerSpec
+    from centre import EcflowServerSpec
 
     return make_centre(
         servers=(

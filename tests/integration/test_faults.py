@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from centre import network
 from procs import cmdline, ssh_pids
 
-from ecflow_remote.centre import network
-from ecflow_remote.ecflow import EcflowClient
+from ecflow_remote.clients.ecflow import EcflowClient
+from ecflow_remote.clients.logserver import LogServerClient
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.logserver import LogServerClient
-from ecflow_remote.runstate import wait_for
-from ecflow_remote.tunnel import AlreadyRunning, Tunnel
+from ecflow_remote.tunnel.rundir import wait_for
+from ecflow_remote.tunnel.supervisor import AlreadyRunning, Tunnel
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def down_after() -> Iterator[Callable[[Tunnel], Tunnel]]:
 
 def free_socks(method: str) -> dict[str, int]:
     """A free SOCKS port for the socks method: 9050 may be another tunnel's on a shared machine."""
-    from ecflow_remote.methods import free_port
+    from ecflow_remote.plan import free_port
 
     return {"socks_port": free_port()} if method == "socks" else {}
 
@@ -276,8 +276,8 @@ def test_port_in_use_local_moves_and_says_so(
 def test_port_in_use_hosts_socks_fails_cleanly(
     profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket], method: str
 ) -> None:
-    from ecflow_remote.methods import alias_net, free_port
-    from ecflow_remote.profile import load_profile
+    from ecflow_remote.plan import alias_net, free_port
+    from ecflow_remote.profile.model import load_profile
 
     socks_port = free_port()
     profile = profile_for(method, socks_port=socks_port)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.ecflow import AsyncEcflowClient
-from ecflow_remote.logserver import AsyncLogServerClient
-from ecflow_remote.methods import free_port
-from ecflow_remote.tunnel import Tunnel
+from ecflow_remote.clients.ecflow import AsyncEcflowClient
+from ecflow_remote.clients.logserver import AsyncLogServerClient
+from ecflow_remote.plan import free_port
+from ecflow_remote.tunnel.supervisor import Tunnel
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.ecflow import Defs, EcflowClient, ServerError
-from ecflow_remote.logserver import LogFileUnavailable, LogServerClient
-from ecflow_remote.transport import ConnectError
+from ecflow_remote.clients.connect import ConnectError
+from ecflow_remote.clients.ecflow import Defs, EcflowClient, ServerError
+from ecflow_remote.clients.logserver import LogFileUnavailable, LogServerClient
 
 pytestmark = pytest.mark.integration
 

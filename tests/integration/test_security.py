@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from procs import ssh_pids
 
-from ecflow_remote.methods import free_port
-from ecflow_remote.runstate import runtime_root
-from ecflow_remote.tunnel import Tunnel
+from ecflow_remote.plan import free_port
+from ecflow_remote.tunnel.rundir import runtime_root
+from ecflow_remote.tunnel.supervisor import Tunnel
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +88,9 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     """ssh -D has no authentication: only our front listens on TCP, and it wants this start's user and password."""
     from python_socks import ProxyError
 
-    from ecflow_remote.logserver import LogServerClient
-    from ecflow_remote.socks import Credentials, socket_path
-    from ecflow_remote.transport import ConnectError
+    from ecflow_remote.access.socks import Credentials, socket_path
+    from ecflow_remote.clients.connect import ConnectError
+    from ecflow_remote.clients.logserver import LogServerClient
 
     port = free_port()
     tunnel = tunnel_up("socks", socks_port=port)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from centre.centre import EcflowServerSpec, LogServerSpec
 
 from ecflow_remote import output
-from ecflow_remote.centre.centre import EcflowServerSpec, LogServerSpec
-from ecflow_remote.ecflow import EcflowClient, ServerError
-from ecflow_remote.logserver import AsyncLogServerClient, TruncatedOutput
+from ecflow_remote.clients.ecflow import EcflowClient, ServerError
+from ecflow_remote.clients.logserver import AsyncLogServerClient, TruncatedOutput
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def test_output_falls_back_to_the_ecflow_server(centre: Any, tunnel_up: Any, pro
     # The same Centre, but the profile knows no log server: the ecFlow server reads the file itself.
     text = path.read_text().split("\n[[logserver]]")[0]
     path.write_text(text)
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     tunnel = Tunnel(path)
     try:
@@ -117,7 +117,7 @@ def test_follow_streams_appended_output(method: str, centre: Any, tunnel_up: Any
 
 
 def test_truncated_transfer_is_an_error(centre: Any) -> None:
-    from ecflow_remote.centre import howto
+    from centre import howto
 
     big = centre.outputs_dir / "lab" / "big.1"
     big.write_bytes(os.urandom(1024) * (48 * 1024))  # 48 MiB
@@ -140,7 +140,7 @@ def test_truncated_transfer_is_an_error(centre: Any) -> None:
 
 
 def test_server_cut_output_is_an_error_not_partial() -> None:
-    from ecflow_remote.ecflow import commands
+    from ecflow_remote.clients.ecflow import commands
 
     text = "a\nb\n" + f"{commands.FILE_TRUNCATED_MARKER}7. Truncated from the end of the file <<<<<<<<<\n"
     assert commands.split_file_truncation(text, 7) == ("a\nb\n", True)
@@ -151,7 +151,7 @@ def test_server_cut_output_is_an_error_not_partial() -> None:
 
 
 def test_white_listed_server(make_centre: Any, tunnel_up: Any) -> None:
-    from ecflow_remote.centre import howto
+    from centre import howto
 
     centre = make_centre(
         servers=(EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",)),),

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote import systemhosts
-from ecflow_remote.runstate import wait_for
-from ecflow_remote.tunnel import Tunnel
+from ecflow_remote.hosts import system as systemhosts
+from ecflow_remote.tunnel.rundir import wait_for
+from ecflow_remote.tunnel.supervisor import Tunnel
 
 ORIGINAL = "127.0.0.1\tlocalhost\n10.0.0.5\tprinter\n"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from procs import pids_naming
 
-from ecflow_remote.runstate import wait_for
+from ecflow_remote.tunnel.rundir import wait_for
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
 METHODS = ["local", "socks", "hosts"]
@@ -29,7 +29,7 @@ def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize("method", METHODS)
 def test_up_status_run_down(centre: Any, profile_for: Any, method: str) -> None:
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     profile = profile_for(method)
     up = cli(profile, "up", "--detach")
@@ -102,7 +102,7 @@ def test_job_output_from_both_log_servers_by_name(centre: Any, tunnel_up: Any, m
 
 
 def test_job_output_from_both_log_servers_local(centre: Any, tunnel_up: Any) -> None:
-    from ecflow_remote.logserver import LogServerClient
+    from ecflow_remote.clients.logserver import LogServerClient
 
     tunnel = tunnel_up("local")
     ports = set()
@@ -125,7 +125,7 @@ def test_python_api_context_manager(centre: Any, profile_for: Any) -> None:
 
 
 def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
-    from ecflow_remote.ecflow import EcflowClient
+    from ecflow_remote.clients.ecflow import EcflowClient
 
     tunnel = tunnel_up("local")
     before = tunnel.state()
@@ -157,7 +157,7 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
     proc = cli(profile, "up", "--detach", check=False)
     assert proc.returncode == 1
     assert "certificate" in proc.stderr and "Traceback" not in proc.stderr
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     rundir = Tunnel(profile).rundir.path
     assert pids_naming(rundir) == []
@@ -165,7 +165,7 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
 
 
 def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     profile = profile_for("local")
     tunnel = Tunnel(profile)
@@ -191,8 +191,8 @@ def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
 
 def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any) -> None:
     """A hop that refuses sessions (a Teleport proxy does): the tunnel comes up without a pty session there."""
-    from ecflow_remote.ecflow import EcflowClient
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.clients.ecflow import EcflowClient
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     c = make_centre(jump_sessions=False)
     tunnel = Tunnel(profile_for("local", c))
@@ -211,7 +211,7 @@ def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any)
 
 
 def test_a_dead_server_fails_up_by_name_unless_allowed(centre: Any, profile_for: Any) -> None:
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     profile = profile_for("local")
     with open(profile, "a") as f:  # a server in maintenance: nothing listens on that port

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from profiles import write_profile
 
-from ecflow_remote.runstate import wait_for
+from ecflow_remote.tunnel.rundir import wait_for
 
 UI_HOST = "ecfr-ui-test"  # ecflow_ui's own host name: its requests are told apart in the servers' logs
 
@@ -52,7 +52,7 @@ def display() -> Iterator[str]:
 
 def stop_ui(proc: subprocess.Popen[bytes]) -> None:
     """Stop ecflow_ui (child first, as its launch script wants), then anything left in its process group."""
-    from ecflow_remote import ui
+    from ecflow_remote.ui import launch as ui
 
     ui.stop(proc)
     # Nothing of the group may outlive the test (an ecflow_ui.x reparented to init would hold the display).
@@ -75,7 +75,7 @@ def size(path: Path) -> int:
 
 def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -> tuple[subprocess.Popen[bytes], Any]:
     """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log."""
-    from ecflow_remote import ui
+    from ecflow_remote.ui import launch as ui
 
     with open(ui_log, "wb") as out:
         return ui.launch(
@@ -95,7 +95,7 @@ def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -
 
 @pytest.mark.parametrize("method", ["hosts", "local", "socks"])
 def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str) -> None:
-    from ecflow_remote import ui
+    from ecflow_remote.ui import launch as ui
 
     tunnel = tunnel_up(method)
     logs = {spec.host: centre.server_log(spec) for spec in centre.servers}
@@ -142,7 +142,7 @@ def user_session(selection: str) -> str:
     """The user's own session (as ecflow_ui saves one): a tree and an info panel, with a node selected."""
     import json
 
-    from ecflow_remote.ui import SESSION_TEMPLATE
+    from ecflow_remote.ui.launch import SESSION_TEMPLATE
 
     session = json.loads(SESSION_TEMPLATE.read_text())
     tab = session["window_0"]["tab_0"]
@@ -161,7 +161,7 @@ def xdotool(display: str, *args: str) -> None:
 def test_ui_reads_job_output_through_the_log_server(
     centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str, server: int
 ) -> None:
-    from ecflow_remote import ui
+    from ecflow_remote.ui import launch as ui
 
     spec = centre.servers[server]
     logserver = next(ls for ls in centre.logservers if ls.host == spec.logserver)
@@ -238,9 +238,11 @@ def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: s
     """Issue 5 with ecflow_ui: white-listed servers wanting different Centre names both load, each server's log
     shows the UI's requests under its own configured name (never the laptop's), and a name not on a server's white
     list is still refused."""
-    from ecflow_remote import relay, ui
-    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
-    from ecflow_remote.tunnel import Tunnel
+    from centre import EcflowServerSpec, LogServerSpec
+
+    from ecflow_remote.access import relay
+    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.ui import launch as ui
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
     m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
@@ -312,12 +314,13 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     ECF_CUSTOM_PASSWD by user, host and port) and ECF_USER for every other server: the password server gets its
     custom user, the plain one the login name (an inherited ECF_USER must not reach it), both load, and the
     password is in no process's arguments and no file of the run dir but the 0600 password file."""
+    from centre import EcflowServerSpec, LogServerSpec
     from procs import all_cmdlines
     from test_access import PASSWORD
 
-    from ecflow_remote import relay, ui
-    from ecflow_remote.centre import EcflowServerSpec, LogServerSpec
-    from ecflow_remote.tunnel import Tunnel
+    from ecflow_remote.access import relay
+    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.ui import launch as ui
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
     m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2")

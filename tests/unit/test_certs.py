@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ecflow_remote import certs
-from ecflow_remote.profile import Profile, load_profile
+from ecflow_remote.access import certs
+from ecflow_remote.profile.model import Profile, load_profile
 
 KEYGEN = """\
 /home/u/.ssh/id_ed25519-cert.pub:

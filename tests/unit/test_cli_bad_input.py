@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ecflow_remote.cli import main
+from ecflow_remote.cli.main import main
 
 GOOD = """\
 [gateway]

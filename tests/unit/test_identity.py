@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecflow_remote import identity
-from ecflow_remote.methods import Endpoint, Plan
-from ecflow_remote.profile import Profile, load_profile
+from ecflow_remote.access import identity
+from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Profile, load_profile
 
 
 def _profile(tmp_path: Path) -> Profile:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ecflow_remote.cli import main
-from ecflow_remote.newprofile import InitError, parse_logserver, parse_server
-from ecflow_remote.profile import load_profile
+from ecflow_remote.cli.main import main
+from ecflow_remote.profile.model import load_profile
+from ecflow_remote.profile.new import InitError, parse_logserver, parse_server
 
 
 def invoke(profile: Path, *args: str, input: str | None = None) -> tuple[int, str]:
@@ -92,7 +92,7 @@ def test_not_a_terminal_never_asks(tmp_path: Path) -> None:
 
 
 def test_questions_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ecflow_remote.cli._interactive", lambda: True)
+    monkeypatch.setattr("ecflow_remote.cli.main._interactive", lambda: True)
     path = tmp_path / "p.toml"
     answers = "user1@machine1\nuser1@jump\nmachine1=machine1:4141\n\nlogserver1\n\nsocks\n"
     code, out = invoke(path, input=answers)

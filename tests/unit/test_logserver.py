@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from logserver_fakes import BROKEN_GETF, CONTENT, PATH, SHA1, answering_getf, delta, honest, list_line, with_dir
 
-from ecflow_remote.logserver import (
+from ecflow_remote.clients.logserver import (
     AsyncLogServerClient,
     LogFileUnavailable,
     LogServerError,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.methods import Plan, PortInUse, plan_for
-from ecflow_remote.profile import Gateway, LogServer, Profile, Server, SshTarget
+from ecflow_remote.plan import Plan, PortInUse, plan_for
+from ecflow_remote.profile.model import Gateway, LogServer, Profile, Server, SshTarget
 
 
 def profile(method: str = "local", socks_port: int = 0, servers: tuple[Server, ...] | None = None) -> Profile:
@@ -79,7 +79,7 @@ def test_plan_survives_json_round_trip() -> None:
 
 
 def test_is_loopback() -> None:
-    from ecflow_remote.methods import is_loopback
+    from ecflow_remote.plan import is_loopback
 
     for host in ("127.0.0.1", "127.77.0.3", "::1"):
         assert is_loopback(host) and is_loopback(host, by_name=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote import peers
+from ecflow_remote.access import peers
 
 linux = pytest.mark.skipif(sys.platform != "linux", reason="the peer check is Linux-only")
 

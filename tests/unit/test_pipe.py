@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_peers import foreign_client, needs_root
 
-from ecflow_remote import pipe
+from ecflow_remote.access import pipe
 
 
 class _Straight(pipe.Client):

@@ -13,9 +13,9 @@ from typing import NoReturn
 
 import pytest
 
-import ecflow_remote.profile as profile_module
+import ecflow_remote.profile.model as profile_module
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.profile import (
+from ecflow_remote.profile.model import (
     METHODS,
     Gateway,
     LogServer,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from test_peers import foreign_client, needs_root
 
-from ecflow_remote import relay
-from ecflow_remote.ecflow import commands, wire
-from ecflow_remote.methods import free_port
+from ecflow_remote.access import relay
+from ecflow_remote.clients.ecflow import commands, wire
+from ecflow_remote.plan import free_port
 
 ME = "laptop"
 

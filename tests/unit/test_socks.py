@@ -19,7 +19,7 @@ from python_socks import ProxyError, ProxyType
 from python_socks.sync import Proxy
 from test_peers import foreign_client, needs_root
 
-from ecflow_remote.socks import Credentials, SocksFront, socket_path
+from ecflow_remote.access.socks import Credentials, SocksFront, socket_path
 
 CREDS = Credentials("ecflow-remote", "s3cret-for-tests")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote import ssh
-from ecflow_remote.methods import Endpoint, Plan
-from ecflow_remote.profile import Gateway, Profile, Server, SshTarget
+from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
+from ecflow_remote.transport import ssh
 
 
 def _profile(jumps: int = 1, config: Path | None = Path("/cfg")) -> Profile:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote import launch, systemhosts
-from ecflow_remote.methods import Endpoint, Plan
-from ecflow_remote.systemhosts import SystemHostsError, add_block, has_block, remove_block
+from ecflow_remote import launch
+from ecflow_remote.hosts import system as systemhosts
+from ecflow_remote.hosts.system import SystemHostsError, add_block, has_block, remove_block
+from ecflow_remote.plan import Endpoint, Plan
 
 ORIGINAL = "127.0.0.1\tlocalhost\n# the user's own comment\n10.0.0.5\tprinter  # keep me\n::1\tip6-localhost\n"
 MAP1 = {"machine1": "127.77.5.1", "logserver1": "127.77.5.2"}
@@ -156,7 +157,7 @@ def test_not_writable_refuses_with_the_sudo_command(hosts: Path, monkeypatch: py
         systemhosts.add(hosts, "t1", MAP1)
     message = str(err.value)
     assert "permission denied" in message and "sudo " in message
-    assert "-m ecflow_remote.systemhosts add t1 machine1=127.77.5.1 logserver1=127.77.5.2" in message
+    assert "-m ecflow_remote.hosts.system add t1 machine1=127.77.5.1 logserver1=127.77.5.2" in message
     assert hosts.read_text() == ORIGINAL
     assert not hosts.with_name("hosts.ecflow-remote.bak").exists()
 
@@ -165,7 +166,7 @@ def test_not_writable_but_block_in_place_is_fine(hosts: Path, monkeypatch: pytes
     add_block(hosts, "t1", MAP1)
     monkeypatch.setattr(systemhosts.os, "access", lambda path, mode: False)
     assert not systemhosts.add(hosts, "t1", MAP1)  # e.g. added once with sudo
-    with pytest.raises(SystemHostsError, match=r"sudo .* -m ecflow_remote.systemhosts remove t1"):
+    with pytest.raises(SystemHostsError, match=r"sudo .* -m ecflow_remote.hosts.system remove t1"):
         systemhosts.remove(hosts, "t1")
 
 
@@ -248,7 +249,7 @@ GOOD = '[gateway]\nhost = "user1@machine1"\n{extra}\n[[server]]\nname = "m1"\nho
 
 
 def test_profile_system_hosts_key(tmp_path: Path) -> None:
-    from ecflow_remote.profile import ProfileError, load_profile, render_profile
+    from ecflow_remote.profile.model import ProfileError, load_profile, render_profile
 
     path = tmp_path / "p.toml"
     path.write_text(GOOD.format(extra=""))

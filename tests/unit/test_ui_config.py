@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote import ui
-from ecflow_remote.methods import Endpoint, Plan
-from ecflow_remote.profile import load_profile
-from ecflow_remote.uiconfig import read_servers_txt
+from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import load_profile
+from ecflow_remote.ui import launch as ui
+from ecflow_remote.ui.servers import read_servers_txt
 
 PROFILE = """\
 [gateway]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.uiconfig import (
+from ecflow_remote.ui.servers import (
     HEADER,
     UiConfigError,
     UiServer,

@@ -1,0 +1,441 @@
+"""One simulated Centre, brought up and down by one call: what the tests and `make demo` run against."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from centre import network, pki, services
+from centre.network import Host, Topology
+
+STATE_DIR = Path("/run/ecflow-remote-centre")
+RUN_PREFIX = "ecr"
+CENTRE_USER = "user1"
+CENTRE_UID = 4242  # the Centre account's uid inside the Centre's own /etc/passwd view
+# The account white-listed ecFlow servers run as, and their administrator: ecFlow always admits the user it runs
+# as, so with its own account only the white list decides whether user1 (or anyone else) gets in.
+SERVER_USER = "ecfadmin"
+SERVER_UID = 4243
+
+
+class CentreError(RuntimeError):
+    """The simulated Centre could not be built or driven."""
+
+
+@dataclass(frozen=True)
+class EcflowServerSpec:
+    host: str
+    port: int
+    suite: str
+    logserver: str
+    # ECF_LISTS users (read-write), at least one; the server's own account (SERVER_USER) is always admitted.
+    # None = open to all.
+    white_list: tuple[str, ...] | None = None
+    # ECF_CUSTOM_PASSWD entries (user, password) for password access control; None = no password file
+    passwords: tuple[tuple[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class LogServerSpec:
+    host: str
+    port: int = 9316
+
+
+DEFAULT_SERVERS = (
+    EcflowServerSpec("machine1", 4141, "lab", "logserver1"),
+    EcflowServerSpec("machine2", 3142, "ops", "logserver2"),
+)
+DEFAULT_LOGSERVERS = (LogServerSpec("logserver1"), LogServerSpec("logserver2"))
+
+
+@dataclass
+class Centre:
+    """A simulated Centre. Use as a context manager, or call up() and down() (down is safe to call twice)."""
+
+    servers: Sequence[EcflowServerSpec] = DEFAULT_SERVERS
+    logservers: Sequence[LogServerSpec] = DEFAULT_LOGSERVERS
+    certificate_validity: str = "+12h"
+    jump_sessions: bool = True  # False: the jump host refuses sessions (forwarding only), as a Teleport proxy
+    detached: bool = False  # True: outlives this process (the `python -m centre up` case)
+    run_id: str = field(default_factory=lambda: RUN_PREFIX + secrets.token_hex(3)[:5])
+    base: Path = field(init=False)
+    topology: Topology | None = field(init=False, default=None)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
+    _loaded: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.base = Path(f"/tmp/ecfr-{self.run_id}")
+
+    # ------------------------------------------------------------------------------------------ paths
+    @property
+    def home_dir(self) -> Path:
+        """The laptop's private SSH material: key, certificate, known_hosts, ssh_config."""
+        return self.base / "home"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.home_dir / "ssh_config"
+
+    @property
+    def user_key(self) -> Path:
+        return self.home_dir / "id_ed25519"
+
+    @property
+    def certificate(self) -> Path:
+        return Path(f"{self.user_key}-cert.pub")
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def jump(self) -> str:
+        return f"{CENTRE_USER}@jump"
+
+    @property
+    def workstation(self) -> str:
+        return f"{CENTRE_USER}@machine1"
+
+    @property
+    def centre_user(self) -> str:
+        return CENTRE_USER
+
+    def ecf_home(self, spec: EcflowServerSpec) -> Path:
+        return self.base / "ecf" / f"{spec.host}-{spec.port}"
+
+    def server_log(self, spec: EcflowServerSpec) -> Path:
+        """The ecFlow server's own log: one line per request, naming the user."""
+        return self.ecf_home(spec) / f"{spec.host}.{spec.port}.ecf.log"
+
+    def logserver_log(self, spec: LogServerSpec) -> Path:
+        return self.base / "logsvr" / f"{spec.host}.log"
+
+    def jobout(self, spec: EcflowServerSpec, task: str = "f1/hello") -> Path:
+        return self.outputs_dir / spec.suite / f"{task}.1"
+
+    def server(self, host: str) -> EcflowServerSpec:
+        return next(s for s in self.servers if s.host == host)
+
+    def host(self, name: str) -> Host:
+        assert self.topology is not None, "Centre is not up"
+        return self.topology.host(name)
+
+    # ------------------------------------------------------------------------------------------ up/down
+    def __enter__(self) -> Centre:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def up(self) -> Centre:
+        """Build everything; on any failure, undo what was made and raise."""
+        if os.geteuid() != 0:
+            raise CentreError("the simulated Centre needs root (network namespaces): run as root, e.g. sudo make test")
+        for tool in ("ip", "sshd", "ecflow_server", "ecflow_client", "ssh-keygen", "unshare", "setpriv"):
+            if not shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin"):
+                raise CentreError(f"{tool} is missing: run scripts/install-deps as root")
+        self._write_state()
+        try:
+            self._build()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _write_state(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.base.mkdir(parents=True)
+        os.chmod(self.base, 0o755)
+        state = {
+            "run_id": self.run_id,
+            "base": str(self.base),
+            "owner": None if self.detached else os.getpid(),
+            "lan_net": None,
+        }
+        self._state_file.write_text(json.dumps(state))
+
+    @property
+    def _state_file(self) -> Path:
+        return STATE_DIR / f"{self.run_id}.json"
+
+    def _build(self) -> None:
+        hosts = list(dict.fromkeys([s.host for s in self.servers] + [lg.host for lg in self.logservers]))
+        if "machine1" not in hosts:
+            hosts.insert(0, "machine1")  # the workstation always exists
+        etc = self._etc_views(["jump", *hosts])
+        self.topology = topo = network.build(self.run_id, hosts, etc)
+        state = json.loads(self._state_file.read_text())
+        state["lan_net"] = topo.lan_net
+        self._state_file.write_text(json.dumps(state))
+        self._make_pki()
+        home = services.ensure_dir(self.base / "centre-home" / CENTRE_USER)
+        os.chown(home, CENTRE_UID, CENTRE_UID)
+        admin_home = services.ensure_dir(self.base / "centre-home" / SERVER_USER)
+        os.chown(admin_home, SERVER_UID, SERVER_UID)
+        for name in ("jump", "machine1"):
+            self.start_sshd(name)
+        services.ensure_dir(self.outputs_dir)
+        services.ensure_dir(self.base / "logsvr")
+        for lg in self.logservers:
+            self.start_logserver(lg.host)
+        for spec in self.servers:
+            self._load_server(spec)
+        for spec in self.servers:
+            services.wait_task_state(
+                self.host(spec.host), spec.port, f"/{spec.suite}/f1/hello", ["complete"], SERVER_UID
+            )
+            services.wait_task_state(
+                self.host(spec.host), spec.port, f"/{spec.suite}/f1/fails", ["aborted"], SERVER_UID
+            )
+
+    def _etc_views(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each Centre host's /etc/passwd, group and shadow views, with the Centre account added."""
+        passwd = Path("/etc/passwd").read_text()
+        group = Path("/etc/group").read_text()
+        shadow = Path("/etc/shadow").read_text()
+        home = self.base / "centre-home" / CENTRE_USER
+        admin_home = self.base / "centre-home" / SERVER_USER
+        views = {
+            "passwd": passwd
+            + f"{CENTRE_USER}:x:{CENTRE_UID}:{CENTRE_UID}:Centre user:{home}:/bin/bash\n"
+            + f"{SERVER_USER}:x:{SERVER_UID}:{SERVER_UID}:ecFlow servers:{admin_home}:/bin/sh\n",
+            "group": group + f"{CENTRE_USER}:x:{CENTRE_UID}:\n{SERVER_USER}:x:{SERVER_UID}:\n",
+            # '*' not '!': a locked account is refused by sshd even with a valid certificate.
+            "shadow": shadow + f"{CENTRE_USER}:*:19000:0:99999:7:::\n{SERVER_USER}:*:19000:0:99999:7:::\n",
+        }
+        return {name: views for name in names}
+
+    def _make_pki(self) -> None:
+        assert self.topology is not None
+        pkid = services.ensure_dir(self.base / "pki", 0o700)
+        host_ca = pki.keygen(pkid / "host_ca", "centre host CA")
+        user_ca = pki.keygen(pkid / "user_ca", "centre user CA")
+        for name in ("jump", "machine1"):
+            sshd = services.ensure_dir(self.base / "sshd" / name, 0o700)
+            key = pki.keygen(sshd / "host_key", f"{name} host key")
+            host = self.host(name)
+            principals = [name, host.address]
+            if name == "jump":
+                principals.append(self.topology.jump_home_address)
+            pki.sign_host(host_ca, key, f"{name}-host", principals)
+            sessions = self.jump_sessions or name != "jump"
+            services.write_sshd_config(host, sshd, Path(f"{user_ca}.pub"), sessions)
+        services.ensure_dir(self.home_dir, 0o700)
+        pki.keygen(self.user_key, "laptop user key")
+        self.issue_certificate(self.certificate_validity)
+        host_ca_pub = Path(f"{host_ca}.pub").read_text().strip()
+        (self.home_dir / "known_hosts").write_text(f"@cert-authority * {host_ca_pub}\n")
+        self.ssh_config.write_text(self._ssh_config_text())
+
+    def _ssh_config_text(self) -> str:
+        assert self.topology is not None
+        return f"""\
+# The laptop's view of the simulated Centre {self.run_id}: use with ssh -F; never the user's ~/.ssh.
+Host jump
+    HostName {self.topology.jump_home_address}
+Host *
+    User {CENTRE_USER}
+    IdentityFile {self.user_key}
+    CertificateFile {self.certificate}
+    IdentitiesOnly yes
+    IdentityAgent none
+    UserKnownHostsFile {self.home_dir / "known_hosts"}
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    UpdateHostKeys no
+    ConnectTimeout 5
+"""
+
+    def issue_certificate(self, validity: str = "+12h") -> Path:
+        """Sign a new user certificate, as `tsh login` would (validity as ssh-keygen -V: "+12h", "+15s")."""
+        return pki.sign_user(self.base / "pki" / "user_ca", self.user_key, "laptop", [CENTRE_USER], validity)
+
+    def _load_server(self, spec: EcflowServerSpec) -> None:
+        ecf_home = services.ensure_dir(self.ecf_home(spec))
+        out = services.ensure_dir(self.outputs_dir)
+        logport = next(lg.port for lg in self.logservers if lg.host == spec.logserver)
+        definition = services.write_suite(spec.suite, ecf_home, out, spec.logserver, logport)
+        self.start_server(spec.host, spec.port)
+        host = self.host(spec.host)
+        admin = SERVER_UID
+        services.ecflow_client(host, spec.port, [f"--load={definition}"], as_user=admin)
+        services.ecflow_client(host, spec.port, ["--restart"], as_user=admin)
+        services.ecflow_client(host, spec.port, [f"--begin={spec.suite}"], as_user=admin)
+        self._loaded.add(spec.host)
+
+    def _server_env(self, spec: EcflowServerSpec) -> dict[str, str]:
+        env: dict[str, str] = {}
+        ecf_home = self.ecf_home(spec)
+        lists = ecf_home / "ecf.lists"
+        if spec.white_list is not None:
+            lists.write_text("4.4.14\n" + "".join(f"{u}\n" for u in spec.white_list))
+            env["ECF_LISTS"] = str(lists)
+        if spec.passwords is not None:
+            pw = ecf_home / "ecf.custom_passwd"
+            lines = [f"{user} {spec.host} {spec.port} {password}" for user, password in spec.passwords]
+            pw.write_text("5.9.2\n" + "\n".join(lines) + "\n")
+            os.chmod(pw, 0o600)
+            env["ECF_CUSTOM_PASSWD"] = str(pw)
+        return env
+
+    def down(self) -> None:
+        """Kill what up() started and remove every namespace, link, route and file it made; idempotent."""
+        lan_net = self.topology.lan_net if self.topology else None
+        # SIGKILL everything inside the namespaces at once: a graceful stop of each daemon costs seconds.
+        destroy(self.run_id, lan_net)
+        for proc in self._procs.values():
+            services.stop(proc)
+        self._procs.clear()
+        self.topology = None
+
+    # ------------------------------------------------------------------------------------- fault knobs
+    def start_sshd(self, name: str) -> None:
+        self._procs[f"sshd:{name}"] = services.start_sshd(self.host(name), self.base / "sshd" / name)
+
+    def stop_sshd(self, name: str) -> None:
+        """Stop the listening sshd; established sessions (their own sshd children) keep running, as in life."""
+        services.stop(self._procs.pop(f"sshd:{name}", None))
+
+    def start_server(self, host: str, port: int | None = None) -> None:
+        spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
+        as_user = None
+        if spec.white_list is not None:
+            # Run by its own account (ecFlow always admits the server's own user: root, or user1, would be let in).
+            as_user = SERVER_UID
+            for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
+                subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
+        self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
+            self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec), as_user
+        )
+        if spec.host in self._loaded:
+            # A restarted server recovers its suite from the check point but comes up HALTED.
+            services.ecflow_client(self.host(host), spec.port, ["--restart"], as_user=SERVER_UID)
+
+    def stop_server(self, host: str, port: int | None = None) -> None:
+        spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
+        services.stop(self._procs.pop(f"ecflow:{host}:{spec.port}", None))
+
+    def start_logserver(self, host: str) -> None:
+        spec = next(lg for lg in self.logservers if lg.host == host)
+        self._procs[f"logsvr:{host}"] = services.start_logserver(
+            self.host(host), spec.port, [self.outputs_dir], self.base / "logsvr"
+        )
+
+    def stop_logserver(self, host: str) -> None:
+        services.stop(self._procs.pop(f"logsvr:{host}", None))
+
+    def cut_link(self) -> None:
+        """The laptop loses its network (Wi-Fi gone): packets to and from the jump host are dropped."""
+        network.set_link(self.host("jump").netns, "home0", up=False)
+
+    def restore_link(self) -> None:
+        network.set_link(self.host("jump").netns, "home0", up=True)
+
+    def exec(
+        self, host: str, argv: Sequence[str], *, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command on a Centre host (inside its namespace, with its host name and /etc view)."""
+        return services.host_exec(self.host(host), argv, check=check, timeout=timeout)
+
+    def python_in(self, host: str, code: str) -> str:
+        """Run Debian's python3 (which has python3-ecflow) on a Centre host; its stdout."""
+        return self.exec(host, ["/usr/bin/python3", "-c", code]).stdout
+
+    def ecflow_client(
+        self, host: str, port: int, args: Sequence[str], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """ecflow_client run at the Centre by the servers' own account (which every server admits)."""
+        return services.ecflow_client(self.host(host), port, args, as_user=SERVER_UID, check=check)
+
+    def write_profile(self, path: Path, method: str = "local", **gateway: Any) -> Path:
+        """An ecflow-remote profile for this Centre: every server and log server, through jump to machine1."""
+        lines = [
+            "[gateway]",
+            f'jump = "{self.jump}"',
+            f'host = "{self.workstation}"',
+            f'ssh_config = "{self.ssh_config}"',
+            f'method = "{method}"',
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in gateway.items()]
+        for spec in self.servers:
+            lines += [
+                "",
+                "[[server]]",
+                f'name = "{spec.host}"' if spec.port in (4141, 3142) else f'name = "{spec.host}-{spec.port}"',
+                f'host = "{spec.host}"',
+                f"port = {spec.port}",
+            ]
+        for lg in self.logservers:
+            lines += ["", "[[logserver]]", f'host = "{lg.host}"', f"port = {lg.port}"]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def destroy(run_id: str, lan_net: str | None = None) -> None:
+    """Remove one Centre by its id, from its state file if it has one: processes, namespaces, routes, files."""
+    state_file = STATE_DIR / f"{run_id}.json"
+    base = Path(f"/tmp/ecfr-{run_id}")
+    if lan_net is None and state_file.exists():
+        try:
+            lan_net = json.loads(state_file.read_text()).get("lan_net")
+        except (OSError, ValueError):
+            lan_net = None
+    # Every process inside our namespaces is ours (daemons, task jobs, sshd sessions): kill them all first.
+    namespaces = network.list_netns(run_id)
+    for _ in range(50):
+        pids = [pid for ns in namespaces for pid in network.netns_pids(ns)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    network.destroy(run_id, lan_net)
+    shutil.rmtree(base, ignore_errors=True)
+    state_file.unlink(missing_ok=True)
+
+
+def cleanup_stale(everything: bool = False) -> list[str]:
+    """Destroy Centres whose owner process is gone (an interrupted run); with everything=True, all of them."""
+    ids: set[str] = set()
+    ids.update(p.stem for p in STATE_DIR.glob(f"{RUN_PREFIX}*.json"))
+    ids.update(ns.split("-")[0] for ns in network.all_netns() if ns.startswith(RUN_PREFIX))
+    ids.update(p.name.split("-")[0] for p in network.NETNS_ETC.glob(f"{RUN_PREFIX}*-*"))
+    ids.update(p.name.removeprefix("ecfr-") for p in Path("/tmp").glob(f"ecfr-{RUN_PREFIX}*"))
+    removed = []
+    for run_id in sorted(ids):
+        state_file = STATE_DIR / f"{run_id}.json"
+        owner = None
+        detached = False
+        if state_file.exists():
+            try:
+                owner = json.loads(state_file.read_text()).get("owner")
+                detached = owner is None
+            except (OSError, ValueError):
+                pass
+        if not everything and (detached or (owner is not None and _pid_alive(owner))):
+            continue
+        destroy(run_id)
+        removed.append(run_id)
+    return removed

@@ -1,0 +1,340 @@
+"""Certificate lifetime (Teleport's tsh, or the OpenSSH certificate ssh uses) and `login` to renew it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.profile.model import Profile, SshTarget
+
+# ssh -G and ssh-keygen answer in milliseconds; a hung agent socket must not hang `status` or the supervisor.
+TOOL_TIMEOUT = 5.0
+
+
+class CertificateError(EcflowRemoteError):
+    """The certificate cannot be renewed from here (no login command), or the login command failed."""
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """When the certificate the gateway connection uses ends. valid_until None means "forever"."""
+
+    source: str  # "tsh", "file <path>" or "agent"
+    valid_until: float | None
+    valid_from: float | None = None
+    path: str | None = None
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        if self.valid_until is None:
+            return None
+        return self.valid_until - (time.time() if now is None else now)
+
+    def expired(self, now: float | None = None) -> bool:
+        left = self.seconds_left(now)
+        return left is not None and left <= 0
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        left = self.seconds_left(now)
+        return {
+            "valid_until": self.valid_until,
+            "seconds_left": None if left is None else round(left, 1),
+            "source": self.source,
+        }
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+
+def parse_keygen_validity(text: str) -> tuple[float | None, float | None] | None:
+    """(from, to) as epoch seconds from `ssh-keygen -L` output; None values mean unbounded; None if no line."""
+    m = re.search(r"^\s*Valid:\s*(.+?)\s*$", text, re.MULTILINE)
+    if not m:
+        return None
+    value = m.group(1)
+    if value == "forever":
+        return None, None
+    # ssh-keygen prints local time without a zone: "from 2024-05-01T10:00:00 to 2024-05-01T22:00:00",
+    # "after ..." or "before ...".
+    start = re.search(r"(?:from|after)\s+(\S+)", value)
+    end = re.search(r"(?:to|before)\s+(\S+)", value)
+    return (_local_time(start.group(1)) if start else None, _local_time(end.group(1)) if end else None)
+
+
+def _local_time(text: str) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_tsh_status(text: str) -> float | None:
+    """active.valid_until of `tsh status --format=json` (RFC 3339) as epoch seconds; None if absent."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    active = data.get("active") if isinstance(data, dict) else None
+    value = active.get("valid_until") if isinstance(active, dict) else None
+    if not isinstance(value, str):
+        return None
+    # Go prints nanoseconds and "Z"; fromisoformat (3.11) takes at most microseconds.
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00"))
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_ssh_g(text: str) -> dict[str, list[str]]:
+    """`ssh -G` output: lower-case keyword -> every value (identityfile and certificatefile repeat)."""
+    result: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            result.setdefault(key.lower(), []).append(value.strip())
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ finding
+
+
+def uses_tsh(profile: Profile) -> bool:
+    """tsh is installed and is the way this profile logs in (its login command, or none given)."""
+    if shutil.which("tsh") is None:
+        return False
+    login = profile.gateway.login
+    if not login:
+        return True
+    parts = shlex.split(login)
+    return bool(parts) and Path(parts[0]).name == "tsh"
+
+
+def first_hop(profile: Profile) -> SshTarget:
+    """The host whose certificate check comes first: the first jump host, else the workstation."""
+    return profile.gateway.jump[0] if profile.gateway.jump else profile.gateway.host
+
+
+def find(profile: Profile) -> Certificate | None:
+    """The certificate the gateway connection uses, or None when none is found."""
+    if uses_tsh(profile):
+        cert = _from_tsh()
+        if cert is not None:
+            return cert
+    return _from_openssh(profile)
+
+
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _from_tsh() -> Certificate | None:
+    tsh = shutil.which("tsh")
+    done = _run([tsh, "status", "--format=json"]) if tsh else None
+    if done is None or done.returncode != 0:
+        return None
+    until = parse_tsh_status(done.stdout)
+    return Certificate("tsh", until) if until is not None else None
+
+
+def ssh_settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
+    """What ssh would use for `target` (default: the first hop), from `ssh -G` with the profile's config."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        return {}
+    hop = target or first_hop(profile)
+    argv = [ssh, "-G"]
+    if profile.gateway.ssh_config:
+        argv += ["-F", str(profile.gateway.ssh_config)]
+    if hop.user:
+        argv += ["-l", hop.user]
+    if hop.port is not None:
+        argv += ["-p", str(hop.port)]
+    done = _run([*argv, "--", hop.host])
+    return parse_ssh_g(done.stdout) if done and done.returncode == 0 else {}
+
+
+def certificate_files(settings: dict[str, list[str]]) -> list[Path]:
+    """Candidate certificate files, in ssh's order: CertificateFile, then each IdentityFile's -cert.pub."""
+    paths = [Path(os.path.expanduser(p)) for p in settings.get("certificatefile", [])]
+    paths += [Path(os.path.expanduser(p) + "-cert.pub") for p in settings.get("identityfile", [])]
+    return list(dict.fromkeys(p for p in paths if p.is_file()))
+
+
+def read_certificate_file(path: Path) -> Certificate | None:
+    keygen = shutil.which("ssh-keygen")
+    done = _run([keygen, "-L", "-f", str(path)]) if keygen else None
+    if done is None or done.returncode != 0:
+        return None
+    validity = parse_keygen_validity(done.stdout)
+    if validity is None:
+        return None
+    return Certificate(f"file {path}", validity[1], validity[0], str(path))
+
+
+def _from_agent(settings: dict[str, list[str]]) -> list[Certificate]:
+    agent = (settings.get("identityagent") or ["SSH_AUTH_SOCK"])[0]
+    if agent.lower() == "none":
+        return []
+    add = shutil.which("ssh-add")
+    env_sock = os.environ.get("SSH_AUTH_SOCK")
+    if add is None or (agent == "SSH_AUTH_SOCK" and not env_sock):
+        return []
+    env = dict(os.environ)
+    if agent not in ("SSH_AUTH_SOCK", "$SSH_AUTH_SOCK"):
+        env["SSH_AUTH_SOCK"] = os.path.expanduser(agent)
+    try:
+        done = subprocess.run([add, "-L"], capture_output=True, text=True, timeout=TOOL_TIMEOUT, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in done.stdout.splitlines():
+        if "-cert-v01@openssh.com" not in line.split(" ", 1)[0]:
+            continue
+        with tempfile.NamedTemporaryFile("w", suffix="-cert.pub", delete=False) as f:
+            f.write(line + "\n")
+        try:
+            cert = read_certificate_file(Path(f.name))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(f.name)
+        if cert is not None:
+            found.append(Certificate("agent", cert.valid_until, cert.valid_from))
+    return found
+
+
+def _from_openssh(profile: Profile) -> Certificate | None:
+    settings = ssh_settings(profile)
+    found = [c for c in (read_certificate_file(p) for p in certificate_files(settings)) if c is not None]
+    found += _from_agent(settings)
+    if not found:
+        return None
+    # ssh offers them all; the one that lasts longest is the one that keeps working.
+    return max(found, key=lambda c: float("inf") if c.valid_until is None else c.valid_until)
+
+
+def fingerprint(profile: Profile) -> tuple[object, ...]:
+    """Changes when the certificate is renewed (a new file, a new agent key, a new tsh session): cheap to poll."""
+    if uses_tsh(profile):
+        cert = _from_tsh()
+        return ("tsh", cert.valid_until if cert else None)
+    settings = ssh_settings(profile)
+    stamps: list[object] = []
+    for path in certificate_files(settings):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            stamps.append((str(path), st.st_mtime_ns, st.st_size))
+    if _from_agent_possible(settings):
+        stamps.append(tuple(c.valid_until for c in _from_agent(settings)))
+    return tuple(stamps)
+
+
+def _from_agent_possible(settings: dict[str, list[str]]) -> bool:
+    agent = (settings.get("identityagent") or ["SSH_AUTH_SOCK"])[0]
+    return agent.lower() != "none" and (agent != "SSH_AUTH_SOCK" or bool(os.environ.get("SSH_AUTH_SOCK")))
+
+
+# ------------------------------------------------------------------------------------------------ words
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def clock(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def renew_hint(profile: Profile) -> str:
+    command = login_command(profile)
+    if command:
+        return f"renew it with `ecflow-remote login` (runs `{shlex.join(command)}`)"
+    return (
+        f'renew it as your site does (Teleport: `tsh login`), or set login = "..." in [gateway] of '
+        f"{profile.path} so that `ecflow-remote login` does it"
+    )
+
+
+def problem(profile: Profile, cert: Certificate | None, now: float | None = None) -> str | None:
+    """The plain-words reason the gateway would refuse us, if the certificate explains it; else None."""
+    if cert is None:
+        return None
+    if cert.expired(now):
+        assert cert.valid_until is not None
+        return (
+            f"your SSH certificate expired at {clock(cert.valid_until)} ({cert.source}): {renew_hint(profile)}; "
+            "the tunnel reconnects by itself once it is renewed"
+        )
+    if cert.valid_from is not None and cert.valid_from > (time.time() if now is None else now):
+        return f"your SSH certificate is not valid before {clock(cert.valid_from)} ({cert.source}): check the clock"
+    return None
+
+
+def warning(profile: Profile, cert: Certificate | None, now: float | None = None) -> str | None:
+    """A warning when the certificate ends within gateway.warn_before; None otherwise (or when already expired)."""
+    if cert is None:
+        return None
+    left = cert.seconds_left(now)
+    if left is None or left <= 0 or left > profile.gateway.warn_before:
+        return None
+    assert cert.valid_until is not None
+    return f"certificate expires in {duration(left)} (at {clock(cert.valid_until)}): {renew_hint(profile)}"
+
+
+def summary(profile: Profile, cert: Certificate | None, now: float | None = None) -> str:
+    """One line for status and doctor."""
+    if cert is None:
+        return "no SSH certificate found (ssh -G, agent, tsh)"
+    left = cert.seconds_left(now)
+    if left is None:
+        return f"valid forever ({cert.source})"
+    if left <= 0:
+        return f"EXPIRED at {clock(cert.valid_until or 0)} ({cert.source}): {renew_hint(profile)}"
+    text = f"{duration(left)} left, until {clock(cert.valid_until or 0)} ({cert.source})"
+    return text + (" — renew soon" if left <= profile.gateway.warn_before else "")
+
+
+# ------------------------------------------------------------------------------------------------ login
+
+
+def login_command(profile: Profile) -> list[str] | None:
+    """The profile's login command, or `tsh login` when tsh is installed; None when there is none."""
+    if profile.gateway.login:
+        return shlex.split(profile.gateway.login)
+    tsh = shutil.which("tsh")
+    return [tsh, "login"] if tsh else None
+
+
+def login(profile: Profile) -> int:
+    """Run the login command in the foreground, with this terminal (it may ask for a password or a token)."""
+    command = login_command(profile)
+    if command is None:
+        raise CertificateError(
+            f'no login command: set login = "..." in [gateway] of {profile.path} (for Teleport: '
+            'login = "tsh login --proxy=..."), or renew your SSH certificate as your site does'
+        )
+    try:
+        return subprocess.call(command)
+    except FileNotFoundError:
+        raise CertificateError(
+            f"{command[0]}: command not found (gateway.login in {profile.path}): install it or fix the key"
+        ) from None

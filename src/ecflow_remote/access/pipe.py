@@ -1,0 +1,282 @@
+"""Byte pipes from a loopback listener to ssh's private unix socket, on an asyncio loop in a thread of its own.
+
+ssh listens on unix sockets in the tunnel's 0700 run directory (-D for the SOCKS front, -L PATH:host:port for the
+user-name relay), which no other local user can reach; a `Server` here owns the TCP port in front of them. Each TCP
+client gets its own connection to ssh's socket, and once the subclass's own work on the first bytes is done (the
+SOCKS handshake, the request rewrite) bytes go straight through both ways: backpressure from either side pauses
+reading on the other, a half-close is passed on (the answer may still be on its way), a reset aborts both.
+
+Protocol callbacks, not streams: each chunk is handed straight to the other transport (no task switch, no extra
+copy), which keeps the added latency of this hop in the tens of microseconds.
+
+Only our own account's clients are served (Linux): the owner of each client's socket is asked of the kernel
+(peers.owner_uid, ~10 µs) before anything is read, and a connection from any other uid, or whose owner cannot be
+found, is reset at once and counted in `Server.foreign`. Root is not let in either (it can read our run directory
+anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's password remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar, Self
+
+from ecflow_remote.access import peers
+
+
+class Upstream(asyncio.Protocol):
+    """The connection to ssh's unix socket for one client: what ssh sends goes back to the client."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.client.upstream_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.client.transport is not None:
+            self.client.transport.write(data)
+
+    def eof_received(self) -> bool:
+        client = self.client
+        client.upstream_eof = True
+        if client.transport is not None and client.transport.can_write_eof():
+            client.transport.write_eof()
+        if client.eof:
+            client.close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self.client.transport
+        if client is not None:
+            (client.abort if exc is not None else client.close)()
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+
+
+class Client(asyncio.Protocol):
+    """A TCP client of the listener, with its own connection to ssh's unix socket at `path`.
+
+    Subclasses read what comes before the pipe in received() and set `piping` once the rest of the client's bytes
+    may go through unread; send() forwards bytes of their own choosing (held in `pending` until ssh's socket is
+    connected).
+    """
+
+    upstream_protocol: type[Upstream] = Upstream  # a subclass for ssh's side, if it has work of its own
+
+    def __init__(self, server: Server, path: Path) -> None:
+        self.server = server
+        self.path = path
+        self.transport: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None  # ssh's side, once connected
+        self.pending = bytearray()  # bytes for ssh sent before its socket was connected
+        self.piping = False  # the client's bytes go to ssh as they come
+        self.eof = False  # the client has half-closed
+        self.upstream_eof = False  # ssh has half-closed
+        self.connecting: asyncio.Task[None] | None = None
+
+    # -- hooks
+    def started(self) -> None:
+        """The client is connected (and counted): start a handshake, or connect() at once."""
+
+    def received(self, data: bytes) -> None:
+        """Bytes from the client while not yet piping."""
+
+    def connected(self) -> None:
+        """ssh's socket is connected (`upstream` is set); called before any pending bytes are written to it."""
+
+    def unreachable(self) -> None:
+        """ssh's socket cannot be connected (ssh is reconnecting, or gone): by default the client is closed, as with
+        a refused port."""
+        self.close()
+
+    # -- ssh's side
+    def connect(self) -> None:
+        self.connecting = self.server.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self.server.loop.create_unix_connection(lambda: self.upstream_protocol(self), str(self.path))
+        except OSError:
+            self.unreachable()
+
+    def upstream_made(self, transport: asyncio.Transport) -> None:
+        # From the upstream protocol's connection_made, not after create_unix_connection returns: ssh's reply can
+        # be read before that task resumes.
+        if self.transport is None or self.transport.is_closing():
+            transport.close()
+            return
+        self.upstream = transport
+        self.connected()
+        if self.pending:
+            transport.write(bytes(self.pending))
+            self.pending.clear()
+        if self.eof and transport.can_write_eof():
+            transport.write_eof()
+
+    def send(self, data: bytes) -> None:
+        """Bytes for ssh: written now, or once its socket is connected."""
+        if self.upstream is not None:
+            self.upstream.write(data)
+        else:
+            self.pending += data
+
+    # -- transport events
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self.server.admits(transport):
+            self.server.foreign += 1
+            transport.abort()  # before a byte is read; nothing about the client is logged
+            return
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+        self.started()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.piping:
+            self.received(data)
+        elif self.upstream is not None:
+            self.upstream.write(data)
+        else:
+            self.pending += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        up = self.upstream
+        if up is not None and up.can_write_eof():
+            up.write_eof()
+        if self.upstream_eof:
+            self.close()
+        return True  # half-closed: ssh's answer may still be on its way
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.connecting is not None and not self.connecting.done():
+            self.connecting.cancel()
+        up = self.upstream
+        if up is not None:
+            # A reset client aborts at once; a clean close lets what was written reach ssh first.
+            (up.abort if exc is not None else up.close)()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()  # flushes what is written, then connection_lost closes ssh's side
+
+    def abort(self) -> None:
+        if self.upstream is not None:
+            self.upstream.abort()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Server:
+    """TCP listeners whose clients are piped to ssh, all served by one event loop in a daemon thread.
+
+    The synchronous supervisor only calls start() and stop(); the server outlives ssh reconnects (a client that
+    arrives while ssh is away is answered by its Client subclass, not refused a port).
+    """
+
+    thread_name = "pipe"
+    # Serve only clients whose socket our own uid owns (module docstring); Linux only.
+    check_peers: ClassVar[bool] = sys.platform == "linux"
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.connections: set[Client] = set()
+        self.foreign = 0  # connections refused because another account (or no account found) opened them
+        self._servers: list[asyncio.AbstractServer] = []
+        self._thread: threading.Thread | None = None
+
+    def open_listeners(self) -> None:
+        """Open every listener, with listen_on()."""
+        raise NotImplementedError
+
+    def admits(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether a new client may be served: its socket belongs to our own uid (always, where not checked)."""
+        if not self.check_peers:
+            return True
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+            return False
+        try:
+            return peers.owner_uid(peer[:2], local[:2]) == os.getuid()
+        except (OSError, ValueError):
+            return False
+
+    def listen_on(self, host: str, port: int, factory: Callable[[], Client]) -> int:
+        """Listen on (host, port) for clients made by `factory`; the port listened on (port 0: the kernel's
+        choice)."""
+        server = self.loop.run_until_complete(
+            self.loop.create_server(factory, host, port, reuse_address=True, backlog=512)
+        )
+        self._servers.append(server)
+        actual: int = server.sockets[0].getsockname()[1]
+        return actual
+
+    def start(self) -> Self:
+        """Listen (an OSError, e.g. a port taken, reaches the caller) and serve from a thread."""
+        try:
+            self.open_listeners()
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=self.loop.run_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and drop every connection; the loop and its thread end."""
+        if self._thread is None:
+            for server in self._servers:
+                server.close()
+            self.loop.close()
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self._thread = None
+        if not self.loop.is_running():
+            self.loop.close()
+
+    async def _close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for client in list(self.connections):
+            client.abort()
+        # Let the transports' connection_lost callbacks run (they close sockets) before the loop stops.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

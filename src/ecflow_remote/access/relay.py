@@ -1,0 +1,179 @@
+"""Rewrites the user name in ecFlow requests to a server's configured ecflow_user.
+
+For each server with an `ecflow_user`, ssh forwards the Centre's port to a unix socket in the tunnel's 0700 run
+directory (`-L PATH:host:port`, socket 0600), and this relay listens on the server's loopback endpoint instead.
+Every request a client sends is one frame (8-character hex length, then cereal JSON); in a user command whose
+`user_` is the laptop's own login name (what ecflow_client, ecflow_ui and python3-ecflow take from getpwuid) that
+value, and nothing else, is replaced by the configured name. Everything else passes untouched: custom-user
+requests (`cu_`, which carry their own name and password), task commands (no `user_`), other names, replies, and
+anything that is not a well-formed request (the server judges those; a request the relay cannot read keeps the
+laptop's name, so the failure is a refusal, never more access).
+
+Never wider than the profile: only the configured name, only on that server's own endpoint, loopback only; and
+nothing but the relay can reach the unix socket, so no request reaches the server unread.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecflow_remote.access import pipe
+from ecflow_remote.clients.ecflow.client import login_name
+from ecflow_remote.clients.ecflow.wire import HEADER_SIZE, ProtocolError, decode_header, encode_header
+from ecflow_remote.plan import is_loopback
+
+# A bigger request (a `--load` of a very large definition) is passed through unread: parsing it would hold the
+# relay's loop for seconds. Its user name then stays the laptop's, and the server refuses it (never widens).
+MAX_REWRITE = 64 * 1024 * 1024
+_REQUEST_KEY = "21ClientToServerRequest"
+
+
+def socket_path(rundir: Path, server: str) -> Path:
+    """Where ssh forwards a relayed server: short (sun_path is 104-108 bytes) and unique per server name."""
+    return rundir / f"ecf-{hashlib.sha256(server.encode()).hexdigest()[:10]}.sock"
+
+
+# --------------------------------------------------------------------------------------------- the rewrite
+
+
+def _user_bases(obj: Any, found: list[dict[str, Any]]) -> None:
+    """Every object in the request that is a UserCmd base (a `user_` string next to the ClientToServerCmd base)."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("user_"), str) and isinstance(obj.get("value0"), dict) and "cl_host_" in obj["value0"]:
+            found.append(obj)
+        for value in obj.values():
+            if isinstance(value, (dict, list)):
+                _user_bases(value, found)
+    elif isinstance(obj, list):
+        for value in obj:
+            if isinstance(value, (dict, list)):
+                _user_bases(value, found)
+
+
+def rewrite_body(body: bytes, local_user: str, new_user: str) -> bytes | None:
+    """The request body with the laptop user's name replaced by `new_user`, or None to pass it on unchanged.
+
+    Only the bytes of the `user_` values change: the rest of the request is forwarded byte for byte (no re-encoding,
+    so nothing cereal wrote differently from Python's json can be altered). Rewritten only when every UserCmd base
+    in the request (a group command has several) names `local_user` and none is a custom user.
+    """
+    if local_user == new_user or len(body) > MAX_REWRITE:
+        return None
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or _REQUEST_KEY not in obj:
+        return None
+    bases: list[dict[str, Any]] = []
+    _user_bases(obj[_REQUEST_KEY], bases)
+    if not bases:
+        return None  # task commands and the like: no user name to present
+    if any(b.get("cu_") for b in bases):
+        return None  # a custom user carries its own name and password
+    if any(b["user_"] != local_user for b in bases):
+        return None  # another name (a passwd view, another local user's client): not ours to change
+    # Unescaped quotes cannot occur inside a JSON string, so each match is a real `user_` member.
+    pattern = re.compile(rb'"user_"(\s*:\s*)' + re.escape(json.dumps(local_user).encode()))
+    replacement = json.dumps(new_user).encode()
+    out, n = pattern.subn(lambda m: b'"user_"' + m.group(1) + replacement, body)
+    if n != len(bases):
+        return None  # escaped differently from what we can match exactly: leave the request as it is
+    return out
+
+
+def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[bytes, bool]:
+    """Take the complete frames off the front of `buf`: (bytes to forward, whether to stop parsing).
+
+    A header that is not ecFlow's ends parsing: the rest of the connection is piped as it comes.
+    """
+    out = bytearray()
+    while len(buf) >= HEADER_SIZE:
+        try:
+            length = decode_header(bytes(buf[:HEADER_SIZE]))
+        except ProtocolError:
+            out += buf
+            buf.clear()
+            return bytes(out), True
+        if length > MAX_REWRITE:
+            # Not read: forwarded as it streams in.
+            out += buf
+            buf.clear()
+            return bytes(out), True
+        end = HEADER_SIZE + length
+        if len(buf) < end:
+            break
+        body = bytes(buf[HEADER_SIZE:end])
+        new = rewrite_body(body, local_user, new_user)
+        if new is None:
+            out += buf[:end]
+        else:
+            out += encode_header(len(new)) + new
+        del buf[:end]
+    return bytes(out), False
+
+
+# ----------------------------------------------------------------------------------------------- the relay
+
+
+@dataclass(frozen=True)
+class Route:
+    """One relayed server: its loopback endpoint, ssh's unix socket behind it, and the name to present."""
+
+    listen: tuple[str, int]
+    upstream: Path
+    user: str
+
+
+class _Client(pipe.Client):
+    """A client of one relayed endpoint: requests read and rewritten, replies piped straight back."""
+
+    def __init__(self, relay: Relay, route: Route) -> None:
+        super().__init__(relay, route.upstream)
+        self.relay = relay
+        self.route = route
+        self.buf = bytearray()  # the front of a request not yet complete (piping: past a frame we do not parse)
+
+    def started(self) -> None:
+        # Connect to ssh at once: the request is read meanwhile, so the hop adds no round trip.
+        self.connect()
+
+    def received(self, data: bytes) -> None:
+        self.buf += data
+        out, self.piping = rewrite_frames(self.buf, self.relay.local_user, self.route.user)
+        if out:
+            self.send(out)
+
+    def eof_received(self) -> bool:
+        if self.buf:  # a cut-off request: the server gets what was sent and judges it
+            self.send(bytes(self.buf))
+            self.buf.clear()
+        return super().eof_received()
+
+
+class Relay(pipe.Server):
+    """The relays of one tunnel: a loopback listener per route, all served by one event loop in a daemon thread
+    (pipe.Server, like socks.SocksFront); it outlives ssh reconnects."""
+
+    thread_name = "ecflow-relay"
+
+    def __init__(self, routes: Sequence[Route], local_user: str | None = None) -> None:
+        for route in routes:
+            if not is_loopback(route.listen[0]):
+                raise ValueError(f"the ecFlow relay listens on loopback only, not {route.listen[0]}")
+        super().__init__()
+        self.routes = list(routes)
+        self.local_user = local_user if local_user is not None else login_name()
+
+    def open_listeners(self) -> None:
+        for i, route in enumerate(self.routes):
+            host, port = route.listen
+            actual = self.listen_on(host, port, functools.partial(_Client, self, route))  # port 0: kernel's choice
+            self.routes[i] = Route((host, actual), route.upstream, route.user)

@@ -1,0 +1,252 @@
+"""A pure-Python ecFlow client (ping, version, definition, node) over TCP or a SOCKS5 proxy, async and sync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Unpack
+
+from ecflow_remote.clients.connect import Endpoint, EndpointOptions, StreamTimeout
+
+from . import commands
+from .defs import Defs, Node, parse_defs, parse_node
+from .wire import decode_json, encode_frame, encode_json, recv_frame, sock_read_frame
+
+# Encoded requests kept per client (ping, version, whole definition, recent node paths).
+_FRAME_CACHE_SIZE = 64
+
+
+class _Frames(dict[tuple[str, ...], bytes]):
+    """Encoded requests; they carry the crypt()ed password, so their repr never shows them."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} encoded requests>"
+
+
+def login_name() -> str:
+    """The user name ecflow_client sends by default: the login name of the real user id."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        # A uid without a passwd entry (some containers): ecFlow would fail too; the uid is the best hint.
+        return str(os.getuid())
+
+
+class AsyncEcflowClient(Endpoint):
+    """Talks to one ecFlow 5.x server; every call is one request on its own TCP connection, as ecFlow expects."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        user: str | None = None,
+        custom_user: bool = False,
+        password: str | None = None,
+        client_host: str | None = None,
+        **options: Unpack[EndpointOptions],
+    ) -> None:
+        """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
+        checks `password` against its custom password file). `password` is the plain text from the password
+        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Endpoint's: proxy,
+        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s)."""
+        super().__init__(host, port, **options)
+        the_user = user or login_name()
+        self._identity = commands.Identity(
+            client_host=client_host or commands.default_client_host(),
+            user=the_user,
+            password=commands.crypt_password(password, the_user) if password else "",
+            custom_user=custom_user,
+        )
+        self._frames = _Frames()
+
+    @property
+    def user(self) -> str:
+        return self._identity.user
+
+    def __repr__(self) -> str:
+        return f"AsyncEcflowClient({self.where}, user={self.user!r})"
+
+    # --- shared by the async and the sync paths: framing, decoding, error words --------------------------------
+
+    def _frame(self, key: tuple[str, ...], build: Callable[[], dict[str, Any]]) -> bytes:
+        """The encoded request for `key`, built once: the identity never changes, so neither do the bytes."""
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = encode_frame(encode_json(build()))
+            if len(self._frames) >= _FRAME_CACHE_SIZE:
+                self._frames.clear()
+            self._frames[key] = frame
+        return frame
+
+    def _ping_frame(self) -> bytes:
+        return self._frame(("ping",), lambda: commands.ping_request(self._identity))
+
+    def _version_frame(self) -> bytes:
+        return self._frame(("version",), lambda: commands.server_version_request(self._identity))
+
+    def _get_frame(self, path: str = "") -> bytes:
+        return self._frame(("get", path), lambda: commands.get_request(self._identity, path))
+
+    def _file_frame(self, path: str, kind: str, lines: int) -> bytes:
+        return encode_frame(encode_json(commands.file_request(self._identity, path, kind, lines)))
+
+    def _decode(self, body: bytes) -> commands.Reply:
+        return commands.decode_reply(decode_json(body), self.where)
+
+    def _timed_out(self) -> StreamTimeout:
+        return StreamTimeout(
+            f"ecFlow server {self.where} did not answer within {self.read_timeout:g}s; "
+            "it may be overloaded or the tunnel may be stuck (try again, or raise read_timeout)"
+        )
+
+    def _dropped(self, e: ConnectionError) -> StreamTimeout:
+        return StreamTimeout(
+            f"ecFlow server {self.where} dropped the connection ({e.strerror or e}): the server is not running "
+            "(through a tunnel, a dead server looks like this), or the tunnel broke; check `ecflow-remote status`"
+        )
+
+    @contextlib.contextmanager
+    def _talking(self, sock: socket.socket) -> Iterator[None]:
+        """One exchange on `sock`, for both APIs: its timeouts and drops in plain words, the socket closed after."""
+        try:
+            yield
+        except TimeoutError:
+            raise self._timed_out() from None
+        except ConnectionError as e:
+            raise self._dropped(e) from e
+        finally:
+            sock.close()
+
+    def _exchange_sync(self, frame: bytes) -> commands.Reply:
+        """One request over a blocking socket: no event loop, for EcflowClient."""
+        sock = self.connect_socket()
+        with self._talking(sock):
+            deadline = time.monotonic() + self.read_timeout
+            sock.sendall(frame)
+            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
+        return self._decode(body)
+
+    # --- the async API ----------------------------------------------------------------------------------------
+
+    async def _exchange(self, frame: bytes) -> commands.Reply:
+        # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
+        # one timeout for the whole send and reply.
+        sock = await self.connect_socket_async()
+        with self._talking(sock):
+            async with asyncio.timeout(self.read_timeout):
+                await asyncio.get_running_loop().sock_sendall(sock, frame)
+                body = await sock_read_frame(sock, f"ecFlow server {self.where}")
+        return self._decode(body)
+
+    async def request(self, request: dict[str, Any]) -> commands.Reply:
+        """Send one request and decode the reply; an ErrorCmd raises ServerError."""
+        return await self._exchange(encode_frame(encode_json(request)))
+
+    async def ping(self) -> float:
+        """Round trip of one ping, in seconds, including the TCP connection (as `ecflow_client --ping`)."""
+        frame = self._ping_frame()
+        start = time.perf_counter()
+        reply = await self._exchange(frame)
+        elapsed = time.perf_counter() - start
+        commands.expect_ok(reply, self.where)
+        return elapsed
+
+    async def server_version(self) -> str:
+        """The server's ecFlow version, such as `5.9.2`."""
+        return commands.expect_string(await self._exchange(self._version_frame()), self.where)
+
+    async def get_defs_text(self) -> str:
+        """The whole definition with state, as the NET-style text the server sends."""
+        return commands.expect_defs_text(await self._exchange(self._get_frame()), self.where)
+
+    async def get_defs(self) -> Defs:
+        """The whole definition as a node tree."""
+        return parse_defs(await self.get_defs_text())
+
+    async def get_node(self, path: str) -> Node:
+        """One node and its subtree, without its ancestors (their variables are not sent)."""
+        _check_node_path(path)
+        reply = await self._exchange(self._get_frame(path))
+        return parse_node(commands.expect_node_text(reply, self.where), path)
+
+    async def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
+        """(text, cut) of a task's file as the server reads it (`ecflow_client --file`).
+
+        The server keeps only the last `max_lines` lines and then says so; `cut` tells, and the marker is
+        removed. Without max_lines the whole file is asked for.
+        """
+        _check_node_path(path)
+        lines = _file_lines(max_lines)
+        reply = await self._exchange(self._file_frame(path, kind, lines))
+        return commands.split_file_truncation(commands.expect_string(reply, self.where), lines)
+
+
+def _check_node_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+
+
+def _file_lines(max_lines: int | None) -> int:
+    # max_lines_ is a size_t on the server: this is "no limit" in practice, and what it asks is what it checks.
+    return max_lines if max_lines is not None else commands.UNLIMITED_LINES
+
+
+class EcflowClient:
+    """The same client for synchronous code, over plain blocking sockets (no event loop per call)."""
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        self._async = AsyncEcflowClient(host, port, **kwargs)
+
+    @property
+    def host(self) -> str:
+        return self._async.host
+
+    @property
+    def port(self) -> int:
+        return self._async.port
+
+    @property
+    def user(self) -> str:
+        return self._async.user
+
+    def __repr__(self) -> str:
+        return f"EcflowClient({self._async.where}, user={self.user!r})"
+
+    def ping(self) -> float:
+        """Round trip of one ping, in seconds, including the TCP connection (as `ecflow_client --ping`)."""
+        c = self._async
+        frame = c._ping_frame()
+        start = time.perf_counter()
+        reply = c._exchange_sync(frame)
+        elapsed = time.perf_counter() - start
+        commands.expect_ok(reply, c.where)
+        return elapsed
+
+    def server_version(self) -> str:
+        c = self._async
+        return commands.expect_string(c._exchange_sync(c._version_frame()), c.where)
+
+    def get_defs_text(self) -> str:
+        c = self._async
+        return commands.expect_defs_text(c._exchange_sync(c._get_frame()), c.where)
+
+    def get_defs(self) -> Defs:
+        return parse_defs(self.get_defs_text())
+
+    def get_node(self, path: str) -> Node:
+        _check_node_path(path)
+        c = self._async
+        return parse_node(commands.expect_node_text(c._exchange_sync(c._get_frame(path)), c.where), path)
+
+    def file(self, path: str, kind: str = "jobout", max_lines: int | None = None) -> tuple[str, bool]:
+        _check_node_path(path)
+        c = self._async
+        lines = _file_lines(max_lines)
+        reply = c._exchange_sync(c._file_frame(path, kind, lines))
+        return commands.split_file_truncation(commands.expect_string(reply, c.where), lines)

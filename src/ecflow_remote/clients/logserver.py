@@ -1,0 +1,572 @@
+"""Client for ecFlow's log server (ecflow_logsvr.pl): fetch job output, list, delta, with truncation detection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Unpack
+
+from ecflow_remote.clients.connect import Endpoint, EndpointOptions, StreamTimeout, close_stream
+from ecflow_remote.errors import EcflowRemoteError
+
+DEFAULT_PORT = 9316
+CHUNK = 64 * 1024
+# The sync client reads with recv_into straight into its buffer, up to this much at a time when streaming.
+SYNC_CHUNK = 1024 * 1024
+# Room for a getf/delta header (`0:<mtime>:<sha1>:`) on top of the listed size, so a file read into memory
+# usually needs no second buffer.
+_HEADER_ROOM = 256
+# The log server's checksum covers the first KiB only (sub meta in ecflow_logsvr.pl).
+CHECKSUM_SPAN = 1024
+
+Progress = Callable[[int, "int | None"], None]
+
+
+class LogServerError(EcflowRemoteError):
+    """The log server could not give what was asked."""
+
+
+class LogFileUnavailable(LogServerError):
+    """The log server sent nothing: the file is missing, unreadable, or outside its LOGPATH."""
+
+
+class TruncatedOutput(LogServerError):
+    """The connection closed before the whole file arrived; a partial file is never returned."""
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of `list`: stat fields of a file next to the one asked about."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+    path: str
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """A whole file fetched with `getf`."""
+
+    path: str
+    mtime: int | None
+    checksum: str
+    data: bytes = field(repr=False)
+    expected_size: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The answer to `delta`: nothing new, the bytes after `pos` (append), or the whole file again."""
+
+    unchanged: bool
+    append: bool
+    mtime: int | None
+    checksum: str
+    data: bytes = field(repr=False)
+
+
+def _check_path(path: str) -> None:
+    # The request is one line, so a newline would end it early and send a different path.
+    if not path or "\n" in path or "\r" in path:
+        raise ValueError(f"not a usable log server path: {path!r}")
+
+
+def _parse_int(text: str) -> int | None:
+    return int(text) if text.strip().lstrip("-").isdigit() else None
+
+
+def parse_header(data: bytes) -> tuple[str, int | None, str, int]:
+    """Split a `getf`/`delta` reply header `<flag>:<mtime>:<checksum>:`; returns (flag, mtime, checksum, offset).
+
+    The checksum is a 40-digit sha1, `x` when the server lacks Digest::SHA1, or empty when stat failed.
+    """
+    parts = data.split(b":", 3)
+    if len(parts) < 4 or parts[0] not in (b"0", b"1"):
+        raise LogServerError(f"unexpected reply header {data[:60]!r}: not an ecFlow log server?")
+    flag, mtime, checksum = (p.decode("ascii", errors="replace") for p in parts[:3])
+    offset = len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
+    return flag, _parse_int(mtime), checksum, offset
+
+
+def parse_list(data: bytes, where: str = "") -> list[ListEntry]:
+    """Lines `mode uid gid size atime mtime ctime path`; a last line without its newline means truncation."""
+    if data and not data.endswith(b"\n"):
+        raise TruncatedOutput(f"the file list from log server {where} was cut off mid-line; try again")
+    entries: list[ListEntry] = []
+    for line in data.decode("utf-8", errors="surrogateescape").splitlines():
+        fields = line.split(" ", 7)
+        if len(fields) != 8 or not all(f.isdigit() for f in fields[:7]):
+            raise LogServerError(f"unexpected list line from log server {where}: {line[:120]!r}")
+        mode, uid, gid, size, atime, mtime, ctime = (int(f) for f in fields[:7])
+        entries.append(ListEntry(mode, uid, gid, size, atime, mtime, ctime, fields[7]))
+    return entries
+
+
+def checksum_of(data: bytes) -> str:
+    """The log server's checksum: sha1 hex of the first KiB."""
+    return hashlib.sha1(data[:CHECKSUM_SPAN]).hexdigest()
+
+
+def _verb(line: str) -> str:
+    return line.split(" ", 1)[0]
+
+
+def _timed_out(where: str, read_timeout: float, line: str) -> StreamTimeout:
+    return StreamTimeout(
+        f"log server {where} went quiet for {read_timeout:g}s during {_verb(line)!r}; the tunnel may be stuck "
+        "(try again)"
+    )
+
+
+def _dropped(where: str, line: str, e: ConnectionError) -> TruncatedOutput:
+    return TruncatedOutput(
+        f"log server {where} dropped the connection ({e.strerror or e}) during {_verb(line)!r}; nothing partial "
+        "was kept, try again"
+    )
+
+
+def _unavailable_error(where: str, path: str, command: str, dir_visible: bool) -> LogFileUnavailable:
+    directory = _directory_of(path)
+    if dir_visible:
+        why = "the file does not exist (its directory is served) or is not readable by the log server"
+    else:
+        why = (
+            f"the directory {directory} does not exist there, or it is outside the log server's LOGPATH "
+            "(ask which directories it serves, or read the file through its ecFlow server)"
+        )
+    return LogFileUnavailable(f"log server {where} sent nothing for {command} {path}: {why}")
+
+
+def _directory_of(path: str) -> str:
+    return os.path.dirname(path.rstrip("/")) + "/"
+
+
+def _stat_in(entries: list[ListEntry], path: str) -> ListEntry | None:
+    base = os.path.basename(path)
+    for entry in entries:
+        # LOGMAP may rewrite the directory part, so match on the file name.
+        if os.path.basename(entry.path) == base:
+            return entry
+    return None
+
+
+def _delta_request(pos: int, mtime: int, checksum: str, path: str) -> str:
+    _check_path(path)
+    if " " in checksum or not checksum:
+        raise ValueError(f"checksum must be one word (a sha1 or 'x'), not {checksum!r}")
+    return f"delta {int(pos)} {int(mtime)} {checksum} {path}"
+
+
+def _delta_reply(reply: bytes, mtime: int, checksum: str) -> Delta:
+    if reply == b"1":
+        return Delta(unchanged=True, append=False, mtime=mtime, checksum=checksum, data=b"")
+    flag, new_mtime, new_checksum, offset = parse_header(reply)
+    return Delta(unchanged=False, append=flag == "1", mtime=new_mtime, checksum=new_checksum, data=reply[offset:])
+
+
+def _version_reply(reply: bytes, where: str) -> str:
+    if not reply:
+        raise LogServerError(f"{where} closed without answering 'version': is it an ecFlow log server?")
+    return reply.decode("ascii", errors="replace").strip()
+
+
+class _Transfer:
+    """One get/getf reply as it arrives, for both clients: splits off the header, counts the bytes, keeps the
+    first KiB for the checksum, and after the close says whether the file came whole."""
+
+    def __init__(
+        self,
+        where: str,
+        path: str,
+        command: str,
+        total: int | None,
+        sink: Callable[[bytes], object] | None,
+        progress: Progress | None,
+    ) -> None:
+        self.where = where
+        self.path = path
+        self.command = command
+        self.total = total
+        self.sink = sink
+        self.progress = progress
+        self.header = bytearray()
+        self.header_done = command == "get"
+        # Where the file's bytes start in the reply (after the header).
+        self.data_start = 0
+        self.first_kib = bytearray()
+        self.received = 0
+        self.mtime: int | None = None
+        self.checksum = ""
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        if self.header_done:
+            self._data(chunk)
+            return
+        view = memoryview(chunk)
+        # A real header is well under _HEADER_ROOM bytes; only that much is looked at (and copied).
+        before = len(self.header)
+        self.header.extend(view[: _HEADER_ROOM - before])
+        head = bytes(self.header)
+        if head.count(b":") < 3 and len(head) < _HEADER_ROOM:
+            return
+        _, self.mtime, self.checksum, offset = parse_header(head)
+        self.header_done = True
+        self.data_start = offset
+        # The third colon came with this chunk, so the file's first bytes are in it.
+        self._data(view[offset - before :])
+
+    def _data(self, chunk: bytes | memoryview) -> None:
+        if len(self.first_kib) < CHECKSUM_SPAN:
+            self.first_kib.extend(chunk[: CHECKSUM_SPAN - len(self.first_kib)])
+        self.received += len(chunk)
+        if self.sink is not None:
+            # Sinks (a caller's file object among them) get bytes they may keep, never a view of a reused buffer.
+            self.sink(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if self.progress is not None:
+            self.progress(self.received, self.total)
+
+    def finish(self) -> bool:
+        """After the server closed: False if it sent nothing (the file is unavailable); raises TruncatedOutput
+        unless every listed byte came and the first KiB matches the server's checksum."""
+        if not self.header_done:
+            if not self.header:
+                return False
+            raise TruncatedOutput(f"log server {self.where} closed inside the reply header for {self.path}; try again")
+        if self.command == "get" and self.received == 0 and self.total is None:
+            # `get` of a missing file and of an empty one look the same; the list tells them apart.
+            return False
+        if self.total is not None and self.received < self.total:
+            raise TruncatedOutput(
+                f"{self.path} from log server {self.where}: got {self.received} of {self.total} bytes before the "
+                "connection closed; nothing partial was kept, try again"
+            )
+        if (
+            len(self.checksum) == 40
+            and checksum_of(bytes(self.first_kib)) != self.checksum
+            and self.received >= CHECKSUM_SPAN
+        ):
+            raise TruncatedOutput(
+                f"{self.path} from log server {self.where}: the first KiB does not match the server's checksum; "
+                "the file changed or the transfer was damaged, try again"
+            )
+        return True
+
+    def result(self, data: bytes) -> LogFile:
+        return LogFile(path=self.path, mtime=self.mtime, checksum=self.checksum, data=data, expected_size=self.total)
+
+
+class AsyncLogServerClient(Endpoint):
+    """One request per connection, as the log server serves them (it forks, answers and closes)."""
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+        # read_timeout: idle time allowed between two chunks, not for the whole transfer: big files may take long.
+        super().__init__(host, port, **options)
+
+    def __repr__(self) -> str:
+        return f"AsyncLogServerClient({self.where})"
+
+    async def _request(
+        self,
+        line: str,
+        on_chunk: Callable[[bytes], None] | None = None,
+    ) -> bytes:
+        """Send one command line and read until the server closes; with on_chunk, chunks go there instead."""
+        reader, writer = await self.connect_stream()
+        chunks: list[bytes] = []
+        try:
+            writer.write(_encode_line(line))
+            while True:
+                try:
+                    async with asyncio.timeout(self.read_timeout):
+                        await writer.drain()
+                        chunk = await reader.read(CHUNK)
+                except TimeoutError:
+                    raise _timed_out(self.where, self.read_timeout, line) from None
+                except ConnectionError as e:
+                    raise _dropped(self.where, line, e) from e
+                if not chunk:
+                    break
+                if on_chunk is None:
+                    chunks.append(chunk)
+                else:
+                    on_chunk(chunk)
+        finally:
+            await close_stream(writer)
+        return b"".join(chunks)
+
+    async def version(self) -> str:
+        """The protocol version the server speaks (`2` for ecflow_logsvr.pl)."""
+        return _version_reply(await self._request("version"), self.where)
+
+    async def list(self, path: str) -> list[ListEntry]:
+        """Files in path's directory whose names start with path's base name up to its first dot, plus a dot.
+
+        `list /out/s/t.1` lists `t.1`, `t.2`, `t.job1`, … An empty list is also what a missing directory or a
+        path outside LOGPATH gives: the protocol cannot tell these apart.
+        """
+        _check_path(path)
+        return parse_list(await self._request(f"list {path}"), self.where)
+
+    async def stat(self, path: str) -> ListEntry | None:
+        """The list entry of exactly this file, or None if the server does not show it."""
+        return _stat_in(await self.list(path), path)
+
+    async def get(self, path: str) -> bytes:
+        """The whole file (plain `get`), checked against its listed size."""
+        return (await self.read(path, command="get")).data
+
+    async def getf(self, path: str) -> tuple[int | None, bytes]:
+        """(mtime, bytes) of the whole file, via `getf`."""
+        result = await self.read(path)
+        return result.mtime, result.data
+
+    async def delta(self, pos: int, mtime: int, checksum: str, path: str) -> Delta:
+        """What changed since a previous fetch of `pos` bytes with that mtime and checksum (`x` if unknown)."""
+        reply = await self._request(_delta_request(pos, mtime, checksum, path))
+        if not reply:
+            raise await self._unavailable(path, "delta")
+        return _delta_reply(reply, mtime, checksum)
+
+    async def read(self, path: str, *, progress: Progress | None = None, command: str = "getf") -> LogFile:
+        """Fetch a whole file into memory, verified; `progress(bytes_so_far, total_or_None)` after each chunk."""
+        buffer = bytearray()
+        transfer = await self._stream(path, buffer.extend, progress, command)
+        return transfer.result(bytes(buffer))
+
+    async def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
+        """Stream a large file into `out` (chunks written as they arrive); the returned LogFile has no data.
+
+        On TruncatedOutput `out` holds a partial copy: the caller should discard it.
+        """
+        return (await self._stream(path, out.write, progress, "getf")).result(b"")
+
+    async def _stream(
+        self,
+        path: str,
+        sink: Callable[[bytes], object],
+        progress: Progress | None,
+        command: str,
+    ) -> _Transfer:
+        _check_path(path)
+        # The protocol has no length field and ends by closing, so the size comes from `list` beforehand.
+        listed = await self.stat(path)
+        transfer = _Transfer(self.where, path, command, listed.size if listed is not None else None, sink, progress)
+        await self._request(f"{command} {path}", transfer.feed)
+        if not transfer.finish():
+            raise await self._unavailable(path, command)
+        return transfer
+
+    async def _unavailable(self, path: str, command: str) -> LogFileUnavailable:
+        # The server dies silently on errors; probing the directory says which error it probably was.
+        try:
+            dir_visible = bool(await self.list(_directory_of(path)))
+        except LogServerError:
+            dir_visible = False
+        return _unavailable_error(self.where, path, command, dir_visible)
+
+
+# recv(n, MSG_WAITALL) with a receive timeout behaves as described in _receive_whole on Linux and macOS.
+_CAN_WAIT_ALL = hasattr(socket, "MSG_WAITALL") and hasattr(socket, "SO_RCVTIMEO")
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    # A zero timeval means no timeout at all: never round a tiny timeout down to that.
+    return struct.pack("@ll", whole, max(int((seconds - whole) * 1e6), 0 if whole else 1))
+
+
+def _encode_line(line: str) -> bytes:
+    return line.encode("utf-8", errors="surrogateescape") + b"\n"
+
+
+class LogServerClient:
+    """The same client for synchronous code, over plain blocking sockets: no event loop, and files are read with
+    recv_into straight into one buffer sized from the listed size."""
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+        """Takes what AsyncLogServerClient takes."""
+        self._async = AsyncLogServerClient(host, port, **options)
+
+    def __repr__(self) -> str:
+        return f"LogServerClient({self._async.where})"
+
+    @property
+    def host(self) -> str:
+        return self._async.host
+
+    @property
+    def port(self) -> int:
+        return self._async.port
+
+    def _connect(self, line: str) -> socket.socket:
+        # Idle time allowed between two reads, as in the async client.
+        sock = self._async.connect_socket()
+        try:
+            sock.sendall(_encode_line(line))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    @contextlib.contextmanager
+    def _reading(self, line: str, sock: socket.socket | None = None) -> Iterator[socket.socket]:
+        """The connection for one request (`sock`, or a new one with `line` sent), closed at the end; silence
+        (a timeout, or EAGAIN under SO_RCVTIMEO) raises StreamTimeout, a dropped connection TruncatedOutput."""
+        c = self._async
+        try:
+            with sock if sock is not None else self._connect(line) as conn:
+                yield conn
+        except (TimeoutError, BlockingIOError):
+            raise _timed_out(c.where, c.read_timeout, line) from None
+        except ConnectionError as e:
+            raise _dropped(c.where, line, e) from e
+
+    def _receive(
+        self,
+        line: str,
+        *,
+        size: int = CHUNK,
+        keep: bool = True,
+        feed: Callable[[memoryview], None] | None = None,
+        sock: socket.socket | None = None,
+    ) -> tuple[bytearray, int]:
+        """Send one command line and read until the server closes, with recv_into into one buffer of `size`
+        bytes: grown as needed if `keep` (returns it and the byte count), reused for each read if not. `feed`
+        sees each new piece. `sock` is an already connected socket with the line sent."""
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        end = 0
+        try:
+            with self._reading(line, sock) as conn:
+                while True:
+                    if end == len(buffer):
+                        if keep:
+                            view.release()
+                            buffer.extend(bytes(max(len(buffer), SYNC_CHUNK)))
+                            view = memoryview(buffer)
+                        else:
+                            end = 0
+                    n = conn.recv_into(view[end:])
+                    if not n:
+                        break
+                    if feed is not None:
+                        feed(view[end : end + n])
+                    end += n
+        finally:
+            view.release()
+        return buffer, end
+
+    def _request(self, line: str) -> bytes:
+        buffer, end = self._receive(line)
+        del buffer[end:]
+        return bytes(buffer)
+
+    def version(self) -> str:
+        return _version_reply(self._request("version"), self._async.where)
+
+    def list(self, path: str) -> list[ListEntry]:
+        _check_path(path)
+        return parse_list(self._request(f"list {path}"), self._async.where)
+
+    def stat(self, path: str) -> ListEntry | None:
+        return _stat_in(self.list(path), path)
+
+    def get(self, path: str) -> bytes:
+        return self._read(path, None, "get").data
+
+    def getf(self, path: str) -> tuple[int | None, bytes]:
+        result = self._read(path, None, "getf")
+        return result.mtime, result.data
+
+    def delta(self, pos: int, mtime: int, checksum: str, path: str) -> Delta:
+        reply = self._request(_delta_request(pos, mtime, checksum, path))
+        if not reply:
+            raise self._unavailable(path, "delta")
+        return _delta_reply(reply, mtime, checksum)
+
+    def read(self, path: str, *, progress: Progress | None = None) -> LogFile:
+        return self._read(path, progress, "getf")
+
+    def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
+        _check_path(path)
+        listed = self.stat(path)
+        transfer = _Transfer(
+            self._async.where, path, "getf", listed.size if listed is not None else None, out.write, progress
+        )
+        self._receive(f"getf {path}", size=SYNC_CHUNK, keep=False, feed=transfer.feed)
+        if not transfer.finish():
+            raise self._unavailable(path, "getf")
+        return transfer.result(b"")
+
+    def _read(self, path: str, progress: Progress | None, command: str) -> LogFile:
+        _check_path(path)
+        listed = self.stat(path)
+        total = listed.size if listed is not None else None
+        transfer = _Transfer(self._async.where, path, command, total, None, progress)
+        line = f"{command} {path}"
+        if total and progress is None and _CAN_WAIT_ALL:
+            data = self._receive_whole(line, transfer, total)
+        else:
+            # The bytes land in the buffer where recv_into put them; the transfer only checks them.
+            buffer, end = self._receive(line, size=(total or 0) + _HEADER_ROOM, feed=transfer.feed)
+            with memoryview(buffer) as view:
+                data = bytes(view[transfer.data_start : end])
+        if not transfer.finish():
+            raise self._unavailable(path, command)
+        return transfer.result(data)
+
+    def _receive_whole(self, line: str, transfer: _Transfer, total: int) -> bytes:
+        """The file's bytes when the listed size is known: the header is taken off first, then one
+        recv(total, MSG_WAITALL) has the kernel copy the whole file into the bytes object that is returned, with
+        no buffer to clear beforehand and no copy afterwards (for a big file that is most of the client's work)."""
+        parts: list[bytes] = []
+        with self._reading(line) as sock:
+            # Blocking reads bounded by SO_RCVTIMEO: a read that got data returns it when the time is up, one
+            # that got nothing fails with EAGAIN, so a transfer is given up after at most two read_timeouts of
+            # silence.
+            sock.settimeout(None)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self._async.read_timeout))
+            while not transfer.header_done:
+                # Consume exactly the header, so that the file starts at the first byte of the next read.
+                peek = sock.recv(_HEADER_ROOM, socket.MSG_PEEK)
+                if not peek:
+                    return b""  # closed before or inside the header: transfer.finish() says which
+                need = 3 - transfer.header.count(b":")
+                cut = -1
+                for _ in range(need):
+                    cut = peek.find(b":", cut + 1)
+                    if cut < 0:
+                        break
+                transfer.feed(sock.recv(cut + 1 if cut >= 0 else len(peek)))
+            while True:
+                # The whole file in one read; anything more (a file that grew, or the rest after a slow patch
+                # cut the read short) until the server closes.
+                part = sock.recv(total if not parts else SYNC_CHUNK, socket.MSG_WAITALL if not parts else 0)
+                if not part:
+                    break
+                parts.append(part)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        transfer.feed(data)
+        return data
+
+    def _unavailable(self, path: str, command: str) -> LogFileUnavailable:
+        try:
+            dir_visible = bool(self.list(_directory_of(path)))
+        except LogServerError:
+            dir_visible = False
+        return _unavailable_error(self._async.where, path, command, dir_visible)

@@ -1,0 +1,334 @@
+"""The system hosts file, where a private view is impossible: one marked block, atomic, backed up, removed on down.
+
+Launched programs normally see the Centre's names in a private hosts view (launch.py: a mount namespace, Linux
+only). Where the platform gives none (macOS; Linux with mount/user namespaces refused) and the profile opts in
+(`gateway.system_hosts = true`), the supervisor adds the names to the system file instead, as one block per
+tunnel:
+
+    # >>> ecflow-remote 1a2b3c4d5e >>>
+    # managed by ecflow-remote for ... : removed by `ecflow-remote down`; do not edit
+    127.77.5.1	machine1
+    # <<< ecflow-remote 1a2b3c4d5e <<<
+
+The tag is the tunnel's run-directory key (one per profile), so several profiles' blocks coexist and a later
+`up`/`down` finds the block a killed supervisor left. Every change is atomic (a temp file in the same directory,
+fsync, rename, mode and owner kept); the file as it was before ecflow-remote first changed it is kept in
+`<file>.ecflow-remote.bak`; no line outside the block is ever changed.
+
+Also a tiny command for doing the same by hand with sudo (the file is root's):
+`python -m ecflow_remote.hosts.system add|remove TAG [NAME=ADDRESS ...] [--path FILE]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import stat
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ecflow_remote.errors import EcflowRemoteError
+
+if TYPE_CHECKING:
+    from ecflow_remote.plan import Plan
+    from ecflow_remote.profile.model import Profile
+    from ecflow_remote.tunnel.rundir import RunDir
+
+DEFAULT_PATH: Final = Path("/etc/hosts")
+# For tests only: another file to manage instead of /etc/hosts (the test suite must not edit the machine's own).
+PATH_ENV: Final = "ECFLOW_REMOTE_SYSTEM_HOSTS"
+BACKUP_SUFFIX: Final = ".ecflow-remote.bak"
+_TAG_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
+
+
+class SystemHostsError(EcflowRemoteError):
+    """The system hosts file cannot be changed as asked (not writable, or its markers were edited by hand)."""
+
+
+def hosts_path() -> Path:
+    override = os.environ.get(PATH_ENV)
+    return Path(override) if override else DEFAULT_PATH
+
+
+def begin_marker(tag: str) -> str:
+    return f"# >>> ecflow-remote {tag} >>>"
+
+
+def end_marker(tag: str) -> str:
+    return f"# <<< ecflow-remote {tag} <<<"
+
+
+def backup_path(path: Path) -> Path:
+    real = path.resolve()
+    return real.with_name(real.name + BACKUP_SUFFIX)
+
+
+# ------------------------------------------------------------------------------------------------ the block
+
+
+def _check_tag(tag: str) -> None:
+    if not _TAG_RE.fullmatch(tag):
+        raise SystemHostsError(f"bad hosts block tag {tag!r}: letters, digits, '.', '_', '-' only")
+
+
+def block_text(tag: str, mapping: Mapping[str, str], note: str = "") -> str:
+    """The block for `mapping` (name -> address), markers included, ending with a newline."""
+    _check_tag(tag)
+    lines = [begin_marker(tag)]
+    note = "".join(ch if ch.isprintable() else "?" for ch in note)
+    lines.append(f"# managed by ecflow-remote{' for ' + note if note else ''}: removed by `ecflow-remote down`")
+    for name, address in mapping.items():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise SystemHostsError(f"{address!r} (for {name}) is not an IP address") from None
+        if not _NAME_RE.fullmatch(name):
+            raise SystemHostsError(f"{name!r} is not a host name")
+        lines.append(f"{address}\t{name}")
+    lines.append(end_marker(tag))
+    return "\n".join(lines) + "\n"
+
+
+def _find(lines: list[str], tag: str, path: Path) -> tuple[int, int] | None:
+    """The block's first and last line index, or None; refuses a half block (its markers edited by hand)."""
+    begin, end = begin_marker(tag), end_marker(tag)
+    starts = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == begin]
+    ends = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == end]
+    if not starts and not ends:
+        return None
+    if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+        raise SystemHostsError(
+            f"{path}: the ecflow-remote block {tag} has unmatched markers (edited by hand?); remove its lines "
+            f"between {begin!r} and {end!r} yourself (the original is in {backup_path(path)})"
+        )
+    return starts[0], ends[0]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+    except OSError as e:
+        raise SystemHostsError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def has_block(path: Path, tag: str) -> bool:
+    _check_tag(tag)
+    return _find(_read(path).splitlines(keepends=True), tag, path) is not None
+
+
+def tags(path: Path) -> list[str]:
+    """The tags of every ecflow-remote block in the file."""
+    found = re.findall(r"^# >>> ecflow-remote (\S+) >>>$", _read(path), re.M)
+    return [str(t) for t in found]
+
+
+def shadowed(path: Path, tag: str, mapping: Mapping[str, str]) -> list[str]:
+    """Names of `mapping` that a line before our block already maps (the first match wins: ours is not used)."""
+    lines = _read(path).splitlines()
+    span = _find([line + "\n" for line in lines], tag, path)
+    before = lines[: span[0]] if span else lines
+    names: set[str] = set()
+    for line in before:
+        fields = line.split("#", 1)[0].split()
+        names.update(fields[1:])
+    return [n for n in mapping if n in names]
+
+
+def add_block(path: Path, tag: str, mapping: Mapping[str, str], note: str = "") -> bool:
+    """Put `tag`'s block (replacing an older one, e.g. a killed tunnel's) at the end of `path`.
+
+    Idempotent: an identical block already in place is left alone (no write, so no permission needed). True
+    if the file was changed.
+    """
+    text = _read(path)
+    lines = text.splitlines(keepends=True)
+    block = block_text(tag, mapping, note)
+    span = _find(lines, tag, path)
+    if span is not None:
+        # The same entries (whatever the comment says: it may have been added by hand with sudo) is in place.
+        if _entries(lines[span[0] : span[1] + 1]) == _entries(block.splitlines(keepends=True)):
+            return False
+        del lines[span[0] : span[1] + 1]
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    _write(path, "".join(lines) + block, text)
+    return True
+
+
+def _entries(lines: list[str]) -> list[str]:
+    return [line.rstrip("\r\n") for line in lines if not line.startswith("#")]
+
+
+def remove_block(path: Path, tag: str) -> bool:
+    """Remove `tag`'s block; every other line stays as it is. True if there was one."""
+    _check_tag(tag)
+    text = _read(path)
+    lines = text.splitlines(keepends=True)
+    span = _find(lines, tag, path)
+    if span is None:
+        return False
+    del lines[span[0] : span[1] + 1]
+    _write(path, "".join(lines), text)
+    return True
+
+
+# ------------------------------------------------------------------------------------------ atomic writing
+
+
+def sudo_hint(path: Path, tag: str, mapping: Mapping[str, str] | None) -> str:
+    """The command that does the same change as root."""
+    where = "" if path == DEFAULT_PATH else f" --path {path}"
+    if mapping is None:
+        return f"sudo {sys.executable} -m ecflow_remote.hosts.system remove {tag}{where}"
+    pairs = " ".join(f"{name}={address}" for name, address in mapping.items())
+    return f"sudo {sys.executable} -m ecflow_remote.hosts.system add {tag} {pairs}{where}"
+
+
+class _NotWritable(SystemHostsError):
+    pass
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _write(path: Path, text: str, original: str) -> None:
+    real = path.resolve()  # macOS: /etc is a symlink to /private/etc; replace the file, not the link
+    if not _writable(real):
+        raise _NotWritable(f"cannot write {path} (permission denied)")
+    backup = backup_path(path)
+    if not backup.exists() and real.exists():
+        # Written once, before the first change: the file as it was before ecflow-remote ever touched it.
+        _atomic_write(backup, original, real)
+    _atomic_write(real, text, real if real.exists() else None)
+
+
+def _atomic_write(target: Path, text: str, like: Path | None) -> None:
+    """Write `text` to `target` all at once: a temp file beside it, synced, with `like`'s mode and owner, renamed
+    over it. Readers see the old file or the new one, never a part; a failure leaves the old one as it was."""
+    st = like.stat() if like is not None else None
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ecflow-remote.tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            tmp_st = tmp.stat()
+            if (tmp_st.st_uid, tmp_st.st_gid) != (st.st_uid, st.st_gid):
+                try:
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                except PermissionError:
+                    raise _NotWritable(f"cannot keep {target}'s owner (permission denied)") from None
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def add(path: Path, tag: str, mapping: Mapping[str, str], note: str = "") -> bool:
+    """add_block, with a refusal that gives the sudo command when the file is not writable."""
+    try:
+        return add_block(path, tag, mapping, note)
+    except _NotWritable as e:
+        raise SystemHostsError(
+            f"{e}: system_hosts adds the Centre's names to it. Add them once as root: "
+            f"{sudo_hint(path, tag, mapping)} and run `ecflow-remote up` again (it finds the block in place); "
+            "or use the local method"
+        ) from None
+    except OSError as e:
+        raise SystemHostsError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def remove(path: Path, tag: str) -> bool:
+    try:
+        return remove_block(path, tag)
+    except _NotWritable as e:
+        raise SystemHostsError(f"{e}: remove ecflow-remote's block as root: {sudo_hint(path, tag, None)}") from None
+    except OSError as e:
+        raise SystemHostsError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------------------- the tunnel's side
+
+
+def install_for(profile: Profile, plan: Plan, rundir: RunDir) -> dict[str, str]:
+    """The supervisor: the plan's names in the system file, when the profile opts in and launched programs can
+    have no private view. The run's `files` entry naming the file (spawn then skips the private hosts view)."""
+    if not plan.hosts or not profile.gateway.system_hosts:
+        return {}
+    from ecflow_remote.launch import private_view_available
+
+    if private_view_available():
+        return {}
+    path = hosts_path()
+    add(path, rundir.path.name, plan.hosts, f"{profile.path} ({plan.method} method)")
+    hidden = shadowed(path, rundir.path.name, plan.hosts)
+    if hidden:
+        print(f"warning: {path} maps {', '.join(hidden)} before ecflow-remote's block: yours win", file=sys.stderr)
+    return {"system_hosts": str(path)}
+
+
+def remove_for(rundir: RunDir, state: Mapping[str, Any] | None) -> bool:
+    """Remove the tunnel's block (down, supervisor exit, or a later up/down after a kill -9). True if removed."""
+    files = (state or {}).get("files") or {}
+    path = Path(files["system_hosts"]) if "system_hosts" in files else hosts_path()
+    tag = rundir.path.name
+    try:
+        present = has_block(path, tag)
+    except SystemHostsError:
+        if "system_hosts" in files:
+            raise
+        return False  # the system file is unreadable or odd, and this tunnel never used it
+    return present and remove(path, tag)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ecflow_remote.hosts.system", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["add", "remove", "show"])
+    parser.add_argument("tag")
+    parser.add_argument("pairs", nargs="*", metavar="NAME=ADDRESS")
+    parser.add_argument("--path", type=Path, default=None)
+    args = parser.parse_args(argv)
+    path = args.path or hosts_path()
+    try:
+        if args.action == "add":
+            mapping = dict(p.split("=", 1) for p in args.pairs if "=" in p)
+            if not mapping or len(mapping) != len(args.pairs):
+                parser.error("give NAME=ADDRESS pairs")
+            changed = add_block(path, args.tag, mapping, "by hand")
+            print(f"{path}: block {args.tag} {'added' if changed else 'already in place'}")
+        elif args.action == "remove":
+            changed = remove_block(path, args.tag)
+            print(f"{path}: block {args.tag} {'removed' if changed else 'not present'}")
+        else:
+            print(f"{path}: {'has' if has_block(path, args.tag) else 'has no'} block {args.tag}")
+    except (SystemHostsError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The three ways through the gateway (local, socks, hosts): which forwards, endpoints and names each gives."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.profile.model import Profile
+
+# Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
+# host keeps its own ports and any number of log servers share 9316. Linux routes all of 127/8 to lo.
+ALIAS_NET = "127.77."
+
+
+class PortInUse(EcflowRemoteError):
+    """A local port the tunnel needs is taken."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Centre service and where it is reachable on this machine while the tunnel is up."""
+
+    kind: Literal["server", "logserver"]
+    name: str
+    host: str
+    port: int
+    local_host: str
+    local_port: int
+    forwarded: bool = True  # False: reached through the SOCKS proxy, not an ssh -L forward
+    # Set: the server's ecflow_user. Our relay (relay.py) listens on the local endpoint and presents this name;
+    # ssh forwards to a private unix socket behind it.
+    relay_user: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a client reaches an endpoint now: its local forward, or its Centre name through the SOCKS front."""
+
+    host: str
+    port: int
+    proxy: tuple[str, int] | None = None
+    proxy_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    def proxy_kwargs(self) -> dict[str, Any]:
+        """The keywords every native client (ecFlow, log server) takes for the proxy."""
+        return {"proxy": self.proxy, "proxy_auth": self.proxy_auth}
+
+
+@dataclass
+class Plan:
+    method: str
+    endpoints: list[Endpoint]
+    socks_port: int | None = None
+    # Names a launched program must resolve to loopback (its private hosts view): host -> local address.
+    hosts: dict[str, str] = field(default_factory=dict)
+    # The SOCKS front's (user, password) for this tunnel start: filled in by the supervisor and Tunnel.plan() from
+    # the run directory's 0600 file, never serialized (state.json, --json) or shown.
+    proxy_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def forwards(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.forwarded]
+
+    def servers(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.kind == "server"]
+
+    def logservers(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.kind == "logserver"]
+
+    def endpoint(self, name: str) -> Endpoint:
+        return next(e for e in self.servers() if e.name == name)
+
+    def route(self, endpoint: Endpoint) -> Route:
+        if endpoint.forwarded:
+            return Route(endpoint.local_host, endpoint.local_port)
+        if self.socks_port is None:
+            raise EcflowRemoteError(f"{endpoint.name} is reached through a SOCKS proxy, but the tunnel has none")
+        return Route(endpoint.host, endpoint.port, ("127.0.0.1", self.socks_port), self.proxy_auth)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "endpoints": [e.to_json() for e in self.endpoints],
+            "socks_port": self.socks_port,
+            "hosts": self.hosts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            data["method"],
+            [Endpoint(**e) for e in data["endpoints"]],
+            data.get("socks_port"),
+            dict(data.get("hosts", {})),
+        )
+
+
+def is_loopback(host: str, *, by_name: bool = False) -> bool:
+    """Is `host` a loopback address (127/8, ::1)? With by_name, `localhost` and names below it count too."""
+    if by_name and (host == "localhost" or host.startswith("localhost.")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        # Without SO_REUSEADDR a port in TIME_WAIT after our own restart would look taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def alias_net(profile: Profile) -> str:
+    """127.77.K.: K from the profile's path, so two profiles' tunnels can be up at once without a clash."""
+    digest = hashlib.sha256(str(profile.path.resolve()).encode()).digest()
+    return f"{ALIAS_NET}{digest[0] % 250 + 1}."
+
+
+def alias_addresses(profile: Profile, hosts: list[str]) -> dict[str, str]:
+    if len(hosts) > 250:
+        raise EcflowRemoteError(f"{len(hosts)} Centre hosts: the hosts method has room for 250 at most")
+    net = alias_net(profile)
+    aliases = {host: f"{net}{i + 1}" for i, host in enumerate(hosts)}
+    if sys.platform == "darwin":
+        missing = [a for a in aliases.values() if not _can_bind(a)]
+        if missing:
+            cmds = "; ".join(f"sudo ifconfig lo0 alias {a} up" for a in missing)
+            raise EcflowRemoteError(f"macOS routes only 127.0.0.1 to loopback; add the aliases once: {cmds}")
+    return aliases
+
+
+def _can_bind(address: str) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def plan_for(profile: Profile, method: str | None = None) -> Plan:
+    """Choose every local endpoint for `profile` under `method` (the profile's own by default)."""
+    method = method or profile.gateway.method
+    if method == "local":
+        plan = _plan_local(profile)
+    elif method == "hosts":
+        plan = _plan_hosts(profile)
+    elif method == "socks":
+        plan = _plan_socks(profile)
+    else:
+        raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+    # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name).
+    users = {s.name: s.ecflow_user for s in profile.servers}
+    plan.endpoints = [
+        replace(e, relay_user=users.get(e.name)) if e.kind == "server" and e.forwarded else e for e in plan.endpoints
+    ]
+    return plan
+
+
+def _plan_local(profile: Profile) -> Plan:
+    """The how-to's Method 1: everything on 127.0.0.1, original ports where free, else free ones (reported)."""
+    taken: set[int] = set()
+    endpoints = []
+    targets = [("server", s.name, s.host, s.port) for s in profile.servers]
+    targets += [("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port) for lg in profile.logservers]
+    for kind, name, host, port in targets:
+        local = port if port not in taken and port_free("127.0.0.1", port) else free_port()
+        taken.add(local)
+        endpoints.append(Endpoint(kind, name, host, port, "127.0.0.1", local))  # type: ignore[arg-type]
+    # A log server named in ECF_LOGHOST resolves to loopback for launched programs; only the ones that kept
+    # their own port can be reached that way (the how-to's limit that the hosts method removes).
+    hosts = {e.host: "127.0.0.1" for e in endpoints if e.kind == "logserver" and e.local_port == e.port}
+    return Plan("local", endpoints, hosts=hosts)
+
+
+def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint], dict[str, str]]:
+    aliases = alias_addresses(profile, profile.centre_hosts())
+    endpoints = []
+    for s in profile.servers:
+        _check_free(aliases[s.host], s.port, f"server {s.name}")
+        endpoints.append(Endpoint("server", s.name, s.host, s.port, aliases[s.host], s.port))
+    for lg in profile.logservers:
+        forwarded = "logserver" not in through_socks
+        if forwarded:
+            _check_free(aliases[lg.host], lg.port, f"log server {lg.host}")
+        endpoints.append(
+            Endpoint("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port, aliases[lg.host], lg.port, forwarded)
+        )
+    hosts = {e.host: e.local_host for e in endpoints if e.forwarded}
+    return endpoints, hosts
+
+
+def _check_free(host: str, port: int, what: str) -> None:
+    if not port_free(host, port):
+        raise PortInUse(
+            f"{host}:{port} for {what} is in use: is another tunnel (or ecflow-remote) running? "
+            "See `ecflow-remote status`, or stop the other program."
+        )
+
+
+def _plan_hosts(profile: Profile) -> Plan:
+    endpoints, hosts = _aliased(profile, set())
+    return Plan("hosts", endpoints, hosts=hosts)
+
+
+def _plan_socks(profile: Profile) -> Plan:
+    """SOCKS for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
+    Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it. The SOCKS
+    port is our password-checking front (socks.py); ssh -D itself listens on a private unix socket."""
+    port = profile.gateway.socks_port
+    if not port_free("127.0.0.1", port):
+        raise PortInUse(
+            f"127.0.0.1:{port} (gateway.socks_port) is in use: another SOCKS proxy or tunnel runs "
+            f"there. Stop it, or set socks_port in {profile.path} to a free port."
+        )
+    endpoints, hosts = _aliased(profile, {"logserver"})
+    # Log servers are reached through the proxy by their real names and ports.
+    endpoints = [
+        e if e.forwarded else Endpoint(e.kind, e.name, e.host, e.port, "127.0.0.1", port, False) for e in endpoints
+    ]
+    return Plan("socks", endpoints, socks_port=port, hosts=hosts)

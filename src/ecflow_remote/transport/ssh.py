@@ -1,0 +1,173 @@
+"""OpenSSH command lines for a profile and a plan, and ssh's own errors in plain words."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecflow_remote.access import relay, socks
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.plan import Plan
+from ecflow_remote.profile.model import Profile, SshTarget
+
+# A pty-backed session on each leg: OpenSSH turns Nagle off (TCP_NODELAY) only for connections that carry an
+# interactive session, and without it every small forwarded reply waits ~40 ms for a delayed ACK.
+HOLD_COMMAND = "exec sleep 2147483647"
+# ssh gives up after (CountMax + 1) unanswered intervals: 3 s and 3 notice a dead link in about 12 s (5 and 3
+# measured 19-20 s), for one small packet every 3 s of silence.
+KEEPALIVE = ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3"]
+
+
+class SshMissing(EcflowRemoteError):
+    """No OpenSSH client on PATH."""
+
+
+def ssh_binary() -> str:
+    path = shutil.which("ssh")
+    if path is None:
+        raise SshMissing("ssh (the OpenSSH client) is not on PATH: install it (Debian: apt install openssh-client)")
+    return path
+
+
+@dataclass(frozen=True)
+class Legs:
+    """The ssh processes of one tunnel: an optional master to the jump host, and the main forwarding leg."""
+
+    jump_master: list[str] | None
+    main: list[str]
+
+
+def _common(profile: Profile, *, master: bool = False) -> list[str]:
+    argv = [ssh_binary()]
+    if profile.gateway.ssh_config:
+        argv += ["-F", str(profile.gateway.ssh_config)]
+    argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *KEEPALIVE]
+    if not master:
+        # Never ride on the user's own ControlMaster: it would own (and steal) our forwards.
+        argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    return argv
+
+
+def destination(target: SshTarget) -> str:
+    # Validated by the profile (never starts with "-"); the URI form is the only one that carries a port.
+    return target.uri() if target.port is not None else str(target)
+
+
+def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = True, main_session: bool = True) -> Legs:
+    """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one."""
+    gw = profile.gateway
+    main = [*_common(profile), "-o", "ExitOnForwardFailure=yes"]
+    jump_master = None
+    if len(gw.jump) == 1 and jump_session:
+        sock = control_dir / "jump.sock"
+        target = destination(gw.jump[0])
+        master = ["-M", "-S", str(sock), "-o", "ControlPersist=no", "-tt", target, HOLD_COMMAND]
+        jump_master = [*_common(profile, master=True), *master]
+        config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
+        # Through the master's pty-backed connection; if the master is gone ssh simply connects on its own.
+        proxy = f"{shlex.quote(ssh_binary())} {config}-o BatchMode=yes -S {shlex.quote(str(sock))} -W %h:%p {target}"
+        main += ["-o", f"ProxyCommand={proxy}"]
+    elif gw.jump:
+        main += ["-J", ",".join(str(j) for j in gw.jump)]
+    for e in plan.forwards:
+        if e.relay_user:
+            # The relay (relay.py) owns the local endpoint; ssh listens on a unix socket (0600, in the 0700 run
+            # directory) that only the relay reaches, so no request reaches the server without its rewrite.
+            main += ["-L", f"{relay.socket_path(control_dir, e.name).absolute()}:{e.host}:{e.port}"]
+        else:
+            main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
+    if any(e.relay_user for e in plan.forwards) and plan.socks_port is None:
+        main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves its sockets
+    if plan.socks_port is not None:
+        # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
+        # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.
+        main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks.socket_path(control_dir).absolute())]
+    main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
+    return Legs(jump_master, main)
+
+
+def first_hop(profile: Profile) -> tuple[str, int] | None:
+    """Where the tunnel's first TCP connection goes (the jump host, else the workstation), as `ssh -G` reads the
+    user's config; None when ssh gets there through a proxy of its own (nothing for us to probe)."""
+    gw = profile.gateway
+    target = gw.jump[0] if gw.jump else gw.host
+    argv = [ssh_binary(), *(["-F", str(gw.ssh_config)] if gw.ssh_config else []), "-G", destination(target)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    opts: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        opts.setdefault(key.lower(), value.strip())
+    if out.returncode != 0 or opts.get("proxycommand", "none") != "none" or opts.get("proxyjump", "none") != "none":
+        return None
+    try:
+        return opts["hostname"], int(opts.get("port", "22"))
+    except (KeyError, ValueError):
+        return None
+
+
+# ssh's messages, most specific first, with what they mean for a user of ecflow-remote and what to do.
+_EXPLANATIONS: list[tuple[str, str]] = [
+    (
+        r"Permission denied \(publickey",
+        "the gateway refused your SSH certificate (expired or missing?): renew it (`ecflow-remote login`, or "
+        "`tsh login`) and the tunnel reconnects by itself",
+    ),
+    (
+        r"Certificate invalid: expired|certificate .*expired",
+        "your SSH certificate has expired: renew it (`ecflow-remote login`, or `tsh login`)",
+    ),
+    (
+        r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
+        "the host key of the gateway is not trusted (known_hosts): connect once by hand with ssh to check it",
+    ),
+    (r"Could not resolve hostname (\S+)", "cannot resolve {0}: check the host name in the profile and your network"),
+    (
+        r"(?:connect to host|connect to) (\S+) port \d+: Connection refused",
+        "{0} refused the SSH connection (sshd down?)",
+    ),
+    (
+        r"connect to (?:host )?(\S+) port \d+: (?:Connection timed out|No route to host|Network is unreachable)",
+        "{0} cannot be reached (no network, VPN, or the host is down)",
+    ),
+    (
+        r"Connection timed out during banner exchange|Connection timed out",
+        "the SSH connection timed out: the network is down or the gateway is not answering",
+    ),
+    (
+        # The jump host's -W hop to the workstation failed (-L channel failures never end ssh, so this is it).
+        r"open failed: connect failed: ([^\n]+)\n(?:.*\n)*?stdio forwarding failed",
+        "the jump host could not reach the workstation's sshd ({0}): is the workstation or its sshd down?",
+    ),
+    (
+        r"channel \d+: open failed: connect failed: Name or service not known|open failed: .*(\S+)",
+        "the workstation could not reach a Centre host named in the profile",
+    ),
+    (
+        r"(?:bind|cannot listen to port|Address already in use).*?(\d+)?",
+        "a local port of the tunnel is already in use: see `ecflow-remote status`, or stop the other program",
+    ),
+    (r"Timeout, server (\S+) not responding", "the link to {0} died (no answer to keepalives): reconnecting"),
+    (r"Connection (?:closed|reset) by (\S+)", "{0} closed the connection"),
+    (r"stdio forwarding failed|kex_exchange_identification", "the jump host could not open the way to the workstation"),
+]
+
+
+def explain(stderr: str) -> str:
+    """One line, in plain words, for what ssh printed before it exited."""
+    for pattern, words in _EXPLANATIONS:
+        m = re.search(pattern, stderr, re.IGNORECASE)
+        if m:
+            return words.format(*[g or "" for g in m.groups()])
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith(("Warning", "debug"))]
+    return lines[-1] if lines else "ssh exited without a message"
+
+
+def is_auth_failure(stderr: str) -> bool:
+    return bool(re.search(r"Permission denied|Certificate invalid", stderr))
