@@ -27,12 +27,12 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient, ServerError
-    from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient, TruncatedOutput
-    from ecflow_remote.errors import EcflowRemoteError
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
+    from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
+    from ecflow_remote.errors import EcflowRemoteError, ProfileError, ServerError, TruncatedOutput, TunnelError
     from ecflow_remote.plan import Endpoint, Plan
-    from ecflow_remote.profile.model import Profile, ProfileError, load_profile
-    from ecflow_remote.tunnel.supervisor import Tunnel, TunnelError, open_tunnel
+    from ecflow_remote.profile.model import Profile, load_profile
+    from ecflow_remote.tunnel.supervisor import Tunnel, open_tunnel
 
 __all__ = [
     "AsyncEcflowClient",

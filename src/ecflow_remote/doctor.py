@@ -234,8 +234,9 @@ async def _services(
     w: _Walk, profile: Profile, proxy: tuple[str, int], proxy_auth: tuple[str, str], timeout: float
 ) -> None:
     from ecflow_remote.clients.connect import close_stream, open_stream
-    from ecflow_remote.clients.ecflow import AsyncEcflowClient, ServerError
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient
+    from ecflow_remote.errors import ServerError
 
     workstation = profile.gateway.host.host
 

@@ -2,8 +2,156 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class EcflowRemoteError(Exception):
     """Base of every error ecflow-remote raises on purpose; the CLI prints it as one line and exits 1."""
 
     exit_code = 1
+
+
+class UiError(EcflowRemoteError):
+    """ecflow_ui cannot be prepared or started through the tunnel."""
+
+
+class UiConfigError(EcflowRemoteError):
+    """ecflow_ui's server list cannot be read or written; names the file and line."""
+
+    def __init__(self, message: str, *, path: Path, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: {self.message}"
+
+
+class OutputError(EcflowRemoteError):
+    """The job output could not be read completely."""
+
+
+class ProfileError(EcflowRemoteError):
+    """A profile that cannot be used: says which file, line and key, what is wrong and what to do."""
+
+    def __init__(
+        self, message: str, *, path: Path | None = None, key: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.key = key
+        self.line = line
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.path is not None:
+            where = display_path(self.path)
+            parts.append(f"{where}:{self.line}" if self.line is not None else where)
+        if self.key:
+            parts.append(self.key)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class PasswordError(EcflowRemoteError):
+    """A custom user's password could not be read; the message never contains the secret."""
+
+
+class InitError(EcflowRemoteError):
+    """A value given to `ecflow-remote init` cannot go into a profile."""
+
+
+class LaunchError(EcflowRemoteError):
+    """A program could not be started through the tunnel."""
+
+
+class TunnelError(EcflowRemoteError):
+    """The tunnel could not be brought up, or is not running."""
+
+
+class AlreadyRunning(TunnelError):
+    """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
+
+
+class CertificateError(EcflowRemoteError):
+    """The certificate cannot be renewed from here (no login command), or the login command failed."""
+
+
+class SystemHostsError(EcflowRemoteError):
+    """The system hosts file cannot be changed as asked (not writable, or its markers were edited by hand)."""
+
+
+class PortInUse(EcflowRemoteError):
+    """A local port the tunnel needs is taken."""
+
+
+class LogServerError(EcflowRemoteError):
+    """The log server could not give what was asked."""
+
+
+class LogFileUnavailable(LogServerError):
+    """The log server sent nothing: the file is missing, unreadable, or outside its LOGPATH."""
+
+
+class TruncatedOutput(LogServerError):
+    """The connection closed before the whole file arrived; a partial file is never returned."""
+
+
+class ConnectError(EcflowRemoteError):
+    """A TCP connection (direct or through the SOCKS proxy) could not be made."""
+
+    def __init__(self, message: str, *, host: str, port: int, proxy: tuple[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+        self.proxy = proxy
+
+
+class StreamTimeout(EcflowRemoteError):
+    """The peer accepted the connection but did not answer in time."""
+
+
+class ServerError(EcflowRemoteError):
+    """The server answered with an ErrorCmd; the message is the server's text, verbatim."""
+
+    def __init__(self, server_text: str, where: str = "") -> None:
+        self.server_text = server_text
+        self.where = where
+        prefix = f"ecFlow server {where} answered with an error: " if where else ""
+        super().__init__(prefix + server_text)
+
+
+class PasswordEncodingError(EcflowRemoteError):
+    """The password cannot be encoded the way ecFlow needs."""
+
+
+class DefsParseError(EcflowRemoteError):
+    """The definition text could not be read as ecFlow's NET style."""
+
+
+class UnknownNode(EcflowRemoteError, KeyError):
+    """No node at that path in the tree that was fetched."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such node"
+
+
+class ProtocolError(EcflowRemoteError):
+    """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
+
+
+class SshMissing(EcflowRemoteError):
+    """No OpenSSH client on PATH."""
+
+
+def display_path(path: Path) -> str:
+    # Users recognise their home as "~"; the full path adds nothing but noise.
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/", "~") and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text

@@ -11,17 +11,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import LaunchError
 from ecflow_remote.plan import Plan
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.supervisor import Tunnel
 
 MARK = "# ecflow-remote"
-
-
-class LaunchError(EcflowRemoteError):
-    """A program could not be started through the tunnel."""
 
 
 # ---------------------------------------------------------------------------------------------- files

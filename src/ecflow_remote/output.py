@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import OutputError
 from ecflow_remote.plan import Endpoint, Route
 from ecflow_remote.suites import ecflow_client_for
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 FOLLOW_EVERY = 1.0
 # Outputs up to this size stay in memory until verified; bigger ones are spooled to a temporary file.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
-
-
-class OutputError(EcflowRemoteError):
-    """The job output could not be read completely."""
 
 
 @dataclass
@@ -130,8 +126,7 @@ async def read_output(
     note: Callable[[str], None] | None = None,
 ) -> None:
     """Write the whole verified output (or its last `tail` lines) to `out`; nothing at all if it is incomplete."""
-    from ecflow_remote.clients.connect import ConnectError
-    from ecflow_remote.clients.logserver import LogFileUnavailable
+    from ecflow_remote.errors import ConnectError, LogFileUnavailable
 
     if source.via_logserver:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed below)

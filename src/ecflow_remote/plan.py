@@ -9,16 +9,12 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import EcflowRemoteError, PortInUse
 from ecflow_remote.profile.model import Profile
 
 # Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
 # host keeps its own ports and any number of log servers share 9316. Linux routes all of 127/8 to lo.
 ALIAS_NET = "127.77."
-
-
-class PortInUse(EcflowRemoteError):
-    """A local port the tunnel needs is taken."""
 
 
 @dataclass(frozen=True)

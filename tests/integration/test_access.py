@@ -43,7 +43,8 @@ def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:
 
 def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp_path: Path) -> None:
     from ecflow_remote import status
-    from ecflow_remote.tunnel.supervisor import Tunnel, TunnelError
+    from ecflow_remote.errors import TunnelError
+    from ecflow_remote.tunnel.supervisor import Tunnel
 
     c = make_centre(certificate_validity="+12s")
     profile = write_profile(c, tmp_path / "p.toml", warn_before="1h")
@@ -107,7 +108,8 @@ def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> Non
     from centre import EcflowServerSpec, LogServerSpec
 
     from ecflow_remote.access import relay
-    from ecflow_remote.clients.ecflow import EcflowClient, ServerError
+    from ecflow_remote.clients.ecflow import EcflowClient
+    from ecflow_remote.errors import ServerError
     from ecflow_remote.tunnel.supervisor import Tunnel
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
@@ -167,7 +169,8 @@ def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> Non
 def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from centre import EcflowServerSpec, LogServerSpec
 
-    from ecflow_remote.clients.ecflow import EcflowClient, ServerError
+    from ecflow_remote.clients.ecflow import EcflowClient
+    from ecflow_remote.errors import ServerError
     from ecflow_remote.tunnel.supervisor import Tunnel
 
     spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))

@@ -19,9 +19,9 @@ from procs import cmdline, ssh_pids
 
 from ecflow_remote.clients.ecflow import EcflowClient
 from ecflow_remote.clients.logserver import LogServerClient
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError
 from ecflow_remote.tunnel.rundir import wait_for
-from ecflow_remote.tunnel.supervisor import AlreadyRunning, Tunnel
+from ecflow_remote.tunnel.supervisor import Tunnel
 
 pytestmark = pytest.mark.integration
 

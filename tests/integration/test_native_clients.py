@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.clients.connect import ConnectError
-from ecflow_remote.clients.ecflow import Defs, EcflowClient, ServerError
-from ecflow_remote.clients.logserver import LogFileUnavailable, LogServerClient
+from ecflow_remote.clients.ecflow import Defs, EcflowClient
+from ecflow_remote.clients.logserver import LogServerClient
+from ecflow_remote.errors import ConnectError, LogFileUnavailable, ServerError
 
 pytestmark = pytest.mark.integration
 

@@ -89,8 +89,8 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     from python_socks import ProxyError
 
     from ecflow_remote.access.socks import Credentials, socket_path
-    from ecflow_remote.clients.connect import ConnectError
     from ecflow_remote.clients.logserver import LogServerClient
+    from ecflow_remote.errors import ConnectError
 
     port = free_port()
     tunnel = tunnel_up("socks", socks_port=port)

@@ -16,8 +16,9 @@ import pytest
 from centre.centre import EcflowServerSpec, LogServerSpec
 
 from ecflow_remote import output
-from ecflow_remote.clients.ecflow import EcflowClient, ServerError
-from ecflow_remote.clients.logserver import AsyncLogServerClient, TruncatedOutput
+from ecflow_remote.clients.ecflow import EcflowClient
+from ecflow_remote.clients.logserver import AsyncLogServerClient
+from ecflow_remote.errors import ServerError, TruncatedOutput
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ecflow_remote.clients.logserver import LogServerError, TruncatedOutput
+from ecflow_remote.errors import LogServerError, TruncatedOutput
 
 CONTENT = bytes(range(256)) * 40  # 10240 bytes, more than one checksum span
 SHA1 = hashlib.sha1(CONTENT[:1024]).hexdigest()

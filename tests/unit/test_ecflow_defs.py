@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.clients.ecflow import Defs, DefsParseError, UnknownNode, parse_defs, parse_node
+from ecflow_remote.clients.ecflow import Defs, parse_defs, parse_node
 from ecflow_remote.clients.ecflow.client import AsyncEcflowClient
+from ecflow_remote.errors import DefsParseError, UnknownNode
 
 DATA = Path(__file__).parent / "data"
 

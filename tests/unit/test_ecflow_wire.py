@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.clients.connect import ConnectError
 from ecflow_remote.clients.ecflow import commands, wire
 from ecflow_remote.clients.ecflow.client import EcflowClient
-from ecflow_remote.clients.ecflow.commands import Identity, ServerError
+from ecflow_remote.clients.ecflow.commands import Identity
+from ecflow_remote.errors import ConnectError, ServerError
 
 DATA = Path(__file__).parent / "data"
 

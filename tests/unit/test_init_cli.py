@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from ecflow_remote.cli.main import main
+from ecflow_remote.errors import InitError
 from ecflow_remote.profile.model import load_profile
-from ecflow_remote.profile.new import InitError, parse_logserver, parse_server
+from ecflow_remote.profile.new import parse_logserver, parse_server
 
 
 def invoke(profile: Path, *args: str, input: str | None = None) -> tuple[int, str]:

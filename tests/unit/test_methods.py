@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.plan import Plan, PortInUse, plan_for
+from ecflow_remote.errors import PortInUse
+from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Gateway, LogServer, Profile, Server, SshTarget
 
 

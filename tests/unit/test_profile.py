@@ -14,15 +14,13 @@ from typing import NoReturn
 import pytest
 
 import ecflow_remote.profile.model as profile_module
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import EcflowRemoteError, PasswordError, ProfileError
 from ecflow_remote.profile.model import (
     METHODS,
     Gateway,
     LogServer,
-    PasswordError,
     PasswordSource,
     Profile,
-    ProfileError,
     Server,
     SshTarget,
     default_profile_path,

@@ -22,9 +22,9 @@ import pytest
 from logserver_fakes import BROKEN_GETF, CONTENT, GETF_HEADER, PATH, SHA1, answering_getf, delta, honest, list_line
 from logserver_fakes import with_dir as with_served_dir
 
-from ecflow_remote.clients.connect import ConnectError, StreamTimeout
 from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient, commands, wire
-from ecflow_remote.clients.logserver import LogFileUnavailable, LogServerClient, TruncatedOutput, checksum_of
+from ecflow_remote.clients.logserver import LogServerClient, checksum_of
+from ecflow_remote.errors import ConnectError, LogFileUnavailable, StreamTimeout, TruncatedOutput
 
 DATA = Path(__file__).parent / "data"
 PING_REPLY = (DATA / "reply_ping_5.9.2.bin").read_bytes()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote import launch
+from ecflow_remote.errors import SystemHostsError
 from ecflow_remote.hosts import system as systemhosts
-from ecflow_remote.hosts.system import SystemHostsError, add_block, has_block, remove_block
+from ecflow_remote.hosts.system import add_block, has_block, remove_block
 from ecflow_remote.plan import Endpoint, Plan
 
 ORIGINAL = "127.0.0.1\tlocalhost\n# the user's own comment\n10.0.0.5\tprinter  # keep me\n::1\tip6-localhost\n"
@@ -249,7 +250,8 @@ GOOD = '[gateway]\nhost = "user1@machine1"\n{extra}\n[[server]]\nname = "m1"\nho
 
 
 def test_profile_system_hosts_key(tmp_path: Path) -> None:
-    from ecflow_remote.profile.model import ProfileError, load_profile, render_profile
+    from ecflow_remote.errors import ProfileError
+    from ecflow_remote.profile.model import load_profile, render_profile
 
     path = tmp_path / "p.toml"
     path.write_text(GOOD.format(extra=""))

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import EcflowRemoteError, UiConfigError
 from ecflow_remote.ui.servers import (
     HEADER,
-    UiConfigError,
     UiServer,
     default_servers_txt,
     default_ui_config_dir,

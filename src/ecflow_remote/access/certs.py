@@ -16,15 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import CertificateError
 from ecflow_remote.profile.model import Profile, SshTarget
 
 # ssh -G and ssh-keygen answer in milliseconds; a hung agent socket must not hang `status` or the supervisor.
 TOOL_TIMEOUT = 5.0
-
-
-class CertificateError(EcflowRemoteError):
-    """The certificate cannot be renewed from here (no login command), or the login command failed."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from typing import Any
 
 from ecflow_remote.access import pipe
 from ecflow_remote.clients.ecflow.client import login_name
-from ecflow_remote.clients.ecflow.wire import HEADER_SIZE, ProtocolError, decode_header, encode_header
+from ecflow_remote.clients.ecflow.wire import HEADER_SIZE, decode_header, encode_header
+from ecflow_remote.errors import ProtocolError
 from ecflow_remote.plan import is_loopback
 
 # A bigger request (a `--load` of a very large definition) is passed through unread: parsing it would hold the

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import ConnectError
 
 # SOCKS5 reply codes (RFC 1928) in words a user can act on.
 _SOCKS_REPLIES = {
@@ -22,20 +22,6 @@ _SOCKS_REPLIES = {
     7: "the proxy does not support CONNECT",
     8: "the proxy does not support this address type",
 }
-
-
-class ConnectError(EcflowRemoteError):
-    """A TCP connection (direct or through the SOCKS proxy) could not be made."""
-
-    def __init__(self, message: str, *, host: str, port: int, proxy: tuple[str, int] | None = None) -> None:
-        super().__init__(message)
-        self.host = host
-        self.port = port
-        self.proxy = proxy
-
-
-class StreamTimeout(EcflowRemoteError):
-    """The peer accepted the connection but did not answer in time."""
 
 
 def describe_target(host: str, port: int, proxy: tuple[str, int] | None = None) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Unpack
 
-from ecflow_remote.clients.connect import Endpoint, EndpointOptions, StreamTimeout, close_stream
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.clients.connect import Endpoint, EndpointOptions, close_stream
+from ecflow_remote.errors import LogFileUnavailable, LogServerError, StreamTimeout, TruncatedOutput
 
 DEFAULT_PORT = 9316
 CHUNK = 64 * 1024
@@ -26,18 +26,6 @@ _HEADER_ROOM = 256
 CHECKSUM_SPAN = 1024
 
 Progress = Callable[[int, "int | None"], None]
-
-
-class LogServerError(EcflowRemoteError):
-    """The log server could not give what was asked."""
-
-
-class LogFileUnavailable(LogServerError):
-    """The log server sent nothing: the file is missing, unreadable, or outside its LOGPATH."""
-
-
-class TruncatedOutput(LogServerError):
-    """The connection closed before the whole file arrived; a partial file is never returned."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import SystemHostsError
 
 if TYPE_CHECKING:
     from ecflow_remote.plan import Plan
@@ -45,10 +45,6 @@ PATH_ENV: Final = "ECFLOW_REMOTE_SYSTEM_HOSTS"
 BACKUP_SUFFIX: Final = ".ecflow-remote.bak"
 _TAG_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
-
-
-class SystemHostsError(EcflowRemoteError):
-    """The system hosts file cannot be changed as asked (not writable, or its markers were edited by hand)."""
 
 
 def hosts_path() -> Path:

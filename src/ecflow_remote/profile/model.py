@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, NoReturn, get_args
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import PasswordError, ProfileError, display_path
 
 Method = Literal["local", "socks", "hosts"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
@@ -55,42 +55,6 @@ _PASSWORD_HELP: Final = (
     'write where the password comes from: "env:VARIABLE", "file:~/path" or "keyring:SERVICE"'
     " — never the password itself"
 )
-
-
-class ProfileError(EcflowRemoteError):
-    """A profile that cannot be used: says which file, line and key, what is wrong and what to do."""
-
-    def __init__(
-        self, message: str, *, path: Path | None = None, key: str | None = None, line: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.key = key
-        self.line = line
-
-    def __str__(self) -> str:
-        parts: list[str] = []
-        if self.path is not None:
-            where = _display_path(self.path)
-            parts.append(f"{where}:{self.line}" if self.line is not None else where)
-        if self.key:
-            parts.append(self.key)
-        parts.append(self.message)
-        return ": ".join(parts)
-
-
-class PasswordError(EcflowRemoteError):
-    """A custom user's password could not be read; the message never contains the secret."""
-
-
-def _display_path(path: Path) -> str:
-    # Users recognise their home as "~"; the full path adds nothing but noise.
-    text = str(path)
-    home = os.path.expanduser("~")
-    if home not in ("", "/", "~") and (text == home or text.startswith(home + os.sep)):
-        return "~" + text[len(home) :]
-    return text
 
 
 # --------------------------------------------------------------------------------------------- data classes
@@ -163,7 +127,7 @@ class PasswordSource:
 
     def _read_file(self) -> str:
         path = Path(self.ref).expanduser()
-        shown = _display_path(path)
+        shown = display_path(path)
         # O_NONBLOCK: a FIFO or device given by mistake must not hang the open; fstat on the opened descriptor
         # checks the very file that is read (no race between a check and the open).
         try:
@@ -551,9 +515,9 @@ class _Checker:
             # Relative to the profile, not to wherever the command happens to be run from.
             path = self.base_dir / path
         if not path.exists():
-            self.fail(f"{_display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
+            self.fail(f"{display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
         if not path.is_file():
-            self.fail(f"{_display_path(path)} is not a file.", "gateway", None, key)
+            self.fail(f"{display_path(path)} is not a file.", "gateway", None, key)
         return path
 
     def duration(self, table: dict[str, object]) -> float:
@@ -668,8 +632,8 @@ class _Checker:
             return
         if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
             self.fail(
-                f"the password file {_display_path(path)} can be read by others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}). Run: chmod 600 {_display_path(path)}",
+                f"the password file {display_path(path)} can be read by others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}). Run: chmod 600 {display_path(path)}",
                 "server",
                 index,
                 "password",

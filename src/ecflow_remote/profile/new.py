@@ -7,14 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import InitError
 from ecflow_remote.plan import is_loopback
 from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, render_profile
 from ecflow_remote.ui import servers as uiconfig
-
-
-class InitError(EcflowRemoteError):
-    """A value given to `ecflow-remote init` cannot go into a profile."""
 
 
 def default_method() -> str:

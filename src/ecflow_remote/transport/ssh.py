@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecflow_remote.access import relay, socks
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import SshMissing
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, SshTarget
 
@@ -20,10 +20,6 @@ HOLD_COMMAND = "exec sleep 2147483647"
 # ssh gives up after (CountMax + 1) unanswered intervals: 3 s and 3 notice a dead link in about 12 s (5 and 3
 # measured 19-20 s), for one small packet every 3 s of silence.
 KEEPALIVE = ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3"]
-
-
-class SshMissing(EcflowRemoteError):
-    """No OpenSSH client on PATH."""
 
 
 def ssh_binary() -> str:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from ecflow_remote.access import certs, identity, relay, socks
 from ecflow_remote.clients.connect import accepts
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
 from ecflow_remote.plan import Endpoint, Plan, plan_for
 from ecflow_remote.profile.model import Profile, load_profile
 from ecflow_remote.transport import ssh
@@ -34,14 +34,6 @@ HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
 CERT_EVERY = 5.0  # how often the supervisor looks at the certificate's end (ssh -G + ssh-keygen: milliseconds)
 CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for a renewed certificate
-
-
-class TunnelError(EcflowRemoteError):
-    """The tunnel could not be brought up, or is not running."""
-
-
-class AlreadyRunning(TunnelError):
-    """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
 
 
 def _die_with_parent() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.ui import servers as uiconfig
@@ -29,10 +29,6 @@ SESSION_FILE: Final = "session.json"
 SESSION_TEMPLATE: Final = Path("/usr/share/ecflow/etc/ecflow_ui_test_session_template.json")
 # ecflow_ui's own lock files and sockets belong to the running instance that made them, not to the copy.
 _NOT_COPIED: Final = ("*.lock", "*.sock", "*.tmp")
-
-
-class UiError(EcflowRemoteError):
-    """ecflow_ui cannot be prepared or started through the tunnel."""
 
 
 @dataclass(frozen=True)

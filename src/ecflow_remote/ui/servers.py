@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import UiConfigError
 
 SERVERS_FILE: Final = "servers.txt"
 # The header ecflow_ui 5.9 writes; ecflow_ui skips every line starting with "#".
@@ -16,20 +16,6 @@ HEADER: Final = "#Name Host Port Favourite System Ssl user"
 # Newer ecflow_ui releases store a protocol code where 5.9 has its ssl flag: 0 plain, 1 ssl, 2 http, 3 https.
 _SSL_CODES: Final = frozenset({1, 3})
 _MAX_BYTES: Final = 4 * 1024 * 1024
-
-
-class UiConfigError(EcflowRemoteError):
-    """ecflow_ui's server list cannot be read or written; names the file and line."""
-
-    def __init__(self, message: str, *, path: Path, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.line = line
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ecflow_remote.errors import DefsParseError, PasswordEncodingError, ProtocolError, ServerError, UnknownNode
+
 from .client import AsyncEcflowClient, EcflowClient, login_name
-from .commands import Identity, PasswordError, ServerError, crypt_password
-from .defs import ALIAS, FAMILY, SUITE, TASK, Defs, DefsParseError, Node, UnknownNode, parse_defs, parse_node
-from .wire import ProtocolError
+from .commands import Identity, crypt_password
+from .defs import ALIAS, FAMILY, SUITE, TASK, Defs, Node, parse_defs, parse_node
 
 __all__ = [
     "ALIAS",
@@ -18,7 +19,7 @@ __all__ = [
     "EcflowClient",
     "Identity",
     "Node",
-    "PasswordError",
+    "PasswordEncodingError",
     "ProtocolError",
     "ServerError",
     "UnknownNode",

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Unpack
 
-from ecflow_remote.clients.connect import Endpoint, EndpointOptions, StreamTimeout
+from ecflow_remote.clients.connect import Endpoint, EndpointOptions
+from ecflow_remote.errors import StreamTimeout
 
 from . import commands
 from .defs import Defs, Node, parse_defs, parse_node

@@ -9,9 +9,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecflow_remote.errors import EcflowRemoteError
-
-from .wire import ProtocolError
+from ecflow_remote.errors import PasswordEncodingError, ProtocolError, ServerError
 
 # cereal marks the first instance of a polymorphic type (and of a shared pointer) in an archive with the high bit;
 # each request is its own archive, so the command is always the first and these ids are constant.
@@ -30,20 +28,6 @@ DEFAULT_MAX_LINES = 10000
 # The marker CFileCmd appends after cutting a file down to max_lines (Str::truncate_at_start).
 UNLIMITED_LINES = 2**31 - 1
 FILE_TRUNCATED_MARKER = "\n# >>>>>>>> File truncated down to "
-
-
-class ServerError(EcflowRemoteError):
-    """The server answered with an ErrorCmd; the message is the server's text, verbatim."""
-
-    def __init__(self, server_text: str, where: str = "") -> None:
-        self.server_text = server_text
-        self.where = where
-        prefix = f"ecFlow server {where} answered with an error: " if where else ""
-        super().__init__(prefix + server_text)
-
-
-class PasswordError(EcflowRemoteError):
-    """The password cannot be encoded the way ecFlow needs."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +60,13 @@ def crypt_password(password: str, user: str) -> str:
     try:
         lib = _libcrypt()
     except OSError as e:
-        raise PasswordError(f"cannot load libcrypt to encode the ecFlow password ({e}); install libcrypt1") from e
+        raise PasswordEncodingError(
+            f"cannot load libcrypt to encode the ecFlow password ({e}); install libcrypt1"
+        ) from e
     result = lib.crypt(password.encode("utf-8"), user.encode("utf-8"))
     # libxcrypt reports a bad salt (a user name with characters outside [./0-9A-Za-z]) as "*0"/"*1" or NULL.
     if result is None or result.startswith(b"*"):
-        raise PasswordError(
+        raise PasswordEncodingError(
             f"cannot encode a password for user {user!r}: crypt(3) rejects this user name as a salt, "
             "so the ecFlow server cannot match it either"
         )

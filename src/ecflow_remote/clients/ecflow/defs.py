@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import DefsParseError, EcflowRemoteError, UnknownNode
 
 SUITE = "suite"
 FAMILY = "family"
@@ -21,17 +21,6 @@ STATES = ("unknown", "complete", "queued", "aborted", "submitted", "active")
 _ABORT_REASON = re.compile(r"abort<:(.*?)>abort")
 # %NAME% or %NAME:default%, as in ecFlow's variable substitution.
 _MICRO_REF = re.compile(r"%([^%\s:]+)(?::([^%]*))?%")
-
-
-class DefsParseError(EcflowRemoteError):
-    """The definition text could not be read as ecFlow's NET style."""
-
-
-class UnknownNode(EcflowRemoteError, KeyError):
-    """No node at that path in the tree that was fetched."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "no such node"
 
 
 def _parse_edit(line: str, lineno: int) -> tuple[str, str, bool]:

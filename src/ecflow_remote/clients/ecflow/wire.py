@@ -9,16 +9,12 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import ProtocolError
 
 HEADER_SIZE = 8
 # The header is eight hex digits, so no message can be longer than this.
 MAX_BODY = 0xFFFFFFFF
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-class ProtocolError(EcflowRemoteError):
-    """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
 
 
 def encode_header(length: int) -> bytes:
