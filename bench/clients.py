@@ -80,7 +80,7 @@ def measure_status(profile: Path, timeout: float = STATUS_TIMEOUT) -> dict[str, 
     """`ecflow-remote status --json` (a new process, as a user runs it) and the concurrent check alone."""
     import json
 
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     cli = str(Path(sys.executable).parent / "ecflow-remote")
     t0 = time.perf_counter()
@@ -166,7 +166,7 @@ def measure_output(
 @contextlib.contextmanager
 def running_tunnel(profile: Path, wait_all: bool = True) -> Iterator[Any]:
     """A tunnel for `profile`; wait_all=False starts the supervisor without waiting for every server to answer."""
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     tunnel = Tunnel(profile)
     try:
@@ -177,13 +177,13 @@ def running_tunnel(profile: Path, wait_all: bool = True) -> Iterator[Any]:
             argv = [
                 sys.executable,
                 "-m",
-                "ecflow_remote.tunnel.supervisor",
+                "ecflow_remote.tunnel.handle",
                 str(profile),
                 tunnel.profile.gateway.method,
             ]
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
             deadline = time.monotonic() + 60
-            while (tunnel.state() or {}).get("state") != "up":
+            while (s := tunnel.state()) is None or s.state != "up":
                 if time.monotonic() > deadline:
                     raise RuntimeError("tunnel with dead servers did not come up")
                 time.sleep(0.05)

@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecflow_remote.tunnel.state import TunnelState
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -161,7 +164,7 @@ class Config:
     ping: Callable[[], tuple[str, int] | None]
     ssh_pid: Callable[[], int | None]
     # ecflow-remote only: the supervisor's state.json (its own word on when it noticed a dead link).
-    state: Callable[[], dict[str, Any] | None] = lambda: None
+    state: Callable[[], TunnelState | None] = lambda: None
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -199,7 +202,7 @@ def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Co
 
 def ours_config(centre: Any, method: str, workdir: Path) -> Config:
     from ecflow_remote.plan import free_port
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     # A free SOCKS port: 9050 may be held by another tunnel on this machine.
     extra = {"socks_port": free_port()} if method == "socks" else {}
@@ -215,8 +218,8 @@ def ours_config(centre: Any, method: str, workdir: Path) -> Config:
         return Target(e.host, e.port, ("127.0.0.1", plan.socks_port), plan.proxy_auth)
 
     def pid() -> int | None:
-        state = tunnel.state() or {}
-        return state.get("pid")
+        state = tunnel.state()
+        return state.pid if state else None
 
     return Config(
         f"ours-{method}",
@@ -292,7 +295,7 @@ def measure_link_cut(centre: Any, cfgs: list[Config], cut: float, limit: float) 
         if cfg.state() is None:
             return
         while time.monotonic() - t_cut < cut:
-            if (cfg.state() or {}).get("state") != "up":
+            if (s := cfg.state()) is None or s.state != "up":
                 detected[cfg.key] = time.monotonic() - t_cut
                 return
             time.sleep(0.05)
@@ -371,25 +374,16 @@ def status_bench(centre: Any, workdir: Path, dead: int) -> dict[str, float]:
     """`ecflow-remote status --json` with 2 live + `dead` stopped servers, against pinging each in turn by hand."""
     from centre import howto
 
-    from ecflow_remote.tunnel.rundir import RunDir, wait_for
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     profile = centre.write_profile(workdir / "profile-status.toml", "local")
     extra = "".join(f'\n[[server]]\nname = "dead{i}"\nhost = "machine2"\nport = {5000 + i}\n' for i in range(dead))
     profile.write_text(profile.read_text() + extra)
     results: dict[str, float] = {}
-    # The supervisor itself (`up` would wait for every server to answer, and these never will).
-    sup = subprocess.Popen(
-        [sys.executable, "-m", "ecflow_remote.tunnel.supervisor", str(profile), "local"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # These servers never answer: up without waiting for every one.
     tunnel = Tunnel(profile)
+    tunnel.up(require_all=False)
     try:
-        rundir = RunDir.for_profile(profile)
-        if not wait_for(lambda: (rundir.read_state() or {}).get("state") == "up", 30):
-            raise RuntimeError(f"status bench: supervisor did not come up: {rundir.read_state()}")
         cli = Path(sys.executable).with_name("ecflow-remote")
         t0 = time.perf_counter()
         out = subprocess.run([str(cli), "--profile", str(profile), "status", "--json"], capture_output=True)
@@ -403,7 +397,6 @@ def status_bench(centre: Any, workdir: Path, dead: int) -> dict[str, float]:
         results["ours_api_s"] = time.perf_counter() - t0
     finally:
         tunnel.down()
-        sup.wait(10)
     raw = howto.local_forward(centre)
     for i in range(dead):
         port = howto.free_port()

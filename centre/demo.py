@@ -29,14 +29,18 @@ def ecflow_remote(profile: Path, *args: str, check: bool = True) -> subprocess.C
 
 
 def show_recovery(profile: Path) -> None:
+    from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.tunnel.rundir import wait_for
-    from ecflow_remote.tunnel.supervisor import Tunnel
 
     tunnel = Tunnel(profile)
-    old = (tunnel.state() or {})["pid"]
+    state = tunnel.state()
+    old = state.pid if state else None
+    if old is None:
+        print("no ssh to kill: the tunnel is not up")
+        return
     t0 = time.monotonic()
     os.kill(old, signal.SIGKILL)
-    back = wait_for(lambda: (s := tunnel.state() or {}).get("state") == "up" and s.get("pid") not in (None, old), 20)
+    back = wait_for(lambda: (s := tunnel.state()) is not None and s.state == "up" and s.pid not in (None, old), 20)
     took = time.monotonic() - t0
     print(f"ssh {old} killed; " + (f"tunnel up again after {took:.2f} s" if back else "not back after 20 s"))
 

@@ -108,7 +108,7 @@ def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
 @pytest.fixture
 def tunnel_up(profile_for: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     """tunnel_up(method="local", centre_=None, **gateway_keys) -> a running ecflow_remote.Tunnel; all downed after."""
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     started: list[Any] = []
 

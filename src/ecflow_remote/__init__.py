@@ -13,9 +13,9 @@ _EXPORTS: dict[str, str] = {
     "Profile": "ecflow_remote.profile.model",
     "ProfileError": "ecflow_remote.profile.model",
     "load_profile": "ecflow_remote.profile.model",
-    "Tunnel": "ecflow_remote.tunnel.supervisor",
-    "TunnelError": "ecflow_remote.tunnel.supervisor",
-    "open_tunnel": "ecflow_remote.tunnel.supervisor",
+    "Tunnel": "ecflow_remote.tunnel.handle",
+    "TunnelError": "ecflow_remote.errors",
+    "open_tunnel": "ecflow_remote.tunnel.handle",
     "Endpoint": "ecflow_remote.plan",
     "Plan": "ecflow_remote.plan",
     "EcflowClient": "ecflow_remote.clients.ecflow",
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ecflow_remote.errors import EcflowRemoteError, ProfileError, ServerError, TruncatedOutput, TunnelError
     from ecflow_remote.plan import Endpoint, Plan
     from ecflow_remote.profile.model import Profile, load_profile
-    from ecflow_remote.tunnel.supervisor import Tunnel, open_tunnel
+    from ecflow_remote.tunnel.handle import Tunnel, open_tunnel
 
 __all__ = [
     "AsyncEcflowClient",

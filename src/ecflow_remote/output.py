@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ecflow_remote.errors import OutputError
 from ecflow_remote.plan import Endpoint, Route
-from ecflow_remote.suites import ecflow_client_for
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient, Progress
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
 FOLLOW_EVERY = 1.0
 # Outputs up to this size stay in memory until verified; bigger ones are spooled to a temporary file.
@@ -48,21 +46,16 @@ class Source:
     def logserver_client(self, read_timeout: float = 30.0) -> AsyncLogServerClient:
         from ecflow_remote.clients.logserver import AsyncLogServerClient
 
-        assert self.route is not None
+        if self.route is None:
+            raise OutputError(f"{self.node}: no log server of the tunnel serves it")
         return AsyncLogServerClient(
             self.route.host, self.route.port, **self.route.proxy_kwargs(), read_timeout=read_timeout
         )
 
 
-def _same_host(a: str, b: str) -> bool:
-    # ECF_LOGHOST may be fully qualified while the profile uses the short name, or the other way round.
-    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    return a == b or a.split(".", 1)[0] == b.split(".", 1)[0]
-
-
 async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
     """Find the task, its job output path and the log server that serves it (if the tunnel reaches it)."""
-    client = ecflow_client_for(tunnel, server)
+    client = tunnel.ecflow_client(server)
     if not node_path.startswith("/"):
         raise OutputError(f"node paths are absolute, like /suite/family/task, not {node_path!r}")
     # The whole tree, not just the node: ECF_OUT, ECF_LOGHOST and ECF_LOGPORT are usually set on a suite.
@@ -74,12 +67,10 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
     logserver = node.logserver()
     source = Source(server, node.path, jobout, logserver, None, client)
     if logserver is not None:
-        plan = tunnel.plan()
-        for e in plan.logservers():
-            if _same_host(e.host, logserver[0]) and e.port == logserver[1]:
-                source.endpoint = e
-                source.route = plan.route(e)
-                break
+        clients = tunnel.clients()
+        source.endpoint = clients.logserver_endpoint(*logserver)
+        if source.endpoint is not None:
+            source.route = clients.plan.route(source.endpoint)
     return source
 
 
@@ -224,61 +215,3 @@ async def _follow_server(
             out.write(current)
         out.flush()
         previous = current
-
-
-# ------------------------------------------------------------------------------------------ the CLI's entry
-
-
-def run(tunnel: Tunnel, server: str, node: str, *, do_follow: bool = False, tail: int | None = None) -> None:
-    """Print a task's output to stdout; a progress bar on stderr when it is a terminal and the file is large."""
-    out = sys.stdout.buffer
-
-    def note(message: str) -> None:
-        print(f"ecflow-remote: {message}", file=sys.stderr, flush=True)
-
-    async def main() -> None:
-        source = await locate(tunnel, server, node)
-        if do_follow:
-            await follow(source, out, tail=tail, note=note)
-            return
-        with _ProgressBar() as progress:
-            await read_output(source, out, tail=tail, progress=progress, note=note)
-        out.flush()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        out.flush()
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr for outputs over 1 MiB, only when stderr is a terminal."""
-
-    THRESHOLD = 1024 * 1024
-
-    def __init__(self) -> None:
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Progress | None:
-        if not sys.stderr.isatty():
-            return None
-        return self.update
-
-    def update(self, received: int, total: int | None) -> None:
-        if self._progress is None:
-            if (total or received) < self.THRESHOLD:
-                return
-            from rich.console import Console
-            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-            self._progress = Progress(
-                *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("job output", total=total)
-        self._progress.update(self._task, completed=received)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

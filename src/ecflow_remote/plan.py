@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import socket
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from ecflow_remote.errors import EcflowRemoteError, PortInUse
@@ -35,6 +35,11 @@ class Endpoint:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Endpoint:
+        """An endpoint from its to_json(), ignoring keys it does not have (a health check adds its own)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
 
 @dataclass(frozen=True)
 class Route:
@@ -57,8 +62,8 @@ class Plan:
     socks_port: int | None = None
     # Names a launched program must resolve to loopback (its private hosts view): host -> local address.
     hosts: dict[str, str] = field(default_factory=dict)
-    # The SOCKS front's (user, password) for this tunnel start: filled in by the supervisor and Tunnel.plan() from
-    # the run directory's 0600 file, never serialized (state.json, --json) or shown.
+    # The SOCKS front's (user, password) for this tunnel start: made before the plan (the supervisor) or read from
+    # the run directory's 0600 file (Tunnel.plan()); never serialized (state.json, --json) or shown.
     proxy_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -90,12 +95,13 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plan:
+    def from_json(cls, data: dict[str, Any], proxy_auth: tuple[str, str] | None = None) -> Plan:
         return cls(
             data["method"],
-            [Endpoint(**e) for e in data["endpoints"]],
+            [Endpoint.from_json(e) for e in data["endpoints"]],
             data.get("socks_port"),
             dict(data.get("hosts", {})),
+            proxy_auth,
         )
 
 
@@ -154,23 +160,22 @@ def _can_bind(address: str) -> bool:
     return True
 
 
-def plan_for(profile: Profile, method: str | None = None) -> Plan:
-    """Choose every local endpoint for `profile` under `method` (the profile's own by default)."""
+def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str, str] | None = None) -> Plan:
+    """Choose every local endpoint for `profile` under `method` (the profile's own by default); `proxy_auth`: the
+    SOCKS front's user and password for this start (socks method)."""
     method = method or profile.gateway.method
     if method == "local":
-        plan = _plan_local(profile)
-    elif method == "hosts":
-        plan = _plan_hosts(profile)
-    elif method == "socks":
-        plan = _plan_socks(profile)
-    else:
-        raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+        return _plan_local(profile)
+    if method == "hosts":
+        return _plan_hosts(profile)
+    if method == "socks":
+        return _plan_socks(profile, proxy_auth)
+    raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+
+
+def _server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
     # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name).
-    users = {s.name: s.ecflow_user for s in profile.servers}
-    plan.endpoints = [
-        replace(e, relay_user=users.get(e.name)) if e.kind == "server" and e.forwarded else e for e in plan.endpoints
-    ]
-    return plan
+    return Endpoint("server", name, host, port, local_host, local_port, relay_user=profile.server(name).ecflow_user)
 
 
 def _plan_local(profile: Profile) -> Plan:
@@ -182,7 +187,10 @@ def _plan_local(profile: Profile) -> Plan:
     for kind, name, host, port in targets:
         local = port if port not in taken and port_free("127.0.0.1", port) else free_port()
         taken.add(local)
-        endpoints.append(Endpoint(kind, name, host, port, "127.0.0.1", local))  # type: ignore[arg-type]
+        if kind == "server":
+            endpoints.append(_server_endpoint(profile, name, host, port, "127.0.0.1", local))
+        else:
+            endpoints.append(Endpoint("logserver", name, host, port, "127.0.0.1", local))
     # A log server named in ECF_LOGHOST resolves to loopback for launched programs; only the ones that kept
     # their own port can be reached that way (the how-to's limit that the hosts method removes).
     hosts = {e.host: "127.0.0.1" for e in endpoints if e.kind == "logserver" and e.local_port == e.port}
@@ -194,7 +202,7 @@ def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint],
     endpoints = []
     for s in profile.servers:
         _check_free(aliases[s.host], s.port, f"server {s.name}")
-        endpoints.append(Endpoint("server", s.name, s.host, s.port, aliases[s.host], s.port))
+        endpoints.append(_server_endpoint(profile, s.name, s.host, s.port, aliases[s.host], s.port))
     for lg in profile.logservers:
         forwarded = "logserver" not in through_socks
         if forwarded:
@@ -219,7 +227,7 @@ def _plan_hosts(profile: Profile) -> Plan:
     return Plan("hosts", endpoints, hosts=hosts)
 
 
-def _plan_socks(profile: Profile) -> Plan:
+def _plan_socks(profile: Profile, proxy_auth: tuple[str, str] | None) -> Plan:
     """SOCKS for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
     Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it. The SOCKS
     port is our password-checking front (socks.py); ssh -D itself listens on a private unix socket."""
@@ -234,4 +242,4 @@ def _plan_socks(profile: Profile) -> Plan:
     endpoints = [
         e if e.forwarded else Endpoint(e.kind, e.name, e.host, e.port, "127.0.0.1", port, False) for e in endpoints
     ]
-    return Plan("socks", endpoints, socks_port=port, hosts=hosts)
+    return Plan("socks", endpoints, socks_port=port, hosts=hosts, proxy_auth=proxy_auth)

@@ -1,4 +1,4 @@
-"""The status report: tunnel state and every endpoint's health, as a dict (for --json) and as a rich table."""
+"""The status report: the tunnel's state and every endpoint's health, as plain data (the CLI draws the table)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,28 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
 
 def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str, Any]:
     """Live: check every endpoint now (concurrently); otherwise the supervisor's last checks."""
     state = tunnel.state()
-    running = state is not None
     tunnel_info = {
-        "state": state.get("state", "down") if state else "down",
-        "method": state.get("method") if state else tunnel.profile.gateway.method,
-        "pid": state.get("pid") if state else None,
-        "message": state.get("message") if state else "not running: start it with `ecflow-remote up`",
-        "since": state.get("since") if state else None,
-        "reconnects": state.get("reconnects", 0) if state else 0,
+        "state": state.state if state else "down",
+        "method": state.method if state else tunnel.profile.gateway.method,
+        "pid": state.pid if state else None,
+        "message": state.message if state else "not running: start it with `ecflow-remote up`",
+        "since": state.since if state else None,
+        "reconnects": state.reconnects if state else 0,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),
         # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
-        "warnings": list(state.get("warnings", [])) if state else [],
+        "warnings": list(state.warnings) if state else [],
     }
-    if running and live and state and state.get("plan"):
+    if state is not None and live and state.plan is not None:
         checks = [c.to_json() for c in tunnel.check(timeout)]
-    elif running and state:
-        checks = list(state.get("checks", []))
+    elif state is not None:
+        checks = [c.to_json() for c in state.checks]
     else:
         checks = [_unreachable(s.name, s.host, s.port, "server") for s in tunnel.profile.servers]
         checks += [
@@ -78,50 +75,3 @@ def _certificate(tunnel: Tunnel) -> dict[str, Any] | None:
     data["summary"] = certs.summary(tunnel.profile, cert)
     data["warning"] = certs.problem(tunnel.profile, cert) or certs.warning(tunnel.profile, cert)
     return data
-
-
-def table(data: dict[str, Any]) -> Table:
-    from rich import box
-    from rich.table import Table
-
-    t = data["tunnel"]
-    colour = {"up": "green", "reconnecting": "yellow", "starting": "yellow"}.get(t["state"], "red")
-    title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
-    if t.get("message") and t["state"] != "up":
-        title += f"\n{t['message']}"
-    cert = t.get("certificate")
-    if cert:
-        title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
-        if cert.get("warning"):
-            title += "[/]"
-    problems = [f"warning: {w}" for w in t.get("warnings", [])] + [
-        f"{r.get('name') or r['host']}: {r.get('error')}"
-        for r in data["servers"] + data["logservers"]
-        if not r["reachable"] and r.get("error")
-    ]
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption="\n".join(problems) or None,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    for header in ("name", "at the Centre", "here", "answers", "ms", "version"):
-        # Addresses never wrap or shorten: a cut port number is worse than a wide table.
-        table.add_column(header, justify="right" if header == "ms" else "left", no_wrap=header != "name")
-    for rows in (data["servers"], data["logservers"]):
-        for r in rows:
-            local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
-            if r.get("via"):
-                local = f"SOCKS {local}"
-            table.add_row(
-                r.get("name") or r["host"],
-                f"{r['host']}:{r['port']}",
-                local,
-                "[green]yes[/]" if r["reachable"] else "[red]no[/]",
-                f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
-                r.get("version") or "-",
-            )
-        table.add_section()
-    return table

@@ -1,15 +1,12 @@
-"""`ecflow-remote suites`: a server's node tree with states, as a rich tree, plain text or JSON."""
+"""`ecflow-remote suites`: a server's node tree with states, as data, JSON or plain text (the CLI colours it)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.text import Text
-    from rich.tree import Tree
-
-    from ecflow_remote.clients.ecflow import AsyncEcflowClient, Defs, Node
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.clients.ecflow import Defs, Node
+    from ecflow_remote.tunnel.handle import Tunnel
 
 # ecflow_ui 5.9.2's default node state colours (share/ecflow/etc/ecflowview_nstate_conf.json: fill_colour, with
 # font_colour black for all of them); a suspended node is drawn in the suspended colour whatever its state.
@@ -26,31 +23,9 @@ STATE_COLOURS = {
 SERVER_STATE_COLOURS = {"RUNNING": "rgb(0,200,0)", "HALTED": "rgb(255,0,0)", "SHUTDOWN": "rgb(255,166,0)"}
 
 
-def ecflow_client_for(
-    tunnel: Tunnel, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
-) -> AsyncEcflowClient:
-    """A native client for a profile server through the running tunnel, as the profile's ecFlow user."""
-    from ecflow_remote.access import identity
-    from ecflow_remote.clients.ecflow import AsyncEcflowClient
-
-    spec = tunnel.profile.server(server)  # a clear error for an unknown name
-    plan = tunnel.plan()
-    route = plan.route(plan.endpoint(server))
-    passwords = {spec.name: spec.password.read()} if spec.custom_user and spec.password else {}
-    return AsyncEcflowClient(
-        route.host,
-        route.port,
-        **route.proxy_kwargs(),
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        **identity.auth_for(spec, passwords).client_kwargs(),
-    )
-
-
 async def fetch(tunnel: Tunnel, server: str, path: str | None = None) -> Defs | Node:
     """The whole definition, or the subtree at `path` (with its inherited variables: taken from the whole tree)."""
-    client = ecflow_client_for(tunnel, server)
-    defs = await client.get_defs()
+    defs = await tunnel.ecflow_client(server).get_defs()
     if not path or path == "/":
         return defs
     return defs.find(path)
@@ -106,42 +81,3 @@ def plain_lines(server: str, tree: Defs | Node) -> list[str]:
                 continue
             lines.append("  " * (node.path.count("/") - depth0 + 1) + _label(node))
     return lines
-
-
-def _rich_label(node: Node) -> Text:
-    from rich.text import Text
-
-    text = Text(f"{node.name} ", style="bold" if node.kind != "task" else "")
-    colour = STATE_COLOURS["suspended"] if node.suspended else STATE_COLOURS.get(node.state, STATE_COLOURS["unknown"])
-    text.append(f" {node.state} ", style=f"black on {colour}")
-    if node.suspended:
-        text.append(" suspended", style=STATE_COLOURS["suspended"])
-    if node.kind != "task":
-        text.append(f"  {node.kind}", style="dim")
-    return text
-
-
-def rich_tree(server: str, tree: Defs | Node) -> Tree:
-    from rich.text import Text
-    from rich.tree import Tree
-
-    from ecflow_remote.clients.ecflow import Defs
-
-    if isinstance(tree, Defs):
-        header = Text(f"{server} ", style="bold")
-        header.append(tree.server_state, style=SERVER_STATE_COLOURS.get(tree.server_state, ""))
-        top = Tree(header)
-        roots = tree.suites
-    else:
-        top = Tree(Text(server, style="bold"))
-        roots = [tree]
-
-    def add(parent: Tree, node: Node) -> None:
-        branch = parent.add(_rich_label(node))
-        for child in node.children:
-            if child.kind != "alias":
-                add(branch, child)
-
-    for root in roots:
-        add(top, root)
-    return top

@@ -31,7 +31,8 @@ def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:
 
     def check() -> bool:
         nonlocal last
-        last = tunnel.state() or {}
+        current = tunnel.state()
+        last = current.to_json() if current else {}
         return bool(predicate(last))
 
     assert wait_for(check, timeout, 0.1), f"state never matched: {last}"
@@ -43,8 +44,9 @@ def wait_state(tunnel: Any, predicate: Any, timeout: float) -> dict[str, Any]:
 
 def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp_path: Path) -> None:
     from ecflow_remote import status
+    from ecflow_remote.cli.present import status_table
     from ecflow_remote.errors import TunnelError
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     c = make_centre(certificate_validity="+12s")
     profile = write_profile(c, tmp_path / "p.toml", warn_before="1h")
@@ -52,20 +54,20 @@ def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp
     try:
         state = tunnel.up()
         # Announced before it happens: in the supervisor's message and in status.
-        assert "certificate expires in" in state["message"] and "ecflow-remote login" in state["message"]
+        assert "certificate expires in" in state.message and "ecflow-remote login" in state.message
         cert = status.report(tunnel, live=False)["tunnel"]["certificate"]
         assert cert["source"] == f"file {c.certificate}"
         assert 0 < cert["seconds_left"] <= 12 and cert["warning"]
         from rich.console import Console
 
         console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-        console.print(status.table(status.report(tunnel, live=False)))
+        console.print(status_table(status.report(tunnel, live=False)))
         text = console.export_text()
         assert "certificate: " in text and " left, until " in text
 
         # The established tunnel outlives the certificate; then the link drops (every ssh of the tunnel dies).
         assert wait_for(lambda: time.time() > cert["valid_until"] + 1, 20, 0.2)
-        for pgid in tunnel.state()["pgids"]:
+        for pgid in tunnel.state().pgids:
             os.killpg(pgid, signal.SIGKILL)
         down = wait_state(tunnel, lambda s: s.get("state") == "reconnecting" and "expired" in s.get("message"), 30)
         assert "your SSH certificate expired" in down["message"] and "ecflow-remote login" in down["message"]
@@ -81,7 +83,7 @@ def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp
             Tunnel(other).up(20)
 
         # `tsh login` at the Centre: a new certificate; the running supervisor reconnects on its own.
-        reconnects = tunnel.state()["reconnects"]
+        reconnects = tunnel.state().reconnects
         c.issue_certificate("+1h")
         back = wait_state(tunnel, lambda s: s.get("state") == "up", 20)
         assert back["reconnects"] >= reconnects
@@ -110,7 +112,7 @@ def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> Non
     from ecflow_remote.access import relay
     from ecflow_remote.clients.ecflow import EcflowClient
     from ecflow_remote.errors import ServerError
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
     m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
@@ -171,7 +173,7 @@ def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pyt
 
     from ecflow_remote.clients.ecflow import EcflowClient
     from ecflow_remote.errors import ServerError
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
     c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))
@@ -183,7 +185,7 @@ def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pyt
     try:
         state = tunnel.up()  # its health checks log in as bob with the password: the native client
         host, port = tunnel.endpoint("machine1")
-        pwfile = Path(state["files"]["custom_passwd"])
+        pwfile = Path(state.files.custom_passwd or "")
         assert pwfile.stat().st_mode & 0o777 == 0o600
         assert f"bob {host} {port} {PASSWORD}" in pwfile.read_text()
 

@@ -20,8 +20,8 @@ from procs import cmdline, ssh_pids
 from ecflow_remote.clients.ecflow import EcflowClient
 from ecflow_remote.clients.logserver import LogServerClient
 from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError
+from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
-from ecflow_remote.tunnel.supervisor import Tunnel
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,8 @@ CLI = [sys.executable, "-m", "ecflow_remote"]
 
 
 def state(tunnel: Tunnel) -> dict[str, Any]:
-    return tunnel.rundir.read_state() or {}
+    current = tunnel.rundir.read_state()
+    return current.to_json() if current else {}
 
 
 def serves(tunnel: Tunnel) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from ecflow_remote.clients.ecflow import AsyncEcflowClient
 from ecflow_remote.clients.logserver import AsyncLogServerClient
 from ecflow_remote.plan import free_port
-from ecflow_remote.tunnel.supervisor import Tunnel
+from ecflow_remote.tunnel.handle import Tunnel
 
 pytestmark = pytest.mark.integration
 
@@ -57,4 +57,5 @@ def test_concurrent_requests_all_exact(tunnel_up: Callable[..., Tunnel], centre:
     on_disk = [Path(p).read_bytes() for p in paths]
     data = asyncio.run(_log_burst(tunnel, paths, 50))
     assert [d == on_disk[i % 2] for i, d in enumerate(data)] == [True] * 50
-    assert tunnel.state() and tunnel.state()["state"] == "up"  # type: ignore[index]
+    state = tunnel.state()
+    assert state is not None and state.state == "up"

@@ -14,8 +14,8 @@ import pytest
 from procs import ssh_pids
 
 from ecflow_remote.plan import free_port
+from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import runtime_root
-from ecflow_remote.tunnel.supervisor import Tunnel
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,9 @@ def _listeners(pids: list[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Ad
 @pytest.mark.parametrize("method", ["local", "hosts", "socks"])
 def test_listeners_only_on_loopback(tunnel_up: Callable[..., Tunnel], method: str) -> None:
     tunnel = tunnel_up(method, **({"socks_port": free_port()} if method == "socks" else {}))
-    state = tunnel.state() or {}
-    pids = [*ssh_pids(tunnel.rundir.path), state["supervisor_pid"]]
+    state = tunnel.state()
+    assert state is not None
+    pids = [*ssh_pids(tunnel.rundir.path), state.supervisor_pid]
     listening = _listeners(pids)
     assert listening, "the tunnel listens nowhere?"
     assert all(a.is_loopback for a in listening), listening
@@ -64,8 +65,8 @@ def test_run_dir_private_and_no_secrets_in_argv(tunnel_up: Callable[..., Tunnel]
     for d in (root, tunnel.rundir.path):
         st = d.stat()
         assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700, (d, oct(st.st_mode))
-    files = tunnel.state()["files"]  # type: ignore[index]
-    assert stat.S_IMODE(Path(files["proxychains"]).stat().st_mode) == 0o600
+    files = tunnel.files()
+    assert files.proxychains and stat.S_IMODE(Path(files.proxychains).stat().st_mode) == 0o600
     for pid in ssh_pids(tunnel.rundir.path):
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         # The key and certificate stay in files named by the user's ssh_config, never in ssh's argv.
@@ -94,9 +95,10 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
 
     port = free_port()
     tunnel = tunnel_up("socks", socks_port=port)
-    state = tunnel.state() or {}
-    files = state["files"]
-    creds = Credentials.read(files["socks_auth"])
+    state = tunnel.state()
+    assert state is not None and state.files.socks_auth and state.files.proxychains
+    files = state.files.__dict__
+    creds = Credentials.read(state.files.socks_auth)
     assert creds is not None
     # Where the credentials are: two 0600 files in the 0700 run dir; never in state.json or any argv.
     for name in ("socks_auth", "proxychains"):
@@ -104,7 +106,7 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     conf = Path(files["proxychains"]).read_text()
     assert f"socks5 127.0.0.1 {port} {creds.username} {creds.password}" in conf
     assert creds.password not in tunnel.rundir.state_file.read_text()
-    for pid in [*ssh_pids(tunnel.rundir.path), state["supervisor_pid"]]:
+    for pid in [*ssh_pids(tunnel.rundir.path), state.supervisor_pid]:
         assert creds.password not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     # ssh's own SOCKS server is a unix socket only we can open; ssh listens on no TCP port of its own here.
     sock = socket_path(tunnel.rundir.path)

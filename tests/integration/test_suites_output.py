@@ -80,7 +80,7 @@ def test_output_falls_back_to_the_ecflow_server(centre: Any, tunnel_up: Any, pro
     # The same Centre, but the profile knows no log server: the ecFlow server reads the file itself.
     text = path.read_text().split("\n[[logserver]]")[0]
     path.write_text(text)
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     tunnel = Tunnel(path)
     try:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from ecflow_remote.hosts import system as systemhosts
+from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
-from ecflow_remote.tunnel.supervisor import Tunnel
 
 ORIGINAL = "127.0.0.1\tlocalhost\n10.0.0.5\tprinter\n"
 
@@ -47,8 +47,7 @@ def test_up_installs_the_block_and_down_removes_it(
         assert f"{address}\t{name}\n" in block
     assert system_hosts.read_text().startswith(ORIGINAL)
     assert system_hosts.with_name("hosts.ecflow-remote.bak").read_text() == ORIGINAL
-    files = (tunnel.state() or {})["files"]
-    assert files["system_hosts"] == str(system_hosts)
+    assert tunnel.files().system_hosts == str(system_hosts)
     # run works with the system file's block and no private view (ECF_HOST/ECF_PORT: the names resolve only
     # through the real /etc/hosts, which this test leaves alone).
     run = [sys.executable, "-m", "ecflow_remote", "--profile", str(tunnel.profile.path), "run"]
@@ -84,7 +83,7 @@ def test_kill_9_of_the_supervisor_then_down_removes_the_block(
 ) -> None:
     tunnel = tunnel_up("hosts", system_hosts=True)
     tag = tunnel.rundir.path.name
-    pid = (tunnel.state() or {})["supervisor_pid"]
+    pid = tunnel.state().supervisor_pid
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not tunnel.is_running(), 10)
     assert systemhosts.has_block(system_hosts, tag)  # a kill -9 cannot clean up
@@ -96,7 +95,7 @@ def test_kill_9_then_up_replaces_the_stale_block(
     system_hosts: Path, tunnel_up: Callable[..., Any], centre: Any
 ) -> None:
     tunnel = tunnel_up("hosts", system_hosts=True)
-    os.kill((tunnel.state() or {})["supervisor_pid"], signal.SIGKILL)
+    os.kill(tunnel.state().supervisor_pid, signal.SIGKILL)
     assert wait_for(lambda: not tunnel.is_running(), 10)
     tunnel.up()
     assert system_hosts.read_text().count(systemhosts.begin_marker(tunnel.rundir.path.name)) == 1

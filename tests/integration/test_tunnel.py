@@ -29,7 +29,7 @@ def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize("method", METHODS)
 def test_up_status_run_down(centre: Any, profile_for: Any, method: str) -> None:
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     profile = profile_for(method)
     up = cli(profile, "up", "--detach")
@@ -130,24 +130,22 @@ def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
     tunnel = tunnel_up("local")
     before = tunnel.state()
     assert before is not None
-    os.kill(before["pid"], signal.SIGKILL)
+    assert before is not None and before.pid is not None
+    os.kill(before.pid, signal.SIGKILL)
     assert wait_for(
-        lambda: (
-            (tunnel.state() or {}).get("pid") not in (None, before["pid"])
-            and (tunnel.state() or {}).get("state") == "up"
-        ),
+        lambda: (now := tunnel.state()) is not None and now.pid not in (None, before.pid) and now.state == "up",
         15,
     )
     host, port = tunnel.endpoint("machine1")
     assert EcflowClient(host, port).ping() >= 0
-    assert tunnel.state()["reconnects"] >= 1  # type: ignore[index]
+    assert tunnel.state().reconnects >= 1  # type: ignore[union-attr]
 
 
 def test_second_up_reports_the_first(centre: Any, tunnel_up: Any) -> None:
     tunnel = tunnel_up("local")
     second = cli(tunnel.profile.path, "up", "--detach", check=False)
     assert second.returncode == 1
-    assert "already running" in second.stderr and str(tunnel.state()["pid"]) in second.stderr  # type: ignore[index]
+    assert "already running" in second.stderr and str(tunnel.state().pid) in second.stderr  # type: ignore[union-attr]
 
 
 def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
@@ -157,7 +155,7 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
     proc = cli(profile, "up", "--detach", check=False)
     assert proc.returncode == 1
     assert "certificate" in proc.stderr and "Traceback" not in proc.stderr
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     rundir = Tunnel(profile).rundir.path
     assert pids_naming(rundir) == []
@@ -165,7 +163,7 @@ def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:
 
 
 def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     profile = profile_for("local")
     tunnel = Tunnel(profile)
@@ -192,7 +190,7 @@ def test_foreground_up_until_ctrl_c(centre: Any, profile_for: Any) -> None:
 def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any) -> None:
     """A hop that refuses sessions (a Teleport proxy does): the tunnel comes up without a pty session there."""
     from ecflow_remote.clients.ecflow import EcflowClient
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     c = make_centre(jump_sessions=False)
     tunnel = Tunnel(profile_for("local", c))
@@ -200,10 +198,10 @@ def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any)
         tunnel.up()
         # Whether the refusal shows as an ended master or as a master without a pty, the tunnel must come up
         # and stay up: no reconnect loop.
-        reconnects = (tunnel.state() or {}).get("reconnects", 0)
+        reconnects = tunnel.state().reconnects  # type: ignore[union-attr]
         time.sleep(2)
-        state = tunnel.state() or {}
-        assert state.get("state") == "up" and state.get("reconnects", 0) <= reconnects + 1, state
+        state = tunnel.state()
+        assert state is not None and state.state == "up" and state.reconnects <= reconnects + 1, state
         host, port = tunnel.endpoint("machine1")
         assert EcflowClient(host, port).server_version() == "5.9.2"
     finally:
@@ -211,7 +209,7 @@ def test_jump_without_sessions_still_tunnels(make_centre: Any, profile_for: Any)
 
 
 def test_a_dead_server_fails_up_by_name_unless_allowed(centre: Any, profile_for: Any) -> None:
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
     profile = profile_for("local")
     with open(profile, "a") as f:  # a server in maintenance: nothing listens on that port

@@ -241,7 +241,7 @@ def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: s
     from centre import EcflowServerSpec, LogServerSpec
 
     from ecflow_remote.access import relay
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.ui import launch as ui
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
@@ -319,7 +319,7 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     from test_access import PASSWORD
 
     from ecflow_remote.access import relay
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.ui import launch as ui
 
     m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
@@ -337,7 +337,7 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     own.mkdir()
     state = tunnel.up()
     try:
-        pwfile = Path(state["files"]["custom_passwd"])
+        pwfile = Path(state.files.custom_passwd or "")
         # The user's own ECF_USER: ecflow_ui would make it every server's custom user (machine2 has no password
         # for it, and would get no request at all).
         monkeypatch.setenv("ECF_USER", "intruder")

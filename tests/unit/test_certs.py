@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ecflow_remote.access import certs
 from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.transport import ssh
 
 KEYGEN = """\
 /home/u/.ssh/id_ed25519-cert.pub:
@@ -43,7 +44,7 @@ def test_tsh_status() -> None:
 def test_ssh_g_candidates(tmp_path: Path) -> None:
     key = tmp_path / "id"
     Path(f"{key}-cert.pub").write_text("x")
-    settings = certs.parse_ssh_g(f"user u\nidentityfile {key}\nidentityfile {tmp_path}/absent\nidentityagent none\n")
+    settings = ssh.parse_ssh_g(f"user u\nidentityfile {key}\nidentityfile {tmp_path}/absent\nidentityagent none\n")
     assert certs.certificate_files(settings) == [Path(f"{key}-cert.pub")]
 
 

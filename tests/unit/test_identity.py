@@ -46,5 +46,5 @@ def test_names_and_password_lines(tmp_path: Path) -> None:
 
 def test_launch_env(tmp_path: Path) -> None:
     profile = _profile(tmp_path)
-    assert identity.launch_env(profile, {"custom_passwd": "/x"}, "b") == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
-    assert identity.launch_env(profile, {}, "a") == {}  # the ecflow_user name is the relay's job
+    assert identity.launch_env(profile, "/x", "b") == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
+    assert identity.launch_env(profile, None, "a") == {}  # the ecflow_user name is the relay's job

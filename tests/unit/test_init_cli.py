@@ -93,7 +93,7 @@ def test_not_a_terminal_never_asks(tmp_path: Path) -> None:
 
 
 def test_questions_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ecflow_remote.cli.main._interactive", lambda: True)
+    monkeypatch.setattr("ecflow_remote.cli.init._interactive", lambda: True)
     path = tmp_path / "p.toml"
     answers = "user1@machine1\nuser1@jump\nmachine1=machine1:4141\n\nlogserver1\n\nsocks\n"
     code, out = invoke(path, input=answers)

@@ -106,7 +106,7 @@ def test_frames_split_and_malformed() -> None:
 
 def test_loopback_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
-        relay.Relay([relay.Route(("0.0.0.0", 0), tmp_path / "s", "user1")])
+        relay.Relay([relay.RelayRoute(("0.0.0.0", 0), tmp_path / "s", "user1")])
 
 
 def _fake_server(path: Path, seen: list[bytes]) -> socket.socket:
@@ -138,7 +138,7 @@ def test_relay_end_to_end(tmp_path: Path) -> None:
     up = tmp_path / "ecf.sock"
     srv = _fake_server(up, seen)
     port = free_port()
-    with relay.Relay([relay.Route(("127.0.0.1", port), up, "user1")], local_user=ME):
+    with relay.Relay([relay.RelayRoute(("127.0.0.1", port), up, "user1")], local_user=ME):
         for user, expected in ((ME, "user1"), ("other", "other")):
             with socket.create_connection(("127.0.0.1", port)) as c:
                 c.sendall(frame(ping(user)))
@@ -152,7 +152,7 @@ def test_relay_end_to_end(tmp_path: Path) -> None:
 
 def test_relay_closes_when_ssh_is_away(tmp_path: Path) -> None:
     port = free_port()
-    route = relay.Route(("127.0.0.1", port), tmp_path / "none.sock", "user1")
+    route = relay.RelayRoute(("127.0.0.1", port), tmp_path / "none.sock", "user1")
     with relay.Relay([route], local_user=ME), socket.create_connection(("127.0.0.1", port)) as c:
         c.sendall(frame(ping()))
         c.settimeout(5)
@@ -168,7 +168,7 @@ def test_relay_serves_only_our_own_account(tmp_path: Path) -> None:
     up = tmp_path / "ecf.sock"
     srv = _fake_server(up, seen)
     port = free_port()
-    with relay.Relay([relay.Route(("127.0.0.1", port), up, "user1")], local_user=ME) as server:
+    with relay.Relay([relay.RelayRoute(("127.0.0.1", port), up, "user1")], local_user=ME) as server:
         assert foreign_client(port, frame(ping())) in ("reset", "eof")
         assert server.foreign == 1
         with socket.create_connection(("127.0.0.1", port)) as c:

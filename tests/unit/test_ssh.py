@@ -48,7 +48,7 @@ def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
 def test_socks_listens_on_a_private_unix_socket() -> None:
     # ssh -D has no authentication: the TCP port is the password-checking front's (socks.py), never ssh's.
     plan = Plan("socks", [], socks_port=9050)
-    main = ssh.legs(_profile(), plan, Path("/run/x")).main
+    main = ssh.legs(_profile(), plan, Path("/run/x"), socks_socket=Path("/run/x/socks.sock")).main
     assert main[main.index("-D") + 1] == "/run/x/socks.sock"
     assert "StreamLocalBindUnlink=yes" in main and "9050" not in " ".join(main)
 

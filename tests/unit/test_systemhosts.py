@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote import launch
-from ecflow_remote.errors import SystemHostsError
+from ecflow_remote.errors import LaunchError, SystemHostsError
 from ecflow_remote.hosts import system as systemhosts
+from ecflow_remote.hosts import view
 from ecflow_remote.hosts.system import add_block, has_block, remove_block
 from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.tunnel.state import RunFiles
 
 ORIGINAL = "127.0.0.1\tlocalhost\n# the user's own comment\n10.0.0.5\tprinter  # keep me\n::1\tip6-localhost\n"
 MAP1 = {"machine1": "127.77.5.1", "logserver1": "127.77.5.2"}
@@ -226,21 +228,21 @@ def _plan(method: str) -> Plan:
 
 def test_private_view_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECFLOW_REMOTE_PRIVATE_VIEW", "0")
-    assert not launch.private_view_available()
+    assert not view.private_view_available()
     monkeypatch.setenv("ECFLOW_REMOTE_PRIVATE_VIEW", "1")
-    assert launch.private_view_available()
+    assert view.private_view_available()
 
 
 def test_spawn_without_private_view_explains_the_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ECFLOW_REMOTE_PRIVATE_VIEW", "0")
-    files = {"hosts": str(tmp_path / "hosts"), "resolv": str(tmp_path / "resolv.conf")}
-    with pytest.raises(launch.LaunchError) as err:
+    files = RunFiles(hosts=str(tmp_path / "hosts"), resolv=str(tmp_path / "resolv.conf"))
+    with pytest.raises(LaunchError) as err:
         launch.spawn(["true"], _plan("hosts"), files, dict(os.environ))
     assert "local method" in str(err.value) and "system_hosts = true" in str(err.value)
     # local: the view only adds log-server names; the program runs without it.
     assert launch.spawn(["true"], _plan("local"), files, dict(os.environ)).wait() == 0
     # With the system file's block in place the names are there: no view needed.
-    files["system_hosts"] = str(tmp_path / "system-hosts")
+    files = files.merged(RunFiles(system_hosts=str(tmp_path / "system-hosts")))
     assert launch.spawn(["true"], _plan("hosts"), files, dict(os.environ)).wait() == 0
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import load_profile
+from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui import launch as ui
 from ecflow_remote.ui.servers import read_servers_txt
 
@@ -117,12 +118,12 @@ def test_prepare_replaces_a_stale_dir(tmp_path: Path, profile: object) -> None:
 
 
 def test_command_per_method(tmp_path: Path) -> None:
-    argv, env = ui.command(tmp_path, plan("hosts"), {}, ["-title", "x"])
+    argv, env = ui.command(tmp_path, plan("hosts"), RunFiles(), ["-title", "x"])
     assert argv[1:] == ["-confd", str(tmp_path), "-title", "x"] and env == {}
-    argv, env = ui.command(tmp_path, plan("socks"), {"proxychains": "/run/pc.conf"})
+    argv, env = ui.command(tmp_path, plan("socks"), RunFiles(proxychains="/run/pc.conf"))
     assert "-pc4" in argv and env == {"PROXYCHAINS_CONF_FILE": "/run/pc.conf"}
     with pytest.raises(ui.UiError, match="proxychains"):
-        ui.command(tmp_path, plan("socks"), {})
+        ui.command(tmp_path, plan("socks"), RunFiles())
 
 
 def test_custom_user_goes_in_its_servers_user_column_only(tmp_path: Path) -> None:

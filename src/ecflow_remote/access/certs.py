@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ecflow_remote.errors import CertificateError
-from ecflow_remote.profile.model import Profile, SshTarget
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.transport import ssh
 
 # ssh -G and ssh-keygen answer in milliseconds; a hung agent socket must not hang `status` or the supervisor.
 TOOL_TIMEOUT = 5.0
@@ -93,16 +94,6 @@ def parse_tsh_status(text: str) -> float | None:
         return None
 
 
-def parse_ssh_g(text: str) -> dict[str, list[str]]:
-    """`ssh -G` output: lower-case keyword -> every value (identityfile and certificatefile repeat)."""
-    result: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key:
-            result.setdefault(key.lower(), []).append(value.strip())
-    return result
-
-
 # ------------------------------------------------------------------------------------------------ finding
 
 
@@ -115,11 +106,6 @@ def uses_tsh(profile: Profile) -> bool:
         return True
     parts = shlex.split(login)
     return bool(parts) and Path(parts[0]).name == "tsh"
-
-
-def first_hop(profile: Profile) -> SshTarget:
-    """The host whose certificate check comes first: the first jump host, else the workstation."""
-    return profile.gateway.jump[0] if profile.gateway.jump else profile.gateway.host
 
 
 def find(profile: Profile) -> Certificate | None:
@@ -145,23 +131,6 @@ def _from_tsh() -> Certificate | None:
         return None
     until = parse_tsh_status(done.stdout)
     return Certificate("tsh", until) if until is not None else None
-
-
-def ssh_settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
-    """What ssh would use for `target` (default: the first hop), from `ssh -G` with the profile's config."""
-    ssh = shutil.which("ssh")
-    if ssh is None:
-        return {}
-    hop = target or first_hop(profile)
-    argv = [ssh, "-G"]
-    if profile.gateway.ssh_config:
-        argv += ["-F", str(profile.gateway.ssh_config)]
-    if hop.user:
-        argv += ["-l", hop.user]
-    if hop.port is not None:
-        argv += ["-p", str(hop.port)]
-    done = _run([*argv, "--", hop.host])
-    return parse_ssh_g(done.stdout) if done and done.returncode == 0 else {}
 
 
 def certificate_files(settings: dict[str, list[str]]) -> list[Path]:
@@ -214,7 +183,7 @@ def _from_agent(settings: dict[str, list[str]]) -> list[Certificate]:
 
 
 def _from_openssh(profile: Profile) -> Certificate | None:
-    settings = ssh_settings(profile)
+    settings = ssh.settings(profile)
     found = [c for c in (read_certificate_file(p) for p in certificate_files(settings)) if c is not None]
     found += _from_agent(settings)
     if not found:
@@ -228,7 +197,7 @@ def fingerprint(profile: Profile) -> tuple[object, ...]:
     if uses_tsh(profile):
         cert = _from_tsh()
         return ("tsh", cert.valid_until if cert else None)
-    settings = ssh_settings(profile)
+    settings = ssh.settings(profile)
     stamps: list[object] = []
     for path in certificate_files(settings):
         with contextlib.suppress(OSError):

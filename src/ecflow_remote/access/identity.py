@@ -3,8 +3,6 @@ files for launched programs."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, Server
+from ecflow_remote.safefile import write_private
 
 # The version line ecFlow 5.9.2 expects first in a password file (PasswdFile::validateVersionNumber).
 PASSWD_FILE_VERSION = "5.9.2"
@@ -98,38 +97,25 @@ def custom_passwd_lines(profile: Profile, plan: Plan, passwords: Mapping[str, st
 def write_custom_passwd(rundir: Path, lines: list[str]) -> Path:
     """ECF_CUSTOM_PASSWD for launched programs: created 0600 from the start (never readable by others)."""
     path = rundir / "ecf.custom_passwd"
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(PASSWD_FILE_VERSION + "\n" + "".join(line + "\n" for line in lines))
+    write_private(path, PASSWD_FILE_VERSION + "\n" + "".join(line + "\n" for line in lines))
     return path
-
-
-def write_files(profile: Profile, plan: Plan, rundir: Path, passwords: Mapping[str, str]) -> dict[str, str]:
-    """The supervisor's identity files for launched programs: the custom users' password file."""
-    files: dict[str, str] = {}
-    lines = custom_passwd_lines(profile, plan, passwords)
-    if lines:
-        files["custom_passwd"] = str(write_custom_passwd(rundir, lines))
-    return files
 
 
 # ------------------------------------------------------------------------------------------ launched programs
 
 
-def launch_env(profile: Profile, files: Mapping[str, str], server: str | None) -> dict[str, str]:
-    """The environment additions for `run`: ECF_USER and the password file of custom users (`files`: the
-    supervisor's, from state.json).
+def launch_env(profile: Profile, custom_passwd: str | None, server: str | None) -> dict[str, str]:
+    """The environment additions for `run`: ECF_USER and the password file of custom users (`custom_passwd`: the
+    supervisor's, from its run files).
 
     Only launched programs get them: the user's shell, other programs and other users see nothing new. (The
     ecflow_user name needs nothing here: the relay presents it. `ui` sets its own: see ui.launch.)
     """
     env: dict[str, str] = {}
     custom = _custom_user(profile, server)
-    if custom and "custom_passwd" in files:
+    if custom and custom_passwd:
         env["ECF_USER"] = custom
-        env["ECF_CUSTOM_PASSWD"] = files["custom_passwd"]
+        env["ECF_CUSTOM_PASSWD"] = custom_passwd
     return env
 
 

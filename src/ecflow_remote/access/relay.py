@@ -125,7 +125,7 @@ def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[byte
 
 
 @dataclass(frozen=True)
-class Route:
+class RelayRoute:
     """One relayed server: its loopback endpoint, ssh's unix socket behind it, and the name to present."""
 
     listen: tuple[str, int]
@@ -136,7 +136,7 @@ class Route:
 class _Client(pipe.Client):
     """A client of one relayed endpoint: requests read and rewritten, replies piped straight back."""
 
-    def __init__(self, relay: Relay, route: Route) -> None:
+    def __init__(self, relay: Relay, route: RelayRoute) -> None:
         super().__init__(relay, route.upstream)
         self.relay = relay
         self.route = route
@@ -165,7 +165,7 @@ class Relay(pipe.Server):
 
     thread_name = "ecflow-relay"
 
-    def __init__(self, routes: Sequence[Route], local_user: str | None = None) -> None:
+    def __init__(self, routes: Sequence[RelayRoute], local_user: str | None = None) -> None:
         for route in routes:
             if not is_loopback(route.listen[0]):
                 raise ValueError(f"the ecFlow relay listens on loopback only, not {route.listen[0]}")
@@ -177,4 +177,4 @@ class Relay(pipe.Server):
         for i, route in enumerate(self.routes):
             host, port = route.listen
             actual = self.listen_on(host, port, functools.partial(_Client, self, route))  # port 0: kernel's choice
-            self.routes[i] = Route((host, actual), route.upstream, route.user)
+            self.routes[i] = RelayRoute((host, actual), route.upstream, route.user)

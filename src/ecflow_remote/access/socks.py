@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecflow_remote.access import pipe
+from ecflow_remote.safefile import write_private
 
 # ssh -D listens on a unix socket in the tunnel's 0700 run directory (OpenSSH >= 6.7 takes a path for -D, and
 # makes it 0600): no other local user can reach it. Only this front, which asks for the password, listens on TCP.
@@ -66,15 +65,6 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials({self.username!r}, '***')"  # never the password, even in a traceback
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to a file that is 0600 from its first byte (chmod after writing leaves a window)."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 # ----------------------------------------------------------------------------------------------- the front

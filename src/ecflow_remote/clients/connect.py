@@ -317,8 +317,8 @@ async def close_stream(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-class EndpointOptions(TypedDict, total=False):
-    """Endpoint's keyword arguments, for the clients that pass them on."""
+class DestinationOptions(TypedDict, total=False):
+    """Destination's keyword arguments, for the clients that pass them on."""
 
     proxy: tuple[str, int] | None
     proxy_auth: tuple[str, str] | None
@@ -326,7 +326,7 @@ class EndpointOptions(TypedDict, total=False):
     read_timeout: float
 
 
-class Endpoint:
+class Destination:
     """Where a client connects (host:port, directly or through a SOCKS5 proxy) and its time limits; the base of the
     ecFlow and log-server clients, which open a new connection per request."""
 

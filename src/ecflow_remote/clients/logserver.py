@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Unpack
 
-from ecflow_remote.clients.connect import Endpoint, EndpointOptions, close_stream
+from ecflow_remote.clients.connect import Destination, DestinationOptions, close_stream
 from ecflow_remote.errors import LogFileUnavailable, LogServerError, StreamTimeout, TruncatedOutput
 
 DEFAULT_PORT = 9316
@@ -258,10 +258,10 @@ class _Transfer:
         return LogFile(path=self.path, mtime=self.mtime, checksum=self.checksum, data=data, expected_size=self.total)
 
 
-class AsyncLogServerClient(Endpoint):
+class AsyncLogServerClient(Destination):
     """One request per connection, as the log server serves them (it forks, answers and closes)."""
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[DestinationOptions]) -> None:
         # read_timeout: idle time allowed between two chunks, not for the whole transfer: big files may take long.
         super().__init__(host, port, **options)
 
@@ -386,7 +386,7 @@ class LogServerClient:
     """The same client for synchronous code, over plain blocking sockets: no event loop, and files are read with
     recv_into straight into one buffer sized from the listed size."""
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[EndpointOptions]) -> None:
+    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[DestinationOptions]) -> None:
         """Takes what AsyncLogServerClient takes."""
         self._async = AsyncLogServerClient(host, port, **options)
 

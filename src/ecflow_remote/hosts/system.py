@@ -21,23 +21,19 @@ Also a tiny command for doing the same by hand with sudo (the file is root's):
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
-import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from ecflow_remote.errors import SystemHostsError
+from ecflow_remote.safefile import write_atomic
 
 if TYPE_CHECKING:
-    from ecflow_remote.plan import Plan
-    from ecflow_remote.profile.model import Profile
-    from ecflow_remote.tunnel.rundir import RunDir
+    pass
 
 DEFAULT_PATH: Final = Path("/etc/hosts")
 # For tests only: another file to manage instead of /etc/hosts (the test suite must not edit the machine's own).
@@ -203,42 +199,15 @@ def _write(path: Path, text: str, original: str) -> None:
     backup = backup_path(path)
     if not backup.exists() and real.exists():
         # Written once, before the first change: the file as it was before ecflow-remote ever touched it.
-        _atomic_write(backup, original, real)
-    _atomic_write(real, text, real if real.exists() else None)
+        _replace(backup, original, real)
+    _replace(real, text, real if real.exists() else None)
 
 
-def _atomic_write(target: Path, text: str, like: Path | None) -> None:
-    """Write `text` to `target` all at once: a temp file beside it, synced, with `like`'s mode and owner, renamed
-    over it. Readers see the old file or the new one, never a part; a failure leaves the old one as it was."""
-    st = like.stat() if like is not None else None
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ecflow-remote.tmp")
-    tmp = Path(tmp_name)
+def _replace(target: Path, text: str, like: Path | None) -> None:
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if st is not None:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            tmp_st = tmp.stat()
-            if (tmp_st.st_uid, tmp_st.st_gid) != (st.st_uid, st.st_gid):
-                try:
-                    os.chown(tmp, st.st_uid, st.st_gid)
-                except PermissionError:
-                    raise _NotWritable(f"cannot keep {target}'s owner (permission denied)") from None
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(target, text, like=like)
+    except PermissionError:
+        raise _NotWritable(f"cannot write {target} keeping its owner (permission denied)") from None
 
 
 def add(path: Path, tag: str, mapping: Mapping[str, str], note: str = "") -> bool:
@@ -262,40 +231,6 @@ def remove(path: Path, tag: str) -> bool:
         raise SystemHostsError(f"{e}: remove ecflow-remote's block as root: {sudo_hint(path, tag, None)}") from None
     except OSError as e:
         raise SystemHostsError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-# --------------------------------------------------------------------------------------- the tunnel's side
-
-
-def install_for(profile: Profile, plan: Plan, rundir: RunDir) -> dict[str, str]:
-    """The supervisor: the plan's names in the system file, when the profile opts in and launched programs can
-    have no private view. The run's `files` entry naming the file (spawn then skips the private hosts view)."""
-    if not plan.hosts or not profile.gateway.system_hosts:
-        return {}
-    from ecflow_remote.launch import private_view_available
-
-    if private_view_available():
-        return {}
-    path = hosts_path()
-    add(path, rundir.path.name, plan.hosts, f"{profile.path} ({plan.method} method)")
-    hidden = shadowed(path, rundir.path.name, plan.hosts)
-    if hidden:
-        print(f"warning: {path} maps {', '.join(hidden)} before ecflow-remote's block: yours win", file=sys.stderr)
-    return {"system_hosts": str(path)}
-
-
-def remove_for(rundir: RunDir, state: Mapping[str, Any] | None) -> bool:
-    """Remove the tunnel's block (down, supervisor exit, or a later up/down after a kill -9). True if removed."""
-    files = (state or {}).get("files") or {}
-    path = Path(files["system_hosts"]) if "system_hosts" in files else hosts_path()
-    tag = rundir.path.name
-    try:
-        present = has_block(path, tag)
-    except SystemHostsError:
-        if "system_hosts" in files:
-            raise
-        return False  # the system file is unreadable or odd, and this tunnel never used it
-    return present and remove(path, tag)
 
 
 def main(argv: list[str] | None = None) -> int:

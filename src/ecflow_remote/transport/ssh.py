@@ -6,10 +6,10 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecflow_remote.access import relay, socks
 from ecflow_remote.errors import SshMissing
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, SshTarget
@@ -53,8 +53,21 @@ def destination(target: SshTarget) -> str:
     return target.uri() if target.port is not None else str(target)
 
 
-def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = True, main_session: bool = True) -> Legs:
-    """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one."""
+def legs(
+    profile: Profile,
+    plan: Plan,
+    control_dir: Path,
+    *,
+    socks_socket: Path | None = None,
+    relay_sockets: Mapping[str, Path] | None = None,
+    jump_session: bool = True,
+    main_session: bool = True,
+) -> Legs:
+    """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one.
+
+    `socks_socket`: where ssh -D listens (socks method); `relay_sockets`: per relayed server name, the unix socket
+    ssh forwards it to (behind the identity relay)."""
+    relay_sockets = relay_sockets or {}
     gw = profile.gateway
     main = [*_common(profile), "-o", "ExitOnForwardFailure=yes"]
     jump_master = None
@@ -73,38 +86,66 @@ def legs(profile: Profile, plan: Plan, control_dir: Path, jump_session: bool = T
         if e.relay_user:
             # The relay (relay.py) owns the local endpoint; ssh listens on a unix socket (0600, in the 0700 run
             # directory) that only the relay reaches, so no request reaches the server without its rewrite.
-            main += ["-L", f"{relay.socket_path(control_dir, e.name).absolute()}:{e.host}:{e.port}"]
+            main += ["-L", f"{relay_sockets[e.name].absolute()}:{e.host}:{e.port}"]
         else:
             main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
     if any(e.relay_user for e in plan.forwards) and plan.socks_port is None:
         main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves its sockets
     if plan.socks_port is not None:
+        if socks_socket is None:
+            raise ValueError("the socks method needs the path of ssh's SOCKS socket")
         # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
         # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.
-        main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks.socket_path(control_dir).absolute())]
+        main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks_socket.absolute())]
     main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
     return Legs(jump_master, main)
 
 
-def first_hop(profile: Profile) -> tuple[str, int] | None:
-    """Where the tunnel's first TCP connection goes (the jump host, else the workstation), as `ssh -G` reads the
-    user's config; None when ssh gets there through a proxy of its own (nothing for us to probe)."""
-    gw = profile.gateway
-    target = gw.jump[0] if gw.jump else gw.host
-    argv = [ssh_binary(), *(["-F", str(gw.ssh_config)] if gw.ssh_config else []), "-G", destination(target)]
+def first_hop(profile: Profile) -> SshTarget:
+    """The tunnel's first hop: the first jump host, else the workstation (its certificate check comes first)."""
+    return profile.gateway.jump[0] if profile.gateway.jump else profile.gateway.host
+
+
+def parse_ssh_g(text: str) -> dict[str, list[str]]:
+    """`ssh -G` output: lower-case keyword -> every value (identityfile and certificatefile repeat)."""
+    result: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            result.setdefault(key.lower(), []).append(value.strip())
+    return result
+
+
+def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
+    """What ssh would use for `target` (default: the first hop), from `ssh -G` with the profile's config; {} when
+    ssh cannot say (not installed, a config it rejects)."""
+    binary = shutil.which("ssh")
+    if binary is None:
+        return {}
+    hop = target or first_hop(profile)
+    argv = [binary, "-G"]
+    if profile.gateway.ssh_config:
+        argv += ["-F", str(profile.gateway.ssh_config)]
+    if hop.user:
+        argv += ["-l", hop.user]
+    if hop.port is not None:
+        argv += ["-p", str(hop.port)]
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+        done = subprocess.run([*argv, "--", hop.host], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
-        return None
-    opts: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        opts.setdefault(key.lower(), value.strip())
-    if out.returncode != 0 or opts.get("proxycommand", "none") != "none" or opts.get("proxyjump", "none") != "none":
+        return {}
+    return parse_ssh_g(done.stdout) if done.returncode == 0 else {}
+
+
+def first_hop_address(profile: Profile) -> tuple[str, int] | None:
+    """Where the tunnel's first TCP connection goes, as `ssh -G` reads the user's config; None when ssh gets there
+    through a proxy of its own (nothing for us to probe) or cannot say."""
+    opts = settings(profile)
+    if not opts or opts.get("proxycommand", ["none"])[0] != "none" or opts.get("proxyjump", ["none"])[0] != "none":
         return None
     try:
-        return opts["hostname"], int(opts.get("port", "22"))
-    except (KeyError, ValueError):
+        return opts["hostname"][0], int(opts.get("port", ["22"])[0])
+    except (KeyError, IndexError, ValueError):
         return None
 
 
@@ -167,3 +208,8 @@ def explain(stderr: str) -> str:
 
 def is_auth_failure(stderr: str) -> bool:
     return bool(re.search(r"Permission denied|Certificate invalid", stderr))
+
+
+def is_port_in_use(stderr: str) -> bool:
+    """ssh could not listen on a local port of the tunnel (another program took it)."""
+    return bool(re.search(r"Address already in use|cannot listen to port|bind \[?[0-9.:a-f]+\]?:\d+", stderr, re.I))

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ecflow_remote.safefile import write_atomic
+from ecflow_remote.tunnel.state import TunnelState
+
 
 def runtime_root() -> Path:
     """A private (0700) directory with short paths: ssh control sockets live here (sun_path is ~104 bytes)."""
@@ -55,17 +58,15 @@ class RunDir:
     def log_file(self) -> Path:
         return self.path / "supervisor.log"
 
-    def read_state(self) -> dict[str, Any] | None:
+    def read_state(self) -> TunnelState | None:
+        """The supervisor's last word; None when there is none (or it is not a state, e.g. from another version)."""
         try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
+            return TunnelState.from_json(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return data if isinstance(data, dict) else None
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.state_file)
+    def write_state(self, state: TunnelState) -> None:
+        write_atomic(self.state_file, json.dumps(state.to_json(), indent=1), mode=0o600)
 
     def try_lock(self) -> TextIO | None:
         """The lock, held for the supervisor's life; None when another supervisor holds it. The kernel frees it
@@ -90,9 +91,9 @@ class RunDir:
 
     def kill_leftovers(self) -> list[int]:
         """Process groups a dead supervisor left (ssh killed with it otherwise lives on and holds the ports)."""
-        state = self.read_state() or {}
+        state = self.read_state()
         killed = []
-        for pgid in state.get("pgids", []):
+        for pgid in state.pgids if state else []:
             if _is_ours(pgid, self.path):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pgid, signal.SIGKILL)

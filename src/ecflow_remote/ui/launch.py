@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Final
 from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui import servers as uiconfig
 from ecflow_remote.ui.servers import UiServer
 
 if TYPE_CHECKING:
-    from ecflow_remote.tunnel.supervisor import Tunnel
+    from ecflow_remote.tunnel.handle import Tunnel
 
 ECFLOW_UI: Final = "/usr/bin/ecflow_ui"
 CONFIG_DIR_NAME: Final = "ecflow_ui"
@@ -212,7 +213,7 @@ def remove_config(path: Path) -> None:
 
 
 def command(
-    config_dir: Path, plan: Plan, files: Mapping[str, str], extra: Sequence[str] = ()
+    config_dir: Path, plan: Plan, files: RunFiles, extra: Sequence[str] = ()
 ) -> tuple[list[str], dict[str, str]]:
     """The ecflow_ui command line and the environment additions for this tunnel."""
     exe = ECFLOW_UI if os.path.exists(ECFLOW_UI) else shutil.which("ecflow_ui")
@@ -221,12 +222,12 @@ def command(
     argv = [exe, "-confd", str(config_dir.absolute())]
     env: dict[str, str] = {}
     if plan.method == "socks":
-        if "proxychains" not in files:
+        if not files.proxychains:
             raise UiError("the running tunnel wrote no proxychains config: restart it (ecflow-remote down; up)")
         # ecflow_ui switches to its proxychains mode only when its own launcher prefixes exactly
         # `proxychains4` (-pc4), so the private config goes in through the environment, not `-f`.
         argv.append("-pc4")
-        env["PROXYCHAINS_CONF_FILE"] = files["proxychains"]
+        env["PROXYCHAINS_CONF_FILE"] = files.proxychains
     return [*argv, *extra], env
 
 
@@ -243,7 +244,7 @@ def launch(
     from ecflow_remote import launch as launcher
 
     plan = tunnel.plan()  # a clear error when no tunnel runs
-    files = (tunnel.state() or {}).get("files", {})
+    files = tunnel.files()
     full_env = dict(os.environ if env is None else env)
     # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server
     # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
@@ -253,10 +254,10 @@ def launch(
     full_env.update(extra_env)
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
-    if "custom_passwd" in files:
+    if files.custom_passwd:
         # The supervisor's password file (0600) for the profile's custom users, by the hosts and ports the UI's
         # servers.txt names; it replaces an inherited one, as `run` does.
-        full_env["ECF_CUSTOM_PASSWD"] = files["custom_passwd"]
+        full_env["ECF_CUSTOM_PASSWD"] = files.custom_passwd
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, config
@@ -278,24 +279,3 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def run(tunnel: Tunnel, extra: Sequence[str] = ()) -> int:
-    """`ecflow-remote ui`: start ecflow_ui, wait for it, remove its private config dir; its exit status."""
-    import signal
-
-    def stop_on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    proc, config = launch(tunnel, extra)
-    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too, and still remove the config dir.
-    old = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        stop(proc)
-        return 130
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        remove_config(config.path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from ecflow_remote.errors import UiConfigError
+from ecflow_remote.safefile import write_atomic
 
 SERVERS_FILE: Final = "servers.txt"
 # The header ecflow_ui 5.9 writes; ecflow_ui skips every line starting with "#".
@@ -160,24 +161,10 @@ def format_servers_txt(servers: Iterable[UiServer], path: Path = Path(SERVERS_FI
 
 def write_servers_txt(path: Path, servers: Iterable[UiServer]) -> None:
     """Write (atomically, replacing any old one) a servers.txt that ecflow_ui 5.9 reads."""
-    import tempfile
-
     path = Path(path).expanduser()
     text = format_servers_txt(servers, path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, text)
     except OSError as exc:
         raise UiConfigError(f"cannot write it: {exc.strerror}.", path=path) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        raise UiConfigError(f"cannot write it: {exc.strerror}.", path=path) from None
-    finally:
-        if os.path.lexists(tmp_name):
-            os.unlink(tmp_name)

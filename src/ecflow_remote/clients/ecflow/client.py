@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Unpack
 
-from ecflow_remote.clients.connect import Endpoint, EndpointOptions
+from ecflow_remote.clients.connect import Destination, DestinationOptions
 from ecflow_remote.errors import StreamTimeout
 
 from . import commands
@@ -38,7 +38,7 @@ def login_name() -> str:
         return str(os.getuid())
 
 
-class AsyncEcflowClient(Endpoint):
+class AsyncEcflowClient(Destination):
     """Talks to one ecFlow 5.x server; every call is one request on its own TCP connection, as ecFlow expects."""
 
     def __init__(
@@ -50,11 +50,11 @@ class AsyncEcflowClient(Endpoint):
         custom_user: bool = False,
         password: str | None = None,
         client_host: str | None = None,
-        **options: Unpack[EndpointOptions],
+        **options: Unpack[DestinationOptions],
     ) -> None:
         """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
         checks `password` against its custom password file). `password` is the plain text from the password
-        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Endpoint's: proxy,
+        file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Destination's: proxy,
         proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s)."""
         super().__init__(host, port, **options)
         the_user = user or login_name()

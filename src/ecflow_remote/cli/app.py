@@ -1,0 +1,68 @@
+"""The command line's shared parts: the root group, the profile context, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from ecflow_remote import __version__
+
+if TYPE_CHECKING:
+    from ecflow_remote.profile.model import Profile
+    from ecflow_remote.tunnel.handle import Tunnel
+
+METHOD_CHOICE = click.Choice(["local", "socks", "hosts"])
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"ecflow-remote: {message}", err=True)
+    sys.exit(code)
+
+
+class Context:
+    def __init__(self, profile_path: Path | None) -> None:
+        self.profile_path = profile_path
+
+    def profile(self, method: str | None = None) -> Profile:
+        from ecflow_remote.profile.model import load_profile
+
+        profile = load_profile(self.profile_path)
+        return profile.with_method(method) if method else profile
+
+    def tunnel(self, method: str | None = None) -> Tunnel:
+        from ecflow_remote.tunnel.handle import Tunnel
+
+        return Tunnel(self.profile(method))
+
+
+class Group(click.Group):
+    """Every deliberate error becomes one line on stderr and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ecflow_remote.errors import EcflowRemoteError
+
+        try:
+            return super().invoke(ctx)
+        except EcflowRemoteError as e:
+            fail(str(e), e.exit_code)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ecflow-remote")
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path),
+    envvar="ECFLOW_REMOTE_PROFILE",
+    help="Profile file (default: the platform's config dir, or $ECFLOW_REMOTE_PROFILE).",
+)
+@click.pass_context
+def cli(ctx: click.Context, profile_path: Path | None) -> None:
+    """Reach the Centre's ecFlow servers and log servers from home, through the SSH gateway."""
+    ctx.obj = Context(profile_path)
+
+
+pass_context = click.make_pass_decorator(Context)

@@ -1,0 +1,52 @@
+"""`run` and `ui`: programs started through the tunnel."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ecflow_remote.cli.app import Context, pass_context
+
+# ---------------------------------------------------------------------------------------------------- run
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--server", help="Set ECF_HOST/ECF_PORT to this server's endpoint.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@pass_context
+def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
+    """Run any command through the tunnel: ecflow-remote run [--server NAME] -- CMD ..."""
+    from ecflow_remote import launch
+
+    sys.exit(launch.run_through(c.tunnel(), list(command), server))
+
+
+# ---------------------------------------------------------------------------------------------------- ui
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def ui(c: Context, args: tuple[str, ...]) -> None:
+    """Start ecflow_ui with every profile server, through the running tunnel: ecflow-remote ui [-- ARGS]"""
+    import signal
+
+    from ecflow_remote.ui import launch as ui_launch
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    proc, config = ui_launch.launch(c.tunnel(), list(args))
+    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too, and still remove the config dir.
+    old = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        ui_launch.stop(proc)
+        code = 130
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        ui_launch.remove_config(config.path)
+    sys.exit(code)

@@ -1,0 +1,126 @@
+"""What the command line draws with rich: the status table, the suite tree, progress bars."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from ecflow_remote.suites import SERVER_STATE_COLOURS, STATE_COLOURS
+
+if TYPE_CHECKING:
+    from ecflow_remote.clients.ecflow import Defs, Node
+
+
+def status_table(data: dict[str, Any]) -> Table:
+    t = data["tunnel"]
+    colour = {"up": "green", "reconnecting": "yellow", "starting": "yellow"}.get(t["state"], "red")
+    title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
+    if t.get("message") and t["state"] != "up":
+        title += f"\n{t['message']}"
+    cert = t.get("certificate")
+    if cert:
+        title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
+        if cert.get("warning"):
+            title += "[/]"
+    problems = [f"warning: {w}" for w in t.get("warnings", [])] + [
+        f"{r.get('name') or r['host']}: {r.get('error')}"
+        for r in data["servers"] + data["logservers"]
+        if not r["reachable"] and r.get("error")
+    ]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="\n".join(problems) or None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for header in ("name", "at the Centre", "here", "answers", "ms", "version"):
+        # Addresses never wrap or shorten: a cut port number is worse than a wide table.
+        table.add_column(header, justify="right" if header == "ms" else "left", no_wrap=header != "name")
+    for rows in (data["servers"], data["logservers"]):
+        for r in rows:
+            local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
+            if r.get("via"):
+                local = f"SOCKS {local}"
+            table.add_row(
+                r.get("name") or r["host"],
+                f"{r['host']}:{r['port']}",
+                local,
+                "[green]yes[/]" if r["reachable"] else "[red]no[/]",
+                f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
+                r.get("version") or "-",
+            )
+        table.add_section()
+    return table
+
+
+def _rich_label(node: Node) -> Text:
+    text = Text(f"{node.name} ", style="bold" if node.kind != "task" else "")
+    colour = STATE_COLOURS["suspended"] if node.suspended else STATE_COLOURS.get(node.state, STATE_COLOURS["unknown"])
+    text.append(f" {node.state} ", style=f"black on {colour}")
+    if node.suspended:
+        text.append(" suspended", style=STATE_COLOURS["suspended"])
+    if node.kind != "task":
+        text.append(f"  {node.kind}", style="dim")
+    return text
+
+
+def suite_tree(server: str, tree: Defs | Node) -> Tree:
+    from ecflow_remote.clients.ecflow import Defs
+
+    if isinstance(tree, Defs):
+        header = Text(f"{server} ", style="bold")
+        header.append(tree.server_state, style=SERVER_STATE_COLOURS.get(tree.server_state, ""))
+        top = Tree(header)
+        roots = tree.suites
+    else:
+        top = Tree(Text(server, style="bold"))
+        roots = [tree]
+
+    def add(parent: Tree, node: Node) -> None:
+        branch = parent.add(_rich_label(node))
+        for child in node.children:
+            if child.kind != "alias":
+                add(branch, child)
+
+    for root in roots:
+        add(top, root)
+    return top
+
+
+class ProgressBar:
+    """A rich progress bar on stderr for transfers over 1 MiB, only when stderr is a terminal."""
+
+    THRESHOLD = 1024 * 1024
+
+    def __init__(self, what: str = "job output") -> None:
+        self.what = what
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def update(self, received: int, total: int | None) -> None:
+        if self._progress is None:
+            if (total or received) < self.THRESHOLD or not sys.stderr.isatty():
+                return
+            from rich.console import Console
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self._progress = Progress(
+                *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.what, total=total)
+        self._progress.update(self._task, completed=received)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

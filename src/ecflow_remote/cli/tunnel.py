@@ -1,0 +1,163 @@
+"""`up`, `down`, `status`, `login`, `doctor`: the tunnel's life and health."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from ecflow_remote.cli.app import METHOD_CHOICE, Context, fail, pass_context
+
+if TYPE_CHECKING:
+    from ecflow_remote.profile.model import Profile
+    from ecflow_remote.tunnel.handle import Tunnel
+    from ecflow_remote.tunnel.state import TunnelState
+
+
+# ------------------------------------------------------------------------------------------------- up / down
+
+
+@click.command()
+@click.option("--method", type=METHOD_CHOICE, help="Override the profile's method.")
+@click.option("--detach", is_flag=True, help="Return once every server answers; the tunnel stays up.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for every server.")
+@click.option(
+    "--allow-unreachable", is_flag=True, help="Do not wait for every server: up once the tunnel is, saying which fail."
+)
+@pass_context
+def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unreachable: bool) -> None:
+    """Start the tunnel: every server and log server of the profile."""
+    tunnel = c.tunnel(method)
+    _offer_login(tunnel.profile)
+    state = _up_with_progress(tunnel, timeout, not allow_unreachable)
+    if detach:
+        _print_up(tunnel, state)
+        click.echo("Stop it with: ecflow-remote down")
+        return
+    try:
+        _print_up(tunnel, state)
+        _follow(tunnel)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tunnel.down()
+        click.echo("Tunnel down.")
+
+
+def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> TunnelState:
+    if not sys.stderr.isatty():
+        return tunnel.up(timeout, require_all=require_all)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("starting ssh…") as status:
+        return tunnel.up(
+            timeout,
+            progress=lambda s: status.update(f"{s.state}: {s.message}" if s else "starting…"),
+            require_all=require_all,
+        )
+
+
+def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
+    plan = tunnel.plan()
+    click.echo(f"Tunnel up ({plan.method} method, ssh pid {state.pid}).")
+    for e in plan.endpoints:
+        where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"
+        moved = "" if (not e.forwarded or e.local_port == e.port) else f"  (port {e.port} was taken)"
+        click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{moved}")
+    for check in state.server_checks():
+        if not check.reachable:
+            click.echo(f"  not answering: {check.endpoint.name} ({check.error})", err=True)
+
+
+def _follow(tunnel: Tunnel) -> None:
+    """Foreground: a live status until Ctrl-C (the caller takes the tunnel down)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from ecflow_remote import status as status_view
+    from ecflow_remote.cli.present import status_table
+
+    with Live(console=Console(), refresh_per_second=2) as live:
+        while tunnel.is_running():
+            live.update(status_table(status_view.report(tunnel, live=False)))
+            time.sleep(1)
+    click.echo("The tunnel stopped.", err=True)
+
+
+@click.command()
+@pass_context
+def down(c: Context) -> None:
+    """Stop the tunnel and undo everything `up` did."""
+    tunnel = c.tunnel()
+    click.echo("Tunnel down." if tunnel.down() else "No tunnel was running (leftovers, if any, removed).")
+
+
+def _offer_login(profile: Profile) -> None:
+    """A missing or expired certificate: offer the login command, only to a person at a terminal."""
+    from ecflow_remote.access import certs
+
+    cert = certs.find(profile)
+    if cert is not None and not cert.expired():
+        return
+    what = "No SSH certificate was found" if cert is None else "Your SSH certificate has expired"
+    command = certs.login_command(profile)
+    if command is None or not sys.stdin.isatty():
+        if cert is not None:
+            click.echo(f"{what}: {certs.renew_hint(profile)}.", err=True)
+        return
+    if click.confirm(f"{what}. Run `{' '.join(command)}` now?", default=True, err=True):
+        code = certs.login(profile)
+        if code != 0:
+            fail(f"the login command exited with status {code}: run it by hand, then `ecflow-remote up`")
+
+
+@click.command()
+@pass_context
+def login(c: Context) -> None:
+    """Renew the SSH certificate: runs the profile's login command (default `tsh login`) in this terminal."""
+    from ecflow_remote.access import certs
+
+    profile = c.profile()
+    code = certs.login(profile)
+    if code == 0:
+        click.echo(f"Certificate: {certs.summary(profile, certs.find(profile))}")
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--timeout", default=8.0, show_default=True, help="Seconds per network check.")
+@pass_context
+def doctor(c: Context, as_json: bool, timeout: float) -> None:
+    """Walk the chain (ssh, profile, certificate, jump, workstation, servers, log servers) to the first broken link."""
+    from ecflow_remote import doctor as doc
+
+    report = doc.diagnose(c.profile_path, timeout)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
+    sys.exit(0 if report.broken is None else 1)
+
+
+# -------------------------------------------------------------------------------------------------- status
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--timeout", default=3.0, show_default=True, help="Seconds per check.")
+@pass_context
+def status(c: Context, as_json: bool, timeout: float) -> None:
+    """Tunnel state, and whether each server and log server answers now."""
+    from ecflow_remote import status as status_view
+
+    report = status_view.report(c.tunnel(), live=True, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        from rich.console import Console
+
+        from ecflow_remote.cli.present import status_table
+
+        Console().print(status_table(report))

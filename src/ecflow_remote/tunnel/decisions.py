@@ -1,0 +1,61 @@
+"""The supervisor's decisions as pure functions: what to do after a failure, how long to wait, when a hop gives no
+session. Tested without ssh; the supervisor only carries them out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+# Capped at 10 s: a laptop back on the network should not wait long, and one ssh attempt is cheap.
+BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
+# After a refused certificate only a renewal helps (noticed at once); a slow retry spares the gateway's logs.
+REFUSED_RETRY = 60.0
+# A tunnel that was never up fails after this many attempts: a user is waiting for `up` to answer.
+FIRST_START_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the legs went down, as the supervisor saw it."""
+
+    message: str
+    refused: bool = False  # the gateway refused the login (certificate, user)
+    port_in_use: bool = False  # ssh could not listen on one of our local ports
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the supervisor does next."""
+
+    action: Literal["fail", "retry", "await_renewal"]
+    delay: float = 0.0
+    replan: bool = False  # choose the local ports again (another program took one)
+
+
+def backoff(attempt: int) -> float:
+    return BACKOFF[min(max(attempt, 0), len(BACKOFF) - 1)]
+
+
+def after_failure(failure: Failure, *, been_up: bool, attempt: int, method: str) -> Step:
+    """`attempt`: failures since the tunnel was last up (0 for the first)."""
+    if not been_up and (failure.refused or attempt + 1 >= FIRST_START_ATTEMPTS):
+        return Step("fail")
+    if failure.refused:
+        # Retrying cannot help until the certificate is renewed: retry the moment it is, else now and then.
+        return Step("await_renewal", REFUSED_RETRY)
+    return Step("retry", backoff(attempt), replan=method == "local" and failure.port_in_use)
+
+
+def drops_session(*, has_session: bool, proven: bool, exit_code: int | None, messages: str, refused: bool) -> bool:
+    """Whether a leg that ended shows its hop gives no interactive session (a Teleport proxy), so the next start
+    goes without one. ssh exits 255 for its own errors; any other status is the remote command's, so the
+    connection worked and the hop ended (or refused) the session itself. A hop that once held a session can: a
+    later end of it (sshd restarted) is a fault, not a refusal."""
+    if not has_session or proven or refused:
+        return False
+    return exit_code not in (None, 255) or bool(re.search(r"pty|shell request|session", messages, re.I))
+
+
+def retry_message(message: str, delay: float) -> str:
+    return f"{message}; retrying in {delay:.0f} s" if delay else message

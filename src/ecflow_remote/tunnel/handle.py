@@ -1,0 +1,224 @@
+"""A profile's tunnel as a caller sees it: start and stop the supervisor, read its state, hand out clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ecflow_remote.access import identity, socks
+from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
+from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.transport import ssh
+from ecflow_remote.tunnel import files, health
+from ecflow_remote.tunnel.clients import Clients
+from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
+
+if TYPE_CHECKING:
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
+    from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
+
+Progress = Callable[[TunnelState | None], None]
+
+
+class Tunnel:
+    """One profile's tunnel, as a library user sees it.
+
+    with Tunnel("profile.toml") as t:
+        host, port = t.endpoint("machine1")
+        defs = t.ecflow_client_sync("machine1").get_defs()
+    """
+
+    def __init__(self, profile: Profile | Path | str | None = None, method: str | None = None) -> None:
+        self.profile = profile if isinstance(profile, Profile) else load_profile(Path(profile) if profile else None)
+        if method:
+            self.profile = self.profile.with_method(method)
+        self.rundir = RunDir.for_profile(self.profile.path)
+        self._clients: Clients | None = None
+
+    # ---------------------------------------------------------------------------------------- control
+    def is_running(self) -> bool:
+        return self.rundir.is_locked()
+
+    def state(self) -> TunnelState | None:
+        return self.rundir.read_state() if self.is_running() else None
+
+    def up(self, timeout: float = 30.0, progress: Progress | None = None, require_all: bool = True) -> TunnelState:
+        """Start the supervisor in the background; return once every server answers a ping, or raise.
+
+        With require_all=False, return as soon as the tunnel itself is up, whichever servers answer (a server in
+        maintenance should not keep a user from the others); the returned state's checks say which do not.
+        """
+        if self.is_running():
+            current = self.rundir.read_state()
+            raise AlreadyRunning(
+                f"a tunnel for {self.profile.path} is already running (method "
+                f"{current.method if current else '?'}, ssh pid {current.pid if current else '?'}): see "
+                "`ecflow-remote status`, or `ecflow-remote down` first"
+            )
+        ssh.ssh_binary()  # no OpenSSH client: say so here, plainly, before anything starts
+        # Leftovers of a dead supervisor are only ours to clear while we hold the lock: without it, a second `up`
+        # racing the first would kill the first one's fresh ssh legs (their pgids are in state.json).
+        lock = self.rundir.try_lock()
+        if lock is None:
+            raise AlreadyRunning(f"a tunnel for {self.profile.path} is being started at this moment")
+        try:
+            self.rundir.kill_leftovers()
+            with contextlib.suppress(EcflowRemoteError):
+                old = self.rundir.read_state()  # a killed supervisor's block
+                files.remove_system_hosts(self.rundir.path.name, old.files if old else None)
+            with contextlib.suppress(OSError):
+                self.rundir.state_file.unlink()
+        finally:
+            lock.close()
+        self._clients = None
+        proc = self._spawn_supervisor()
+        try:
+            return self._wait_ready(proc, timeout, progress, require_all)
+        except AlreadyRunning:
+            raise  # the other `up` won the race: its tunnel is not ours to stop
+        except BaseException:
+            # Ctrl-C or a failure while waiting: nothing may be left half started.
+            self.down()
+            raise
+
+    def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
+        """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
+        self.rundir.path.mkdir(mode=0o700, exist_ok=True)
+        with open(self.rundir.log_file, "ab") as log:
+            argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], timeout: float, progress: Progress | None, require_all: bool
+    ) -> TunnelState:
+        deadline = time.monotonic() + timeout
+        state: TunnelState | None = None
+        while time.monotonic() < deadline:
+            state = self.rundir.read_state()
+            if progress:
+                progress(state)
+            if state is not None and state.state == "up" and (state.all_servers_ok() or not require_all):
+                return state
+            if (state is not None and state.state == "failed") or proc.poll() is not None:
+                proc.wait()
+                if proc.returncode == 3:
+                    raise AlreadyRunning(f"a tunnel for {self.profile.path} was started at the same moment")
+                state = self.rundir.read_state() or state
+                message = state.message if state else "the supervisor exited"
+                raise TunnelError(f"tunnel did not come up: {message} (log: {self.rundir.log_file})")
+            time.sleep(0.05)
+        raise TunnelError(not_ready_message(state, timeout))
+
+    def down(self, timeout: float = 10.0) -> bool:
+        """Stop the supervisor and every ssh it started; True if something was running."""
+        state = self.rundir.read_state()
+        running = self.is_running()
+        if running and state is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(state.supervisor_pid, signal.SIGTERM)
+            wait_for(lambda: not self.is_running(), timeout)
+        # After a kill -9 of the supervisor: its ssh groups, files and state are still to be cleared.
+        self.rundir.kill_leftovers()
+        if not self.is_running():
+            self.rundir.remove()
+            # Raises, with the sudo command, if it cannot.
+            files.remove_system_hosts(self.rundir.path.name, state.files if state else None)
+        self._clients = None
+        return running
+
+    def __enter__(self) -> Tunnel:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ---------------------------------------------------------------------------------------- queries
+    def _running_state(self) -> TunnelState:
+        state = self.state()
+        if state is None or state.plan is None:
+            raise TunnelError(f"no tunnel is running for {self.profile.path}: start it with `ecflow-remote up`")
+        return state
+
+    def plan(self) -> Plan:
+        """The running tunnel's plan, with the SOCKS front's credentials (socks) for native clients."""
+        state = self._running_state()
+        assert state.plan is not None
+        if state.plan.socks_port is not None and state.files.socks_auth:
+            creds = socks.Credentials.read(state.files.socks_auth)
+            if creds is not None:
+                state.plan.proxy_auth = creds.pair()
+        return state.plan
+
+    def files(self) -> RunFiles:
+        """The files the supervisor wrote for launched programs (hosts view, proxychains, passwords)."""
+        return self._running_state().files
+
+    def endpoint(self, server: str) -> tuple[str, int]:
+        """The local (host, port) of a server, as ECF_HOST/ECF_PORT would take it."""
+        self.profile.server(server)  # a clear error for an unknown name
+        e = self.plan().endpoint(server)
+        return e.local_host, e.local_port
+
+    def endpoints(self) -> list[Endpoint]:
+        return self.plan().endpoints
+
+    def clients(self) -> Clients:
+        """The client factory for the running tunnel (passwords read once per Tunnel and start)."""
+        if self._clients is None:
+            passwords, _ = identity.read_passwords(self.profile)
+            self._clients = Clients(self.plan(), identity.client_auth(self.profile, passwords))
+        return self._clients
+
+    def ecflow_client(self, server: str, **timeouts: float) -> AsyncEcflowClient:
+        """An asyncio ecFlow client for a profile server through the tunnel, as the server's configured user."""
+        self.profile.server(server)  # a clear error for an unknown name
+        return self.clients().ecflow(server, **timeouts)
+
+    def ecflow_client_sync(self, server: str, **timeouts: float) -> EcflowClient:
+        self.profile.server(server)
+        return self.clients().ecflow_sync(server, **timeouts)
+
+    def logserver_client(self, host: str, port: int = 9316, **timeouts: float) -> AsyncLogServerClient:
+        """An asyncio client for a log server the tunnel reaches; LookupError if it reaches none there."""
+        return self.clients().logserver(host, port, **timeouts)
+
+    def logserver_client_sync(self, host: str, port: int = 9316, **timeouts: float) -> LogServerClient:
+        return self.clients().logserver_sync(host, port, **timeouts)
+
+    def check(self, timeout: float = 3.0) -> list[Check]:
+        """Every server and log server, checked now (concurrently)."""
+        return asyncio.run(health.check_all(self.clients(), timeout))
+
+
+def not_ready_message(state: TunnelState | None, timeout: float) -> str:
+    if state is None or state.state != "up":
+        message = state.message if state else "no word from the supervisor"
+        return f"tunnel not up after {timeout:.0f} s: {message}"
+    bad = [
+        f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}"
+        for c in state.server_checks()
+        if not c.reachable
+    ]
+    return f"tunnel up, but not every server answered a ping within {timeout:.0f} s: " + "; ".join(bad)
+
+
+@contextlib.contextmanager
+def open_tunnel(profile: Profile | Path | str | None = None, method: str | None = None) -> Iterator[Tunnel]:
+    """`with open_tunnel("profile.toml") as t:` — up on entry, down on exit, whatever happens."""
+    tunnel = Tunnel(profile, method)
+    try:
+        tunnel.up()
+        yield tunnel
+    finally:
+        tunnel.down()

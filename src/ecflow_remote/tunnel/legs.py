@@ -1,0 +1,73 @@
+"""One ssh process of a tunnel (the jump master or the main leg): started, watched, its messages, stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+def die_with_parent() -> None:
+    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Leg:
+    name: str  # "jump" or "main"
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    stdin_keep: IO[bytes] | None = None
+    started: float = 0.0
+
+    def start(self, rundir: Path) -> None:
+        self.log = rundir / f"ssh-{self.name}.log"
+        argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        self.started = time.monotonic()
+        # Held open and never written: the pty session sees no EOF and stays up.
+        self.stdin_keep = self.proc.stdin
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.returncode if self.proc is not None else None
+
+    def messages(self) -> str:
+        try:
+            return self.log.read_text(errors="replace") if self.log else ""
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        # ProxyCommand/ProxyJump start a second ssh in the same group: kill the whole group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        if self.stdin_keep:
+            with contextlib.suppress(OSError):
+                self.stdin_keep.close()
+        self.proc = None

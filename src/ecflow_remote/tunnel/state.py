@@ -1,0 +1,115 @@
+"""What crosses the process boundary between the supervisor and its callers: the tunnel's state and run files.
+
+The supervisor writes a TunnelState to state.json; `up`, `status`, `run`, `ui` and the API read it back. Both ends
+use these dataclasses, serialised here and nowhere else, so a field is named once and typed everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from ecflow_remote.plan import Endpoint, Plan
+
+Phase = Literal["starting", "up", "reconnecting", "failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Files the supervisor writes for launched programs (all in the tunnel's 0700 run directory, but
+    system_hosts, the system file the opt-in block went into). None: not written for this tunnel."""
+
+    hosts: str | None = None  # the private hosts view (Centre names on loopback)
+    resolv: str | None = None  # the view's resolv.conf (the caller's own resolver)
+    proxychains: str | None = None  # socks: the private proxychains config (0600: it holds the SOCKS password)
+    socks_auth: str | None = None  # socks: the front's user and password for native clients (0600)
+    custom_passwd: str | None = None  # ECF_CUSTOM_PASSWD for custom users (0600)
+    system_hosts: str | None = None  # the system hosts file holding the tunnel's block (system_hosts = true)
+
+    def merged(self, other: RunFiles) -> RunFiles:
+        """These files, with every file `other` names added (or replaced)."""
+        return RunFiles(**{**asdict(self), **{k: v for k, v in asdict(other).items() if v is not None}})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RunFiles:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: str(v) for k, v in (data or {}).items() if k in known and v is not None})
+
+
+@dataclass(frozen=True)
+class Check:
+    """Whether one endpoint answered a health check, how fast, and with which version."""
+
+    endpoint: Endpoint
+    reachable: bool
+    latency_ms: float | None = None
+    version: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.endpoint.to_json()
+        data.update({k: v for k, v in asdict(self).items() if k != "endpoint"})
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Check:
+        endpoint = Endpoint.from_json(data)
+        return cls(endpoint, bool(data["reachable"]), data.get("latency_ms"), data.get("version"), data.get("error"))
+
+
+@dataclass
+class TunnelState:
+    """One tunnel's state as its supervisor last wrote it."""
+
+    state: Phase
+    method: str
+    profile: str
+    supervisor_pid: int
+    message: str = ""
+    pid: int | None = None  # the main ssh leg
+    pgids: list[int] = field(default_factory=list)  # every ssh process group (killed after a crash)
+    started: float = 0.0
+    since: float | None = None  # when `state` last changed
+    reconnects: int = 0
+    checks: list[Check] = field(default_factory=list)
+    plan: Plan | None = None
+    files: RunFiles = field(default_factory=RunFiles)
+    sessions: dict[str, bool] = field(default_factory=dict)  # whether each hop gives a pty session
+    certificate: dict[str, Any] | None = None  # certs.Certificate.to_json() as last read
+    warnings: list[str] = field(default_factory=list)  # problems that do not stop the tunnel
+
+    def server_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.endpoint.kind == "server"]
+
+    def all_servers_ok(self) -> bool:
+        checks = self.server_checks()
+        return bool(checks) and all(c.reachable for c in checks)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["checks"] = [c.to_json() for c in self.checks]
+        data["plan"] = self.plan.to_json() if self.plan else None
+        data["files"] = asdict(self.files)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TunnelState:
+        """state.json back into a TunnelState; KeyError/TypeError/ValueError when it is not one."""
+        return cls(
+            state=data["state"],
+            method=str(data["method"]),
+            profile=str(data["profile"]),
+            supervisor_pid=int(data["supervisor_pid"]),
+            message=str(data.get("message") or ""),
+            pid=data.get("pid"),
+            pgids=[int(p) for p in data.get("pgids") or []],
+            started=float(data.get("started") or 0.0),
+            since=data.get("since"),
+            reconnects=int(data.get("reconnects") or 0),
+            checks=[Check.from_json(c) for c in data.get("checks") or []],
+            plan=Plan.from_json(data["plan"]) if data.get("plan") else None,
+            files=RunFiles.from_json(data.get("files")),
+            sessions={str(k): bool(v) for k, v in (data.get("sessions") or {}).items()},
+            certificate=data.get("certificate"),
+            warnings=[str(w) for w in data.get("warnings") or []],
+        )

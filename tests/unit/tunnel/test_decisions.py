@@ -1,0 +1,72 @@
+"""The supervisor's decisions, without ssh: when to fail, retry, wait for a renewal, re-plan, drop a session."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecflow_remote.tunnel import decisions
+from ecflow_remote.tunnel.decisions import Failure, Step, after_failure, drops_session
+
+LOST = Failure("the link to jump died")
+REFUSED = Failure("your SSH certificate expired", refused=True)
+TAKEN = Failure("a local port is in use", port_in_use=True)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    delays = [decisions.backoff(n) for n in range(10)]
+    assert delays[0] == 0.0 and delays == sorted(delays)
+    assert max(delays) == decisions.BACKOFF[-1] == 10.0
+    assert decisions.backoff(-1) == 0.0
+
+
+def test_a_first_start_fails_plainly_after_a_few_attempts() -> None:
+    # Never up: a user waits for `up`; the first failures are retried at once, then it gives up.
+    assert after_failure(LOST, been_up=False, attempt=0, method="local") == Step("retry", 0.0)
+    assert after_failure(LOST, been_up=False, attempt=1, method="local").action == "retry"
+    assert after_failure(LOST, been_up=False, attempt=2, method="local") == Step("fail")
+
+
+def test_a_refusal_before_the_first_start_fails_at_once() -> None:
+    assert after_failure(REFUSED, been_up=False, attempt=0, method="hosts") == Step("fail")
+
+
+def test_once_up_the_tunnel_never_gives_up() -> None:
+    for attempt in range(20):
+        assert after_failure(LOST, been_up=True, attempt=attempt, method="hosts").action == "retry"
+
+
+def test_a_refusal_once_up_waits_for_the_renewal() -> None:
+    step = after_failure(REFUSED, been_up=True, attempt=5, method="local")
+    assert step.action == "await_renewal" and step.delay == decisions.REFUSED_RETRY
+
+
+@pytest.mark.parametrize(("method", "replan"), [("local", True), ("hosts", False), ("socks", False)])
+def test_a_taken_port_is_chosen_again_only_where_ports_move(method: str, replan: bool) -> None:
+    # local picks free ports (reported); hosts and socks keep the Centre's own ports on their own addresses.
+    assert after_failure(TAKEN, been_up=True, attempt=0, method=method).replan is replan
+
+
+@pytest.mark.parametrize(
+    ("code", "messages", "expected"),
+    [
+        (0, "", True),  # the remote command ended: the hop ended the session itself (Teleport)
+        (1, "", True),
+        (255, "PTY allocation request failed on channel 0", True),
+        (255, "shell request failed on channel 0", True),
+        (255, "Connection closed by 198.18.0.2 port 22", False),  # ssh's own error: a fault, not a refusal
+        (None, "", False),
+    ],
+)
+def test_a_hop_without_sessions_is_recognised(code: int | None, messages: str, expected: bool) -> None:
+    assert drops_session(has_session=True, proven=False, exit_code=code, messages=messages, refused=False) is expected
+
+
+def test_a_proven_session_or_a_refused_login_never_drops_the_session() -> None:
+    assert not drops_session(has_session=True, proven=True, exit_code=0, messages="", refused=False)
+    assert not drops_session(has_session=True, proven=False, exit_code=0, messages="", refused=True)
+    assert not drops_session(has_session=False, proven=False, exit_code=0, messages="", refused=False)
+
+
+def test_retry_message() -> None:
+    assert decisions.retry_message("lost", 2.0) == "lost; retrying in 2 s"
+    assert decisions.retry_message("lost", 0.0) == "lost"
