@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import all_cmdlines
-from profiles import write_profile
+from tests.integration.procs import all_cmdlines
+from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from centre import network
-from procs import cmdline, ssh_pids
+from tests.integration.procs import cmdline, ssh_pids
 
 from ecflow_remote.clients.ecflow import EcflowClient
 from ecflow_remote.clients.logserver import LogServerClient

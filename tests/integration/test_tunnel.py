@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import pids_naming
+from tests.integration.procs import pids_naming
 
 from ecflow_remote.tunnel.rundir import wait_for
 

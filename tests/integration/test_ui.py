@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from profiles import write_profile
+from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
 

@@ -16,17 +16,26 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from logserver_fakes import BROKEN_GETF, CONTENT, GETF_HEADER, PATH, SHA1, answering_getf, delta, honest, list_line
-from logserver_fakes import with_dir as with_served_dir
+from tests.unit.clients.logserver_fakes import (
+    BROKEN_GETF,
+    CONTENT,
+    GETF_HEADER,
+    PATH,
+    SHA1,
+    answering_getf,
+    delta,
+    honest,
+    list_line,
+)
+from tests.unit.clients.logserver_fakes import with_dir as with_served_dir
+from tests.unit.samples import DATA
 
 from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient, commands, wire
 from ecflow_remote.clients.logserver import LogServerClient, checksum_of
 from ecflow_remote.errors import ConnectError, LogFileUnavailable, StreamTimeout, TruncatedOutput
 
-DATA = Path(__file__).parent / "data"
 PING_REPLY = (DATA / "reply_ping_5.9.2.bin").read_bytes()
 # Bigger than listed (the file grew after `list`), and bigger than one read.
 BIG = bytes(range(256)) * 20000
