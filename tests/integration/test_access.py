@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import all_cmdlines
-from profiles import write_profile
+from tests.integration.centres import PASSWORD, PASSWORD_ENV, assert_ping_reaches
+from tests.integration.procs import all_cmdlines
+from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
-PASSWORD = "Pw-7x!q2-unique"  # searched for in every process's arguments and every log below
 
 
 def cli(profile: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,19 +104,16 @@ def test_login_command_runs_in_foreground(centre: Any, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ white-list identity
 
 
-def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> None:
+def test_white_list_identity_per_server(white_list_centre: Any, tmp_path: Path) -> None:
     """Two white-listed servers wanting different names: one launched program reaches both (the relay presents
     each server's own ecflow_user), and a name not configured is still refused."""
-    from centre import EcflowServerSpec, LogServerSpec
-
     from ecflow_remote.access import relay
     from ecflow_remote.clients.ecflow import EcflowClient
     from ecflow_remote.errors import ServerError
     from ecflow_remote.tunnel.handle import Tunnel
 
-    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
-    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
-    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
+    c = white_list_centre
+    m1, m2 = c.servers
     servers = {"machine1": {"ecflow_user": "user1"}, "machine2": {"ecflow_user": "user2"}}
     profile = write_profile(c, tmp_path / "p.toml", servers)
     tunnel = Tunnel(profile)
@@ -168,18 +165,15 @@ def test_white_list_identity_per_server(make_centre: Any, tmp_path: Path) -> Non
 # ----------------------------------------------------------------------------------------------- passwords
 
 
-def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from centre import EcflowServerSpec, LogServerSpec
-
+def test_custom_user_password(password_centre: Any, tmp_path: Path) -> None:
     from ecflow_remote.clients.ecflow import EcflowClient
     from ecflow_remote.errors import ServerError
     from ecflow_remote.tunnel.handle import Tunnel
 
-    spec = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
-    c = make_centre(servers=(spec,), logservers=(LogServerSpec("logserver1"),))
-    monkeypatch.setenv("ECFR_TEST_PASSWORD", PASSWORD)
+    c = password_centre
+    spec = c.server("machine1")
     profile = write_profile(
-        c, tmp_path / "p.toml", servers={"machine1": {"custom_user": "bob", "password": "env:ECFR_TEST_PASSWORD"}}
+        c, tmp_path / "p.toml", servers={"machine1": {"custom_user": "bob", "password": f"env:{PASSWORD_ENV}"}}
     )
     tunnel = Tunnel(profile)
     try:
@@ -189,7 +183,7 @@ def test_custom_user_password(make_centre: Any, tmp_path: Path, monkeypatch: pyt
         assert pwfile.stat().st_mode & 0o777 == 0o600
         assert f"bob {host} {port} {PASSWORD}" in pwfile.read_text()
 
-        assert EcflowClient(host, port, user="bob", custom_user=True, password=PASSWORD).ping() >= 0
+        assert_ping_reaches(c, spec, EcflowClient(host, port, user="bob", custom_user=True, password=PASSWORD))
         with pytest.raises(ServerError):
             EcflowClient(host, port, user="bob", custom_user=True, password="wrong").ping()
 

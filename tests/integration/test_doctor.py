@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from profiles import write_profile
+from tests.integration.profiles import write_profile
 
 PASSWORD = "doc-Pw-91"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 from centre import network
-from procs import cmdline, ssh_pids
+from tests.integration.centres import assert_ping_reaches
+from tests.integration.procs import cmdline, ssh_pids
 
 from ecflow_remote.clients.ecflow import EcflowClient
 from ecflow_remote.clients.logserver import LogServerClient
@@ -238,13 +240,23 @@ def occupied() -> Iterator[Callable[[str, int], socket.socket]]:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Another tunnel on this machine may hold it for a while: wait for it, the test needs it held by us.
         if not wait_for(lambda: _bind(s, host, port), 30, 0.2):
-            pytest.skip(f"{host}:{port} stays busy on this machine")
+            pytest.fail(f"{host}:{port} stayed busy for 30 s: another process on this machine holds it")
         s.listen()
         return s
 
     yield take
     for s in socks:
         s.close()
+
+
+def _free_server_port() -> int:
+    """A port free on 127.0.0.1 that ecflow_server accepts (1024-49151), below the kernel's ephemeral range, which
+    other programs' free ports come from."""
+    for port in random.sample(range(20000, 32768), 200):
+        with socket.socket() as s:
+            if _bind(s, "127.0.0.1", port):
+                return port
+    raise AssertionError("no free port in 20000-32767 on 127.0.0.1")
 
 
 def _bind(s: socket.socket, host: str, port: int) -> bool:
@@ -256,18 +268,25 @@ def _bind(s: socket.socket, host: str, port: int) -> bool:
 
 
 def test_port_in_use_local_moves_and_says_so(
-    profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket]
+    make_centre: Callable[..., Any], profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket]
 ) -> None:
-    occupied("127.0.0.1", 4141)
-    profile = profile_for("local")
+    from centre.centre import EcflowServerSpec, LogServerSpec
+
+    # A server port of this test's own, not 4141: another tunnel on the machine may hold 4141 as long as it likes.
+    wanted = _free_server_port()
+    centre = make_centre(
+        servers=(EcflowServerSpec("machine1", wanted, "lab", "logserver1"),), logservers=(LogServerSpec("logserver1"),)
+    )
+    occupied("127.0.0.1", wanted)
+    profile = profile_for("local", centre)
     tunnel = Tunnel(profile)
     try:
         out = _cli(profile, "up", "--detach")
         assert out.returncode == 0, out.stderr
-        assert "4141 was taken" in out.stdout
-        host, port = tunnel.endpoint("machine1")
-        assert (host, port) != ("127.0.0.1", 4141)
-        assert EcflowClient(host, port).ping() >= 0
+        assert f"{wanted} was taken" in out.stdout
+        host, port = tunnel.endpoint(f"machine1-{wanted}")  # the Centre's profile names a server by its port
+        assert (host, port) != ("127.0.0.1", wanted)
+        assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="moved-port"))
     finally:
         _cli(profile, "down")
     assert_nothing_left(tunnel)

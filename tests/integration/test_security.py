@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from procs import ssh_pids
+from tests.integration.procs import ssh_pids
 
 from ecflow_remote.plan import free_port
 from ecflow_remote.tunnel.handle import Tunnel

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import pids_naming
+from tests.integration.centres import assert_ping_reaches
+from tests.integration.procs import pids_naming
 
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -137,7 +138,7 @@ def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
         15,
     )
     host, port = tunnel.endpoint("machine1")
-    assert EcflowClient(host, port).ping() >= 0
+    assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="after-kill-9"))
     assert tunnel.state().reconnects >= 1  # type: ignore[union-attr]
 
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from profiles import write_profile
+from centre.centre import EcflowServerSpec
+from tests.integration.centres import PASSWORD, PASSWORD_ENV, new_text, size
+from tests.integration.procs import all_cmdlines
+from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -58,19 +61,6 @@ def stop_ui(proc: subprocess.Popen[bytes]) -> None:
     # Nothing of the group may outlive the test (an ecflow_ui.x reparented to init would hold the display).
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def new_text(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
 
 
 def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -> tuple[subprocess.Popen[bytes], Any]:
@@ -234,19 +224,16 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: str, tmp_path: Path) -> None:
+def test_ui_presents_each_servers_white_listed_name(white_list_centre: Any, display: str, tmp_path: Path) -> None:
     """Issue 5 with ecflow_ui: white-listed servers wanting different Centre names both load, each server's log
     shows the UI's requests under its own configured name (never the laptop's), and a name not on a server's white
     list is still refused."""
-    from centre import EcflowServerSpec, LogServerSpec
-
     from ecflow_remote.access import relay
     from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.ui import launch as ui
 
-    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("user1",))
-    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",))
-    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
+    c = white_list_centre
+    m1, m2 = c.servers
     me = relay.login_name()
     assert me not in ("user1", "user2")
 
@@ -308,26 +295,20 @@ def test_ui_presents_each_servers_white_listed_name(make_centre: Any, display: s
 
 
 def test_ui_custom_user_with_password_beside_a_plain_server(
-    make_centre: Any, display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    password_centre: Any, display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ecflow_ui 5.9 takes a custom user per server (servers.txt's user column, password looked up in
     ECF_CUSTOM_PASSWD by user, host and port) and ECF_USER for every other server: the password server gets its
     custom user, the plain one the login name (an inherited ECF_USER must not reach it), both load, and the
     password is in no process's arguments and no file of the run dir but the 0600 password file."""
-    from centre import EcflowServerSpec, LogServerSpec
-    from procs import all_cmdlines
-    from test_access import PASSWORD
-
     from ecflow_remote.access import relay
     from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.ui import launch as ui
 
-    m1 = EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),))
-    m2 = EcflowServerSpec("machine2", 3142, "ops", "logserver2")
-    c = make_centre(servers=(m1, m2), logservers=(LogServerSpec("logserver1"), LogServerSpec("logserver2")))
-    monkeypatch.setenv("ECFR_TEST_PASSWORD", PASSWORD)
+    c = password_centre
+    m1, m2 = c.servers
     profile = write_profile(
-        c, tmp_path / "p.toml", {"machine1": {"custom_user": "bob", "password": "env:ECFR_TEST_PASSWORD"}}
+        c, tmp_path / "p.toml", {"machine1": {"custom_user": "bob", "password": f"env:{PASSWORD_ENV}"}}
     )
     tunnel = Tunnel(profile)
     logs = {spec.host: c.server_log(spec) for spec in (m1, m2)}

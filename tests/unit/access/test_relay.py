@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_peers import foreign_client, needs_root
+from tests.unit.access.other_account import foreign_client, needs_root
 
 from ecflow_remote.access import relay
 from ecflow_remote.clients.ecflow import commands, wire

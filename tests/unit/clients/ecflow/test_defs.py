@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from tests.unit.samples import DATA
 
 from ecflow_remote.clients.ecflow import Defs, parse_defs, parse_node
 from ecflow_remote.clients.ecflow.client import AsyncEcflowClient
 from ecflow_remote.errors import DefsParseError, UnknownNode
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")

@@ -16,52 +16,29 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from logserver_fakes import BROKEN_GETF, CONTENT, GETF_HEADER, PATH, SHA1, answering_getf, delta, honest, list_line
-from logserver_fakes import with_dir as with_served_dir
+from tests.unit.clients.logserver_fakes import (
+    BROKEN_GETF,
+    CONTENT,
+    GETF_HEADER,
+    PATH,
+    SHA1,
+    answering_getf,
+    delta,
+    honest,
+    list_line,
+)
+from tests.unit.clients.logserver_fakes import with_dir as with_served_dir
+from tests.unit.samples import DATA, Serve
 
 from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient, commands, wire
 from ecflow_remote.clients.logserver import LogServerClient, checksum_of
 from ecflow_remote.errors import ConnectError, LogFileUnavailable, StreamTimeout, TruncatedOutput
 
-DATA = Path(__file__).parent / "data"
 PING_REPLY = (DATA / "reply_ping_5.9.2.bin").read_bytes()
 # Bigger than listed (the file grew after `list`), and bigger than one read.
 BIG = bytes(range(256)) * 20000
-
-Serve = Callable[[Callable[[socket.socket], None]], int]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """`serve(on_connection)` starts a server on 127.0.0.1 and returns its port; each accepted connection is given
-    to `on_connection` in a thread of its own, then closed. The servers stop when the test ends."""
-    listeners: list[socket.socket] = []
-
-    def start(on_connection: Callable[[socket.socket], None]) -> int:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
-
-        def accept_loop() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return  # the listener was closed: the test is over
-                threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-        def handle(conn: socket.socket) -> None:
-            with conn:
-                on_connection(conn)
-
-        threading.Thread(target=accept_loop, daemon=True).start()
-        return int(listener.getsockname()[1])
-
-    yield start
-    for listener in listeners:
-        listener.close()
 
 
 def read_line(conn: socket.socket) -> str:

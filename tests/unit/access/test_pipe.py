@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_peers import foreign_client, needs_root
+from tests.unit.access.other_account import foreign_client, needs_root
 
 from ecflow_remote.access import pipe
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 
 import pytest
+from tests.unit.samples import DATA
 
 from ecflow_remote.clients.ecflow import commands, wire
 from ecflow_remote.clients.ecflow.client import EcflowClient
 from ecflow_remote.clients.ecflow.commands import Identity
 from ecflow_remote.errors import ConnectError, ServerError
-
-DATA = Path(__file__).parent / "data"
 
 # What ecflow_client 5.9.2 sent for `--ping` as root from host "vm" (captured on a listening socket).
 ECFLOW_CLIENT_PING = (

@@ -6,7 +6,17 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from logserver_fakes import BROKEN_GETF, CONTENT, PATH, SHA1, answering_getf, delta, honest, list_line, with_dir
+from tests.unit.clients.logserver_fakes import (
+    BROKEN_GETF,
+    CONTENT,
+    PATH,
+    SHA1,
+    answering_getf,
+    delta,
+    honest,
+    list_line,
+    with_dir,
+)
 
 from ecflow_remote.clients.logserver import AsyncLogServerClient, parse_header, parse_list
 from ecflow_remote.errors import LogFileUnavailable, LogServerError, TruncatedOutput

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from python_socks import ProxyError, ProxyType
 from python_socks.sync import Proxy
-from test_peers import foreign_client, needs_root
+from tests.unit.access.other_account import foreign_client, needs_root
 
 from ecflow_remote.access.socks import Credentials, SocksFront, socket_path
 

@@ -1,0 +1,101 @@
+"""tunnel/health.py: what a check records and how it words a failure, against small servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from tests.unit.samples import DATA, Serve
+
+from ecflow_remote.clients.ecflow import wire
+from ecflow_remote.errors import ConnectError
+from ecflow_remote.plan import Endpoint, Plan, free_port
+from ecflow_remote.tunnel import health
+from ecflow_remote.tunnel.clients import Clients
+from ecflow_remote.tunnel.state import Check
+
+PING_REPLY = (DATA / "reply_ping_5.9.2.bin").read_bytes()
+VERSION_REPLY = (DATA / "reply_version_5.9.2.bin").read_bytes()
+
+
+def server(name: str, port: int, forwarded: bool = True) -> Endpoint:
+    return Endpoint("server", name, f"{name}.centre", 4141, "127.0.0.1", port, forwarded)
+
+
+def logserver(port: int) -> Endpoint:
+    return Endpoint("logserver", "logserver1:9316", "logserver1", 9316, "127.0.0.1", port)
+
+
+def ecflow_answering(serve: Serve) -> int:
+    """An ecFlow server answering its first request with 5.9.2's ping reply and the next ones with its version."""
+    replies = iter([PING_REPLY])
+    lock = threading.Lock()
+
+    def on_connection(conn: socket.socket) -> None:
+        header = conn.recv(wire.HEADER_SIZE, socket.MSG_WAITALL)
+        conn.recv(wire.decode_header(header), socket.MSG_WAITALL)
+        with lock:
+            reply = next(replies, VERSION_REPLY)
+        conn.sendall(reply)
+
+    return serve(on_connection)
+
+
+@pytest.fixture
+def silent(serve: Serve) -> Iterator[int]:
+    """A port that accepts and never answers."""
+    done = threading.Event()
+
+    def hold(conn: socket.socket) -> None:
+        done.wait(10)
+
+    yield serve(hold)
+    done.set()
+
+
+def test_check_json_is_the_endpoint_plus_the_outcome() -> None:
+    endpoint = server("m1", 40000, forwarded=False)
+    data = Check(endpoint, True, 1.5, "5.9.2").to_json()
+    assert data == {**endpoint.to_json(), "reachable": True, "latency_ms": 1.5, "version": "5.9.2", "error": None}
+    assert "endpoint" not in data
+    assert json.loads(json.dumps(data)) == data  # what state.json and --json hold
+
+
+def test_words() -> None:
+    assert health.words(TimeoutError()) == "no answer (timed out)"
+    refused = ConnectError("cannot connect to 127.0.0.1:1: refused", host="127.0.0.1", port=1)
+    assert health.words(refused) == "cannot connect to 127.0.0.1:1: refused"
+    assert health.words(ValueError()) == "ValueError"  # never an empty message
+
+
+def test_every_endpoint_checked_each_with_its_outcome(serve: Serve, silent: int) -> None:
+    """One answering server, one refusing, one silent, a log server that answers: each gets its own verdict, in
+    the plan's order (servers, then log servers)."""
+    closed = free_port()  # nothing listens there now
+
+    def logserver_version(conn: socket.socket) -> None:
+        assert conn.recv(100) == b"version\n"
+        conn.sendall(b"2\n")  # what ecflow_logsvr.pl answers
+
+    plan = Plan(
+        "local",
+        [
+            server("answers", ecflow_answering(serve)),
+            server("refuses", closed),
+            logserver(serve(logserver_version)),
+            server("silent", silent),
+        ],
+    )
+    checks = asyncio.run(health.check_all(Clients(plan), timeout=0.5))
+    assert [c.endpoint.name for c in checks] == ["answers", "refuses", "silent", "logserver1:9316"]
+    answers, refuses, quiet, logs = checks
+    assert answers.reachable and answers.version == "5.9.2" and answers.error is None
+    assert answers.latency_ms is not None and answers.latency_ms >= 0
+    assert not refuses.reachable and refuses.latency_ms is None and refuses.version is None
+    assert refuses.error is not None and f"127.0.0.1:{closed}" in refuses.error
+    assert not quiet.reachable and quiet.error == "no answer (timed out)"
+    assert logs.reachable and logs.version == "2"
