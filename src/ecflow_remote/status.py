@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from ecflow_remote.access.passwords import read_passwords
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -15,6 +17,8 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
     """Live: check every endpoint now (concurrently); otherwise the supervisor's last checks."""
     state = tunnel.state()
     running = state is not None
+    # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
+    warnings: list[str] = list(state.get("warnings", [])) if state else []
     tunnel_info = {
         "state": state.get("state", "down") if state else "down",
         "method": state.get("method") if state else tunnel.profile.gateway.method,
@@ -24,11 +28,14 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "reconnects": state.get("reconnects", 0) if state else 0,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),
-        # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
-        "warnings": list(state.get("warnings", [])) if state else [],
+        "warnings": warnings,
     }
     if running and live and state and state.get("plan"):
-        checks = [c.to_json() for c in tunnel.check(timeout)]
+        # Read here too (the supervisor's reading was in its own environment): a password this process cannot read
+        # is a warning, and its server's check goes without it.
+        passwords, unread = read_passwords(tunnel.profile)
+        warnings += [w for w in unread if w not in warnings]
+        checks = [c.to_json() for c in tunnel.check(timeout, passwords)]
     elif running and state:
         checks = list(state.get("checks", []))
     else:

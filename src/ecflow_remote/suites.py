@@ -31,12 +31,13 @@ def ecflow_client_for(
 ) -> AsyncEcflowClient:
     """A native client for a profile server through the running tunnel, as the profile's ecFlow user."""
     from ecflow_remote.access import identity
+    from ecflow_remote.access.passwords import read_passwords_warning
     from ecflow_remote.clients.ecflow import AsyncEcflowClient
 
     spec = tunnel.profile.server(server)  # a clear error for an unknown name
     plan = tunnel.plan()
     route = plan.route(plan.endpoint(server))
-    passwords = {spec.name: spec.password.read()} if spec.custom_user and spec.password else {}
+    passwords = read_passwords_warning(tunnel.profile, [spec.name]) if spec.custom_user else {}
     return AsyncEcflowClient(
         route.host,
         route.port,

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ecflow_remote.access import certs, identity, relay, socks
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
 from ecflow_remote.plan import Endpoint, Plan, plan_for
-from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import health
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
@@ -304,7 +306,7 @@ class Supervisor:
         files = launch.write_support_files(plan, self.rundir.path)
         if self.front is not None:
             files["socks_auth"] = str(self.front.credentials.write(self.rundir.path))
-        self.passwords, errors = identity.read_passwords(self.profile)
+        self.passwords, errors = read_passwords(self.profile)
         if errors:
             self.state["warnings"] = errors
         files.update(identity.write_files(self.profile, plan, self.rundir.path, self.passwords))
@@ -570,10 +572,10 @@ class Tunnel:
     def endpoints(self) -> list[Endpoint]:
         return self.plan().endpoints
 
-    def check(self, timeout: float = 3.0) -> list[health.Check]:
+    def check(self, timeout: float = 3.0, passwords: dict[str, str] | None = None) -> list[health.Check]:
         plan = self.plan()
         users = {s.name: s.ecflow_user for s in self.profile.servers}
-        auth = {k: a.client_kwargs() for k, a in identity.client_auth(self.profile).items()}
+        auth = {k: a.client_kwargs() for k, a in identity.client_auth(self.profile, passwords).items()}
         return asyncio.run(health.check_all(plan, timeout, users, auth))
 
 
