@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "EcflowRemoteError": "ecflow_remote.errors",
     "Profile": "ecflow_remote.profile.model",
-    "ProfileError": "ecflow_remote.profile.model",
-    "load_profile": "ecflow_remote.profile.model",
+    "ProfileError": "ecflow_remote.errors",
+    "load_profile": "ecflow_remote.profile.load",
     "Tunnel": "ecflow_remote.tunnel.handle",
     "TunnelError": "ecflow_remote.errors",
     "open_tunnel": "ecflow_remote.tunnel.handle",
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
     from ecflow_remote.errors import EcflowRemoteError, ProfileError, ServerError, TruncatedOutput, TunnelError
     from ecflow_remote.plan import Endpoint, Plan
-    from ecflow_remote.profile.model import Profile, load_profile
+    from ecflow_remote.profile.load import load_profile
+    from ecflow_remote.profile.model import Profile
     from ecflow_remote.tunnel.handle import Tunnel, open_tunnel
 
 __all__ = [

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ecflow_remote.access import certs, identity
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.profile.model import Profile, SshTarget, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile, SshTarget
 
 SSH_TIMEOUT = 20.0
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
@@ -256,13 +258,11 @@ async def _services(
 
     for s in profile.servers:
         await port_open(s.host, s.port, f"port {s.name}", "ecFlow server")
-        password: str | None = None
-        if s.password is not None:
-            try:
-                password = s.password.read()
-            except EcflowRemoteError as e:
-                w.fail(f"password {s.name}", str(e), f'fix password = "{s.password}" of server {s.name}')
-        auth = identity.auth_for(s, {s.name: password} if password else {})
+        # The one rule for passwords: one not read is a warning, and the server is asked without it.
+        passwords, unread = read_passwords(profile, [s.name])
+        for problem in unread:
+            w.warn(f"password {s.name}", problem, f'fix password = "{s.password}" of server {s.name}')
+        auth = identity.auth_for(s, passwords)
         client = AsyncEcflowClient(
             s.host,
             s.port,
@@ -280,10 +280,14 @@ async def _services(
                 w.fail(f"ping {s.name}", e.server_text, "see the server's message")
             w.ok(f"ping {s.name}", "the server answers (and refuses the request)")
             if s.custom_user and s.password is not None:
+                sent = (
+                    "without a password (it was not read: see above)"
+                    if unread
+                    else f"with the password from {s.password}"
+                )
                 w.fail(
                     f"password {s.name}",
-                    f"{s.name} refused custom user {s.custom_user!r} with the password from {s.password}: "
-                    f"{e.server_text.strip()}",
+                    f"{s.name} refused custom user {s.custom_user!r} {sent}: {e.server_text.strip()}",
                     f"check the password in {s.password}, and that {s.custom_user!r} is on the server's password "
                     "file and white list (ask its administrator)",
                 )
@@ -297,7 +301,7 @@ async def _services(
             w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
         w.ok(f"ping {s.name}", f"answers in {latency * 1000:.1f} ms")
         w.ok(f"white list {s.name}", f"accepts user {client.user!r}")
-        if s.custom_user and s.password is not None:
+        if s.custom_user and s.password is not None and not unread:
             w.ok(f"password {s.name}", f"accepted for custom user {s.custom_user!r}")
 
     for lg in profile.logservers:

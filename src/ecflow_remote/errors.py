@@ -61,6 +61,10 @@ class PasswordError(EcflowRemoteError):
     """A custom user's password could not be read; the message never contains the secret."""
 
 
+class PasswordWarning(UserWarning):
+    """A one-shot command goes on without a password it could not read; the command line prints the warning."""
+
+
 class InitError(EcflowRemoteError):
     """A value given to `ecflow-remote init` cannot go into a profile."""
 

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str, Any]:
     """Live: check every endpoint now (concurrently); otherwise the supervisor's last checks."""
     state = tunnel.state()
+    # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
+    warnings: list[str] = list(state.warnings) if state else []
     tunnel_info = {
         "state": state.state if state else "down",
         "method": state.method if state else tunnel.profile.gateway.method,
@@ -21,11 +23,13 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "reconnects": state.reconnects if state else 0,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),
-        # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
-        "warnings": list(state.warnings) if state else [],
+        "warnings": warnings,
     }
     if state is not None and live and state.plan is not None:
         checks = [c.to_json() for c in tunnel.check(timeout)]
+        # Read here too (the supervisor's reading was in its own environment): a password this process cannot
+        # read is a warning, and its server's check goes without it.
+        warnings += [w for w in tunnel.password_warnings() if w not in warnings]
     elif state is not None:
         checks = [c.to_json() for c in state.checks]
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -218,6 +219,16 @@ def test_custom_user_password(password_centre: Any, tmp_path: Path) -> None:
             slow.wait(20)
         report = cli(profile, "status", "--json").stdout
         assert PASSWORD not in report and '"reachable": true' in report
+        # The one rule for a password that cannot be read (here: not in the environment of this `status`): a
+        # warning naming the server and the cause, and the check goes without it: the server's refusal shows.
+        unset = {k: v for k, v in os.environ.items() if k != "ECFR_TEST_PASSWORD"}
+        refused = json.loads(cli(profile, "status", "--json", env=unset).stdout)
+        assert any(
+            w.startswith("server machine1: password not read") and "$ECFR_TEST_PASSWORD is not set" in w
+            for w in refused["tunnel"]["warnings"]
+        ), refused["tunnel"]
+        row = next(r for r in refused["servers"] if r["name"] == "machine1")
+        assert not row["reachable"] and re.search(r"authentication|passw", row["error"] or "", re.IGNORECASE), row
         for f in tunnel.rundir.path.iterdir():
             if f.is_file() and f != pwfile:
                 assert PASSWORD not in f.read_text(errors="replace"), f

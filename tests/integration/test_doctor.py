@@ -79,6 +79,17 @@ def test_doctor_names_each_broken_link(doc_centre: Any, tmp_path: Path, monkeypa
         finally:
             mends()
 
+    # A password not readable at all: a warning, then the server asked without it refuses (the one rule).
+    monkeypatch.delenv("ECFR_DOC_PW")
+    try:
+        report = doctor.diagnose(good, timeout=5)
+    finally:
+        monkeypatch.setenv("ECFR_DOC_PW", PASSWORD)
+    warned = [s for s in report.steps if s.name == "password machine2" and s.status == "warn"]
+    assert warned and "$ECFR_DOC_PW is not set" in warned[0].detail, report.text()
+    assert report.broken is not None and report.broken.name == "password machine2", report.text()
+    assert "without a password" in report.broken.detail, report.text()
+
     # A user name the white list refuses (no ecflow_user: the laptop's own login name).
     assert broken(write_profile(c, tmp_path / "nouser.toml", servers)) == "white list machine1"
     # A profile pointing at an ssh_config that is not there.

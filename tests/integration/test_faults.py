@@ -297,7 +297,7 @@ def test_port_in_use_hosts_socks_fails_cleanly(
     profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket], method: str
 ) -> None:
     from ecflow_remote.plan import alias_net, free_port
-    from ecflow_remote.profile.model import load_profile
+    from ecflow_remote.profile.load import load_profile
 
     socks_port = free_port()
     profile = profile_for(method, socks_port=socks_port)

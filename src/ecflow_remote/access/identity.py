@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, Server
 from ecflow_remote.safefile import write_private
@@ -38,20 +38,6 @@ class Auth:
 # relay.py, presents it. The native client sends it itself: see client_auth.)
 
 
-def read_passwords(profile: Profile) -> tuple[dict[str, str], list[str]]:
-    """Every server's password (by server name), and the errors (never containing a secret) of those not read."""
-    passwords: dict[str, str] = {}
-    errors: list[str] = []
-    for s in profile.servers:
-        if s.password is None:
-            continue
-        try:
-            passwords[s.name] = s.password.read()
-        except EcflowRemoteError as e:
-            errors.append(f"server {s.name}: {e}")
-    return passwords, errors
-
-
 def auth_for(server: Server, passwords: Mapping[str, str]) -> Auth:
     if server.custom_user:
         return Auth(server.custom_user, True, passwords.get(server.name))
@@ -59,7 +45,9 @@ def auth_for(server: Server, passwords: Mapping[str, str]) -> Auth:
 
 
 def client_auth(profile: Profile, passwords: Mapping[str, str] | None = None) -> dict[str, Auth]:
-    """What the native client sends to each server: the custom user and password, or the ecflow_user name."""
+    """What the native client sends to each server: the custom user and password, or the ecflow_user name.
+    Without `passwords` they are read here and the warnings dropped: a caller that shows them reads the passwords
+    itself (passwords.read_passwords) and passes them."""
     if passwords is None:
         passwords, _ = read_passwords(profile)
     return {s.name: auth_for(s, passwords) for s in profile.servers}

@@ -27,7 +27,7 @@ class Context:
         self.profile_path = profile_path
 
     def profile(self, method: str | None = None) -> Profile:
-        from ecflow_remote.profile.model import load_profile
+        from ecflow_remote.profile.load import load_profile
 
         profile = load_profile(self.profile_path)
         return profile.with_method(method) if method else profile
@@ -39,15 +39,29 @@ class Context:
 
 
 class Group(click.Group):
-    """Every deliberate error becomes one line on stderr and exit 1, never a traceback."""
+    """Every deliberate error becomes one line on stderr and exit 1, never a traceback; the library's warnings to
+    the user (a password it could not read) one line each."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ecflow_remote.errors import EcflowRemoteError
+        import warnings
 
-        try:
-            return super().invoke(ctx)
-        except EcflowRemoteError as e:
-            fail(str(e), e.exit_code)
+        from ecflow_remote.errors import EcflowRemoteError, PasswordWarning
+
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, PasswordWarning):
+                click.echo(f"ecflow-remote: warning: {message}", err=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            warnings.simplefilter("always", PasswordWarning)
+            try:
+                return super().invoke(ctx)
+            except EcflowRemoteError as e:
+                fail(str(e), e.exit_code)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

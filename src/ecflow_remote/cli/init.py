@@ -48,7 +48,8 @@ def init(
     import os
 
     from ecflow_remote.profile import new as newprofile
-    from ecflow_remote.profile.model import default_profile_path, write_new_profile
+    from ecflow_remote.profile.load import default_profile_path
+    from ecflow_remote.profile.render import write_new_profile
 
     path = c.profile_path or default_profile_path()
     if os.path.lexists(path):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ecflow_remote.errors import InitError
 from ecflow_remote.plan import is_loopback
-from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, render_profile
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
+from ecflow_remote.profile.render import render_profile
 from ecflow_remote.ui import servers as uiconfig
 
 

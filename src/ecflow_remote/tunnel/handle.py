@@ -9,14 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.access import identity, socks
-from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
+from ecflow_remote.access.passwords import read_passwords
+from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, PasswordWarning, TunnelError
 from ecflow_remote.plan import Endpoint, Plan
-from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
@@ -44,6 +47,7 @@ class Tunnel:
             self.profile = self.profile.with_method(method)
         self.rundir = RunDir.for_profile(self.profile.path)
         self._clients: Clients | None = None
+        self._password_warnings: list[str] = []
 
     # ---------------------------------------------------------------------------------------- control
     def is_running(self) -> bool:
@@ -174,11 +178,18 @@ class Tunnel:
         return self.plan().endpoints
 
     def clients(self) -> Clients:
-        """The client factory for the running tunnel (passwords read once per Tunnel and start)."""
+        """The client factory for the running tunnel. Passwords are read once per Tunnel and start (passwords.py's
+        one rule: one that cannot be read is a PasswordWarning, and its server's requests go without it)."""
         if self._clients is None:
-            passwords, _ = identity.read_passwords(self.profile)
+            passwords, self._password_warnings = read_passwords(self.profile)
+            for problem in self._password_warnings:
+                warnings.warn(problem, PasswordWarning, stacklevel=2)
             self._clients = Clients(self.plan(), identity.client_auth(self.profile, passwords))
         return self._clients
+
+    def password_warnings(self) -> list[str]:
+        """What could not be read when the clients were made (never a secret)."""
+        return list(self._password_warnings)
 
     def ecflow_client(self, server: str, **timeouts: float) -> AsyncEcflowClient:
         """An asyncio ecFlow client for a profile server through the tunnel, as the server's configured user."""

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecflow_remote.access import certs, identity, relay, socks
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
-from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import decisions, files, health
 from ecflow_remote.tunnel.clients import Clients
@@ -142,7 +144,7 @@ class Supervisor:
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
         self._set(files=system_files)
-        self.passwords, errors = identity.read_passwords(self.profile)
+        self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
         self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings])
         return plan

@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from ecflow_remote.access import certs
-from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 
 KEYGEN = """\

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ecflow_remote.access import identity
 from ecflow_remote.plan import Endpoint, Plan
-from ecflow_remote.profile.model import Profile, load_profile
+from ecflow_remote.profile.load import load_profile
+from ecflow_remote.profile.model import Profile
 
 
 def _profile(tmp_path: Path) -> Profile:

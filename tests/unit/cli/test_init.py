@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ecflow_remote.cli.main import main
 from ecflow_remote.errors import InitError
-from ecflow_remote.profile.model import load_profile
+from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.new import parse_logserver, parse_server
 
 

@@ -253,7 +253,8 @@ GOOD = '[gateway]\nhost = "user1@machine1"\n{extra}\n[[server]]\nname = "m1"\nho
 
 def test_profile_system_hosts_key(tmp_path: Path) -> None:
     from ecflow_remote.errors import ProfileError
-    from ecflow_remote.profile.model import load_profile, render_profile
+    from ecflow_remote.profile.load import load_profile
+    from ecflow_remote.profile.render import render_profile
 
     path = tmp_path / "p.toml"
     path.write_text(GOOD.format(extra=""))

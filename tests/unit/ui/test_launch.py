@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.plan import Endpoint, Plan
-from ecflow_remote.profile.model import load_profile
+from ecflow_remote.profile.load import load_profile
 from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui import launch as ui
 from ecflow_remote.ui.servers import read_servers_txt

@@ -1,11 +1,8 @@
-"""Tests of the TOML profile: every malformed input gets an error naming file, line and key; good ones load."""
+"""profile/load.py: every malformed profile gets an error naming file, line and key; good ones load."""
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +10,10 @@ from typing import NoReturn
 
 import pytest
 
-import ecflow_remote.profile.model as profile_module
-from ecflow_remote.errors import EcflowRemoteError, PasswordError, ProfileError
+import ecflow_remote.profile.load as profile_module
+from ecflow_remote.access.passwords import read_password
+from ecflow_remote.errors import EcflowRemoteError, ProfileError
+from ecflow_remote.profile.load import default_profile_path, load_profile
 from ecflow_remote.profile.model import (
     METHODS,
     Gateway,
@@ -23,11 +22,7 @@ from ecflow_remote.profile.model import (
     Profile,
     Server,
     SshTarget,
-    default_profile_path,
-    load_profile,
     parse_target,
-    render_profile,
-    write_new_profile,
 )
 
 # A line ending with this marker is where the error must point.
@@ -523,201 +518,10 @@ def test_load_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert load_profile().servers[0].name == "m1"
 
 
-# ------------------------------------------------------------------------------------------------ render/write
-
-
-def test_render_round_trip(tmp_path: Path) -> None:
-    config = tmp_path / "ssh_config"
-    config.write_text("")
-    text = render_profile(
-        jump="user1@jump.example.int,user1@jump2:2222",
-        host="user1@machine1",
-        servers=[("machine1", "machine1", 4141), ("ops server", "machine2", 3142)],
-        logservers=[("logserver1", 9316), ("logserver2", 9400)],
-        method="socks",
-        ssh_config=config,
-        ecflow_user="user1",
-    )
-    assert text.count("\n#") > 10  # commented for a first-time reader
-    profile = load_profile(write(tmp_path, text))
-    assert profile.gateway.jump == (SshTarget("user1", "jump.example.int"), SshTarget("user1", "jump2", 2222))
-    assert profile.gateway.host == SshTarget("user1", "machine1")
-    assert profile.gateway.method == "socks"
-    assert profile.gateway.ssh_config == config
-    assert profile.gateway.ecflow_user == "user1"
-    assert [(s.name, s.host, s.port, s.ecflow_user) for s in profile.servers] == [
-        ("machine1", "machine1", 4141, "user1"),
-        ("ops server", "machine2", 3142, "user1"),
-    ]
-    assert profile.logservers == (LogServer("logserver1", 9316), LogServer("logserver2", 9400))
-
-
-def test_render_minimal_round_trip(tmp_path: Path) -> None:
-    text = render_profile(None, "machine1", [("m1", "machine1", 4141)], [], "local")
-    profile = load_profile(write(tmp_path, text))
-    assert profile.gateway.jump == ()
-    assert profile.gateway.ssh_config is None
-    assert profile.gateway.ecflow_user is None
-    assert profile.logservers == ()
-    # The commented-out examples are valid once uncommented.
-    uncommented = text.replace("# socks_port", "socks_port").replace("# login", "login")
-    assert load_profile(write(tmp_path, uncommented.replace("# warn_before", "warn_before"))).gateway.socks_port == 9050
-
-
-def test_render_escapes_strings(tmp_path: Path) -> None:
-    name = 'say "hi" – été'
-    text = render_profile(None, "machine1", [(name, "machine1", 4141)], [], "hosts")
-    assert load_profile(write(tmp_path, text)).servers[0].name == name
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "key"),
-    [
-        ({"host": "-oProxyCommand=x"}, "gateway.host"),
-        ({"jump": "a b"}, "gateway.jump"),
-        ({"servers": [("a,b", "h", 1)]}, "server[1].name"),
-        ({"servers": [("m", "h", 70000)]}, "server[1].port"),
-        ({"method": "vpn"}, "gateway.method"),
-        ({"servers": []}, "server"),
-    ],
-)
-def test_render_refuses_values_that_would_not_load(kwargs: dict[str, object], key: str) -> None:
-    args: dict[str, object] = {
-        "jump": None,
-        "host": "machine1",
-        "servers": [("m1", "machine1", 4141)],
-        "logservers": [],
-        "method": "local",
-    }
-    args.update(kwargs)
-    with pytest.raises(ProfileError) as info:
-        render_profile(**args)  # type: ignore[arg-type]
-    assert info.value.key == key
-    assert info.value.path is None
-    assert str(info.value).startswith(f"{key}: ")
-
-
-def test_write_new_profile(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "profile.toml"
-    old_umask = os.umask(0o077)
-    try:
-        write_new_profile(path, GOOD)
-    finally:
-        os.umask(old_umask)
-    assert path.read_text() == GOOD
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert os.listdir(path.parent) == ["profile.toml"]  # no temporary file left
-
-
-def test_write_new_profile_refuses_to_overwrite(tmp_path: Path) -> None:
-    path = tmp_path / "profile.toml"
-    path.write_text("mine")
-    with pytest.raises(ProfileError) as info:
-        write_new_profile(path, GOOD)
-    assert "--profile" in str(info.value)
-    assert path.read_text() == "mine"
-    assert os.listdir(tmp_path) == ["profile.toml"]
-    # A dangling symlink is "existing" too: writing through it would create a file elsewhere.
-    link = tmp_path / "link.toml"
-    link.symlink_to(tmp_path / "elsewhere.toml")
-    with pytest.raises(ProfileError):
-        write_new_profile(link, GOOD)
-    assert not (tmp_path / "elsewhere.toml").exists()
-
-
-# ------------------------------------------------------------------------------------------------ passwords
-
-
-def test_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    source = PasswordSource("env", "ECF_TEST_PW")
-    monkeypatch.setenv("ECF_TEST_PW", "s3cret")
-    assert source.read() == "s3cret"
-    assert "s3cret" not in repr(source)
-    monkeypatch.setenv("ECF_TEST_PW", "")
-    with pytest.raises(PasswordError, match=r"\$ECF_TEST_PW is empty"):
-        source.read()
-    monkeypatch.delenv("ECF_TEST_PW")
-    with pytest.raises(PasswordError, match=r"\$ECF_TEST_PW is not set"):
-        source.read()
-
-
-def test_password_file(tmp_path: Path) -> None:
-    path = tmp_path / "pw"
-    path.write_text("s3cret\n")
-    path.chmod(0o600)
-    source = PasswordSource("file", str(path))
-    assert source.read() == "s3cret"
-    path.write_text("s3cret\n\n")  # only one newline is the editor's
-    assert source.read() == "s3cret\n"
-    path.write_text(" sp ace ")
-    assert source.read() == " sp ace "
-    path.write_text("")
-    with pytest.raises(PasswordError, match="empty"):
-        source.read()
-
-
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
-def test_password_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
-    path = tmp_path / "pw"
-    path.write_text("s3cret\n")
-    path.chmod(mode)
-    with pytest.raises(PasswordError) as info:
-        PasswordSource("file", str(path)).read()
-    assert f"chmod 600 {path}" in str(info.value)
-    assert "s3cret" not in str(info.value)
-
-
-def test_password_file_missing_or_not_regular(tmp_path: Path) -> None:
-    with pytest.raises(PasswordError, match="does not exist"):
-        PasswordSource("file", str(tmp_path / "nope")).read()
-    with pytest.raises(PasswordError, match="not a regular file"):
-        PasswordSource("file", str(tmp_path)).read()
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo, 0o600)
-    with pytest.raises(PasswordError, match="not a regular file"):
-        PasswordSource("file", str(fifo)).read()  # must not hang
-
-
-def test_password_keyring_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "keyring", None)  # makes `import keyring` raise ImportError
-    with pytest.raises(PasswordError, match="ecflow-remote\\[keyring\\]"):
-        PasswordSource("keyring", "ecflow", "me").read()
-
-
-def fake_keyring(monkeypatch: pytest.MonkeyPatch, store: dict[tuple[str, str], str]) -> None:
-    module = types.ModuleType("keyring")
-
-    def get_password(service: str, username: str) -> str | None:
-        return store.get((service, username))
-
-    module.get_password = get_password  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "keyring", module)
-
-
-def test_password_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_keyring(monkeypatch, {("ecflow", "me"): "s3cret"})
-    assert PasswordSource("keyring", "ecflow", "me").read() == "s3cret"
-    with pytest.raises(PasswordError) as info:
-        PasswordSource("keyring", "ecflow", "you").read()
-    assert "keyring set ecflow you" in str(info.value)
-
-
-def test_password_keyring_backend_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("keyring")
-
-    def get_password(service: str, username: str) -> str | None:
-        raise RuntimeError("No recommended backend was available")
-
-    module.get_password = get_password  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "keyring", module)
-    with pytest.raises(PasswordError, match="No recommended backend"):
-        PasswordSource("keyring", "ecflow", "me").read()
-
-
 def test_profile_repr_holds_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECF_TEST_PW", "s3cret")
     profile = load_profile(write(tmp_path, GOOD + 'custom_user = "me"\npassword = "env:ECF_TEST_PW"\n'))
     password = profile.servers[0].password
-    assert password is not None and password.read() == "s3cret"
+    assert password is not None and read_password(password) == "s3cret"
     assert "s3cret" not in repr(profile)
     assert isinstance(profile, Profile)

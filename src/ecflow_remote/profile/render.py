@@ -1,0 +1,256 @@
+"""Write profiles with tomlkit: a new one with its explaining comments, and edits that keep the user's text."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecflow_remote.errors import ProfileError
+from ecflow_remote.profile.load import parse_text
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, DEFAULT_SOCKS_PORT
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
+    from tomlkit.items import Table
+
+# A scalar a profile key takes; None removes the key.
+Value = str | int | float | bool | None
+
+_HEADER = (
+    "ecflow-remote profile: how to reach the Centre's ecFlow servers and log servers from here.",
+    "Edit freely; `ecflow-remote doctor` checks it. See the README: 'The profile', 'Which method'.",
+    "It never holds a password: a [[server]]'s `password` only says where to get it.",
+)
+_METHODS_HELP = (
+    "How ecflow_ui and the ecFlow clients reach the servers:",
+    "  local - one local port per server (ssh -L); ecflow_ui connects to localhost",
+    "  socks - a SOCKS proxy (ssh -D) that programs are pointed at",
+    "  hosts - the Centre's host names point to local addresses: real names, several log servers",
+)
+_GATEWAY_TAIL = (
+    "The command that renews your SSH certificate, and how long before expiry to warn.",
+    'login = "tsh login --proxy=jump.example.int"',
+    'warn_before = "30m"',
+    "hosts/socks where launched programs cannot get a private hosts view (macOS): let ecflow-remote add a",
+    "marked block to /etc/hosts while the tunnel is up (backed up, removed by `down`; needs root).",
+    "system_hosts = true",
+)
+_SERVERS_HELP = (
+    "One [[server]] per ecFlow server. `name` is how you call it (as in ecflow_ui) and must be unique.",
+    "Optional per server: ecflow_user (overrides the gateway's), and for password access control",
+    'custom_user = "..." with password = "env:VAR" | "file:~/path" (chmod 600) | "keyring:SERVICE".',
+)
+
+
+def _comments(container: TOMLDocument | Table, *lines: str) -> None:
+    import tomlkit
+
+    for line in lines:
+        container.add(tomlkit.comment(line))
+
+
+def _gateway(jump: str | None, host: str, method: str, ssh_config: str | Path | None, ecflow_user: str | None) -> Table:
+    import tomlkit
+
+    table = tomlkit.table()
+    _comments(
+        table,
+        "The jump host(s), as `ssh -J` takes them: [user@]host[:port], comma-separated for several.",
+        "Remove the line for a direct connection to `host`.",
+    )
+    if jump:
+        table.add("jump", jump)
+    else:
+        # Commented-out examples show a key the user may want without setting it.
+        _comments(table, 'jump = "user@jump.example.int"')
+    _comments(table, "Your workstation at the Centre, the far end of the tunnel: [user@]host[:port].")
+    table.add("host", host)
+    _comments(table, *_METHODS_HELP)
+    table.add("method", method)
+    _comments(table, "The local port of the SOCKS proxy (socks method).", f"socks_port = {DEFAULT_SOCKS_PORT}")
+    if ssh_config is not None:
+        _comments(table, "The ssh_config file to use (ssh -F).")
+        table.add("ssh_config", str(ssh_config))
+    else:
+        _comments(table, "The ssh_config file to use (ssh -F); ssh's default if unset.", 'ssh_config = "~/.ssh/config"')
+    _comments(table, "Your Centre user name, presented to ecFlow servers that allow only listed users.")
+    if ecflow_user:
+        table.add("ecflow_user", ecflow_user)
+    else:
+        _comments(table, 'ecflow_user = "user1"')
+    _comments(table, *_GATEWAY_TAIL)
+    return table
+
+
+def render_profile(
+    jump: str | None,
+    host: str,
+    servers: list[tuple[str, str, int]],
+    logservers: list[tuple[str, int]],
+    method: str,
+    ssh_config: str | Path | None = None,
+    ecflow_user: str | None = None,
+) -> str:
+    """A commented profile for these values; raises ProfileError if they would not load back."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    _comments(doc, *_HEADER)
+    doc.add(tomlkit.nl())
+    doc.add("gateway", _gateway(jump, host, method, ssh_config, ecflow_user))
+    doc.add(tomlkit.nl())
+    _comments(doc, *_SERVERS_HELP)
+    if not servers:
+        _comments(doc, "(none yet: add at least one)")
+    else:
+        entries = tomlkit.aot()
+        for name, server_host, port in servers:
+            entries.append(tomlkit.table().add("name", name).add("host", server_host).add("port", port))
+        doc.add(tomlkit.nl())
+        doc.add("server", entries)
+    doc.add(tomlkit.nl())
+    _comments(
+        doc,
+        f"Log servers that serve job output to ecflow_ui (port {DEFAULT_LOGSERVER_PORT} unless given).",
+        "With the local method only one log server can be reached.",
+    )
+    if not logservers:
+        _comments(doc, "[[logserver]]", 'host = "logserver1"')
+    else:
+        logs = tomlkit.aot()
+        for log_host, log_port in logservers:
+            entry = tomlkit.table().add("host", log_host)
+            if log_port != DEFAULT_LOGSERVER_PORT:
+                entry.add("port", log_port)
+            logs.append(entry)
+        doc.add(tomlkit.nl())
+        doc.add("logserver", logs)
+    text = tomlkit.dumps(doc)
+    # Whatever was given must load back: fail here, naming the key, rather than write a broken file.
+    try:
+        parse_text(text, Path("profile.toml"))
+    except ProfileError as exc:
+        # The rendered text's lines mean nothing to the caller; the key names the offending argument.
+        raise ProfileError(exc.message, key=exc.key) from None
+    return text
+
+
+# --------------------------------------------------------------------------------------------- edits
+
+
+def set_value(text: str, table: str, key: str, value: Value, *, index: int | None = None) -> str:
+    """`text` with `key` of [table] (or of the index-th [[table]], from 1) set to `value`, or removed if None.
+
+    Everything else (the user's comments, order, spacing and quoting) stays as written. The result is not
+    checked here: update_profile checks it before writing.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ProfileError(f"TOML syntax error: {exc}. Fix the file first (see https://toml.io).") from None
+    label = table if index is None else f"{table}[{index}]"
+    section = doc.get(table)
+    if index is not None:
+        if not isinstance(section, list) or not 1 <= index <= len(section):
+            raise ProfileError(f"there is no {label} to change.", key=label)
+        section = section[index - 1]
+    elif section is None:
+        if value is None:
+            return text
+        section = tomlkit.table()
+        doc.add(table, section)
+    if not isinstance(section, dict):
+        raise ProfileError(f"{label} is not a table.", key=label)
+    if value is None:
+        section.pop(key, None)
+    elif key in section or not section:
+        section[key] = value
+    else:
+        _add_after_last_key(section, key, value)
+    return tomlkit.dumps(doc)
+
+
+def _add_after_last_key(section: dict[str, Any], key: str, value: Value) -> None:
+    """A new key right after the table's last key: tomlkit's add() would put it after the comments and blank lines
+    that end the table, which a reader takes for the next table's."""
+    import tomlkit
+
+    last = list(section)[-1]
+    # A Table's (or InlineTable's) Container has no public insert; _insert_after has kept its signature from
+    # tomlkit 0.7 to 0.15. Without it the key still lands in the right table, only lower down.
+    insert = getattr(getattr(section, "value", None), "_insert_after", None)
+    if insert is None:
+        section[key] = value
+    else:
+        insert(last, key, tomlkit.item(value))
+
+
+def update_profile(path: Path, table: str, key: str, value: Value, *, index: int | None = None) -> None:
+    """Change one key of the profile at `path` in place (see set_value), keeping its mode; the file is left as it
+    was if the result would not load (ProfileError naming the key)."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode & 0o7777
+    except (OSError, UnicodeError) as exc:
+        raise ProfileError(f"cannot read the profile: {getattr(exc, 'strerror', None) or exc}.", path=path) from None
+    new_text = set_value(text, table, key, value, index=index)
+    parse_text(new_text, path)  # ProfileError with the file, line and key of the problem
+    with _staged(path, new_text, mode) as tmp_name:
+        os.replace(tmp_name, path)
+
+
+@contextlib.contextmanager
+def _staged(path: Path, text: str, mode: int) -> Iterator[str]:
+    """A synced temp file beside `path` holding `text` with `mode`, for the caller to rename or link over `path`
+    (readers see the old file or the new one, never a part); gone afterwards, and OSError as ProfileError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ProfileError(f"cannot create the profile: {exc.strerror}.", path=path) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        yield tmp_name
+    except OSError as exc:
+        raise ProfileError(f"cannot write the profile: {exc.strerror}.", path=path) from None
+    finally:
+        if os.path.lexists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def write_new_profile(path: Path, text: str) -> None:
+    """Write a new profile atomically (mode 0644); ProfileError if a file is already there."""
+    path = Path(path).expanduser()
+    if os.path.lexists(path):
+        raise ProfileError(
+            "a profile already exists here; it was left as it is. Edit it, or write the new one elsewhere "
+            "with --profile PATH.",
+            path=path,
+        )
+    # No secret is ever in a profile; 0644 whatever the umask, as a config file is expected to be.
+    with _staged(path, text, 0o644) as tmp_name:
+        try:
+            # link() fails if the name exists: no clobbering even if a file appeared since the check above.
+            os.link(tmp_name, path)
+        except FileExistsError:
+            raise ProfileError(
+                "a profile appeared here meanwhile; it was left as it is. Use --profile PATH for yours.",
+                path=path,
+            ) from None
+        except OSError:
+            # Filesystems without hard links: rename, still atomic, after a last check.
+            if os.path.lexists(path):
+                raise ProfileError("a profile already exists here; it was left as it is.", path=path) from None
+            os.replace(tmp_name, path)
