@@ -164,7 +164,7 @@ async def _follow_logserver(
     should_stop: Callable[[], bool],
     note: Callable[[str], None] | None,
 ) -> None:
-    from ecflow_remote.clients.logserver import checksum_of
+    from ecflow_remote.clients.logprotocol import checksum_of
 
     client = source.logserver_client()
     first = await client.read(source.jobout)

@@ -4,173 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO, Unpack
 
 from ecflow_remote.clients.connect import Destination, DestinationOptions, close_stream
-from ecflow_remote.errors import LogFileUnavailable, LogServerError, StreamTimeout, TruncatedOutput
+from ecflow_remote.clients.logprotocol import (
+    CHECKSUM_SPAN,
+    DEFAULT_PORT,
+    Delta,
+    ListEntry,
+    LogFile,
+    _check_path,
+    _delta_reply,
+    _delta_request,
+    _directory_of,
+    _dropped,
+    _stat_in,
+    _timed_out,
+    _unavailable_error,
+    _version_reply,
+    checksum_of,
+    parse_header,
+    parse_list,
+)
+from ecflow_remote.errors import LogFileUnavailable, LogServerError, TruncatedOutput
 
-DEFAULT_PORT = 9316
 CHUNK = 64 * 1024
 # The sync client reads with recv_into straight into its buffer, up to this much at a time when streaming.
 SYNC_CHUNK = 1024 * 1024
 # Room for a getf/delta header (`0:<mtime>:<sha1>:`) on top of the listed size, so a file read into memory
 # usually needs no second buffer.
 _HEADER_ROOM = 256
-# The log server's checksum covers the first KiB only (sub meta in ecflow_logsvr.pl).
-CHECKSUM_SPAN = 1024
 
 Progress = Callable[[int, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class ListEntry:
-    """One line of `list`: stat fields of a file next to the one asked about."""
-
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    atime: int
-    mtime: int
-    ctime: int
-    path: str
-
-
-@dataclass(frozen=True)
-class LogFile:
-    """A whole file fetched with `getf`."""
-
-    path: str
-    mtime: int | None
-    checksum: str
-    data: bytes = field(repr=False)
-    expected_size: int | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-
-@dataclass(frozen=True)
-class Delta:
-    """The answer to `delta`: nothing new, the bytes after `pos` (append), or the whole file again."""
-
-    unchanged: bool
-    append: bool
-    mtime: int | None
-    checksum: str
-    data: bytes = field(repr=False)
-
-
-def _check_path(path: str) -> None:
-    # The request is one line, so a newline would end it early and send a different path.
-    if not path or "\n" in path or "\r" in path:
-        raise ValueError(f"not a usable log server path: {path!r}")
-
-
-def _parse_int(text: str) -> int | None:
-    return int(text) if text.strip().lstrip("-").isdigit() else None
-
-
-def parse_header(data: bytes) -> tuple[str, int | None, str, int]:
-    """Split a `getf`/`delta` reply header `<flag>:<mtime>:<checksum>:`; returns (flag, mtime, checksum, offset).
-
-    The checksum is a 40-digit sha1, `x` when the server lacks Digest::SHA1, or empty when stat failed.
-    """
-    parts = data.split(b":", 3)
-    if len(parts) < 4 or parts[0] not in (b"0", b"1"):
-        raise LogServerError(f"unexpected reply header {data[:60]!r}: not an ecFlow log server?")
-    flag, mtime, checksum = (p.decode("ascii", errors="replace") for p in parts[:3])
-    offset = len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
-    return flag, _parse_int(mtime), checksum, offset
-
-
-def parse_list(data: bytes, where: str = "") -> list[ListEntry]:
-    """Lines `mode uid gid size atime mtime ctime path`; a last line without its newline means truncation."""
-    if data and not data.endswith(b"\n"):
-        raise TruncatedOutput(f"the file list from log server {where} was cut off mid-line; try again")
-    entries: list[ListEntry] = []
-    for line in data.decode("utf-8", errors="surrogateescape").splitlines():
-        fields = line.split(" ", 7)
-        if len(fields) != 8 or not all(f.isdigit() for f in fields[:7]):
-            raise LogServerError(f"unexpected list line from log server {where}: {line[:120]!r}")
-        mode, uid, gid, size, atime, mtime, ctime = (int(f) for f in fields[:7])
-        entries.append(ListEntry(mode, uid, gid, size, atime, mtime, ctime, fields[7]))
-    return entries
-
-
-def checksum_of(data: bytes) -> str:
-    """The log server's checksum: sha1 hex of the first KiB."""
-    return hashlib.sha1(data[:CHECKSUM_SPAN]).hexdigest()
-
-
-def _verb(line: str) -> str:
-    return line.split(" ", 1)[0]
-
-
-def _timed_out(where: str, read_timeout: float, line: str) -> StreamTimeout:
-    return StreamTimeout(
-        f"log server {where} went quiet for {read_timeout:g}s during {_verb(line)!r}; the tunnel may be stuck "
-        "(try again)"
-    )
-
-
-def _dropped(where: str, line: str, e: ConnectionError) -> TruncatedOutput:
-    return TruncatedOutput(
-        f"log server {where} dropped the connection ({e.strerror or e}) during {_verb(line)!r}; nothing partial "
-        "was kept, try again"
-    )
-
-
-def _unavailable_error(where: str, path: str, command: str, dir_visible: bool) -> LogFileUnavailable:
-    directory = _directory_of(path)
-    if dir_visible:
-        why = "the file does not exist (its directory is served) or is not readable by the log server"
-    else:
-        why = (
-            f"the directory {directory} does not exist there, or it is outside the log server's LOGPATH "
-            "(ask which directories it serves, or read the file through its ecFlow server)"
-        )
-    return LogFileUnavailable(f"log server {where} sent nothing for {command} {path}: {why}")
-
-
-def _directory_of(path: str) -> str:
-    return os.path.dirname(path.rstrip("/")) + "/"
-
-
-def _stat_in(entries: list[ListEntry], path: str) -> ListEntry | None:
-    base = os.path.basename(path)
-    for entry in entries:
-        # LOGMAP may rewrite the directory part, so match on the file name.
-        if os.path.basename(entry.path) == base:
-            return entry
-    return None
-
-
-def _delta_request(pos: int, mtime: int, checksum: str, path: str) -> str:
-    _check_path(path)
-    if " " in checksum or not checksum:
-        raise ValueError(f"checksum must be one word (a sha1 or 'x'), not {checksum!r}")
-    return f"delta {int(pos)} {int(mtime)} {checksum} {path}"
-
-
-def _delta_reply(reply: bytes, mtime: int, checksum: str) -> Delta:
-    if reply == b"1":
-        return Delta(unchanged=True, append=False, mtime=mtime, checksum=checksum, data=b"")
-    flag, new_mtime, new_checksum, offset = parse_header(reply)
-    return Delta(unchanged=False, append=flag == "1", mtime=new_mtime, checksum=new_checksum, data=reply[offset:])
-
-
-def _version_reply(reply: bytes, where: str) -> str:
-    if not reply:
-        raise LogServerError(f"{where} closed without answering 'version': is it an ecFlow log server?")
-    return reply.decode("ascii", errors="replace").strip()
 
 
 class _Transfer:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ecflow_remote.access.identity import Auth
-from ecflow_remote.clients.logserver import DEFAULT_PORT
+from ecflow_remote.clients.logprotocol import DEFAULT_PORT
 from ecflow_remote.plan import Endpoint, Plan
 
 if TYPE_CHECKING:
