@@ -31,6 +31,7 @@ lint: deps
 
 bench: deps
 	$(PY) bench/run.py
+	$(PY) bench/homelink.py
 
 centre-clean: deps
 	$(PY) -m ecflow_remote.centre cleanup
