@@ -31,6 +31,7 @@ lint: deps
 
 bench: deps
 	PYTHONPATH=. $(PY) bench/run.py
+	PYTHONPATH=. $(PY) bench/homelink.py
 
 centre-clean: deps
 	$(PY) -m centre cleanup

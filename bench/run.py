@@ -236,15 +236,15 @@ def ours_config(centre: Any, method: str, workdir: Path) -> Config:
 # ------------------------------------------------------------------------------------------ the steps
 
 
-def payloads(centre: Any) -> dict[str, Path]:
-    """Two 50 MB job outputs in the log servers' LOGPATH: text that compresses, and random bytes."""
+def payloads(centre: Any, size: int = PAYLOAD) -> dict[str, Path]:
+    """Two job outputs of `size` bytes in the log servers' LOGPATH: text that compresses, and random bytes."""
     d = centre.outputs_dir / "bench"
     d.mkdir(mode=0o755, exist_ok=True)
-    text = d / "compressible.1"
+    text = d / f"compressible-{size}.1"
     line = b"MSG:[12:00:00 1.1.2025] chd:complete /lab/f1/hello: ECF_TRYNO=1 some job output text here\n"
-    text.write_bytes((line * (PAYLOAD // len(line) + 1))[:PAYLOAD])
-    rand = d / "random.1"
-    rand.write_bytes(os.urandom(PAYLOAD))
+    text.write_bytes((line * (size // len(line) + 1))[:size])
+    rand = d / f"random-{size}.1"
+    rand.write_bytes(os.urandom(size))
     for p in (d, text, rand):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     return {"compressible": text, "random": rand}
@@ -600,7 +600,6 @@ def main() -> int:
         status = status_bench(centre, work, 20)
         status["dead"] = 20
     text = table(cfgs, status, stall, m)
-    RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     data = {
         "machine": m,
@@ -610,12 +609,18 @@ def main() -> int:
         "status": status,
         "stall": stall,
     }
-    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(data, indent=1))
-    (RESULTS / f"bench-{stamp}.md").write_text(text + "\n")
+    save("bench", stamp, data, text, started)
+    return 0
+
+
+def save(prefix: str, stamp: str, data: dict[str, Any], text: str, started: float) -> None:
+    """Results to bench/results/ (json and the markdown table), then the table to stdout."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{prefix}-{stamp}.json").write_text(json.dumps(data, indent=1))
+    (RESULTS / f"{prefix}-{stamp}.md").write_text(text + "\n")
     print()
     print(text)
-    print(f"\n(results: {RESULTS}/bench-{stamp}.{{json,md}}, {time.time() - started:.0f} s)")
-    return 0
+    print(f"\n(results: {RESULTS}/{prefix}-{stamp}.{{json,md}}, {time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The simulated Centre: network namespaces, a CA-only SSH gateway, ecFlow servers and log servers (Linux, root)."""
 
 from centre.centre import Centre, CentreError, EcflowServerSpec, LogServerSpec, cleanup_stale
+from centre.homelink import HomeLink
 
-__all__ = ["Centre", "CentreError", "EcflowServerSpec", "LogServerSpec", "cleanup_stale"]
+__all__ = ["Centre", "CentreError", "EcflowServerSpec", "HomeLink", "LogServerSpec", "cleanup_stale"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centre import network, pki, services
+from centre import homelink, network, pki, services
+from centre.homelink import HomeLink
 from centre.network import Host, Topology
 
 STATE_DIR = Path("/run/ecflow-remote-centre")
@@ -67,6 +68,7 @@ class Centre:
     certificate_validity: str = "+12h"
     jump_sessions: bool = True  # False: the jump host refuses sessions (forwarding only), as a Teleport proxy
     detached: bool = False  # True: outlives this process (the `python -m centre up` case)
+    home_link: HomeLink | None = None  # round trip and rates between home and jump; None: a LAN
     run_id: str = field(default_factory=lambda: RUN_PREFIX + secrets.token_hex(3)[:5])
     base: Path = field(init=False)
     topology: Topology | None = field(init=False, default=None)
@@ -178,6 +180,8 @@ class Centre:
         state = json.loads(self._state_file.read_text())
         state["lan_net"] = topo.lan_net
         self._state_file.write_text(json.dumps(state))
+        if self.home_link is not None:
+            self.set_home_link(self.home_link)
         self._make_pki()
         home = services.ensure_dir(self.base / "centre-home" / CENTRE_USER)
         os.chown(home, CENTRE_UID, CENTRE_UID)
@@ -341,6 +345,15 @@ Host *
 
     def restore_link(self) -> None:
         network.set_link(self.host("jump").netns, "home0", up=True)
+
+    def set_home_link(self, link: HomeLink | None) -> None:
+        """Give the home↔jump link a round trip, rates and a bottleneck buffer (None: a LAN again), also while up."""
+        assert self.topology is not None, "Centre is not up"
+        services.stop(self._procs.pop("homelink", None))
+        proc = homelink.apply(self.topology, link, self.base / "homelink.log")
+        if proc is not None:
+            self._procs["homelink"] = proc
+        self.home_link = link
 
     def exec(
         self, host: str, argv: Sequence[str], *, check: bool = True, timeout: float = 30
