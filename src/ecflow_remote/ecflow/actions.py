@@ -49,7 +49,7 @@ def check_action(action: str) -> NodeAction:
     """`action` as a NodeAction, or a ValueError listing the seven."""
     if action not in NODE_ACTIONS:
         raise ValueError(f"unknown node action {action!r}; choose one of {', '.join(NODE_ACTIONS)}")
-    return action  # type: ignore[return-value]
+    return action
 
 
 def check_paths(paths: str | Sequence[str]) -> list[str]:
@@ -91,9 +91,7 @@ _NOT_FOUND = re.compile(r"Could not find node at path '?(/[^'\s]*)'?")
 _REFUSED_WORDS = ("authentication failed", "is not allowed", "password", "not authorised", "write access")
 
 
-def classify_server_error(
-    server: str, action: NodeAction, paths: Sequence[str], server_text: str
-) -> NodeActionError:
+def classify_server_error(server: str, action: NodeAction, paths: Sequence[str], server_text: str) -> NodeActionError:
     """The ErrorCmd text of a node action as one of the error classes above, in a single line."""
     missing = _NOT_FOUND.findall(server_text)
     if missing:

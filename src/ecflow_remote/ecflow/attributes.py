@@ -133,10 +133,8 @@ def read_attribute(attrs: Attributes, keyword: str, line: str) -> bool:
         return True
     if keyword == "label":
         name, _, value_text = rest.partition(" ")
-        value = _unquote(value_text)
-        if comment:
-            value = _unquote(comment)
-        attrs.labels[name] = value
+        # The server notes the label's current text after '#' once a job changed it.
+        attrs.labels[name] = _unquote(comment) if comment else _unquote(value_text)
         return True
     if keyword == "repeat":
         attrs.repeat = body[len("repeat") :].strip() + (f" # {comment}" if comment else "")

@@ -36,6 +36,7 @@ _WORD_OPS = {
     "!": "not",
     "~": "not",
 }
+_FLAGS = {"set": 1, "clear": 0}
 _COMPARISONS = ("==", "!=", "<", ">", "<=", ">=")
 # ecFlow's DState names a node may be compared with, beyond the node states.
 _STATE_WORDS = (*STATES, "suspended")
@@ -226,7 +227,8 @@ class Evaluator:
 
     def _compare(self, expr: BinOp) -> bool:
         left, right = self.value(expr.left), self.value(expr.right)
-        a, b = left.value, right.value
+        # `task:event == set`: events compare as 1 and 0.
+        a, b = (_FLAGS.get(v, v) if isinstance(v, str) else v for v in (left.value, right.value))
         if expr.op in ("==", "!="):
             equal = str(a) == str(b)
             ok = equal if expr.op == "==" else not equal
