@@ -220,13 +220,21 @@ def status(c: Context, as_json: bool, timeout: float) -> None:
 @click.argument("server")
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--watch", "watch_every", type=float, is_flag=False, flag_value=1.0, help="Follow changes live (every N s)."
+)
 @pass_context
-def suites(c: Context, server: str, path: str | None, as_json: bool) -> None:
+def suites(c: Context, server: str, path: str | None, as_json: bool, watch_every: float | None) -> None:
     """A server's suites, families and tasks with their states (coloured as in ecflow_ui on a terminal)."""
     import asyncio
 
     from ecflow_remote import suites as suites_view
 
+    if watch:
+        from ecflow_remote.cli_interact import watch_suites
+
+        watch_suites(c, server, interval)
+        return
     tunnel = c.tunnel()
     tree = asyncio.run(suites_view.fetch(tunnel, server, path))
     if as_json:
@@ -360,6 +368,10 @@ def init(
     where = f" --profile {path}" if c.profile_path is not None else ""
     click.echo(f"Next: ecflow-remote{where} up   (then: ecflow-remote{where} ui)")
 
+
+from ecflow_remote.cli_interact import register as _register_interact  # noqa: E402
+
+_register_interact(main)
 
 if __name__ == "__main__":
     main()

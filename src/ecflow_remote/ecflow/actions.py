@@ -71,6 +71,7 @@ class NodeActionError(EcflowRemoteError):
         self.action = action
         self.paths = tuple(paths)
         self.server_text = server_text
+        self.reason = reason
         super().__init__(f"ecFlow server {server}: {action} {' '.join(self.paths)}: {reason}")
 
 
