@@ -220,11 +220,10 @@ def status(c: Context, as_json: bool, timeout: float) -> None:
 @click.argument("server")
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--watch", "watch_every", type=float, is_flag=False, flag_value=1.0, help="Follow changes live (every N s)."
-)
+@click.option("--watch", is_flag=True, help="Follow changes live (incremental sync, as ecflow_ui); Ctrl-C ends.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with --watch.")
 @pass_context
-def suites(c: Context, server: str, path: str | None, as_json: bool, watch_every: float | None) -> None:
+def suites(c: Context, server: str, path: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """A server's suites, families and tasks with their states (coloured as in ecflow_ui on a terminal)."""
     import asyncio
 
