@@ -59,7 +59,9 @@ def test_unknown_path_reply_names_the_missing_paths() -> None:
     assert error.paths == ("/s/nope",)
     assert str(error) == "ecFlow server 127.0.0.1:3141: suspend /s/nope: no such node"
     # The other server texts for a missing node (RequeueNodeCmd, RunNodeCmd, ForceCmd) have no quotes.
-    other = actions.classify_server_error("h:1", "requeue", ["/a/b"], "RequeueNodeCmd: Could not find node at path /a/b\n")
+    other = actions.classify_server_error(
+        "h:1", "requeue", ["/a/b"], "RequeueNodeCmd: Could not find node at path /a/b\n"
+    )
     assert isinstance(other, UnknownPath) and other.paths == ("/a/b",)
 
 

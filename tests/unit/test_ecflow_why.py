@@ -23,7 +23,13 @@ def test_attributes_are_parsed(defs: Defs) -> None:
     a = defs.find("/s3/f/a").attrs
     assert a.trigger == "(./b == complete or b == aborted) and not ./b:e and /s3/f/b:e"
     assert a.complete == "b eq complete"
-    assert [t for t, _ in a.times] == ["time +00:10", "today 10:00", "date 1.*.*", "day monday", "cron 10:00 20:00 01:00"]
+    assert [t for t, _ in a.times] == [
+        "time +00:10",
+        "today 10:00",
+        "date 1.*.*",
+        "day monday",
+        "cron 10:00 20:00 01:00",
+    ]
     assert a.events == {"e1": True, "e2": True} and a.event_numbers == {"1": "e1"}
     assert defs.find("/s3/f").attrs.inlimits[0].node_only
     assert defs.find("/s3/f").attrs.repeat == "integer I 1 5"

@@ -20,7 +20,10 @@ SERVER_STATES = ("HALTED", "SHUTDOWN", "RUNNING")
 _FIRST = 0x80000000
 
 # Mementos about things this tree does not model, or that change every minute (suite clocks): nothing to report.
-_QUIET = frozenset({"SuiteClockMemento", "SuiteCalendarMemento", "SuiteBeginDeltaMemento", "AliasNumberMemento"})
+# Flags (message, late, zombie, …) are not modelled either: every user command sets the message flag.
+_QUIET = frozenset(
+    {"SuiteClockMemento", "SuiteCalendarMemento", "SuiteBeginDeltaMemento", "AliasNumberMemento", "FlagMemento"}
+)
 # Mementos that change attributes this tree keeps only as text: reported, and the node's text re-read.
 _REFETCH = frozenset(
     {
@@ -251,8 +254,6 @@ def _apply_node(node: Node, name: str, m: dict[str, Any], refetch: list[str]) ->
         node.jobs_password = str(m.get("paswd_", ""))
         node.abort_reason = str(m.get("abr_", ""))
         return [NodeChange(path, "try", old=old_try, new=node.try_no)] if old_try != node.try_no else []
-    if name == "FlagMemento":
-        return [NodeChange(path, "flag", new=int(m.get("flag_", {}).get("flag_", 0)))]
     if name in _REFETCH:
         refetch.append(path)
         return [NodeChange(path, "attributes", name)]
