@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -159,3 +160,31 @@ def display_path(path: Path) -> str:
     if home not in ("", "/", "~") and (text == home or text.startswith(home + os.sep)):
         return "~" + text[len(home) :]
     return text
+
+
+class NodeActionError(EcflowRemoteError):
+    """The server did not do a node action; the message names the server, the action and the path(s)."""
+
+    def __init__(self, server: str, action: str, paths: Sequence[str], reason: str, server_text: str = "") -> None:
+        self.server = server
+        self.action = action
+        self.paths = tuple(paths)
+        self.server_text = server_text
+        self.reason = reason
+        super().__init__(f"ecFlow server {server}: {action} {' '.join(self.paths)}: {reason}")
+
+
+class UnknownPath(NodeActionError):
+    """The server has no node at these paths (it still did the action on the paths it has)."""
+
+
+class ActionRefused(NodeActionError):
+    """The server refused the user (white list, password, read-only access)."""
+
+
+class ServerDown(NodeActionError):
+    """The server could not be reached, dropped the connection or did not answer in time."""
+
+
+class ExpressionError(EcflowRemoteError):
+    """The expression is not one this evaluator can read."""

@@ -16,13 +16,20 @@ from ecflow_remote.cli.app import Context, pass_context
 @click.argument("server")
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Follow changes live (incremental sync, as ecflow_ui); Ctrl-C ends.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with --watch.")
 @pass_context
-def suites(c: Context, server: str, path: str | None, as_json: bool) -> None:
+def suites(c: Context, server: str, path: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """A server's suites, families and tasks with their states (coloured as in ecflow_ui on a terminal)."""
     import asyncio
 
     from ecflow_remote import suites as suites_view
 
+    if watch:
+        from ecflow_remote.cli.nodes import watch_suites
+
+        watch_suites(c, server, interval)
+        return
     tunnel = c.tunnel()
     tree = asyncio.run(suites_view.fetch(tunnel, server, path))
     if as_json:

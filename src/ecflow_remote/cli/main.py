@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecflow_remote.cli import init, inspect, launch, tunnel
+from ecflow_remote.cli import init, inspect, launch, nodes, tunnel
 from ecflow_remote.cli.app import cli
 
 for command in (
@@ -13,6 +13,8 @@ for command in (
     tunnel.doctor,
     inspect.suites,
     inspect.output,
+    nodes.node,
+    nodes.why,
     launch.run,
     launch.ui,
     init.init,

@@ -41,7 +41,7 @@ def task_init() -> dict[str, Any]:
         },
         "var_to_add_": [],
     }
-    return commands._request("InitCmd", data)
+    return commands.request("InitCmd", data)
 
 
 def test_rewrites_only_the_user_value_of_a_user_command() -> None:
@@ -75,10 +75,10 @@ def test_group_command_rewritten_only_when_every_part_is_ours() -> None:
     def group(users: list[str]) -> dict[str, Any]:
         data = {
             "cereal_class_version": 0,
-            "value0": commands._user_base(commands.Identity("h", ME)),
+            "value0": commands.user_base(commands.Identity("h", ME)),
             "cmdVec_": [ping(u)["21ClientToServerRequest"]["cmd_"] for u in users],
         }
-        return commands._request("GroupCTSCmd", data)
+        return commands.request("GroupCTSCmd", data)
 
     new = relay.rewrite_body(wire.encode_json(group([ME, ME])), ME, "user1")
     assert new is not None and new.count(b'"user_": "user1"') == 3 and b"laptop" not in new

@@ -8,15 +8,18 @@ import os
 import pwd
 import socket
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Unpack
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ecflow_remote.clients.connect import Destination, DestinationOptions
-from ecflow_remote.errors import StreamTimeout
+from ecflow_remote.errors import ConnectError, ProtocolError, ServerDown, ServerError, StreamTimeout
 
-from . import commands
+from . import actions, commands
 from .defs import Defs, Node, parse_defs, parse_node
 from .wire import decode_json, encode_frame, encode_json, recv_frame, sock_read_frame
+
+if TYPE_CHECKING:
+    from .watch import Watch
 
 # Encoded requests kept per client (ping, version, whole definition, recent node paths).
 _FRAME_CACHE_SIZE = 64
@@ -133,17 +136,34 @@ class AsyncEcflowClient(Destination):
             body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
         return self._decode(body)
 
+    def _action_frame(self, action: str, paths: str | Sequence[str]) -> tuple[actions.NodeAction, list[str], bytes]:
+        checked = actions.check_action(action)
+        path_list = actions.check_paths(paths)
+        return checked, path_list, encode_frame(encode_json(actions.action_request(self._identity, checked, path_list)))
+
+    @contextlib.contextmanager
+    def _action_errors(self, action: actions.NodeAction, paths: list[str]) -> Iterator[None]:
+        """A node action's failures as NodeActionError, each naming this server and the paths."""
+        try:
+            yield
+        except ServerError as e:
+            raise actions.classify_server_error(self.where, action, paths, e.server_text) from e
+        except (ConnectError, StreamTimeout, ProtocolError) as e:
+            raise ServerDown(self.where, action, paths, str(e)) from e
+
     # --- the async API ----------------------------------------------------------------------------------------
 
     async def _exchange(self, frame: bytes) -> commands.Reply:
+        return self._decode(await self._exchange_body(frame))
+
+    async def _exchange_body(self, frame: bytes) -> bytes:
         # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
         # one timeout for the whole send and reply.
         sock = await self.connect_socket_async()
         with self._talking(sock):
             async with asyncio.timeout(self.read_timeout):
                 await asyncio.get_running_loop().sock_sendall(sock, frame)
-                body = await sock_read_frame(sock, f"ecFlow server {self.where}")
-        return self._decode(body)
+                return await sock_read_frame(sock, f"ecFlow server {self.where}")
 
     async def request(self, request: dict[str, Any]) -> commands.Reply:
         """Send one request and decode the reply; an ErrorCmd raises ServerError."""
@@ -186,6 +206,26 @@ class AsyncEcflowClient(Destination):
         lines = _file_lines(max_lines)
         reply = await self._exchange(self._file_frame(path, kind, lines))
         return commands.split_file_truncation(commands.expect_string(reply, self.where), lines)
+
+    async def node_action(self, action: actions.NodeAction, paths: str | Sequence[str]) -> None:
+        """Suspend, resume, requeue, execute, complete, abort or kill nodes, as ecflow_ui's menu does, in one
+        request. Returns when the server accepted it; NodeActionError (UnknownPath, ActionRefused, ServerDown)
+        otherwise, naming this server and the paths."""
+        checked, path_list, frame = self._action_frame(action, paths)
+        with self._action_errors(checked, path_list):
+            commands.expect_ok(await self._exchange(frame), self.where)
+
+    async def why(self, path: str) -> list[str]:
+        """Why the node at `path` is not running, from the whole definition (see ecflow.why)."""
+        from .why import why
+
+        return why(await self.get_defs(), path)
+
+    def watch(self, interval: float = 1.0) -> Watch:
+        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`."""
+        from .watch import Watch
+
+        return Watch(self, interval)
 
 
 def _check_node_path(path: str) -> None:
@@ -251,3 +291,16 @@ class EcflowClient:
         lines = _file_lines(max_lines)
         reply = c._exchange_sync(c._file_frame(path, kind, lines))
         return commands.split_file_truncation(commands.expect_string(reply, c.where), lines)
+
+    def node_action(self, action: actions.NodeAction, paths: str | Sequence[str]) -> None:
+        """AsyncEcflowClient.node_action over a blocking socket."""
+        c = self._async
+        checked, path_list, frame = c._action_frame(action, paths)
+        with c._action_errors(checked, path_list):
+            commands.expect_ok(c._exchange_sync(frame), c.where)
+
+    def why(self, path: str) -> list[str]:
+        """Why the node at `path` is not running, from the whole definition (see ecflow.why)."""
+        from .why import why
+
+        return why(self.get_defs(), path)

@@ -78,7 +78,7 @@ def default_client_host() -> str:
     return socket.gethostname()
 
 
-def _user_base(identity: Identity) -> dict[str, Any]:
+def user_base(identity: Identity) -> dict[str, Any]:
     # UserCmd: base ClientToServerCmd as value0, then user_, then the two optional fields (key order matters).
     user: dict[str, Any] = {
         "cereal_class_version": 0,
@@ -92,7 +92,7 @@ def _user_base(identity: Identity) -> dict[str, Any]:
     return user
 
 
-def _request(name: str, data: dict[str, Any]) -> dict[str, Any]:
+def request(name: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "21ClientToServerRequest": {
             "cmd_": {
@@ -106,19 +106,19 @@ def _request(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def ping_request(identity: Identity) -> dict[str, Any]:
     """`ecflow_client --ping`: CtsCmd with api_ PING."""
-    return _request("CtsCmd", {"cereal_class_version": 0, "value0": _user_base(identity), "api_": CTS_PING})
+    return request("CtsCmd", {"cereal_class_version": 0, "value0": user_base(identity), "api_": CTS_PING})
 
 
 def server_version_request(identity: Identity) -> dict[str, Any]:
     """`ecflow_client --server_version`: ServerVersionCmd, the user base only."""
-    return _request("ServerVersionCmd", {"cereal_class_version": 0, "value0": _user_base(identity)})
+    return request("ServerVersionCmd", {"cereal_class_version": 0, "value0": user_base(identity)})
 
 
 def get_request(identity: Identity, path: str = "") -> dict[str, Any]:
     """`ecflow_client --get[=path]`: CtsNodeCmd GET; an empty path asks for the whole definition."""
-    return _request(
+    return request(
         "CtsNodeCmd",
-        {"cereal_class_version": 0, "value0": _user_base(identity), "api_": CTS_NODE_GET, "absNodePath_": path},
+        {"cereal_class_version": 0, "value0": user_base(identity), "api_": CTS_NODE_GET, "absNodePath_": path},
     )
 
 
@@ -130,11 +130,11 @@ def file_request(
         raise ValueError(f"file kind must be one of {', '.join(FILE_KINDS)}, not {kind!r}")
     if max_lines <= 0:
         raise ValueError(f"max_lines must be positive, not {max_lines}")
-    return _request(
+    return request(
         "CFileCmd",
         {
             "cereal_class_version": 0,
-            "value0": _user_base(identity),
+            "value0": user_base(identity),
             "file_": FILE_KINDS.index(kind),
             "pathToNode_": path,
             "max_lines_": max_lines,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from ecflow_remote.errors import DefsParseError, EcflowRemoteError, UnknownNode
 
+from .attributes import Attributes, read_attribute
+
 SUITE = "suite"
 FAMILY = "family"
 TASK = "task"
@@ -75,6 +77,7 @@ class Node:
     abort_reason: str = ""
     variables: dict[str, str] = field(default_factory=dict, repr=False)
     children: list[Node] = field(default_factory=list, repr=False)
+    attrs: Attributes = field(default_factory=Attributes, repr=False)
     # For a node fetched on its own (SNodeCmd), the path of its parent on the server.
     detached_parent_path: str = field(default="", repr=False)
     _substituting: bool = field(default=False, init=False, repr=False, compare=False)
@@ -267,6 +270,9 @@ class Defs:
     version: str = ""
     state: str = "unknown"
     server_state: str = "RUNNING"
+    # The server's change numbers when this text was made: where an incremental sync starts from.
+    state_change_no: int = 0
+    modify_change_no: int = 0
     # Variables the users set at server level (`edit X 'v'`) and the ones the server defines (`… # server`).
     user_variables: dict[str, str] = field(default_factory=dict)
     server_variables: dict[str, str] = field(default_factory=dict)
@@ -334,6 +340,8 @@ def _read_defs_state(defs: Defs, line: str) -> None:
             defs.state = value
         elif key == "server_state":
             defs.server_state = value
+        elif key in ("state_change", "modify_change") and value.isdigit():
+            setattr(defs, f"{key}_no", int(value))
 
 
 class _Builder:
@@ -403,7 +411,9 @@ def _parse(text: str, defs: Defs | None, detached_parent_path: str = "") -> list
             _read_defs_state(defs, line)
         elif lineno == 1 and line.startswith("#") and defs is not None:
             defs.version = line[1:].strip()
-        # Everything else (attributes, triggers, calendars, comments) is not needed by this tree.
+        elif builder.stack:
+            # Triggers, limits, time dependencies, events, …; calendars, clocks and comments are not kept.
+            read_attribute(builder.stack[-1].attrs, keyword, line)
     return builder.roots
 
 
