@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ecflow_remote import __version__
+from ecflow_remote import __version__, cli_web
 
 if TYPE_CHECKING:
     from ecflow_remote.profile import Profile
@@ -360,6 +360,8 @@ def init(
     where = f" --profile {path}" if c.profile_path is not None else ""
     click.echo(f"Next: ecflow-remote{where} up   (then: ecflow-remote{where} ui)")
 
+
+main.add_command(cli_web.web)
 
 if __name__ == "__main__":
     main()
