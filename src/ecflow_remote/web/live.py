@@ -83,6 +83,9 @@ class Feed:
                         self._new_tree(watcher.defs)
                         continue
                     defs = watcher.defs
+                    if defs is not self.defs:
+                        # Polling hands over a new tree each time (the incremental sync updates one in place).
+                        self.defs, self.index = defs, model.path_index(defs)
                     if update.states or update.server_state:
                         # Encoded again only when a page opens (snapshot), not at each change.
                         self.tree_event = None
