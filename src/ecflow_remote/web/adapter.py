@@ -63,31 +63,44 @@ def why(defs: Defs, path: str) -> list[str] | None:
     return list(module.why(defs, path))
 
 
-# Node attributes the definition parser gains with the node-commands work: (field, empty value).
-_ATTRIBUTES: tuple[tuple[str, Any], ...] = (
-    ("labels", {}),
-    ("meters", {}),
-    ("events", {}),
-    ("trigger", None),
-    ("complete_expr", None),
-    ("times", []),
-    ("repeat", None),
-    ("defstatus", None),
-)
-
-
 def attributes(node: Node) -> dict[str, Any]:
-    """Labels, meters, events, trigger and the like as plain JSON values (empty where the parser has none)."""
-    out: dict[str, Any] = {}
-    for name, empty in _ATTRIBUTES:
-        value = getattr(node, name, empty)
-        out[name] = dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
-    out["limits"] = [
-        {"name": lim.name, "limit": lim.limit, "value": lim.value, "paths": list(lim.paths)}
-        for lim in getattr(node, "limits", {}).values()
-    ]
-    out["inlimits"] = [{"name": il.name, "path": il.path, "tokens": il.tokens} for il in getattr(node, "inlimits", [])]
-    return out
+    """Labels, meters, events, trigger and the like as plain JSON values (empty where the parser has none: the
+    attribute parser arrives with the node commands, as `node.attrs`)."""
+    attrs = getattr(node, "attrs", None)
+    if attrs is None:
+        return {
+            "labels": {},
+            "meters": {},
+            "events": {},
+            "trigger": None,
+            "complete": None,
+            "times": [],
+            "repeat": None,
+            "defstatus": None,
+            "late": None,
+            "limits": [],
+            "inlimits": [],
+        }
+    return {
+        "labels": dict(attrs.labels),
+        "meters": {
+            m.name: {"value": m.value, "min": m.minimum, "max": m.maximum, "threshold": m.threshold}
+            for m in attrs.meters.values()
+        },
+        "events": dict(attrs.events),
+        "trigger": attrs.trigger,
+        "complete": attrs.complete,
+        # (the dependency, the server's note on it such as "isValid:false")
+        "times": [f"{text}  ({note})" if note else text for text, note in attrs.times],
+        "repeat": attrs.repeat,
+        "defstatus": attrs.defstatus,
+        "late": attrs.late,
+        "limits": [
+            {"name": lim.name, "limit": lim.limit, "value": lim.value, "paths": list(lim.paths)}
+            for lim in attrs.limits.values()
+        ],
+        "inlimits": [{"name": il.name, "path": il.path, "tokens": il.tokens} for il in attrs.inlimits],
+    }
 
 
 # ------------------------------------------------------------------------------------------------ live sync
@@ -150,8 +163,7 @@ class PollingWatch:
 
 def _signature(node: Node) -> tuple[Any, ...]:
     """What a node's details show besides its state: a change in it tells an open details pane to re-read."""
-    attrs = attributes(node)
-    return (node.try_no, node.abort_reason, tuple(node.variables.items()), repr(sorted(attrs.items())))
+    return (node.try_no, node.abort_reason, tuple(node.variables.items()), repr(getattr(node, "attrs", None)))
 
 
 def diff(old: Defs, new: Defs) -> Update:

@@ -198,13 +198,14 @@ function renderInfo(d) {
   if (d.jobout_error) facts.push(["job output", d.jobout_error]);
   if (a.defstatus) facts.push(["defstatus", a.defstatus]);
   if (a.repeat) facts.push(["repeat", a.repeat]);
+  if (a.late) facts.push(["late", a.late]);
   parts.push(table(facts));
   if (a.trigger) parts.push('<div class="section-title">Trigger</div>' + table([["trigger", a.trigger]]));
-  if (a.complete_expr) parts.push('<div class="section-title">Complete</div>' + table([["complete", a.complete_expr]]));
+  if (a.complete) parts.push('<div class="section-title">Complete</div>' + table([["complete", a.complete]]));
   const labels = Object.entries(a.labels || {});
   if (labels.length) parts.push('<div class="section-title">Labels</div>' + table(labels));
   const meters = Object.entries(a.meters || {});
-  if (meters.length) parts.push('<div class="section-title">Meters</div>' + table(meters.map(([k, v]) => [k, String(v)])));
+  if (meters.length) parts.push('<div class="section-title">Meters</div>' + table(meters.map(([k, m]) => [k, `${m.value} (${m.min} to ${m.max}, threshold ${m.threshold})`])));
   const evs = Object.entries(a.events || {});
   if (evs.length) parts.push('<div class="section-title">Events</div>' + table(evs.map(([k, v]) => [k, v ? "set" : "clear"])));
   if ((a.times || []).length) parts.push('<div class="section-title">Time dependencies</div>' + table(a.times.map((t) => ["", t])));
