@@ -125,6 +125,9 @@ class Watcher(Protocol):
     @property
     def defs(self) -> Defs: ...
 
+    # Seconds between polls: news is a few hundred bytes, a whole definition can be half a megabyte.
+    interval: float
+
     async def poll(self) -> Update: ...
 
     async def close(self) -> None: ...
@@ -142,6 +145,8 @@ async def open_watch(client: AsyncEcflowClient) -> Watcher:
 
 class PollingWatch:
     """Fallback: fetch the whole definition each poll and diff it against the previous one."""
+
+    interval = 1.0
 
     def __init__(self, fetch: Callable[[], Any]) -> None:
         self._fetch = fetch
@@ -187,6 +192,7 @@ def diff(old: Defs, new: Defs) -> Update:
 class _NativeWatch:
     """The client's incremental sync (news, then sync only when news says so)."""
 
+    interval = 0.5
     _STATE_KINDS = frozenset({"state", "suspended"})
     _TREE_KINDS = frozenset({"added", "removed"})
 

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.web import adapter, model
-from ecflow_remote.web.live import POLL_EVERY, Hub, sse
+from ecflow_remote.web.live import Hub, sse
 from ecflow_remote.web.security import COOKIE, CSRF_HEADER, TOKEN_PARAM, Guard
 
 if TYPE_CHECKING:
@@ -329,7 +329,7 @@ class PageServer:
         self.tunnel = tunnel
         self.sock = listen_socket(port)
         self.guard = Guard(port=self.sock.getsockname()[1])
-        self.hub = Hub(tunnel, interval=interval or POLL_EVERY)
+        self.hub = Hub(tunnel, interval=interval)
         self.runner: web.AppRunner | None = None
 
     @property

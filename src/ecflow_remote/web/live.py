@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ecflow_remote.ecflow import AsyncEcflowClient, Defs, Node
     from ecflow_remote.tunnel import Tunnel
 
-POLL_EVERY = 1.0  # a state change reaches the page within this plus one round trip
 RETRY_EVERY = 3.0  # a server that did not answer (or no tunnel) is tried again after this
 STATUS_EVERY = 10.0
 # A page that stops reading (a suspended laptop's tab) is dropped once this many messages wait for it: it
@@ -76,7 +75,8 @@ class Feed:
                 self._new_tree(watcher.defs)
                 self.updated = time.time()
                 while True:
-                    await self._pause(self.hub.interval)
+                    # A state change reaches the page within this plus one round trip.
+                    await self._pause(self.hub.interval or watcher.interval)
                     update = await watcher.poll()
                     self.updated = time.time()
                     if update.full:
@@ -113,7 +113,7 @@ class Hub:
         self,
         tunnel: Tunnel,
         *,
-        interval: float = POLL_EVERY,
+        interval: float | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.tunnel = tunnel
