@@ -12,27 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 FAMILIES, PER_FAMILY = 100, 100
 FIRST_PAINT_TARGET = 1.0
 LIVE_TARGET = 2.0
@@ -47,103 +33,67 @@ def suite_text() -> str:
     return "\n".join([*lines, "endsuite", ""])
 
 
-def start_web(profile: Path) -> tuple[subprocess.Popen[str], str]:
-    cli = str(Path(sys.executable).parent / "ecflow-remote")
-    proc = subprocess.Popen(
-        [cli, "--profile", str(profile), "web", "--no-open"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or []], daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if "http://" in line:
-            return proc, line.strip()
-    proc.kill()
-    sys.exit("bench/web.py: ecflow-remote web printed no URL")
-
-
 def stats(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
 
 
 def measure(centre: Any, url: str, rounds: int) -> None:
-    from playwright.sync_api import sync_playwright
-
+    from ecflow_remote.centre.webshot import browser
     from ecflow_remote.ecflow import AsyncEcflowClient
     from ecflow_remote.web import adapter
 
     port = centre.server("machine1").port
     mode = "incremental sync" if hasattr(AsyncEcflowClient, "watch") else "polling the whole definition"
     print(f"web: live updates by {mode}; node actions available: {adapter.actions_available()}")
-    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="ecfr-bench-chromium-") as profile_dir:
-        browser = p.chromium.launch_persistent_context(
-            profile_dir,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
+    with browser(1400, 900) as context:
+        page = context.new_page()
+        page.goto(url)  # the token buys the cookie once
+        paints: list[float] = []
+        for _ in range(rounds):
+            page.reload()
+            page.wait_for_function("() => 'machine1' in window.ecfWeb.painted", timeout=30000)
+            page.wait_for_selector('.node[data-path="/big/f0"]')
+            paints.append(page.evaluate("() => window.ecfWeb.painted.machine1") / 1000)
+        nodes = page.evaluate("() => document.querySelectorAll('.node').length")
+        print(
+            f"first paint of the 10 000-task suite (navigation start → rows drawn): {stats(paints)} "
+            f"({nodes} row elements in the DOM)"
         )
-        try:
-            page = browser.new_page()
-            page.goto(url)  # the token buys the cookie once
-            paints: list[float] = []
-            for _ in range(rounds):
-                page.reload()
-                page.wait_for_function("() => 'machine1' in window.ecfWeb.painted", timeout=30000)
-                page.wait_for_selector('.node[data-path="/big/f0"]')
-                paints.append(page.evaluate("() => window.ecfWeb.painted.machine1") / 1000)
-            nodes = page.evaluate("() => document.querySelectorAll('.node').length")
-            print(
-                f"first paint of the 10 000-task suite (navigation start → rows drawn): {stats(paints)} "
-                f"({nodes} row elements in the DOM)"
-            )
-            t0 = time.perf_counter()
-            page.select_option("#state-filter", "aborted")
-            page.wait_for_function("() => document.querySelector('#count').textContent.includes('shown')")
-            filtered = time.perf_counter() - t0
-            page.select_option("#state-filter", "")
-            row = page.locator('.node[data-server="machine1"][data-path="/big/f0"] .tw')
-            t0 = time.perf_counter()
-            row.click()
-            page.wait_for_selector('.node[data-path="/big/f0/t0"]')
-            opened = time.perf_counter() - t0
-            print(
-                f"filter 10 000 nodes by state: {filtered * 1000:.0f} ms; "
-                f"open a 100-task family: {opened * 1000:.0f} ms"
-            )
+        t0 = time.perf_counter()
+        page.select_option("#state-filter", "aborted")
+        page.wait_for_function("() => document.querySelector('#count').textContent.includes('shown')")
+        filtered = time.perf_counter() - t0
+        page.select_option("#state-filter", "")
+        row = page.locator('.node[data-server="machine1"][data-path="/big/f0"] .tw')
+        t0 = time.perf_counter()
+        row.click()
+        page.wait_for_selector('.node[data-path="/big/f0/t0"]')
+        opened = time.perf_counter() - t0
+        print(f"filter 10 000 nodes by state: {filtered * 1000:.0f} ms; open a 100-task family: {opened * 1000:.0f} ms")
 
-            from_start: list[float] = []
-            from_applied: list[float] = []
-            for i in range(rounds):
-                path = f"/big/f0/t{i % 20}"
-                state = "aborted" if (i // 20) % 2 == 0 else "queued"
-                t0 = time.perf_counter()
-                centre.ecflow_client("machine1", port, [f"--force={state}", path])
-                t1 = time.perf_counter()
-                page.wait_for_selector(f'.node[data-path="{path}"][data-state="{state}"]', timeout=30000)
-                t2 = time.perf_counter()
-                from_start.append(t2 - t0)
-                from_applied.append(t2 - t1)
-            print(
-                f"state change on the server → shown on the page: {stats(from_start)} "
-                f"(from the command's return: {stats(from_applied)})"
-            )
-            print(
-                f"ratios to the targets: first paint {statistics.median(paints) / FIRST_PAINT_TARGET:.2f} of 1 s, "
-                f"live change (max) {max(from_start) / LIVE_TARGET:.2f} of 2 s"
-            )
-            shot = Path(tempfile.gettempdir()) / "ecflow-remote-web-bench.png"
-            page.screenshot(path=str(shot))
-            print(f"screenshot: {shot}")
-        finally:
-            browser.close()
+        from_start: list[float] = []
+        from_applied: list[float] = []
+        for i in range(rounds):
+            path = f"/big/f0/t{i % 20}"
+            state = "aborted" if (i // 20) % 2 == 0 else "queued"
+            t0 = time.perf_counter()
+            centre.ecflow_client("machine1", port, [f"--force={state}", path])
+            t1 = time.perf_counter()
+            page.wait_for_selector(f'.node[data-path="{path}"][data-state="{state}"]', timeout=30000)
+            t2 = time.perf_counter()
+            from_start.append(t2 - t0)
+            from_applied.append(t2 - t1)
+        print(
+            f"state change on the server → shown on the page: {stats(from_start)} "
+            f"(from the command's return: {stats(from_applied)})"
+        )
+        print(
+            f"ratios to the targets: first paint {statistics.median(paints) / FIRST_PAINT_TARGET:.2f} of 1 s, "
+            f"live change (max) {max(from_start) / LIVE_TARGET:.2f} of 2 s"
+        )
+        shot = Path(tempfile.gettempdir()) / "ecflow-remote-web-bench.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
 
 
 def main() -> int:
@@ -157,6 +107,7 @@ def main() -> int:
 
     isolate_resolver()  # before any thread
     from ecflow_remote.centre import Centre, cleanup_stale
+    from ecflow_remote.centre.webshot import start_web
     from ecflow_remote.tunnel import Tunnel
 
     cleanup_stale()

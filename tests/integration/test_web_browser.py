@@ -11,7 +11,6 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,24 +21,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ecflow_remote.centre.webshot import CHROMIUM
 from ecflow_remote.tunnel import Tunnel
 from ecflow_remote.web import adapter
 
 pytestmark = pytest.mark.integration
 
 CLI = str(Path(sys.executable).parent / "ecflow-remote")
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @dataclass
@@ -131,19 +120,11 @@ def web(centre: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `sh scripts/install-deps` (Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra")
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory(prefix="ecfr-chromium-") as profile_dir:
-        context = p.chromium.launch_persistent_context(
-            profile_dir,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 800},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra")
+    from ecflow_remote.centre.webshot import browser as launch
+
+    with launch() as context:
+        yield context
 
 
 @pytest.fixture
