@@ -71,25 +71,41 @@ def measure(centre: Any, url: str, rounds: int) -> None:
         opened = time.perf_counter() - t0
         print(f"filter 10 000 nodes by state: {filtered * 1000:.0f} ms; open a 100-task family: {opened * 1000:.0f} ms")
 
-        from_start: list[float] = []
-        from_applied: list[float] = []
-        for i in range(rounds):
-            path = f"/big/f0/t{i % 20}"
-            state = "aborted" if (i // 20) % 2 == 0 else "queued"
-            t0 = time.perf_counter()
-            centre.ecflow_client("machine1", port, [f"--force={state}", path])
-            t1 = time.perf_counter()
-            page.wait_for_selector(f'.node[data-path="{path}"][data-state="{state}"]', timeout=30000)
-            t2 = time.perf_counter()
-            from_start.append(t2 - t0)
-            from_applied.append(t2 - t1)
-        print(
-            f"state change on the server → shown on the page: {stats(from_start)} "
-            f"(from the command's return: {stats(from_applied)})"
-        )
+        # Two kinds of change: a state forced (its family's state changes too) and a suspension.
+        changes = {
+            "state forced": lambda i: (
+                [f"--force={'aborted' if i % 2 == 0 else 'queued'}"],
+                "state",
+                "aborted" if i % 2 == 0 else "queued",
+            ),
+            "suspended/resumed": lambda i: (
+                ["--suspend" if i % 2 == 0 else "--resume"],
+                "suspended",
+                "1" if i % 2 == 0 else "0",
+            ),
+        }
+        worst = 0.0
+        for kind, change in changes.items():
+            from_start: list[float] = []
+            from_applied: list[float] = []
+            for i in range(rounds):
+                path = f"/big/f0/t{i // 2}"
+                args, attribute, value = change(i)
+                t0 = time.perf_counter()
+                centre.ecflow_client("machine1", port, [*args, path])
+                t1 = time.perf_counter()
+                page.wait_for_selector(f'.node[data-path="{path}"][data-{attribute}="{value}"]', timeout=30000)
+                t2 = time.perf_counter()
+                from_start.append(t2 - t0)
+                from_applied.append(t2 - t1)
+            worst = max(worst, *from_start)
+            print(
+                f"{kind} on the server → shown on the page: {stats(from_start)} "
+                f"(from the command's return: {stats(from_applied)})"
+            )
         print(
             f"ratios to the targets: first paint {statistics.median(paints) / FIRST_PAINT_TARGET:.2f} of 1 s, "
-            f"live change (max) {max(from_start) / LIVE_TARGET:.2f} of 2 s"
+            f"live change (max) {worst / LIVE_TARGET:.2f} of 2 s"
         )
         shot = Path(tempfile.gettempdir()) / "ecflow-remote-web-bench.png"
         page.screenshot(path=str(shot))

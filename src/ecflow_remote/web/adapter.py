@@ -209,8 +209,8 @@ class _NativeWatch:
             self._watch = await self._cm.__aenter__()
             return Update(full=True)
         got = await self._watch.poll()
-        if got.full:
-            return Update(full=True)
+        # A whole definition re-sent by the server still comes with the computed changes: only nodes added or
+        # removed make a new tree for the page (Feed re-indexes the new Defs object either way).
         update = Update()
         for change in got.changes:
             if change.what in self._TREE_KINDS:

@@ -17,7 +17,7 @@ const page = {
   output: null,      // the EventSource of the job output shown
 };
 // For tests and bench/web.py: when each server's tree was first drawn (ms since navigation), and the last event.
-window.ecfWeb = { painted: {}, events: 0, ready: false };
+window.ecfWeb = { painted: {}, events: {}, ready: false };
 
 // --------------------------------------------------------------------------------------------- the tree
 
@@ -34,7 +34,7 @@ function renderRow(row, index) {
   if (!node) {
     const selected = sel && sel.server === tree.name && sel.path === "/";
     const state = tree.error ? null : el("span", { className: "sstate", style: { color: page.serverColours[tree.serverState] || "#333" } }, tree.serverState || "…");
-    return el("div", { className: "node server" + (selected ? " selected" : ""), dataset: { i: index, server: tree.name, path: "/" } },
+    return el("div", { className: "node server" + (selected ? " selected" : ""), dataset: { i: index, server: tree.name, path: "/" }, title: tree.error || "" },
       el("span", { className: "tw" }, tree.expanded.has("/") ? "▾" : "▸"),
       el("span", { className: "name" }, tree.name),
       state,
@@ -362,7 +362,10 @@ function connect() {
   const live = $("live");
   es.onopen = () => { live.textContent = "live"; live.className = "badge up"; };
   es.onerror = () => { live.textContent = "reconnecting…"; live.className = "badge off"; };
-  const on = (name, fn) => es.addEventListener(name, (e) => { window.ecfWeb.events++; fn(JSON.parse(e.data)); });
+  const on = (name, fn) => es.addEventListener(name, (e) => {
+    window.ecfWeb.events[name] = (window.ecfWeb.events[name] || 0) + 1;
+    fn(JSON.parse(e.data));
+  });
   on("hello", (h) => {
     page.hello = h;
     page.colours = h.colours;
