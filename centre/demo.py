@@ -88,6 +88,11 @@ def main() -> None:
                     ecflow_remote(
                         profile, "run", "--", "/usr/bin/python3", "-c", code, spec.logserver, str(centre.jobout(spec))
                     )
+            if has_command("web"):
+                from centre import webshot
+
+                step("Every server in a browser: ecflow-remote web (headless chromium here)")
+                print(webshot.show(profile, Path(tempfile.gettempdir()) / "ecflow-remote-web.png"))
             step("The link drops (ssh killed with kill -9): the supervisor notices and reconnects")
             show_recovery(profile)
             ecflow_remote(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")

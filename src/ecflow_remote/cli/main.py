@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecflow_remote.cli import init, inspect, launch, nodes, tunnel
+from ecflow_remote.cli import init, inspect, launch, nodes, tunnel, web
 from ecflow_remote.cli.app import cli
 
 for command in (
@@ -17,6 +17,7 @@ for command in (
     nodes.why,
     launch.run,
     launch.ui,
+    web.web,
     init.init,
 ):
     cli.add_command(command)

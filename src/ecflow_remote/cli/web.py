@@ -1,0 +1,41 @@
+"""`ecflow-remote web`: the command that starts the page server (its imports stay lazy: `--help` must be quick)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-open", is_flag=True, help="Do not open a browser; just print the address.")
+@click.pass_obj
+def web(c: Any, port: int, no_open: bool) -> None:
+    """Every profile server's suites in your browser, live, with job output and node actions (Ctrl-C stops)."""
+    import asyncio
+    import signal
+    import threading
+    import webbrowser
+
+    from ecflow_remote.web.app import serve
+
+    tunnel = c.tunnel()
+    if not tunnel.is_running():
+        click.echo("ecflow-remote: no tunnel is running; the page says so until `ecflow-remote up`.", err=True)
+
+    def ready(url: str) -> None:
+        click.echo(f"Serving on 127.0.0.1 for your account only. Open:\n    {url}\nCtrl-C stops.", err=False)
+        if not no_open:
+            # webbrowser may wait for the browser it starts: never on the event loop.
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(tunnel, port, ready, stop)
+
+    asyncio.run(main())
+    click.echo("Stopped.")

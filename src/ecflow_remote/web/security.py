@@ -1,0 +1,76 @@
+"""Who may use the page: this account only (peer uid), this address only (Host, Origin), with the token.
+
+Jupyter's scheme: the URL printed at start carries a random token; the first request with it gets a session
+cookie (HttpOnly, SameSite=Strict) and is redirected to the same URL without the token, so it leaves the address
+bar and the history. Every request must come from a socket of our own uid (sock_diag, as the relay), name our
+loopback address and port in Host (a DNS-rebinding page names its own host), and carry no foreign Origin. Anything
+that changes something is a POST with the CSRF token (a custom header, which a cross-site form cannot send and a
+cross-site fetch cannot send without a CORS preflight that is never granted).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ecflow_remote.access import peers
+
+COOKIE = "ecflow_remote_session"
+CSRF_HEADER = "X-CSRF-Token"
+TOKEN_PARAM = "token"
+
+
+@dataclass
+class Guard:
+    """The secrets and addresses of one running page server."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    uid: int = field(default_factory=os.getuid)
+    check_peers: bool = sys.platform.startswith("linux")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/?{TOKEN_PARAM}={self.token}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(f"http://{name}:{self.port}" for name in (self.host, "localhost"))
+
+    def host_ok(self, host_header: str | None) -> bool:
+        """The Host header names our own address and port (a rebinding attack's page names its own domain)."""
+        return host_header is not None and f"http://{host_header.lower()}" in self.origins
+
+    def origin_ok(self, origin: str | None, *, required: bool) -> bool:
+        """No Origin (a plain navigation) is fine for reads; a present one must be ours; writes need one."""
+        if origin is None:
+            return not required
+        parts = urlsplit(origin)
+        return f"{parts.scheme}://{parts.netloc}".lower() in self.origins
+
+    def token_ok(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
+
+    def session_ok(self, cookie: str | None) -> bool:
+        return cookie is not None and hmac.compare_digest(cookie.encode(), self.session.encode())
+
+    def csrf_ok(self, value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value.encode(), self.csrf.encode())
+
+    def peer_ok(self, peer: object, local: object) -> bool:
+        """The client's socket belongs to our uid (Linux; elsewhere the token alone guards)."""
+        if not self.check_peers:
+            return True
+        if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+            return False
+        try:
+            return peers.owner_uid(peer[:2], local[:2]) == self.uid
+        except (OSError, ValueError):
+            return False
