@@ -188,3 +188,25 @@ class ServerDown(NodeActionError):
 
 class ExpressionError(EcflowRemoteError):
     """The expression is not one this evaluator can read."""
+
+
+class AgentError(EcflowRemoteError):
+    """The agent could not be started or used."""
+
+
+class AgentUnavailable(AgentError):
+    """The far side cannot run the agent (no python3 >= 3.6): use plain OpenSSH forwards instead."""
+
+
+class AgentDied(AgentError):
+    """The agent session ended (ssh exited, the agent died, the link is dead, or it was closed)."""
+
+
+class AgentOpenError(AgentError):
+    """The far side could not connect to the target."""
+
+    def __init__(self, message: str, *, code: str, host: str, port: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.host = host
+        self.port = port
