@@ -23,7 +23,6 @@ import pytest
 from centre.webshot import CHROMIUM
 
 from ecflow_remote.tunnel.handle import Tunnel
-from ecflow_remote.web import adapter
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +242,6 @@ def test_state_change_on_the_server_shows_live(web: Web, centre: Any, page: Any)
     assert page.evaluate("window.stillTheSamePage") is True  # pushed into the page, never a reload
 
 
-@pytest.mark.skipif(not adapter.actions_available(), reason="node actions arrive with the node-commands branch")
 def test_action_changes_the_real_server(web: Web, centre: Any, page: Any) -> None:
     port = centre.server("machine1").port
     open_page(page, web)
@@ -259,22 +257,6 @@ def test_action_changes_the_real_server(web: Web, centre: Any, page: Any) -> Non
         assert dstate == "suspended"
     finally:
         centre.ecflow_client("machine1", port, ["--resume", "/lab/f1/hello"])
-
-
-@pytest.mark.skipif(adapter.actions_available(), reason="node actions are available")
-def test_action_says_it_is_not_available_yet(web: Web, page: Any) -> None:
-    open_page(page, web)
-    expand(page, "machine1", "/lab/f1")
-    row(page, "machine1", "/lab/f1/hello").locator(".name").click()
-    page.wait_for_selector("#d-path:text-is('/lab/f1/hello')")
-    page.click('#d-actions button[data-action="suspend"]')
-    page.click("#confirm-cancel")  # cancelled: nothing sent
-    assert page.locator("#toast").is_hidden()
-    with page.expect_response(lambda r: r.url.endswith("/api/action")) as response:
-        page.click('#d-actions button[data-action="suspend"]')
-        page.click("#confirm-ok")
-    assert response.value.status == 501
-    page.wait_for_selector("#toast.error:has-text('not available')")
 
 
 # --------------------------------------------------------------------------------------------- security
