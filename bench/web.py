@@ -40,12 +40,8 @@ def stats(values: list[float]) -> str:
 def measure(centre: Any, url: str, rounds: int) -> None:
     from centre.webshot import browser
 
-    from ecflow_remote.clients.ecflow import AsyncEcflowClient
-    from ecflow_remote.web import adapter
-
     port = centre.server("machine1").port
-    mode = "incremental sync" if hasattr(AsyncEcflowClient, "watch") else "polling the whole definition"
-    print(f"web: live updates by {mode}; node actions available: {adapter.actions_available()}")
+    print("web: live updates by the incremental sync")
     with browser(1400, 900) as context:
         page = context.new_page()
         page.goto(url)  # the token buys the cookie once

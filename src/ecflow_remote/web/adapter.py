@@ -1,86 +1,45 @@
-"""The one place the web app meets the ecFlow client's node commands, `why` and incremental sync.
+"""The one place the web app meets the ecFlow client's node commands, `why`, attributes and incremental sync.
 
-Those arrive with the node-commands work (AsyncEcflowClient.node_action / .watch, ecflow.why, the attribute fields
-on Node). Until the client has them this module falls back: live changes by polling the whole definition and
-diffing it (same result, more bytes), actions and `why` reported as not available yet, attributes left empty. Once
-they exist (`hasattr` checks at call time) the real calls are used with no change elsewhere.
+Live changes come from the client's watch (incremental sync); PollingWatch (whole definition, diffed) is kept as
+the baseline bench/web.py compares it with.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.clients.ecflow import DESTRUCTIVE_ACTIONS, NODE_ACTIONS, actions
+from ecflow_remote.clients.ecflow import why as ecflow_why
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, Defs, Node
 
-# The node commands of ecflow_client, in the order the page offers them (ecflowcmds' NODE_ACTIONS when present).
-FALLBACK_ACTIONS = ("suspend", "resume", "requeue", "execute", "complete", "abort", "kill")
-FALLBACK_DESTRUCTIVE = frozenset({"requeue", "execute", "complete", "abort", "kill"})
-
-
-class NotAvailable(EcflowRemoteError):
-    """This ecflow-remote's client cannot do that yet."""
-
-
-def _ecflow() -> Any:
-    return importlib.import_module("ecflow_remote.clients.ecflow")
-
 
 def node_actions() -> tuple[str, ...]:
-    return tuple(getattr(_ecflow(), "NODE_ACTIONS", FALLBACK_ACTIONS))
+    """The node commands of ecflow_client, in the order the page offers them."""
+    return tuple(NODE_ACTIONS)
 
 
 def destructive_actions() -> frozenset[str]:
-    return frozenset(getattr(_ecflow(), "DESTRUCTIVE_ACTIONS", FALLBACK_DESTRUCTIVE))
-
-
-def actions_available() -> bool:
-    return hasattr(_ecflow().AsyncEcflowClient, "node_action")
+    return frozenset(DESTRUCTIVE_ACTIONS)
 
 
 async def node_action(client: AsyncEcflowClient, action: str, paths: Sequence[str]) -> None:
     """One request applying `action` to every path, as `ecflow_client --ACTION p1 p2`."""
-    if action not in node_actions():
-        raise ValueError(f"unknown node action {action!r}; one of {', '.join(node_actions())}")
-    act = getattr(client, "node_action", None)
-    if act is None:
-        raise NotAvailable(f"{action}: node actions are not available in this version of ecflow-remote yet")
-    await act(action, list(paths))
+    await client.node_action(actions.check_action(action), list(paths))
 
 
-def why(defs: Defs, path: str) -> list[str] | None:
-    """Why the node is not running, as ecflow_ui's Why tab; None when this version cannot tell yet."""
-    try:
-        module = importlib.import_module("ecflow_remote.clients.ecflow.why")
-    except ImportError:
-        return None
-    return list(module.why(defs, path))
+def why(defs: Defs, path: str) -> list[str]:
+    """Why the node is not running, as ecflow_ui's Why tab."""
+    return list(ecflow_why(defs, path))
 
 
 def attributes(node: Node) -> dict[str, Any]:
-    """Labels, meters, events, trigger and the like as plain JSON values (empty where the parser has none: the
-    attribute parser arrives with the node commands, as `node.attrs`)."""
-    attrs = getattr(node, "attrs", None)
-    if attrs is None:
-        return {
-            "labels": {},
-            "meters": {},
-            "events": {},
-            "trigger": None,
-            "complete": None,
-            "times": [],
-            "repeat": None,
-            "defstatus": None,
-            "late": None,
-            "limits": [],
-            "inlimits": [],
-        }
+    """Labels, meters, events, trigger and the like as plain JSON values."""
+    attrs = node.attrs
     return {
         "labels": dict(attrs.labels),
         "meters": {
@@ -134,11 +93,8 @@ class Watcher(Protocol):
 
 
 async def open_watch(client: AsyncEcflowClient) -> Watcher:
-    """The client's incremental sync when it has one, else whole-definition polling; `defs` is read at once."""
-    if hasattr(client, "watch"):
-        watcher: Watcher = _NativeWatch(client)
-    else:
-        watcher = PollingWatch(client.get_defs)
+    """The client's incremental sync; `defs` is read at once."""
+    watcher = _NativeWatch(client)
     await watcher.poll()
     return watcher
 

@@ -205,8 +205,6 @@ async def action(request: web.Request) -> web.Response:
     try:
         feed = hub.feed(str(server))
         await adapter.node_action(hub.client_for(feed.name), what, paths)
-    except adapter.NotAvailable as e:
-        return _json_error(501, str(e))
     except EcflowRemoteError as e:
         return _json_error(502, str(e))
     feed.poke()

@@ -71,7 +71,7 @@ class Feed:
         while True:
             watcher: adapter.Watcher | None = None
             try:
-                watcher = await adapter.open_watch(self.hub.client_for(self.name))
+                watcher = await self.hub.open_watch(self.name)
                 self._new_tree(watcher.defs)
                 self.updated = time.time()
                 while True:
@@ -127,6 +127,10 @@ class Hub:
     def client_for(self, server: str) -> AsyncEcflowClient:
         return self.tunnel.ecflow_client(server)
 
+    async def open_watch(self, server: str) -> adapter.Watcher:
+        """The live view of one server (its incremental sync), its tree read at once."""
+        return await adapter.open_watch(self.client_for(server))
+
     def feed(self, server: str) -> Feed:
         feed = self.feeds.get(server)
         if feed is None:
@@ -167,7 +171,6 @@ class Hub:
             "servers": [{"name": s.name, "host": s.host, "port": s.port} for s in self.tunnel.profile.servers],
             "actions": list(adapter.node_actions()),
             "destructive": sorted(adapter.destructive_actions()),
-            "actions_available": adapter.actions_available(),
         }
 
     # ------------------------------------------------------------------------------------------- status

@@ -170,7 +170,6 @@ function renderActions(d) {
     b.textContent = action;
     b.dataset.action = action;
     if (destructive.has(action)) b.classList.add("destructive");
-    if (!page.hello.actions_available) b.title = "not available in this version of ecflow-remote yet (tried anyway, the server says why)";
     b.addEventListener("click", () => confirmAction(d.server, action, [d.path]));
     holder.appendChild(b);
   }
