@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ecflow_remote.errors import OutputError
-from ecflow_remote.plan import Endpoint, Route
+from ecflow_remote.plan import Endpoint
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient, Progress
+    from ecflow_remote.tunnel.clients import Clients
     from ecflow_remote.tunnel.handle import Tunnel
 
 FOLLOW_EVERY = 1.0
@@ -32,7 +33,7 @@ class Source:
     logserver: tuple[str, int] | None  # ECF_LOGHOST/ECF_LOGPORT of the node
     endpoint: Endpoint | None  # that log server in the tunnel, if the profile has it
     ecflow: AsyncEcflowClient
-    route: Route | None = None  # how to reach that log server now
+    clients: Clients | None = None  # the tunnel's client factory (reaches that log server now)
 
     @property
     def via_logserver(self) -> bool:
@@ -44,13 +45,9 @@ class Source:
         return f"ecFlow server {self.server}"
 
     def logserver_client(self, read_timeout: float = 30.0) -> AsyncLogServerClient:
-        from ecflow_remote.clients.logserver import AsyncLogServerClient
-
-        if self.route is None:
+        if self.endpoint is None or self.clients is None:
             raise OutputError(f"{self.node}: no log server of the tunnel serves it")
-        return AsyncLogServerClient(
-            self.route.host, self.route.port, **self.route.proxy_kwargs(), read_timeout=read_timeout
-        )
+        return self.clients.logserver(self.endpoint.host, self.endpoint.port, read_timeout=read_timeout)
 
 
 async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
@@ -67,10 +64,8 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
     logserver = node.logserver()
     source = Source(server, node.path, jobout, logserver, None, client)
     if logserver is not None:
-        clients = tunnel.clients()
-        source.endpoint = clients.logserver_endpoint(*logserver)
-        if source.endpoint is not None:
-            source.route = clients.plan.route(source.endpoint)
+        source.clients = tunnel.clients()
+        source.endpoint = source.clients.logserver_endpoint(*logserver)
     return source
 
 

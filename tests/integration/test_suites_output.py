@@ -63,7 +63,7 @@ def test_status_suites_output(method: str, centre: Any, tunnel_up: Any) -> None:
         node = f"/{spec.suite}/f1/hello"
         source = asyncio.run(output.locate(tunnel, spec.host, node))
         assert source.via_logserver and source.endpoint.host == spec.logserver
-        assert source.route is not None and (source.route.proxy is not None) == (method == "socks")
+        assert (source.logserver_client().proxy is not None) == (method == "socks")
         got = cli(profile, "output", spec.host, node).stdout
         assert got == centre.jobout(spec).read_bytes()
         tail = cli(profile, "output", spec.host, node, "--tail", "3").stdout

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecflow_remote.access.identity import Auth
 from ecflow_remote.clients.logprotocol import DEFAULT_PORT
-from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.plan import Endpoint, Plan, Route
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
@@ -27,31 +27,15 @@ class Clients:
         """An asyncio ecFlow client for a profile server, as the profile's ecFlow user (or custom user)."""
         from ecflow_remote.clients.ecflow import AsyncEcflowClient
 
-        route = self.plan.route(self.plan.endpoint(server))
-        who = self.auth.get(server) or Auth(None)
-        return AsyncEcflowClient(
-            route.host,
-            route.port,
-            **route.proxy_kwargs(),
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            **who.client_kwargs(),
-        )
+        host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
+        return AsyncEcflowClient(host, port, **options)
 
     def ecflow_sync(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> EcflowClient:
         """The blocking twin of `ecflow`."""
         from ecflow_remote.clients.ecflow import EcflowClient
 
-        route = self.plan.route(self.plan.endpoint(server))
-        who = self.auth.get(server) or Auth(None)
-        return EcflowClient(
-            route.host,
-            route.port,
-            **route.proxy_kwargs(),
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            **who.client_kwargs(),
-        )
+        host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
+        return EcflowClient(host, port, **options)
 
     def logserver_endpoint(self, host: str, port: int = DEFAULT_PORT) -> Endpoint | None:
         """The tunnel's endpoint for a log server named as ECF_LOGHOST names it (short or fully qualified)."""
@@ -67,9 +51,7 @@ class Clients:
         from ecflow_remote.clients.logserver import AsyncLogServerClient
 
         route = self.plan.route(self._logserver(host, port))
-        return AsyncLogServerClient(
-            route.host, route.port, **route.proxy_kwargs(), connect_timeout=connect_timeout, read_timeout=read_timeout
-        )
+        return AsyncLogServerClient(route.host, route.port, **_options(route, connect_timeout, read_timeout))
 
     def logserver_sync(
         self, host: str, port: int = DEFAULT_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
@@ -78,15 +60,24 @@ class Clients:
         from ecflow_remote.clients.logserver import LogServerClient
 
         route = self.plan.route(self._logserver(host, port))
-        return LogServerClient(
-            route.host, route.port, **route.proxy_kwargs(), connect_timeout=connect_timeout, read_timeout=read_timeout
-        )
+        return LogServerClient(route.host, route.port, **_options(route, connect_timeout, read_timeout))
+
+    def _ecflow_args(self, server: str, connect_timeout: float, read_timeout: float) -> tuple[str, int, dict[str, Any]]:
+        """Where a server's client connects, and its options: route, time limits and identity."""
+        route = self.plan.route(self.plan.endpoint(server))
+        who = self.auth.get(server) or Auth(None)
+        return route.host, route.port, {**_options(route, connect_timeout, read_timeout), **who.client_kwargs()}
 
     def _logserver(self, host: str, port: int) -> Endpoint:
         endpoint = self.logserver_endpoint(host, port)
         if endpoint is None:
             raise LookupError(f"the tunnel does not reach the log server {host}:{port}")
         return endpoint
+
+
+def _options(route: Route, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
+    """What every native client takes besides host and port: the proxy (socks) and its time limits."""
+    return {**route.proxy_kwargs(), "connect_timeout": connect_timeout, "read_timeout": read_timeout}
 
 
 def same_host(a: str, b: str) -> bool:
