@@ -101,6 +101,8 @@ class ProgressBar:
 
     def __init__(self, what: str = "job output") -> None:
         self.what = what
+        # Asked once: update() runs for every chunk of a transfer.
+        self._shown = sys.stderr.isatty()
         self._progress: Any = None
         self._task: Any = None
 
@@ -109,7 +111,7 @@ class ProgressBar:
 
     def update(self, received: int, total: int | None) -> None:
         if self._progress is None:
-            if (total or received) < self.THRESHOLD or not sys.stderr.isatty():
+            if not self._shown or (total or received) < self.THRESHOLD:
                 return
             from rich.console import Console
             from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
