@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +21,17 @@ def pytest_configure(config: pytest.Config) -> None:
         # Before any thread exists: from here on no Centre host name can reach the machine's real resolver.
         isolate_resolver()
         cleanup_stale()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Collect a test's garbage at its end, not in the middle of pytest's own work.
+
+    Debian 12's Python 3.11.2 aborts an ast.parse with "SystemError: AST constructor recursion depth mismatch" when
+    a finalizer that formats a traceback (asyncio's "exception was never retrieved" log does) runs inside it, and
+    pytest parses source while it reports a failure: a late collection there turned one failing test into an
+    INTERNALERROR that ended the whole run."""
+    gc.collect()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
