@@ -126,10 +126,11 @@ def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[byte
 
 @dataclass(frozen=True)
 class RelayRoute:
-    """One relayed server: its loopback endpoint, ssh's unix socket behind it, and the name to present."""
+    """One relayed server: its loopback endpoint, where its requests go (ssh's unix socket, or the Centre's
+    host:port through the agent), and the name to present."""
 
     listen: tuple[str, int]
-    upstream: Path
+    upstream: pipe.Target
     user: str
 
 
@@ -165,11 +166,13 @@ class Relay(pipe.Server):
 
     thread_name = "ecflow-relay"
 
-    def __init__(self, routes: Sequence[RelayRoute], local_user: str | None = None) -> None:
+    def __init__(
+        self, routes: Sequence[RelayRoute], local_user: str | None = None, io: pipe.LoopThread | None = None
+    ) -> None:
         for route in routes:
             if not is_loopback(route.listen[0]):
                 raise ValueError(f"the ecFlow relay listens on loopback only, not {route.listen[0]}")
-        super().__init__()
+        super().__init__(io)
         self.routes = list(routes)
         self.local_user = local_user if local_user is not None else login_name()
 

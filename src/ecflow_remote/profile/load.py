@@ -6,7 +6,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeVar
 
 from ecflow_remote.errors import ProfileError, display_path
 from ecflow_remote.profile.locate import Locator, toml_position
@@ -17,6 +17,7 @@ from ecflow_remote.profile.model import (
     DEFAULT_WARN_BEFORE,
     METHODS,
     PASSWORD_KINDS,
+    TRANSPORTS,
     Gateway,
     LogServer,
     PasswordSource,
@@ -28,6 +29,8 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
+
+T = TypeVar("T", bound=str)
 
 MAX_PROFILE_BYTES: Final = 1024 * 1024
 
@@ -46,6 +49,7 @@ _GATEWAY_KEYS: Final = (
     "login",
     "warn_before",
     "system_hosts",
+    "transport",
 )
 _SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
@@ -209,20 +213,7 @@ class _Checker:
         if config_text is not None:
             ssh_config = self.existing_path(config_text, "ssh_config")
 
-        method_text = self.get_str(table, "method", "gateway") or DEFAULT_METHOD
-        if method_text not in METHODS:
-            import difflib
-
-            close = difflib.get_close_matches(method_text, METHODS, n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            self.fail(
-                f"{method_text!r} is not a method.{hint} Use one of: {', '.join(METHODS)}.",
-                "gateway",
-                None,
-                "method",
-            )
-        method = next(m for m in METHODS if m == method_text)
-
+        method = self.choice(table, "method", METHODS, DEFAULT_METHOD)
         socks_port = self.get_port(table, "socks_port", "gateway", None, DEFAULT_SOCKS_PORT)
         ecflow_user = self.get_str(table, "ecflow_user", "gateway")
         if ecflow_user is not None:
@@ -233,12 +224,10 @@ class _Checker:
         warn_before = self.duration(table)
         system_hosts = table.get("system_hosts", False)
         if not isinstance(system_hosts, bool):
-            self.fail(
-                f"expected true or false, got {_type_name(system_hosts)} ({_short(system_hosts)}).",
-                "gateway",
-                None,
-                "system_hosts",
-            )
+            got = f"{_type_name(system_hosts)} ({_short(system_hosts)})"
+            self.fail(f"expected true or false, got {got}.", "gateway", None, "system_hosts")
+        auto = " (auto: the far-side agent where the workstation has python3 >= 3.6, else plain OpenSSH forwards)"
+        transport = self.choice(table, "transport", TRANSPORTS, "auto", auto)
         return Gateway(
             jump=jump,
             host=host,
@@ -249,7 +238,21 @@ class _Checker:
             login=login,
             warn_before=warn_before,
             system_hosts=system_hosts,
+            transport=transport,
         )
+
+    def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
+        """gateway.`key`: one of `choices`, with a did-you-mean for a near miss."""
+        text = self.get_str(table, key, "gateway") or default
+        for choice in choices:
+            if choice == text:
+                return choice
+        import difflib
+
+        close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        options = ", ".join(str(c) for c in choices)
+        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", "gateway", None, key)
 
     def target(self, text: str, key: str) -> SshTarget:
         try:

@@ -12,6 +12,8 @@ from ecflow_remote.errors import ProfileError
 
 Method = Literal["local", "socks", "hosts"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
+Transport = Literal["auto", "agent", "plain"]
+TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
 PasswordKind = Literal["env", "file", "keyring"]
 PASSWORD_KINDS: Final[tuple[PasswordKind, ...]] = get_args(PasswordKind)
 
@@ -65,6 +67,9 @@ class Gateway:
     # Where launched programs cannot have a private hosts view (macOS; Linux without namespaces): let the
     # supervisor manage a marked block in the system hosts file (systemhosts.py). Never without this opt-in.
     system_hosts: bool = False
+    # What carries the forwards: the far-side agent (auto: where the workstation has python3 >= 3.6, else plain
+    # OpenSSH forwards) — agent: only the agent; plain: only OpenSSH's forwards.
+    transport: Transport = "auto"
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,11 @@ class AgentSession:
                 raise AgentDied(str(e)) from None
         return chan
 
+    def stream(self, host: str, port: int) -> channel.Channel:
+        """A stream to host:port, usable at once (open() without waiting); MuxError subclasses when the session
+        is gone."""
+        return self.mux.open(host, port)
+
     async def relay(self, chan: channel.Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Copy between an open stream and a local connection until both are done (aborted on any failure)."""
         await far.relay(chan, reader, writer)
