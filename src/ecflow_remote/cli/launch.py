@@ -33,12 +33,15 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     import signal
 
     from ecflow_remote.ui import launch as ui_launch
+    from ecflow_remote.ui.servers import default_ui_config_dir
 
     def stop_on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     proc, config = ui_launch.launch(c.tunnel(), list(args))
-    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too, and still remove the config dir.
+    first = f" (new: a copy of {default_ui_config_dir()})" if config.seeded else ""
+    click.echo(f"ecflow_ui's config dir: {config.path}{first}; kept between runs", err=True)
+    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too (its config dir stays for the next run).
     old = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = proc.wait()
@@ -48,5 +51,4 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        ui_launch.remove_config(config.path)
     sys.exit(code)
