@@ -135,7 +135,7 @@ def user_session(selection: str) -> str:
     """The user's own session (as ecflow_ui saves one): a tree and an info panel, with a node selected."""
     import json
 
-    from ecflow_remote.ui.launch import SESSION_TEMPLATE
+    from ecflow_remote.ui.session import SESSION_TEMPLATE
 
     session = json.loads(SESSION_TEMPLATE.read_text())
     tab = session["window_0"]["tab_0"]

@@ -3,13 +3,18 @@ panels that fetch files by ssh — the real ecflow_ui under Xvfb, through the tu
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_ui import display, launch_ui, stop_ui, xdotool
+import pytest
+from tests.integration.test_ui import display, launch_ui, stop_ui, user_session, xdotool
 
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -71,3 +76,138 @@ def test_settings_made_in_one_ui_run_are_there_in_the_next(
     finally:
         stop_ui(proc)
     assert list(own.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- system lists
+
+
+@pytest.fixture
+def workstation_lists(centre: Any) -> Iterator[Path]:
+    """A directory in the Centre account's home on the workstation (the Centre's hosts share this machine's
+    filesystem), for server-list files and a login profile; removed after the test."""
+    home = centre.base / "centre-home" / centre.centre_user
+    where = home / f"lists-{secrets.token_hex(3)}"
+    where.mkdir(mode=0o755)
+    profile = home / ".profile"
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+        profile.unlink(missing_ok=True)
+
+
+def one_server_profile(centre: Any, path: Path, method: str, ui: str = "") -> Path:
+    """The Centre's profile with machine1 only (its log server too), and an optional [ui] table."""
+    spec = centre.server("machine1")
+    text = "\n".join(
+        [
+            "[gateway]",
+            f'jump = "{centre.jump}"',
+            f'host = "{centre.workstation}"',
+            f'ssh_config = "{centre.ssh_config}"',
+            f'method = "{method}"',
+            "",
+            "[[server]]",
+            f'name = "{spec.host}"',
+            f'host = "{spec.host}"',
+            f"port = {spec.port}",
+            "",
+            "[[logserver]]",
+            f'host = "{spec.logserver}"',
+            "",
+            ui,
+        ]
+    )
+    path.write_text(text + "\n")
+    return path
+
+
+def write_lists(centre: Any, where: Path) -> tuple[Path, Path]:
+    """A system list naming three servers (one in an included file) and a file that is not there."""
+    m1, m2 = (f"{s.host} {s.port}" for s in (centre.server("machine1"), centre.server("machine2")))
+    more = where / "more"
+    more.write_text("# included\nsys-far machine7 5555\n")
+    main = where / "servers"
+    main.write_text(f"# the Centre's list\nsys-m1 {m1}\nsys-m2 {m2}\n{more}\n{where / 'gone'}\n")
+    for f in (more, main):
+        f.chmod(0o644)
+    return main, more
+
+
+def test_system_lists_are_read_on_the_workstation_through_the_tunnel(
+    centre: Any, workstation_lists: Path, tmp_path: Path
+) -> None:
+    """From [ui] system_servers, else from the workstation's login environment: the files (and their includes)
+    read there through the tunnel, the profile's server rewritten to its local endpoint (local method), the
+    others listed as they are and reported as not carried by the tunnel."""
+    from ecflow_remote.tunnel.handle import Tunnel
+    from ecflow_remote.ui.system import system_lists
+
+    main, more = write_lists(centre, workstation_lists)
+    home = workstation_lists.parent
+    profile_path = one_server_profile(centre, tmp_path / "p.toml", "local", f'[ui]\nsystem_servers = ["{main}"]')
+    tunnel = Tunnel(profile_path)
+    try:
+        tunnel.up()
+        plan = tunnel.plan()
+        local_port = plan.endpoint("machine1").local_port
+        lists = system_lists(tunnel.profile, plan, tunnel.rundir.path)
+        assert lists.error is None and lists.source == "profile"
+        assert lists.paths == (str(main), str(more)) and lists.missing == (str(workstation_lists / "gone"),)
+        m2 = centre.server("machine2")
+        assert [(s.name, s.host, s.port) for s in lists.servers] == [
+            ("sys-m1", "localhost", local_port),
+            ("sys-m2", m2.host, m2.port),
+            ("sys-far", "machine7", 5555),
+        ]
+        assert lists.unreachable == ("sys-m2", "sys-far")
+        assert lists.env == str(tunnel.rundir.path / "ecflow_ui_system_servers")
+        assert f"sys-m1 localhost {local_port}" in Path(lists.env).read_text()
+
+        # No [ui] key: the list the workstation's login environment names (bash -l reads ~/.profile there).
+        (home / ".profile").write_text(f"echo hello from the login profile\nexport ECFLOW_SYSTEM_SERVERS_LIST={more}\n")
+        bare = one_server_profile(centre, tmp_path / "p.toml", "local")
+        lists = system_lists(Tunnel(bare).profile, plan, tunnel.rundir.path)
+        assert lists.source == "workstation" and lists.paths == (str(more),), lists
+        assert [s.name for s in lists.servers] == ["sys-far"]
+    finally:
+        tunnel.down()
+
+
+def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, display: str, tmp_path: Path) -> None:
+    """hosts method, one server in the profile, three in the workstation's system list: ecflow_ui gets the list
+    (ECFLOW_SYSTEM_SERVERS_LIST, the rewritten copy), its servers are in its server list as system servers, and
+    the one the tunnel carries loads when the session opens it."""
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    main, _ = write_lists(centre, workstation_lists)
+    profile_path = one_server_profile(centre, tmp_path / "p.toml", "hosts", f'[ui]\nsystem_servers = ["{main}"]')
+    own = tmp_path / "own"
+    (own / "default.session").mkdir(parents=True)
+    session = json.loads(user_session("sys-m1://lab/f1/hello"))
+    session["window_0"]["tab_0"]["server"] = ["sys-m1"]
+    (own / "default.session" / "session.json").write_text(json.dumps(session))
+    ui_log = tmp_path / "ui.log"
+    tunnel = Tunnel(profile_path)
+    try:
+        tunnel.up()
+        proc, config = launch_ui(centre, tunnel, display, own, ui_log)
+        try:
+            rows = {s.name: (s.host, s.port, s.system) for s in config.servers}
+            assert rows["sys-m1"] == ("machine1", 4141, True) and rows["sys-far"] == ("machine7", 5555, True)
+            assert config.system.unreachable == ("sys-m2", "sys-far")
+            # The session's selection on sys-m1 lands once sys-m1 (a server only the system list names) has loaded.
+            wait_for(
+                lambda: "sys-m1://lab/f1/hello" in ui_log.read_text(errors="replace") or proc.poll() is not None, 60
+            )
+            time.sleep(2)
+            subprocess.run(["import", "-display", display, "-window", "root", str(tmp_path / "ui-system.png")])
+            text = ui_log.read_text(errors="replace")
+            assert proc.poll() is None, text[-3000:]
+            assert "take paths from $ECFLOW_SYSTEM_SERVERS_LIST" in text, text[-3000:]
+            assert re.search(r"loaded=\[lab\b", text) and "info=sys-m1://lab/f1/hello" in text, text[-3000:]
+            assert "sys-far machine7 5555" in text  # ecflow_ui read the rewritten list (include resolved)
+        finally:
+            stop_ui(proc)
+    finally:
+        tunnel.down()

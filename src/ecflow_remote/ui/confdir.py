@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from ecflow_remote.safefile import write_atomic
 from ecflow_remote.ui import servers as uiconfig
 from ecflow_remote.ui.servers import UiServer
 from ecflow_remote.ui.session import write_session
+from ecflow_remote.ui.system import SystemLists
 
 # What ecflow-remote remembers in the config dir: the rows it added (removed again when the profile drops their
 # server) and the user's rows it points through the tunnel (found again when their local port has moved).
@@ -40,6 +41,7 @@ class UiConfig:
     # "kept": the session left as it was (its shape was not understood), the servers are only listed.
     session: str
     seeded: bool = False  # made in this run (a copy of the user's own config dir)
+    system: SystemLists = field(default_factory=lambda: SystemLists("none"))  # given to ecflow_ui (launch)
 
 
 def config_dir_for(profile_path: Path) -> Path:
@@ -149,6 +151,10 @@ def _seed(dest: Path, user_dir: Path) -> None:
         raise
 
 
+def _listed(row: UiServer, listed: UiServer) -> UiServer:
+    return replace(row, host=listed.host, port=listed.port, system=True)
+
+
 def _read_marker(dest: Path) -> dict[str, Any]:
     try:
         data = json.loads((dest / MARKER).read_text())
@@ -162,11 +168,20 @@ def _names(value: object) -> set[str]:
 
 
 def prepare_config(
-    dest: Path, profile: Profile, plan: Plan, user_dir: Path | None = None, env_user: str = ""
+    dest: Path,
+    profile: Profile,
+    plan: Plan,
+    user_dir: Path | None = None,
+    env_user: str = "",
+    system: Sequence[UiServer] = (),
 ) -> UiConfig:
     """The profile's ecflow_ui config dir at `dest`, ready for this tunnel: made from a copy of the user's own the
     first time (which is never touched), then kept; its servers.txt lists the profile's servers through the tunnel
-    and its session opens them. Everything else in it is the UI's and the user's. `env_user`: see merge_servers."""
+    and its session opens them. Everything else in it is the UI's and the user's. `env_user`: see merge_servers.
+
+    `system`: the system lists' servers (system.py), listed too, flagged as system servers, as ecflow_ui itself
+    saves them after reading the lists; so a session naming one opens it at start-up, before ecflow_ui has read
+    the lists. A name the profile or the user's own rows already hold is left to them."""
     user_dir = uiconfig.default_ui_config_dir() if user_dir is None else user_dir
     if user_dir.expanduser().resolve() == dest.resolve():
         raise UiError(f"ecflow-remote's ecflow_ui config dir {dest} is your own: unset ECFLOWUI_CONFIG_DIR")
@@ -184,12 +199,15 @@ def prepare_config(
         aliases = {str(k): str(v) for k, v in raw_aliases.items()} if isinstance(raw_aliases, dict) else {}
         servers_txt = dest / uiconfig.SERVERS_FILE
         ours = profile_ui_servers(profile, plan)
-        wanted = {s.name for s in ours}
+        listed = {s.name: s for s in system if s.name not in {o.name for o in ours}}
+        wanted = {s.name for s in ours} | set(listed)
         rows = uiconfig.read_servers_txt(servers_txt) if servers_txt.exists() else []
-        # Rows ecflow-remote added for servers the profile no longer has go; the user's own rows always stay.
+        # Rows ecflow-remote added for servers no longer in the profile or the lists go; the user's own always stay.
         rows = [r for r in rows if r.name in wanted or r.name not in managed]
         merged, found = merge_servers(rows, ours, profile, env_user, aliases)
         present = {r.name for r in rows}
+        merged = [_listed(r, listed[r.name]) if r.name in listed and r.name in managed else r for r in merged]
+        merged += [s for s in listed.values() if s.name not in present]
         managed = (managed & wanted) | (wanted - present)
         uiconfig.write_servers_txt(servers_txt, merged)
         how = write_session(dest, [s.name for s in ours])

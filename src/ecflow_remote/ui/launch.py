@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -14,6 +15,8 @@ from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
 from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config
+from ecflow_remote.ui.system import ENV as SYSTEM_ENV
+from ecflow_remote.ui.system import system_lists
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
@@ -53,7 +56,8 @@ def launch(
     hostname: str | None = None,
     **popen: Any,
 ) -> tuple[subprocess.Popen[bytes], UiConfig]:
-    """Start ecflow_ui through a running tunnel; the process (the caller waits on it) and its config.
+    """Start ecflow_ui through a running tunnel; the process (the caller waits on it) and its config (with the
+    system server lists it was given).
 
     `config_dir`: the UI's config dir (default: the profile's persistent one, config_dir_for); `user_dir`: the
     user's own, copied into it the first time (default: $ECFLOWUI_CONFIG_DIR or ~/.ecflow_ui_v5)."""
@@ -66,7 +70,10 @@ def launch(
     # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
     env_user = full_env.pop("ECF_USER", "").strip()
     dest = config_dir_for(tunnel.profile.path) if config_dir is None else config_dir
-    config = prepare_config(dest, tunnel.profile, plan, user_dir, env_user)
+    lists = system_lists(tunnel.profile, plan, tunnel.rundir.path)
+    config = prepare_config(dest, tunnel.profile, plan, user_dir, env_user, lists.servers)
+    if lists.env:
+        full_env[SYSTEM_ENV] = lists.env
     argv, extra_env = command(config.path, plan, files, extra)
     full_env.update(extra_env)
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
@@ -77,7 +84,7 @@ def launch(
         full_env["ECF_CUSTOM_PASSWD"] = files.custom_passwd
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
-    return proc, config
+    return proc, replace(config, system=lists)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
