@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.centres import new_text, size
 from tests.integration.test_ui import display, launch_ui, stop_ui, user_session, xdotool
 
 from ecflow_remote.tunnel.rundir import wait_for
@@ -211,3 +212,50 @@ def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, dis
             stop_ui(proc)
     finally:
         tunnel.down()
+
+
+# ------------------------------------------------------------------------------------------- ssh transfers
+
+TRANSFER = "/usr/share/ecflow/etc/ecflow_ui_transfer_file.sh"
+
+
+def sshd_log(centre: Any) -> Path:
+    return Path(centre.base) / "sshd" / "machine1" / "sshd.log"
+
+
+@pytest.mark.parametrize("method", ["local", "hosts", "socks"])
+def test_ecflow_uis_transfer_script_fetches_the_server_log_through_the_tunnel(
+    centre: Any, tunnel_up: Any, tmp_path: Path, method: str
+) -> None:
+    """ecflow_ui's own ecflow_ui_transfer_file.sh, run as ecflow_ui runs it for Server load and Timeline (the last
+    N bytes of ECF_LOG; in its proxychains mode with a SOCKS port and localhost), inside `run`: the tunnel's ssh
+    logs in to the workstation as the Centre account (its sshd says so) and brings the log's tail back."""
+    tunnel = tunnel_up(method)
+    spec = centre.server("machine1")
+    log = centre.server_log(spec)
+    target = tmp_path / "fetched"
+    host = ["-p", "9050"] if method == "socks" else ["-h", "localhost" if method == "local" else spec.host]
+    argv = [TRANSFER, "-m", "file", "-s", str(log), "-t", str(target), "-b", "last", "-v", "4000", "-u", "__USER__"]
+    sshd = sshd_log(centre)
+    offset = size(sshd)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        code = _run(tunnel, [*argv, *host], f)
+    assert code == 0, out.read_text(errors="replace")
+    fetched = target.read_bytes()
+    # The server's log (it grows with the tunnel's health checks): what came is a piece of it, at most the tail asked.
+    assert b"--ping" in fetched and fetched in log.read_bytes() and len(fetched) <= 4000, fetched[-500:]
+    logins = new_text(sshd, offset)
+    assert re.search(rf"Accepted publickey for {centre.centre_user} from", logins), logins
+
+
+def _run(tunnel: Any, argv: list[str], out: Any) -> int:
+    """`ecflow-remote run -- ARGV` in-process, its output to `out`."""
+    from ecflow_remote import launch
+    from ecflow_remote.access import identity
+
+    plan, files = tunnel.plan(), tunnel.files()
+    env = {**launch.run_env(plan, None), **identity.launch_env(tunnel.profile, files.custom_passwd, None)}
+    launch.ssh_through_tunnel(tunnel, env)
+    proc = launch.spawn(argv, plan, files, env, stdout=out, stderr=subprocess.STDOUT)
+    return proc.wait(60)

@@ -82,6 +82,8 @@ def launch(
         # The supervisor's password file (0600) for the profile's custom users, by the hosts and ports the UI's
         # servers.txt names; it replaces an inherited one, as `run` does.
         full_env["ECF_CUSTOM_PASSWD"] = files.custom_passwd
+    # Server load, Timeline and whole-file fetches run `ssh`/`scp` (ecflow_ui_transfer_file.sh): the tunnel's.
+    launcher.ssh_through_tunnel(tunnel, full_env)
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, replace(config, system=lists)
