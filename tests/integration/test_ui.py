@@ -65,10 +65,17 @@ def stop_ui(proc: subprocess.Popen[bytes]) -> None:
 
 
 def launch_ui(
-    centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path, config_dir: Path | None = None
+    centre: Any,
+    tunnel: Any,
+    display: str,
+    own: Path,
+    ui_log: Path,
+    config_dir: Path | None = None,
+    hide: list[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Any]:
     """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log; its config dir is
-    `config_dir` (default: ecflow_ui beside ui_log, standing for the profile's persistent one)."""
+    `config_dir` (default: ecflow_ui beside ui_log, standing for the profile's persistent one); `hide`: more
+    directories the UI must not see."""
     from ecflow_remote.ui import launch as ui
 
     with open(ui_log, "wb") as out:
@@ -80,7 +87,7 @@ def launch_ui(
             config_dir=config_dir or ui_log.parent / "ecflow_ui",
             # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so
             # what it shows can only have come through the log server.
-            hide=[str(centre.outputs_dir)],
+            hide=[str(centre.outputs_dir), *(hide or [])],
             hostname=UI_HOST,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -259,3 +259,42 @@ def _run(tunnel: Any, argv: list[str], out: Any) -> int:
     launch.ssh_through_tunnel(tunnel, env)
     proc = launch.spawn(argv, plan, files, env, stdout=out, stderr=subprocess.STDOUT)
     return proc.wait(60)
+
+
+@pytest.mark.parametrize("method", ["hosts", "local", "socks"])
+def test_ui_server_load_and_timeline_fetch_the_server_log_by_ssh(
+    centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str
+) -> None:
+    """The real ecflow_ui, the servers' logs hidden from it (as at home): its Server load and Timeline panels run
+    its transfer script (socks: in its proxychains mode), whose ssh is the tunnel's, and the workstation's sshd
+    logs the Centre account's login for each."""
+    tunnel = tunnel_up(method)
+    own = tmp_path / "own"
+    (own / "default.session").mkdir(parents=True)
+    (own / "default.session" / "session.json").write_text(user_session("machine1://"))
+    sshd = sshd_log(centre)
+    ui_log = tmp_path / "ui.log"
+    accepted = rf"Accepted publickey for {centre.centre_user} from"
+    proc, _ = launch_ui(centre, tunnel, display, own, ui_log, hide=[str(centre.base / "ecf")])
+    try:
+        wait_for(lambda: loaded(ui_log, ["lab"], proc), 60, 0.5)
+        assert proc.poll() is None, ui_log.read_text(errors="replace")[-3000:]
+        time.sleep(2)  # the session's selection (the server) lands after the first sync
+        # From here on, a login to the workstation can only be ecflow_ui's (`ui` read the system lists before).
+        offset = size(sshd)
+        # No window manager: the info panel's tabs for a server sit at fixed places; "Server load", then "Timeline".
+        for name, x in (("server-load", "624"), ("timeline", "540")):
+            before = size(sshd)
+            xdotool(display, "mousemove", x, "366", "click", "1")
+            assert wait_for(lambda b=before: re.search(accepted, new_text(sshd, b)) is not None, 30, 0.5), name
+            time.sleep(2)
+            shot(display, tmp_path / f"ui-{name}-{method}.png")
+        assert proc.poll() is None, ui_log.read_text(errors="replace")[-3000:]
+    finally:
+        stop_ui(proc)
+    logins = new_text(sshd, offset)
+    assert len(re.findall(accepted, logins)) >= 2, logins
+
+
+def shot(display: str, path: Path) -> None:
+    subprocess.run(["import", "-display", display, "-window", "root", str(path)], timeout=30, check=False)
