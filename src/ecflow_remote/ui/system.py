@@ -19,7 +19,7 @@ from ecflow_remote.ui.servers import UiServer
 ENV: Final = "ECFLOW_SYSTEM_SERVERS_LIST"
 LIST_FILE: Final = "ecflow_ui_system_servers"
 _MAX_ROUNDS: Final = 4  # a list's includes, their includes, ...: a loop of includes ends here
-_TIMEOUT: Final = 20.0
+_TIMEOUT: Final = 15.0
 
 # Run by sh on the workstation: "--login" first reads the list of files from the user's login environment (as
 # ecflow_ui there would get it); then each file is sent as "ECFR-FILE <size>" and its bytes, or "ECFR-FILE -1".
