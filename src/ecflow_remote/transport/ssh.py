@@ -101,6 +101,21 @@ def legs(
     return Legs(jump_master, main)
 
 
+def first_hop(profile: Profile) -> SshTarget:
+    """The tunnel's first hop: the first jump host, else the workstation (its certificate check comes first)."""
+    return profile.gateway.jump[0] if profile.gateway.jump else profile.gateway.host
+
+
+def parse_ssh_g(text: str) -> dict[str, list[str]]:
+    """`ssh -G` output: lower-case keyword -> every value (identityfile and certificatefile repeat)."""
+    result: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            result.setdefault(key.lower(), []).append(value.strip())
+    return result
+
+
 def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
     """ssh and its options (no destination) reaching any Centre host as the tunnel does: the profile's config
     (its user, certificate and known hosts), batch mode, never the user's own ControlMaster, and with one jump host
@@ -121,21 +136,6 @@ def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
     elif gw.jump:
         argv += ["-J", ",".join(str(j) for j in gw.jump)]
     return argv
-
-
-def first_hop(profile: Profile) -> SshTarget:
-    """The tunnel's first hop: the first jump host, else the workstation (its certificate check comes first)."""
-    return profile.gateway.jump[0] if profile.gateway.jump else profile.gateway.host
-
-
-def parse_ssh_g(text: str) -> dict[str, list[str]]:
-    """`ssh -G` output: lower-case keyword -> every value (identityfile and certificatefile repeat)."""
-    result: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key:
-            result.setdefault(key.lower(), []).append(value.strip())
-    return result
 
 
 def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
