@@ -29,6 +29,7 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
+from ecflow_remote.profile.uitable import check_ui
 
 T = TypeVar("T", bound=str)
 
@@ -38,7 +39,7 @@ _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*")
 _DURATION_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
-_TOP_KEYS: Final = ("gateway", "server", "logserver")
+_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui")
 _GATEWAY_KEYS: Final = (
     "jump",
     "host",
@@ -404,7 +405,8 @@ class _Checker:
         gateway = self.gateway(data)
         servers = self.servers(data, gateway)
         logservers = self.logservers(data)
-        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers)
+        ui = check_ui(self, data)
+        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
 
 
 def _type_name(value: object) -> str:

@@ -106,6 +106,15 @@ class LogServer:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The [ui] table: what `ecflow-remote ui` gives ecflow_ui beyond the profile's servers."""
+
+    # Server-list files on the workstation (ECFLOW_SYSTEM_SERVERS_LIST at the Centre): None when the profile does
+    # not say (then the workstation's login environment is asked), () for none at all.
+    system_servers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     """A loaded, validated profile."""
 
@@ -113,6 +122,7 @@ class Profile:
     gateway: Gateway
     servers: tuple[Server, ...]
     logservers: tuple[LogServer, ...] = ()
+    ui: UiSettings = UiSettings()
 
     def server(self, name: str) -> Server:
         """The server called `name`; ProfileError listing the known names otherwise."""

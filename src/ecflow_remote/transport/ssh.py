@@ -131,6 +131,28 @@ def parse_ssh_g(text: str) -> dict[str, list[str]]:
     return result
 
 
+def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
+    """ssh and its options (no destination) reaching any Centre host as the tunnel does: the profile's config
+    (its user, certificate and known hosts), batch mode, never the user's own ControlMaster, and with one jump host
+    through the running tunnel's jump master (`jump.sock` in `control_dir`), so no new login to the jump host.
+
+    For `ui`/`run` (their ssh wrapper, ecflow_ui's file transfers) and for reading files on the workstation."""
+    gw = profile.gateway
+    argv = [ssh_binary()]
+    if gw.ssh_config:
+        argv += ["-F", str(gw.ssh_config)]
+    argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    if len(gw.jump) == 1:
+        config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
+        sock = shlex.quote(str((control_dir / "jump.sock").absolute()))
+        # With the master gone (a reconnect under way, or a jump host without sessions), ssh -S connects itself.
+        hop = f"{shlex.quote(ssh_binary())} {config}-o BatchMode=yes -S {sock} -W %h:%p {destination(gw.jump[0])}"
+        argv += ["-o", f"ProxyCommand={hop}"]
+    elif gw.jump:
+        argv += ["-J", ",".join(str(j) for j in gw.jump)]
+    return argv
+
+
 def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
     """What ssh would use for `target` (default: the first hop), from `ssh -G` with the profile's config; {} when
     ssh cannot say (not installed, a config it rejects)."""
