@@ -78,6 +78,10 @@ class TunnelError(EcflowRemoteError):
     """The tunnel could not be brought up, or is not running."""
 
 
+class RunDirError(TunnelError):
+    """The run directory cannot be used safely (a link, another account's, open to others); says what to do."""
+
+
 class AlreadyRunning(TunnelError):
     """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
 

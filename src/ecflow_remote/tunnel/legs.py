@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ecflow_remote.safefile import open_private
+
 
 def die_with_parent() -> None:
     """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports)."""
@@ -33,7 +35,7 @@ class Leg:
     def start(self, rundir: Path) -> None:
         self.log = rundir / f"ssh-{self.name}.log"
         argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
-        with open(self.log, "wb") as err:
+        with open_private(self.log, "wb") as err:  # never through a link put in its place
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,

@@ -7,15 +7,18 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
-from ecflow_remote.safefile import write_atomic
+from ecflow_remote.errors import RunDirError
+from ecflow_remote.safefile import open_private, write_atomic
 from ecflow_remote.tunnel.state import TunnelState
 
 
@@ -27,12 +30,59 @@ def runtime_root() -> Path:
     elif os.environ.get("XDG_RUNTIME_DIR"):
         root = Path(os.environ["XDG_RUNTIME_DIR"]) / "ecflow-remote"
     else:
+        # Shared /tmp: the name is predictable, so another account may have taken it; private_dir then refuses it
+        # with what to do (a fallback name would have to be found again by every later command, from a place
+        # another account cannot change: setting one of the variables above is that place).
         root = Path(tempfile.gettempdir()) / f"ecflow-remote-{os.getuid()}"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = root.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise PermissionError(f"{root} must be yours and private (chmod 700 {root})")
-    return root
+    return private_dir(root, parents=True)
+
+
+_WHAT_TO_DO = (
+    "set ECFLOW_REMOTE_RUNTIME_DIR (or XDG_RUNTIME_DIR) to a private directory of yours, e.g. "
+    "`export ECFLOW_REMOTE_RUNTIME_DIR=~/.ecflow-remote-run`"
+)
+
+
+def private_dir(path: Path, *, parents: bool = False) -> Path:
+    """`path` as a real directory of this user, 0700, made if missing; RunDirError when it is anything else.
+
+    Checked on the directory itself (lstat, and an O_NOFOLLOW open), never through a symbolic link: a link's
+    target can be swapped by whoever owns the link between the check and each later use."""
+    try:
+        if parents:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        st = os.lstat(path)
+    except OSError as e:
+        raise RunDirError(f"cannot make the run directory {path} ({e.strerror}): {_WHAT_TO_DO}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise RunDirError(
+            f"the run directory {path} is a symbolic link, which ecflow-remote never follows (whoever owns it can "
+            f"point it elsewhere): remove it (rm {path}) or {_WHAT_TO_DO}"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"the run directory {path} is not a directory: remove it (rm {path}) or {_WHAT_TO_DO}")
+    if st.st_uid != os.getuid():
+        raise RunDirError(
+            f"the run directory {path} belongs to another account ({_owner(st.st_uid)}), so ecflow-remote cannot "
+            f"keep its files there: {_WHAT_TO_DO}, or ask an administrator to remove {path}"
+        )
+    if st.st_mode & 0o022:
+        raise RunDirError(
+            f"the run directory {path} is writable by other accounts, so nothing in it can be trusted: remove it "
+            f"(rm -r {path}) and ecflow-remote makes it anew, private"
+        )
+    if st.st_mode & 0o077:
+        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}")
+    return path
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 @dataclass
@@ -68,11 +118,15 @@ class RunDir:
     def write_state(self, state: TunnelState) -> None:
         write_atomic(self.state_file, json.dumps(state.to_json(), indent=1), mode=0o600)
 
-    def try_lock(self) -> TextIO | None:
+    def make(self) -> None:
+        """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
+        private_dir(self.path)
+
+    def try_lock(self) -> IO[Any] | None:
         """The lock, held for the supervisor's life; None when another supervisor holds it. The kernel frees it
         when its holder dies, even by kill -9, so a lock is never stale."""
-        self.path.mkdir(mode=0o700, exist_ok=True)
-        f = open(self.lock_file, "a+")  # noqa: SIM115 (held open for the process's life)
+        self.make()
+        f = open_private(self.lock_file, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
