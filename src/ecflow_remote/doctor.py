@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile, SshTarget
+from ecflow_remote.tunnel.legs import die_with_parent
 
 SSH_TIMEOUT = 20.0
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
@@ -209,7 +211,12 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
             argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
         argv.append(ssh.destination(profile.gateway.host))
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),  # no probe outlives a killed doctor
         )
         try:
             deadline = time.monotonic() + SSH_TIMEOUT

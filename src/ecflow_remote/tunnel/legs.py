@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -16,11 +17,14 @@ from typing import IO
 from ecflow_remote.safefile import open_private
 
 
-def die_with_parent() -> None:
-    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports). `parent`: the pid that
+    started it (os.getpid() before the fork), so a parent that died before prctl is noticed."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)  # the parent died between fork and prctl: its signal will never come
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Leg:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.

@@ -13,13 +13,17 @@ import signal
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from ecflow_remote.errors import RunDirError
 from ecflow_remote.safefile import open_private, write_atomic
+from ecflow_remote.tunnel import procs
 from ecflow_remote.tunnel.state import TunnelState
+
+# state.json's record of each ssh group leader's start time, beside TunnelState's own fields.
+_STARTS = "pgid_starts"
 
 
 def runtime_root() -> Path:
@@ -90,6 +94,7 @@ class RunDir:
     """One profile's running tunnel: lock, state.json, ssh logs, control sockets, generated files."""
 
     path: Path
+    _starts: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
@@ -116,7 +121,14 @@ class RunDir:
             return None
 
     def write_state(self, state: TunnelState) -> None:
-        write_atomic(self.state_file, json.dumps(state.to_json(), indent=1), mode=0o600)
+        data = state.to_json()
+        # Each ssh group leader's start time beside its pid: after a crash, only a process with both is killed.
+        # Looked up once per pid (the state is written often; without /proc it costs a `ps`).
+        for pgid in state.pgids:
+            if pgid not in self._starts and (info := procs.process_info(pgid)) is not None:
+                self._starts[pgid] = info.start
+        data[_STARTS] = {str(pgid): self._starts[pgid] for pgid in state.pgids if pgid in self._starts}
+        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600)
 
     def make(self) -> None:
         """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
@@ -135,23 +147,49 @@ class RunDir:
         return f
 
     def is_locked(self) -> bool:
-        if not self.lock_file.exists():
+        """Whether a supervisor holds the lock, asked without taking it (a `status` at the moment a supervisor
+        starts must not make that supervisor think another one runs)."""
+        if not os.path.lexists(self.lock_file):
             return False  # asking must not recreate what `down` removed
-        f = self.try_lock()
-        if f is None:
-            return True
-        f.close()
-        return False
+        holders = procs.flock_holders(self.lock_file)
+        if holders is not None:
+            return bool(holders)
+        # No /proc/locks (macOS): the recorded supervisor, if it still runs.
+        state = self.read_state()
+        if state is None:
+            return False
+        try:
+            os.kill(state.supervisor_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return False  # a reused pid of another account's
+        return True
 
     def kill_leftovers(self) -> list[int]:
-        """Process groups a dead supervisor left (ssh killed with it otherwise lives on and holds the ports)."""
+        """Process groups a dead supervisor left (ssh killed with it otherwise lives on and holds the ports).
+
+        Only groups proven to be the ssh recorded: the leader's executable is ssh, it is ours, it leads its group,
+        and it started when the recorded one did (or, for a state written without start times, while that
+        supervisor ran). Never a command line: anyone's `tail -f …/ssh-main.log` has "ssh" and the run path."""
         state = self.read_state()
+        if state is None:
+            return []
+        try:
+            recorded = json.loads(self.state_file.read_text()).get(_STARTS) or {}
+            written = os.lstat(self.state_file).st_mtime
+        except (OSError, ValueError, AttributeError):
+            return []
         killed = []
-        for pgid in state.pgids if state else []:
-            if _is_ours(pgid, self.path):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                    killed.append(pgid)
+        for pgid in state.pgids:
+            info = procs.process_info(pgid)
+            if info is None or info.exe != "ssh" or info.uid != os.getuid() or info.pgid != pgid:
+                continue
+            if not _same_start(info, recorded.get(str(pgid)), state.started, written):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+                killed.append(pgid)
         return killed
 
     def clean_files(self, keep: tuple[str, ...] = ()) -> None:
@@ -173,18 +211,26 @@ class RunDir:
             self.path.rmdir()
 
 
-def _is_ours(pid: int, run_path: Path) -> bool:
-    """Only kill a process that is ssh started for this run dir: a recycled pid must never be hit."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        # No /proc (macOS): trust the recorded group only if it still exists and `ps` says ssh.
-        import subprocess
+def _same_start(info: procs.ProcessInfo, recorded: object, started: float, written: float) -> bool:
+    if recorded is not None:
+        return info.start == recorded
+    # A state from before start times were recorded: the process must have started between the supervisor's
+    # start and the state's last write (a pid reused later fails this).
+    boot = _boot_time()
+    if boot is None or not info.start.isdigit():
+        return False
+    began = boot + int(info.start) / os.sysconf("SC_CLK_TCK")
+    return started - 2 <= began <= written + 2
 
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True).stdout
-        return "ssh" in out and str(run_path) in out
-    text = b" ".join(cmdline).decode(errors="replace")
-    return "ssh" in text and str(run_path) in text
+
+def _boot_time() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
