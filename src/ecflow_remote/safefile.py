@@ -37,16 +37,16 @@ def open_private(path: Path, mode: str) -> IO[Any]:
     return os.fdopen(fd, mode)
 
 
-def write_atomic(target: Path, text: str, mode: int = 0o644, like: Path | None = None) -> None:
-    """Write `text` to `target` all at once: a temp file beside it, synced, renamed over it. With `like`, the new
-    file takes that file's mode and owner (PermissionError if the owner cannot be kept); a failure leaves the old
-    file as it was."""
+def write_atomic(target: Path, text: str | bytes, mode: int = 0o644, like: Path | None = None) -> None:
+    """Write `text` (UTF-8, or bytes as they are) to `target` all at once: a temp file beside it, synced, renamed
+    over it. With `like`, the new file takes that file's mode and owner (PermissionError if the owner cannot be
+    kept); a failure leaves the old file as it was."""
     st = like.stat() if like is not None else None
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ecflow-remote.tmp")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else mode)
