@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ecflow_remote.access.passwords import ssh_environ
 from ecflow_remote.safefile import open_private
 
 
@@ -47,6 +48,7 @@ class Leg:
                 stderr=err,
                 start_new_session=True,
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                env=ssh_environ(),  # without env: passwords (SendEnv, ProxyCommand would get them)
             )
         self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.
