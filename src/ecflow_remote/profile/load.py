@@ -29,6 +29,7 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
+from ecflow_remote.profile.trust import login_problem, untrusted_problem
 from ecflow_remote.profile.uitable import check_ui
 
 T = TypeVar("T", bound=str)
@@ -220,8 +221,8 @@ class _Checker:
         if ecflow_user is not None:
             self.check_user(ecflow_user, "gateway", None, "ecflow_user")
         login = self.get_str(table, "login", "gateway")
-        if login is not None and any(ch in login for ch in "\0\n\r"):
-            self.fail("must be one line (a command with its arguments).", "gateway", None, "login")
+        if login is not None and (problem := login_problem(login)):
+            self.fail(problem, "gateway", None, "login")
         warn_before = self.duration(table)
         system_hosts = table.get("system_hosts", False)
         if not isinstance(system_hosts, bool):
@@ -270,6 +271,8 @@ class _Checker:
             self.fail(f"{display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
         if not path.is_file():
             self.fail(f"{display_path(path)} is not a file.", "gateway", None, key)
+        if problem := untrusted_problem(path, what="ProxyCommand or LocalCommand"):
+            self.fail(f"{display_path(path)} {problem}", "gateway", None, key)
         return path
 
     def duration(self, table: dict[str, object]) -> float:
@@ -409,26 +412,23 @@ class _Checker:
         return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
 
 
+# bool before int: a bool is an int in Python.
+_TYPE_NAMES: Final = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number with a fraction"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+)
+
+
 def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number with a fraction"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "a date/time")
 
 
 def _short(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -473,6 +473,8 @@ def load_profile(path: Path | None = None) -> Profile:
         raise ProfileError("is a directory, not a profile file. Give the path of the .toml file.", path=path)
     if not stat.S_ISREG(info.st_mode):
         raise ProfileError("is not a regular file.", path=path)
+    if problem := untrusted_problem(path, info, "`login` or `ssh_config`"):
+        raise ProfileError(problem, path=path)
     if info.st_size > MAX_PROFILE_BYTES:
         raise ProfileError(f"is bigger than 1 MiB ({info.st_size} bytes): not a profile. Check the path.", path=path)
     try:
