@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecflow_remote.access import certs, identity, pipe, relay, socks
-from ecflow_remote.access.passwords import read_passwords
+from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
@@ -24,7 +24,7 @@ from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import decisions, files, health
 from ecflow_remote.tunnel.clients import Clients
-from ecflow_remote.tunnel.legs import Leg
+from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, TunnelState
 
@@ -335,7 +335,10 @@ class Supervisor:
         assert self.io is not None
         argv = ssh.agent_argv(self.profile, self.rundir.path)
         try:
-            agent = self.io.run(AgentSession.start(argv, AgentOptions(start_timeout=AGENT_START_TIMEOUT)), 30)
+            # Like the legs: without password variables, and dying with the supervisor.
+            spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+            options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
+            agent = self.io.run(AgentSession.start(argv, options, **spawn), 30)
         except AgentError as e:
             main = self.legs[-1]
             if not main.alive():
