@@ -320,7 +320,7 @@ class Supervisor:
             sock.unlink()
         leg.start(self.rundir.path)
         self.legs.append(leg)
-        if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15):
+        if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15, interval=0.01):
             return decisions.Failure(f"{what} did not answer within 15 s")
         if self.stopping:
             return decisions.Failure("stopped")

@@ -33,7 +33,7 @@ exec(compile(zlib.decompress(b),'ecflow-remote-agent','exec'))
 
 
 # The far-side program's modules, each after those it imports from.
-FAR_MODULES = ("frames", "channel", "mux", "far")
+FAR_MODULES = ("frames", "pace", "channel", "mux", "far")
 PACKAGE = __name__.rpartition(".")[0]
 
 
