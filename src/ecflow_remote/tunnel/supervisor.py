@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -251,14 +252,16 @@ class Supervisor:
         else why not."""
         rundir = self.rundir.path
         agent = self.use_agent
-        sockets = self._forward_sockets(plan) if not agent else {}
-        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None and not agent else None
+        # ssh's own forwards, to private unix sockets: the plain transport, or beside the agent for a fast link.
+        sockets = self._forward_sockets(plan)
+        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None else None
+        by_name = {e.name: sockets[(e.host, e.port)] for e in plan.forwards}
         legs = ssh.legs(
             self.profile,
             plan,
             rundir,
             agent=agent,
-            forward_sockets={e.name: sockets[(e.host, e.port)] for e in plan.forwards} if not agent else None,
+            forward_sockets=by_name,
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
@@ -290,6 +293,7 @@ class Supervisor:
             failure = self._start_agent()
             if failure is not None:
                 return failure
+            self._add_plain_forwards(plan, by_name, sockets, socks_sock)
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -307,6 +311,27 @@ class Supervisor:
             self._set(transport="plain")
         self._set("up", message=self._certificate_message(), checks=self._health(plan))
         return None
+
+    def _add_plain_forwards(
+        self,
+        plan: Plan,
+        by_name: dict[str, Path],
+        sockets: dict[tuple[str, int], Path],
+        socks_sock: Path | None,
+    ) -> None:
+        """ssh's own channels beside the agent, taken while the link is fast (Upstreams.route); without them
+        everything goes through the agent."""
+        for path in [*sockets.values(), *([socks_sock] if socks_sock else [])]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        argv = ssh.control_forwards(self.profile, plan, self.rundir.path, by_name, socks_sock)
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=10, env=ssh_environ())
+        except (OSError, subprocess.SubprocessError):
+            return
+        if done.returncode == 0:
+            self.upstreams.sockets = sockets
+            self.upstreams.socks = socks_sock
 
     def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
         """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
