@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -362,7 +363,10 @@ class Supervisor:
         try:
             # Like the legs: without password variables, and dying with the supervisor.
             spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+            python = self.profile.gateway.agent_python
             options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
+            if python:
+                options = dataclasses.replace(options, pythons=(python,))
             agent = self.io.run(AgentSession.start(argv, options, **spawn), 30)
         except AgentError as e:
             main = self.legs[-1]
