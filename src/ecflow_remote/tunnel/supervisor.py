@@ -291,10 +291,15 @@ class Supervisor:
             sessions=dict(self.sessions),
         )
         if agent:
+            # ssh's own channels beside the agent are asked for while the agent starts (one round trip saved).
+            forwards = self._add_plain_forwards(plan, by_name, sockets, socks_sock)
             failure = self._start_agent()
+            added = forwards is not None and _succeeded(forwards)
             if failure is not None:
                 return failure
-            self._add_plain_forwards(plan, by_name, sockets, socks_sock)
+            if added:
+                self.upstreams.sockets = sockets
+                self.upstreams.socks = socks_sock
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -319,20 +324,19 @@ class Supervisor:
         by_name: dict[str, Path],
         sockets: dict[tuple[str, int], Path],
         socks_sock: Path | None,
-    ) -> None:
-        """ssh's own channels beside the agent, taken while the link is fast (Upstreams.route); without them
-        everything goes through the agent."""
+    ) -> subprocess.Popen[bytes] | None:
+        """Start adding ssh's own channels beside the agent, taken while the link is fast (Upstreams.route);
+        without them everything goes through the agent."""
         for path in [*sockets.values(), *([socks_sock] if socks_sock else [])]:
             with contextlib.suppress(OSError):
                 path.unlink()
         argv = ssh.control_forwards(self.profile, plan, self.rundir.path, by_name, socks_sock)
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=10, env=ssh_environ())
-        except (OSError, subprocess.SubprocessError):
-            return
-        if done.returncode == 0:
-            self.upstreams.sockets = sockets
-            self.upstreams.socks = socks_sock
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ssh_environ()
+            )
+        except OSError:
+            return None
 
     def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
         """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
@@ -447,6 +451,15 @@ class Supervisor:
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
+
+
+def _succeeded(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
+    try:
+        return proc.wait(timeout) == 0
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 def _address_in(message: str) -> tuple[str, int] | None:
