@@ -202,11 +202,19 @@ class Tunnel:
         return self.clients().ecflow_sync(server, **timeouts)
 
     def logserver_client(self, host: str, port: int = 9316, **timeouts: float) -> AsyncLogServerClient:
-        """An asyncio client for a log server the tunnel reaches; LookupError if it reaches none there."""
-        return self.clients().logserver(host, port, **timeouts)
+        """An asyncio client for a log server the tunnel reaches (named in the profile, or found since in a
+        server's suites); LookupError if it reaches none there."""
+        return self.clients_reaching(host, port).logserver(host, port, **timeouts)
 
     def logserver_client_sync(self, host: str, port: int = 9316, **timeouts: float) -> LogServerClient:
-        return self.clients().logserver_sync(host, port, **timeouts)
+        return self.clients_reaching(host, port).logserver_sync(host, port, **timeouts)
+
+    def clients_reaching(self, host: str, port: int) -> Clients:
+        """The client factory, made again from the supervisor's latest plan if the one in hand does not reach that
+        log server (the supervisor may have found it since)."""
+        if self.clients().logserver_endpoint(host, port) is None:
+            self._clients = None
+        return self.clients()
 
     def check(self, timeout: float = 3.0) -> list[Check]:
         """Every server and log server, checked now (concurrently)."""
