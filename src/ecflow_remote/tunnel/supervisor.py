@@ -443,7 +443,7 @@ class Supervisor:
             self.listeners += found.listeners([e for e in new if e not in waiting], self.io, self.upstreams)
         except OSError as e:  # a port taken since it was chosen: the next round picks another
             merged, waiting = plan, []
-            self._set(message=f"{self.state.message}; could not add found endpoints yet: {e}")
+            self._warn([f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}"])
         run_files = self.state.files
         if merged.hosts != plan.hosts:
             run_files, problems = found.rewrite_files(

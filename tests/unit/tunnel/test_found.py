@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +190,63 @@ def test_rewrite_files_writes_the_hosts_view_for_new_names(tmp_path: Path) -> No
     files, problems = found.rewrite_files(profile, plan, tmp_path, {}, None, RunFiles(custom_passwd="/x"))
     assert problems == [] and files.custom_passwd == "/x" and files.hosts == str(tmp_path / "hosts")
     assert f"{NET}3\tlogserver3" in (tmp_path / "hosts").read_text()
+
+
+class FakeWatch:
+    """A watch whose polls answer from a script: a tree, or an exception."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.defs = parse_defs(server.next())
+
+    async def __aenter__(self) -> FakeWatch:
+        return self
+
+    async def poll(self) -> None:
+        self.defs = parse_defs(self.server.next())
+
+
+class FakeServer:
+    def __init__(self, *answers: str | Exception) -> None:
+        self.answers = list(answers)
+        self.watches = 0
+
+    def next(self) -> str:
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def watch(self) -> FakeWatch:
+        self.watches += 1
+        return FakeWatch(self)
+
+
+class FakeClients:
+    def __init__(self, **servers: FakeServer) -> None:
+        self.servers = servers
+
+    def ecflow(self, name: str, **_: float) -> FakeServer:
+        return self.servers[name]
+
+
+def test_the_finder_keeps_a_watch_per_server_and_a_silent_servers_last_tree() -> None:
+    import asyncio
+
+    ops = DEFS.replace("logserver3", "logserver9")
+    a = FakeServer(DEFS, ConnectionError("down"), DEFS)
+    b = FakeServer(OSError("refused"), ops, ops)
+    finder = found.Finder()
+    clients: Any = FakeClients(a=a, b=b)
+
+    def round_() -> set[str]:
+        trees = asyncio.run(finder.round(clients, ["a", "b"]))
+        return {w.name for w in found.logservers_wanted(find_logservers(trees))}
+
+    # b refuses its first watch: a's log servers only.
+    assert round_() == {"logserver1:9316", "logserver3:9316", "logserver3.centre.int:9316"}
+    # a's poll fails: its last tree stands; b's first tree comes.
+    second = round_()
+    assert {"logserver3:9316", "logserver9:9316"} <= second
+    # a's watch is made anew, b's is polled.
+    assert round_() == second and (a.watches, b.watches) == (2, 2)
