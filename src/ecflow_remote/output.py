@@ -66,6 +66,15 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
     if logserver is not None:
         source.clients = tunnel.clients_reaching(*logserver)
         source.endpoint = source.clients.logserver_endpoint(*logserver)
+        if source.endpoint is None:
+            # A suite changed since the supervisor last looked: it adds that log server now (the agent), or cannot.
+            from ecflow_remote.tunnel.found import Wanted
+
+            host, port = logserver
+            want = Wanted("logserver", f"{host}:{port}", host, port, (f"{server} /{node.path.split('/')[1]}",))
+            await asyncio.to_thread(tunnel.carry, [want], 5.0)
+            source.clients = tunnel.clients_reaching(*logserver)
+            source.endpoint = source.clients.logserver_endpoint(*logserver)
     return source
 
 

@@ -146,3 +146,36 @@ def test_system_list_servers_join_the_running_tunnel(
         assert again.servers == lists.servers and tunnel.plan() == plan
     finally:
         tunnel.down()
+
+
+def test_output_asks_for_a_log_server_named_since_the_last_look(make_centre: Any, tmp_path: Path) -> None:
+    """A suite that starts naming another log server while the tunnel runs: `output` has the supervisor carry it at
+    once (a request, not the next round), and reads through it; the API's carry() does the same for any log
+    server, even one no suite names."""
+    from centre.centre import DEFAULT_LOGSERVERS, LogServerSpec
+
+    from ecflow_remote.tunnel.found import Wanted
+
+    centre = make_centre(logservers=(*DEFAULT_LOGSERVERS, LogServerSpec("logserver3")))
+    spec = centre.server("machine1")
+    path = one_server_profile(centre, tmp_path / "p.toml", "local")
+    tunnel = Tunnel(path)
+    try:
+        tunnel.up()
+        assert wait_for(lambda: tunnel.plan().logservers()[0].used_by == ("machine1 /lab",), 20)
+        # machine2 is not in the profile: nothing names logserver2 to the supervisor, only this request.
+        plan = tunnel.carry([Wanted("logserver", "logserver2:9316", "logserver2", 9316, ("asked",))])
+        e = next(e for e in plan.logservers() if e.host == "logserver2")
+        assert (e.origin, e.used_by) == ("found", ("asked",))
+        assert tunnel.logserver_client_sync("logserver2").version()
+
+        # /lab/f1 now names a log server that no suite named before (every log server serves the same outputs).
+        alter = ["--alter", "add", "variable", "ECF_LOGHOST", "logserver3", "/lab/f1"]
+        centre.ecflow_client(spec.host, spec.port, alter)
+        source = asyncio.run(output.locate(tunnel, "machine1", "/lab/f1/hello"))
+        assert source.logserver == ("logserver3", 9316)
+        assert source.endpoint is not None and source.endpoint.origin == "found"
+        assert cli(path, "output", "machine1", "/lab/f1/hello").stdout == centre.jobout(spec).read_bytes()
+        assert f"getf {centre.jobout(spec)}" in centre.logserver_log(LogServerSpec("logserver3")).read_text()
+    finally:
+        tunnel.down()

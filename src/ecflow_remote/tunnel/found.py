@@ -200,10 +200,12 @@ def request_path(rundir: Path) -> Path:
 
 
 def write_request(rundir: Path, servers: Sequence[Wanted]) -> Path:
-    """Ask the running supervisor to carry these ecFlow servers (a 0600 file in the 0700 run directory, written
-    whole before it appears under its name); the path, which the supervisor removes once it has answered."""
+    """Ask the running supervisor to carry these services (a 0600 file in the 0700 run directory, written whole
+    before it appears under its name); the path, which the supervisor removes once it has answered."""
     path = request_path(rundir)
-    rows = [{"name": w.name, "host": w.host, "port": w.port, "used_by": list(w.used_by)} for w in servers]
+    rows = [
+        {"kind": w.kind, "name": w.name, "host": w.host, "port": w.port, "used_by": list(w.used_by)} for w in servers
+    ]
     write_atomic(path, json.dumps({"version": 1, "servers": rows}), mode=0o600)
     return path
 
@@ -223,6 +225,9 @@ def parse_request(data: bytes) -> list[Wanted]:
         if not isinstance(row, dict):
             raise ValueError("a server is not an object")
         name, host, port, used = row.get("name"), row.get("host"), row.get("port"), row.get("used_by", [])
+        kind = row.get("kind", "server")
+        if kind not in ("server", "logserver"):
+            raise ValueError(f"bad kind {kind!r}")
         if not (isinstance(name, str) and _NAME.fullmatch(name)):
             raise ValueError(f"bad server name {name!r}")
         if not (isinstance(host, str) and _HOST.fullmatch(host)):
@@ -231,7 +236,7 @@ def parse_request(data: bytes) -> list[Wanted]:
             raise ValueError(f"bad port {port!r}")
         if not (isinstance(used, list) and all(isinstance(u, str) and len(u) < 4096 for u in used)):
             raise ValueError("bad used_by")
-        wanted.append(Wanted("server", name, host, port, tuple(used)))
+        wanted.append(Wanted(kind, name, host, port, tuple(used)))
     return wanted
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
+    from ecflow_remote.tunnel.found import Wanted
 
 Progress = Callable[[TunnelState | None], None]
 
@@ -215,6 +216,19 @@ class Tunnel:
         if self.clients().logserver_endpoint(host, port) is None:
             self._clients = None
         return self.clients()
+
+    def carry(self, wanted: Sequence[Wanted], timeout: float = 10.0) -> Plan:
+        """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
+        not name; found.py) and return its plan once it has answered (or after `timeout`). Plain OpenSSH forwards
+        cannot grow: the plan then lacks them."""
+        from ecflow_remote.tunnel import found
+
+        plan = self.plan()
+        missing = [w for w in wanted if found.known(plan, w) is None]
+        if missing and found.ask(self.rundir.path, missing, timeout, alive=self.is_running):
+            self._clients = None
+            plan = self.plan()
+        return plan
 
     def check(self, timeout: float = 3.0) -> list[Check]:
         """Every server and log server, checked now (concurrently)."""

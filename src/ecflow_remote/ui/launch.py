@@ -92,17 +92,12 @@ def launch(
 
 def carry_through(tunnel: Tunnel) -> Carry:
     """The running supervisor adds the system lists' servers it does not carry yet (a request in the run
-    directory, answered within seconds); with plain OpenSSH forwards it cannot, and they stay unreachable."""
+    directory, answered within a moment); with plain OpenSSH forwards it cannot, and they stay unreachable."""
 
     def carry(rows: Sequence[tuple[str, str, int]], paths: Sequence[str]) -> Plan:
-        from ecflow_remote.tunnel import found
+        from ecflow_remote.tunnel.found import Wanted
 
-        plan = tunnel.plan()
-        wanted = [found.Wanted("server", name, host, port, tuple(paths)) for name, host, port in rows]
-        missing = [w for w in wanted if found.known(plan, w) is None]
-        if missing and found.ask(tunnel.rundir.path, missing, alive=tunnel.is_running):
-            plan = tunnel.plan()
-        return plan
+        return tunnel.carry([Wanted("server", name, host, port, tuple(paths)) for name, host, port in rows])
 
     return carry
 

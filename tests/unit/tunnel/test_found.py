@@ -171,6 +171,10 @@ def test_requests_round_trip_and_bad_ones_are_dropped_with_a_reason(tmp_path: Pa
         found.parse_request(b" " * (found.MAX_REQUEST + 1))
     with pytest.raises(ValueError, match="not a version 1 request"):
         found.parse_request(b'{"servers": []}')
+    log = found.Wanted("logserver", "l:1", "l", 1, ("m /s",))
+    assert found.parse_request(found.write_request(tmp_path, [log]).read_bytes()) == [log]
+    with pytest.raises(ValueError, match="bad kind 'ssh'"):
+        found.parse_request(b'{"version": 1, "servers": [{"kind": "ssh", "name": "a", "host": "h", "port": 22}]}')
 
 
 def test_ask_returns_once_the_request_is_answered(tmp_path: Path) -> None:
