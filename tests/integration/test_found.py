@@ -48,7 +48,8 @@ def test_log_servers_only_the_suites_name_are_found_shown_and_used(method: str, 
     tunnel = Tunnel(path)
     try:
         tunnel.up()
-        assert wait_for(lambda: found_logservers(tunnel, 2), 20), tunnel.state()
+        assert tunnel.wait_found(20)  # the first look, right after up, found both
+        assert found_logservers(tunnel, 2), tunnel.state()
         report = json.loads(cli(path, "status", "--json").stdout)
         rows = {row["host"]: row for row in report["logservers"]}
         assert set(rows) == {"logserver1", "logserver2"}, report

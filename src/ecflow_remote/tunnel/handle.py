@@ -230,6 +230,11 @@ class Tunnel:
             plan = self.plan()
         return plan
 
+    def wait_found(self, timeout: float = 5.0) -> bool:
+        """Until the supervisor has looked once for the log servers the servers' suites name (right after `up`),
+        so that a program launched now sees their names; False if it has not within `timeout`."""
+        return wait_for(lambda: (s := self.state()) is None or s.found_rounds > 0, timeout)
+
     def check(self, timeout: float = 3.0) -> list[Check]:
         """Every server and log server, checked now (concurrently)."""
         return asyncio.run(health.check_all(self.clients(), timeout))

@@ -80,6 +80,7 @@ class TunnelState:
     transport: str = "plain"  # what carries the forwards now: "agent" (the far-side agent) or "plain" (ssh's)
     transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
     found_note: str | None = None  # found endpoints that plain OpenSSH forwards cannot carry (found.py)
+    found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
 
     @property
     def transport_text(self) -> str:
@@ -122,4 +123,5 @@ class TunnelState:
             transport=str(data.get("transport") or "plain"),
             transport_note=data.get("transport_note"),
             found_note=data.get("found_note"),
+            found_rounds=int(data.get("found_rounds") or 0),
         )

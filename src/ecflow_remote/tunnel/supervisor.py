@@ -396,7 +396,9 @@ class Supervisor:
             self._join_requested()
             wanted = self.finder.answer()
             if wanted is not None:
+                self.state.found_rounds += 1
                 self._join(wanted)
+                self._set()
             if time.monotonic() >= next_health:
                 self._set(checks=self._health(self.state.plan or plan))
                 self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])

@@ -64,6 +64,7 @@ def launch(
     from ecflow_remote import launch as launcher
 
     plan = tunnel.plan()  # a clear error when no tunnel runs
+    tunnel.wait_found()  # the log servers the suites name, in the hosts view ecflow_ui starts with
     files = tunnel.files()
     full_env = dict(os.environ if env is None else env)
     # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server

@@ -146,9 +146,10 @@ def test_endpoints_and_state_keep_origin_and_users_through_json() -> None:
     assert back == e
     # An older state without the fields, and an unknown origin, still read.
     assert Endpoint.from_json({**e.to_json(), "origin": "?", "used_by": None}).origin == "profile"
-    state = TunnelState("up", "local", "/p", 1, found_note="note", plan=Plan("local", [e]))
+    state = TunnelState("up", "local", "/p", 1, found_note="note", found_rounds=2, plan=Plan("local", [e]))
     again = TunnelState.from_json(json.loads(json.dumps(state.to_json())))
-    assert again.found_note == "note" and again.plan is not None and again.plan.endpoints == [e]
+    assert (again.found_note, again.found_rounds) == ("note", 2)
+    assert again.plan is not None and again.plan.endpoints == [e]
 
 
 def test_requests_round_trip_and_bad_ones_are_dropped_with_a_reason(tmp_path: Path) -> None:
