@@ -19,12 +19,12 @@ from ecflow_remote.access import certs, identity, pipe, relay, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
-from ecflow_remote.plan import Plan, plan_for
+from ecflow_remote.plan import Plan, alias_net, free_port, plan_for, port_free
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import decisions, files, health
+from ecflow_remote.tunnel import decisions, files, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
@@ -67,6 +67,9 @@ class Supervisor:
         self.agent: AgentSession | None = None
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
         self.use_agent = profile.gateway.transport != "plain"
+        self.credentials: socks.Credentials | None = None
+        # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
+        self.finder = found.Finder()
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -147,7 +150,7 @@ class Supervisor:
 
     def _prepare(self) -> Plan:
         """The plan, the listeners the supervisor owns and the run files."""
-        credentials = socks.Credentials.new() if self.method == "socks" else None
+        self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
         self._start_listeners(plan, credentials)
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
@@ -315,7 +318,7 @@ class Supervisor:
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
-        self._set("up", message=self._certificate_message(), checks=self._health(plan))
+        self._set("up", message=self._certificate_message(), checks=self._health(self.state.plan or plan))
         return None
 
     def _add_plain_forwards(
@@ -415,6 +418,7 @@ class Supervisor:
 
     def _watch(self, plan: Plan) -> None:
         next_health = time.monotonic() + HEALTH_EVERY
+        self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
         next_cert = time.monotonic() + CERT_EVERY
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
@@ -425,8 +429,15 @@ class Supervisor:
                 # A session that lasted is proof the hop gives them; a refused one ends within a second.
                 if self.sessions[leg.name] and time.monotonic() - leg.started > 5:
                     self.sessions_proven.add(leg.name)
+            self._join_requested()
+            wanted = self.finder.answer()
+            if wanted is not None:
+                self.state.found_rounds += 1
+                self._join(wanted)
+                self._set()
             if time.monotonic() >= next_health:
-                self._set(checks=self._health(plan))
+                self._set(checks=self._health(self.state.plan or plan))
+                self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
                 next_health = time.monotonic() + HEALTH_EVERY
             if time.monotonic() >= next_cert:
                 message = self._certificate_message()
@@ -435,9 +446,56 @@ class Supervisor:
                 next_cert = time.monotonic() + CERT_EVERY
             time.sleep(0.05)
 
+    def _clients(self, plan: Plan) -> Clients:
+        return Clients(plan, identity.client_auth(self.profile, self.passwords))
+
     def _health(self, plan: Plan) -> list[Check]:
-        clients = Clients(plan, identity.client_auth(self.profile, self.passwords))
-        return asyncio.run(health.check_all(clients, 3.0))
+        return asyncio.run(health.check_all(self._clients(plan), 3.0))
+
+    def _join_requested(self) -> None:
+        """Carry the servers `ui` asked for (request files in the run directory); a file goes once answered."""
+        wanted, paths, problems = found.take_requests(self.rundir.path)
+        self._warn(problems)
+        if paths:
+            self._join(wanted)
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _join(self, wanted: list[found.Wanted]) -> None:
+        """Add wanted services to the running tunnel: listeners on our loop (the agent reaches any host:port at
+        once; plain forwards cannot grow, so those wait, named in status), the hosts view, the state."""
+        plan = self.state.plan
+        if plan is None or self.io is None:
+            return
+        net, user = alias_net(self.profile), self.profile.gateway.ecflow_user
+        try:
+            merged = found.merge(plan, wanted, net, port_free, free_port, user)
+        except ValueError as e:
+            self._warn([str(e)])
+            return
+        new = [e for e in found.added(plan, merged) if e.forwarded]
+        waiting = [] if self.agent is not None else new
+        merged = found.without(merged, waiting)
+        try:
+            self.listeners += found.listeners([e for e in new if e not in waiting], self.io, self.upstreams)
+        except OSError as e:  # a port taken since it was chosen: the next round picks another
+            merged, waiting = plan, []
+            self._warn([f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}"])
+        run_files = self.state.files
+        if merged.hosts != plan.hosts:
+            run_files, problems = found.rewrite_files(
+                self.profile, merged, self.rundir.path, self.passwords, self.credentials, run_files
+            )
+            self._warn(problems)
+        note = found.uncarried_note(waiting) if waiting else None
+        if merged != plan or note != self.state.found_note:
+            self._set(plan=merged, files=run_files, found_note=note)
+
+    def _warn(self, problems: list[str]) -> None:
+        new = [p for p in problems if p not in self.state.warnings]
+        if new:
+            self._set(warnings=[*self.state.warnings, *new])
 
     def _stop_legs(self) -> None:
         # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
