@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from ecflow_remote.access import pipe, relay
 from ecflow_remote.access.socks import Credentials
 from ecflow_remote.clients.ecflow.logservers import find_logservers
 from ecflow_remote.errors import EcflowRemoteError
@@ -144,32 +143,6 @@ def without(plan: Plan, dropped: Sequence[Endpoint]) -> Plan:
     still = {e.host for e in endpoints}
     hosts = {h: a for h, a in plan.hosts.items() if h in still}
     return replace(plan, endpoints=endpoints, hosts=hosts)
-
-
-def listeners(endpoints: Sequence[Endpoint], io: pipe.LoopThread, upstreams: pipe.Upstreams) -> list[pipe.Server]:
-    """Started listeners for new forwarded endpoints, on the tunnel's loop, sharing its upstreams; OSError (a port
-    taken since it was chosen) after stopping the ones this call started."""
-    plain = [pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in endpoints if not e.relay_user]
-    relayed = [
-        relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
-        for e in endpoints
-        if e.relay_user
-    ]
-    servers: list[pipe.Server] = []
-    if plain:
-        servers.append(pipe.Forwards(plain, io))
-    if relayed:
-        servers.append(relay.Relay(relayed, io=io))
-    started: list[pipe.Server] = []
-    try:
-        for server in servers:
-            server.upstreams = upstreams
-            started.append(server.start())
-    except OSError:
-        for server in started:
-            server.stop()
-        raise
-    return started
 
 
 def rewrite_files(

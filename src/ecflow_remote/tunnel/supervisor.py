@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ecflow_remote.access import certs, identity, pipe, relay, socks
+from ecflow_remote.access import certs, identity, relay, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
@@ -27,6 +26,7 @@ from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import decisions, files, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
+from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, TunnelState
 
@@ -58,12 +58,8 @@ class Supervisor:
         self.state = TunnelState("starting", self.method, str(profile.path), os.getpid(), "starting ssh")
         # Read once at start (never in argv, state or logs): the native health checks send them.
         self.passwords: dict[str, str] = {}
-        # Every local listener (forwarded endpoints, the user-name relay, the SOCKS front) is ours, up for the
-        # supervisor's whole life on one loop thread: ssh reconnects under them and no other account can take a
-        # port meanwhile. `upstreams` says what carries their connections now (the agent, ssh's sockets, nothing).
-        self.io: pipe.LoopThread | None = None
-        self.listeners: list[pipe.Server] = []
-        self.upstreams = pipe.Upstreams()
+        # Every local listener is ours, for the supervisor's whole life (listeners.py).
+        self.net = Listeners()
         self.agent: AgentSession | None = None
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
         self.use_agent = profile.gateway.transport != "plain"
@@ -92,10 +88,7 @@ class Supervisor:
             return self._run()
         finally:
             self._stop_legs()
-            self._stop_listeners()
-            if self.io is not None:
-                self.io.stop()
-                self.io = None
+            self.net.stop()
             with contextlib.suppress(EcflowRemoteError):  # not ours to write: `down` says how (sudo)
                 files.remove_system_hosts(self.rundir.path.name, self.state.files)
             self.rundir.clean_files(keep=KEPT_AFTER_EXIT)
@@ -152,7 +145,7 @@ class Supervisor:
         """The plan, the listeners the supervisor owns and the run files."""
         self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
-        self._start_listeners(plan, credentials)
+        self.net.start(plan, credentials, self.profile.path)
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
         self._set(files=system_files)
@@ -205,52 +198,6 @@ class Supervisor:
         warning = certs.warning(self.profile, cert)
         return f"tunnel up; {warning}" if warning else "tunnel up"
 
-    def _start_listeners(self, plan: Plan, credentials: socks.Credentials | None) -> None:
-        """A loopback listener for every forwarded endpoint (through the user-name relay for servers with an
-        ecflow_user) and, for the socks method, the password-checking SOCKS front on socks_port."""
-        self.io = pipe.LoopThread()
-        forwards = [
-            pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in plan.forwards if not e.relay_user
-        ]
-        relayed = [
-            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
-            for e in plan.forwards
-            if e.relay_user
-        ]
-        servers: list[pipe.Server] = []
-        if forwards:
-            servers.append(pipe.Forwards(forwards, self.io))
-        if relayed:
-            servers.append(relay.Relay(relayed, io=self.io))
-        if plan.socks_port is not None and credentials is not None:
-            servers.append(socks.SocksFront(("127.0.0.1", plan.socks_port), None, credentials, self.io))
-        for server in servers:
-            server.upstreams = self.upstreams
-            try:
-                self.listeners.append(server.start())
-            except OSError as e:
-                self._stop_listeners()
-                raise EcflowRemoteError(self._listen_error(plan, e)) from None
-
-    def _listen_error(self, plan: Plan, error: OSError) -> str:
-        why = error.strerror or str(error)
-        address = next((a for a in (_address_in(str(error)),) if a), None)
-        if plan.socks_port is not None and address == ("127.0.0.1", plan.socks_port):
-            return (
-                f"127.0.0.1:{plan.socks_port} (gateway.socks_port) is in use ({why}): another SOCKS proxy or tunnel "
-                f"runs there. Stop it, or set socks_port in {self.profile.path} to a free port."
-            )
-        where = f"{address[0]}:{address[1]}" if address else "a local endpoint of the tunnel"
-        return (
-            f"{where} is in use ({why}): is another tunnel (or ecflow-remote) running? See `ecflow-remote status`, "
-            "or stop the other program."
-        )
-
-    def _stop_listeners(self) -> None:
-        for server in reversed(self.listeners):
-            server.stop()
-        self.listeners = []
-
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
         """Start ssh (and the agent) and wait until our listeners' connections can be carried; None when ready,
         else why not."""
@@ -301,8 +248,8 @@ class Supervisor:
             if failure is not None:
                 return failure
             if added:
-                self.upstreams.sockets = sockets
-                self.upstreams.socks = socks_sock
+                self.net.upstreams.sockets = sockets
+                self.net.upstreams.socks = socks_sock
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -313,8 +260,8 @@ class Supervisor:
                 if time.monotonic() > deadline:
                     return decisions.Failure("ssh did not open the forwards in time")
                 time.sleep(0.02)
-            self.upstreams.sockets = sockets
-            self.upstreams.socks = socks_sock
+            self.net.upstreams.sockets = sockets
+            self.net.upstreams.socks = socks_sock
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
@@ -365,7 +312,7 @@ class Supervisor:
         """The far-side agent as a second session of the main leg's connection. Where the far side cannot run it
         (no python3 >= 3.6, or it fails to start) and the profile allows, the next start goes with plain forwards
         at once, and status says why."""
-        assert self.io is not None
+        assert self.net.io is not None
         argv = ssh.agent_argv(self.profile, self.rundir.path)
         try:
             # Like the legs: without password variables, and dying with the supervisor.
@@ -374,7 +321,7 @@ class Supervisor:
             options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
             if python:
                 options = dataclasses.replace(options, pythons=(python,))
-            agent = self.io.run(AgentSession.start(argv, options, **spawn), 30)
+            agent = self.net.io.run(AgentSession.start(argv, options, **spawn), 30)
         except AgentError as e:
             main = self.legs[-1]
             if not main.alive():
@@ -385,9 +332,9 @@ class Supervisor:
             reason = str(e) if isinstance(e, AgentUnavailable) else f"the far-side agent did not start: {e}"
             self.state.transport_note = f"plain OpenSSH forwards: {reason}"
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
-        self.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
+        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
         self.agent = agent
-        self.upstreams.agent = agent
+        self.net.upstreams.agent = agent
         python = agent.hello.get("python")
         self._set(transport="agent", transport_note=f"far-side agent on python {python}" if python else None)
         return None
@@ -466,7 +413,7 @@ class Supervisor:
         """Add wanted services to the running tunnel: listeners on our loop (the agent reaches any host:port at
         once; plain forwards cannot grow, so those wait, named in status), the hosts view, the state."""
         plan = self.state.plan
-        if plan is None or self.io is None:
+        if plan is None or self.net.io is None:
             return
         net, user = alias_net(self.profile), self.profile.gateway.ecflow_user
         try:
@@ -478,7 +425,7 @@ class Supervisor:
         waiting = [] if self.agent is not None else new
         merged = found.without(merged, waiting)
         try:
-            self.listeners += found.listeners([e for e in new if e not in waiting], self.io, self.upstreams)
+            self.net.add([e for e in new if e not in waiting])
         except OSError as e:  # a port taken since it was chosen: the next round picks another
             merged, waiting = plan, []
             self._warn([f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}"])
@@ -499,13 +446,13 @@ class Supervisor:
 
     def _stop_legs(self) -> None:
         # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
-        self.upstreams.agent = None
-        self.upstreams.sockets = {}
-        self.upstreams.socks = None
+        self.net.upstreams.agent = None
+        self.net.upstreams.sockets = {}
+        self.net.upstreams.socks = None
         agent, self.agent = self.agent, None
-        if agent is not None and self.io is not None:
+        if agent is not None and self.net.io is not None:
             with contextlib.suppress(Exception):
-                self.io.run(agent.close(), 10)
+                self.net.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
@@ -518,12 +465,6 @@ def _succeeded(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
         proc.kill()
         proc.wait()
         return False
-
-
-def _address_in(message: str) -> tuple[str, int] | None:
-    """The (host, port) asyncio names in a failed bind's message, if any."""
-    found = re.search(r"\('([^']+)', (\d+)\)", message)
-    return (found.group(1), int(found.group(2))) if found else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,88 @@
+"""The supervisor's loopback listeners (forwards, the user-name relay, the SOCKS front) on one loop thread.
+
+They stay up for the supervisor's whole life: ssh reconnects under them, so no other account can take a port
+meanwhile, and `upstreams` says what carries their connections now (the agent, ssh's sockets, or nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecflow_remote.access import pipe, relay, socks
+from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.plan import Endpoint, Plan
+
+
+class Listeners:
+    """Every listener of one tunnel, the loop thread they run on, and what carries their connections."""
+
+    def __init__(self) -> None:
+        self.io: pipe.LoopThread | None = None
+        self.servers: list[pipe.Server] = []
+        self.upstreams = pipe.Upstreams()
+
+    def start(self, plan: Plan, credentials: socks.Credentials | None, profile: Path) -> None:
+        """A listener for every forwarded endpoint and, for the socks method, the password-checking SOCKS front on
+        socks_port; EcflowRemoteError naming the address when one is in use (nothing is left listening)."""
+        self.io = pipe.LoopThread()
+        try:
+            self.add(plan.forwards)
+            if plan.socks_port is not None and credentials is not None:
+                front = socks.SocksFront(("127.0.0.1", plan.socks_port), None, credentials, self.io)
+                front.upstreams = self.upstreams
+                self.servers.append(front.start())
+        except OSError as e:
+            self.stop()
+            raise EcflowRemoteError(_in_use(plan, e, profile)) from None
+
+    def add(self, endpoints: Sequence[Endpoint]) -> None:
+        """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
+        (a port taken since it was chosen) after stopping the ones this call started."""
+        assert self.io is not None
+        routes = [pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in endpoints if not e.relay_user]
+        relayed = [
+            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
+            for e in endpoints
+            if e.relay_user
+        ]
+        servers: list[pipe.Server] = []
+        if routes:
+            servers.append(pipe.Forwards(routes, self.io))
+        if relayed:
+            servers.append(relay.Relay(relayed, io=self.io))
+        started: list[pipe.Server] = []
+        try:
+            for server in servers:
+                server.upstreams = self.upstreams
+                started.append(server.start())
+        except OSError:
+            for server in started:
+                server.stop()
+            raise
+        self.servers += started
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers = []
+        if self.io is not None:
+            self.io.stop()
+            self.io = None
+
+
+def _in_use(plan: Plan, error: OSError, profile: Path) -> str:
+    why = error.strerror or str(error)
+    found = re.search(r"\('([^']+)', (\d+)\)", str(error))  # asyncio names the address in a failed bind
+    address = (found.group(1), int(found.group(2))) if found else None
+    if plan.socks_port is not None and address == ("127.0.0.1", plan.socks_port):
+        return (
+            f"127.0.0.1:{plan.socks_port} (gateway.socks_port) is in use ({why}): another SOCKS proxy or tunnel "
+            f"runs there. Stop it, or set socks_port in {profile} to a free port."
+        )
+    where = f"{address[0]}:{address[1]}" if address else "a local endpoint of the tunnel"
+    return (
+        f"{where} is in use ({why}): is another tunnel (or ecflow-remote) running? See `ecflow-remote status`, or "
+        "stop the other program."
+    )
