@@ -149,6 +149,12 @@ class ProtocolError(EcflowRemoteError):
     """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
 
 
+class UnsafeDirectory(EcflowRemoteError):
+    """A directory ecflow-remote must keep private (the run directory) is another account's, or open to others."""
+
+    exit_code = 2  # the machine's set-up, as an OSError would be (cli/problems.py)
+
+
 class SshMissing(EcflowRemoteError):
     """No OpenSSH client on PATH."""
 

@@ -427,6 +427,13 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _not_yours(uid: int) -> str:
+    return (
+        f"It belongs to another account (uid {uid}): write one of your own (`ecflow-remote init`), or ask its owner "
+        "for a readable copy."
+    )
+
+
 def default_profile_path() -> Path:
     """$ECFLOW_REMOTE_PROFILE if set, else profile.toml in the user's config directory."""
     env = os.environ.get("ECFLOW_REMOTE_PROFILE")
@@ -475,9 +482,9 @@ def load_profile(path: Path | None = None) -> Profile:
             # Read one byte past the limit: the file may have grown since stat.
             raw = handle.read(MAX_PROFILE_BYTES + 1)
     except PermissionError:
-        raise ProfileError(
-            "cannot read the profile: permission denied. Fix its permissions (chmod 644).", path=path
-        ) from None
+        # chmod is only the owner's to run: another account's profile needs a copy of one's own.
+        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else _not_yours(info.st_uid)
+        raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
     except OSError as exc:
         raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None
     if len(raw) > MAX_PROFILE_BYTES:

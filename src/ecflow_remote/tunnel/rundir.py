@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ecflow_remote.errors import UnsafeDirectory
 from ecflow_remote.safefile import write_atomic
 from ecflow_remote.tunnel.state import TunnelState
 
@@ -31,8 +32,19 @@ def runtime_root() -> Path:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = root.stat()
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise PermissionError(f"{root} must be yours and private (chmod 700 {root})")
+        raise UnsafeDirectory(unsafe_root_message(root, st.st_uid, st.st_mode))
     return root
+
+
+def unsafe_root_message(root: Path, owner: int, mode: int) -> str:
+    """What to do about a run directory that is not ours alone: chmod cannot make another account's ours."""
+    if owner != os.getuid():
+        return (
+            f"the run directory {root} belongs to another account (uid {owner}), so it cannot hold your tunnel: "
+            "point $ECFLOW_REMOTE_RUNTIME_DIR (or $XDG_RUNTIME_DIR) at a directory of your own, "
+            "e.g. export ECFLOW_REMOTE_RUNTIME_DIR=~/.ecflow-remote-run"
+        )
+    return f"the run directory {root} is open to other accounts (mode {mode & 0o777:o}): chmod 700 {root}"
 
 
 @dataclass

@@ -9,24 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.unit.samples import LOCAL_PROFILE
 
 from ecflow_remote.cli.main import main
 
-GOOD = """\
-[gateway]
-jump = "user1@jump"
-host = "user1@machine1"
-method = "local"
-
-[[server]]
-name = "machine1"
-host = "machine1"
-port = 4141
-
-[[logserver]]
-host = "logserver1"
-port = 9316
-"""
+GOOD = LOCAL_PROFILE
 
 HOSTILE = "-oProxyCommand=touch /tmp/pwned"
 
