@@ -4,12 +4,15 @@ refuses the port. A permanent error ends `up` at once."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.procs import cmdline, pids_naming
 
 from ecflow_remote import doctor
 from ecflow_remote.errors import TunnelError
@@ -111,6 +114,15 @@ def test_up_and_doctor_name_the_same_cause(fault: Fault, centre: Any, tmp_path: 
         tunnel.up(timeout=60)
     message = str(raised.value)
     assert not tunnel.is_running()
+    # The logs the message points at are there to read (they used to be deleted before the message was shown),
+    # until `down`.
+    logs = re.search(r" \(logs?: ([^)]*)\)$", message)
+    assert logs, message
+    paths = [Path(p) for p in logs.group(1).split(", ")]
+    assert all(p.is_file() for p in paths), paths
+    assert any(p.name.startswith("ssh-") for p in paths), paths
+    tunnel.down()
+    assert not any(p.exists() for p in paths)
     for word in fault.up_words:
         assert word in message, (word, message)
     for word in fault.not_words:
@@ -154,9 +166,50 @@ def test_expired_certificate_advice_once(centre: Any, tmp_path: Path) -> None:
     centre.issue_certificate("-2h:-1h")
     try:
         report = doctor.diagnose(profile, timeout=5)
+        with pytest.raises(TunnelError) as raised:
+            Tunnel(profile).up(timeout=30)
     finally:
         centre.issue_certificate("+12h")
+    # Nothing runs after a refused `up`: nothing will reconnect by itself.
+    assert "certificate expired at" in str(raised.value) and "reconnects" not in str(raised.value)
     step = report.broken
     assert step is not None and step.name == "certificate", report.text()
     assert "EXPIRED" in step.detail and "ecflow-remote login" in (step.fix or "")
     assert report.text().count("ecflow-remote login") == 1, report.text()
+
+
+def test_a_short_timeout_leaves_nothing_running(centre: Any, tmp_path: Path) -> None:
+    """`up` gives up before the supervisor wrote its first state: the supervisor is stopped all the same (`down`
+    alone could not find it, and the tunnel came up after `up` had said it did not)."""
+    profile = centre.write_profile(tmp_path / "p.toml")
+    tunnel = Tunnel(profile)
+    with pytest.raises(TunnelError, match="not up after"):
+        tunnel.up(timeout=0.01)
+    assert not tunnel.is_running()
+    assert not pids_naming(profile), [cmdline(pid) for pid in pids_naming(profile)]  # no supervisor, no ssh
+
+
+def test_up_says_the_first_hop_does_not_answer(centre: Any, tmp_path: Path) -> None:
+    """Packets to the jump host vanish (a 60 s round trip: as good as a firewall that drops them): ssh sits in its
+    connect saying nothing; `up` shows why it waits, and says it at the end."""
+    from centre import network
+    from centre.homelink import HomeLink
+
+    profile = centre.write_profile(tmp_path / "p.toml")
+    seen: list[str] = []
+    topo = centre.topology
+    neigh = [topo.jump_home_address, "dev", topo.home_veth]
+    centre.set_home_link(HomeLink(rtt=60, down_mbit=100, up_mbit=100))
+    try:
+        # The jump host's link-layer address, known in advance: else the delayed ARP fails in 3 s ("No route to
+        # host"), which is not what a dropping firewall looks like.
+        shown = network.run(["ip", "-j", "-n", topo.jump.netns, "link", "show", "dev", "home0"]).stdout
+        mac = json.loads(shown)[0]["address"]
+        network.run(["ip", "neigh", "replace", topo.jump_home_address, "lladdr", mac, "dev", topo.home_veth])
+        with pytest.raises(TunnelError) as raised:
+            Tunnel(profile).up(timeout=4, progress=lambda s: seen.append(s.message) if s else None)
+    finally:
+        network.run(["ip", "neigh", "del", *neigh], check=False)
+        centre.set_home_link(None)
+    assert any("port 22 does not answer" in m for m in seen), seen
+    assert "port 22 does not answer" in str(raised.value), raised.value

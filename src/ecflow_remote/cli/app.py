@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
 
 METHOD_CHOICE = click.Choice(["local", "socks", "hosts"])
+# Timeouts and intervals: 0 or less would give up before anything was tried (or spin), so click refuses them.
+POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

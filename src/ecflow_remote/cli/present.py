@@ -27,10 +27,10 @@ def status_table(data: dict[str, Any]) -> Table:
         title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
         if cert.get("warning"):
             title += "[/]"
+    # A tunnel that is down: the title says so once, not every row again.
+    rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = [f"warning: {w}" for w in t.get("warnings", [])] + [
-        f"{r.get('name') or r['host']}: {r.get('error')}"
-        for r in data["servers"] + data["logservers"]
-        if not r["reachable"] and r.get("error")
+        f"{r.get('name') or r['host']}: {r.get('error')}" for r in rows if not r["reachable"] and r.get("error")
     ]
     table = Table(
         title=title,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ecflow_remote.cli.app import METHOD_CHOICE, Context, fail, pass_context
+from ecflow_remote.cli.app import METHOD_CHOICE, POSITIVE_SECONDS, Context, fail, pass_context
 
 if TYPE_CHECKING:
     from ecflow_remote.profile.model import Profile
@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--method", type=METHOD_CHOICE, help="Override the profile's method.")
 @click.option("--detach", is_flag=True, help="Return once every server answers; the tunnel stays up.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for every server.")
+@click.option(
+    "--timeout",
+    type=POSITIVE_SECONDS,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for every server (more than 0).",
+)
 @click.option(
     "--allow-unreachable", is_flag=True, help="Do not wait for every server: up once the tunnel is, saying which fail."
 )
@@ -106,9 +112,7 @@ def _offer_login(profile: Profile) -> None:
     what = "No SSH certificate was found" if cert is None else "Your SSH certificate has expired"
     command = certs.login_command(profile)
     if command is None or not sys.stdin.isatty():
-        if cert is not None:
-            click.echo(f"{what}: {certs.renew_hint(profile)}.", err=True)
-        return
+        return  # `up` goes on: if the gateway refuses, its one line says why and how to renew
     if click.confirm(f"{what}. Run `{' '.join(command)}` now?", default=True, err=True):
         code = certs.login(profile)
         if code != 0:
@@ -130,7 +134,7 @@ def login(c: Context) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--timeout", default=8.0, show_default=True, help="Seconds per network check.")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=8.0, show_default=True, help="Seconds per network check.")
 @pass_context
 def doctor(c: Context, as_json: bool, timeout: float) -> None:
     """Walk the chain (ssh, profile, certificate, jump, workstation, servers, log servers) to the first broken link."""
@@ -146,7 +150,7 @@ def doctor(c: Context, as_json: bool, timeout: float) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--timeout", default=3.0, show_default=True, help="Seconds per check.")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per check.")
 @pass_context
 def status(c: Context, as_json: bool, timeout: float) -> None:
     """Tunnel state, and whether each server and log server answers now."""

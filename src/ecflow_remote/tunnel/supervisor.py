@@ -89,7 +89,7 @@ class Supervisor:
 
     def _run(self) -> int:
         self.rundir.kill_leftovers()
-        self.rundir.clean_files()
+        self.rundir.clean_files(keep=("supervisor.log",))  # our own stdout: `up` opened it afresh
         self.state.started = time.time()
         self._set("starting")
         try:

@@ -116,14 +116,14 @@ def runtime_override_a_file(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
 def no_profile(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     (tmp / "config").mkdir()
     mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))
-    mp.delenv("ECFLOW_REMOTE_LOCAL_PROFILE", raising=False)
+    mp.delenv("ECFLOW_REMOTE_PROFILE", raising=False)
     return []
 
 
 def config_home_a_file(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     (tmp / "config-file").write_text("")
     mp.setenv("XDG_CONFIG_HOME", str(tmp / "config-file"))
-    mp.delenv("ECFLOW_REMOTE_LOCAL_PROFILE", raising=False)
+    mp.delenv("ECFLOW_REMOTE_PROFILE", raising=False)
     return []
 
 
@@ -131,7 +131,7 @@ def home_a_file(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     (tmp / "home-file").write_text("")
     mp.setenv("HOME", str(tmp / "home-file"))
     mp.delenv("XDG_CONFIG_HOME", raising=False)
-    mp.delenv("ECFLOW_REMOTE_LOCAL_PROFILE", raising=False)
+    mp.delenv("ECFLOW_REMOTE_PROFILE", raising=False)
     return []
 
 
@@ -143,7 +143,7 @@ def no_home(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
 
 
 def profile_env_missing(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
-    mp.setenv("ECFLOW_REMOTE_LOCAL_PROFILE", str(tmp / "gone" / "profile.toml"))
+    mp.setenv("ECFLOW_REMOTE_PROFILE", str(tmp / "gone" / "profile.toml"))
     return []
 
 
@@ -180,7 +180,7 @@ def cwd_removed(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
 
 
 # The commands a usable run directory and profile do not stop: `down` and `status` of a tunnel that is not running.
-FINE = {"down": (0,), "status": (0,), "login": (1,), "init": (0, 1)}
+FINE = {"down": (0,), "status": (0,), "login": (1,), "init": (1,)}
 # The commands that need no run directory: they stop at something else (no login command, ssh, an existing profile).
 NO_RUN_DIR = {"login": (1,), "doctor": (1,), "init": (1,)}
 
@@ -211,7 +211,7 @@ ENVS = [
     Env("XDG_CONFIG_HOME a file", config_home_a_file, ["config-file"]),
     Env("HOME a file", home_a_file, ["not a directory"]),
     Env("HOME unset", no_home, [], dict(FINE)),
-    Env("ECFLOW_REMOTE_LOCAL_PROFILE missing", profile_env_missing, ["profile.toml"], {"init": (0,)}),
+    Env("ECFLOW_REMOTE_PROFILE missing", profile_env_missing, ["profile.toml"], {"init": (0,)}),
     Env("profile a fifo", profile_a_fifo, ["regular file"], {"init": (1,)}),
     Env("profile under a file", profile_under_a_file, ["notdir"]),
     Env("ssh_config missing", ssh_config_missing, ["no-such-config"], {"init": (1,)}),
@@ -253,6 +253,14 @@ def test_no_traceback(env: Env, command: str, tmp_path: Path, fake_ssh: None, mo
     if env.needs_root and not ROOT:
         pytest.skip("needs root (a directory owned by another account)")
     monkeypatch.chdir(tmp_path)
+    # Whatever an environment leaves as it is stays inside the test: no `init` may write into the real home, no
+    # failed `up` leave its logs in the session's run directory.
+    (tmp_path / "home").mkdir()
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    monkeypatch.setenv("ECFLOW_REMOTE_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("ECFLOW_REMOTE_PROFILE", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("ECFLOW_REMOTE_DEBUG", raising=False)
