@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,3 +215,34 @@ def test_up_says_the_first_hop_does_not_answer(centre: Any, tmp_path: Path) -> N
         centre.set_home_link(None)
     assert any("port 22 does not answer" in m for m in seen), seen
     assert "port 22 does not answer" in str(raised.value), raised.value
+
+
+def _cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ecflow_remote", "--profile", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_misspelt_log_server_and_local_names(centre: Any, tmp_path: Path) -> None:
+    """`up` names a log server that does not answer (it waits for ecFlow servers only); with the local method, the
+    README's `run -- ecflow_client --host machine1 --port 4141 --ping` fails, and says where machine1 is here."""
+    profile = tmp_path / "p.toml"
+    profile.write_text(centre.write_profile(tmp_path / "good.toml").read_text().replace('"logserver2"', '"logsrever2"'))
+    up = _cli(profile, "up", "--detach", "--timeout", "30")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "not answering: log server logsrever2:9316" in up.stderr, up.stderr
+        assert "logserver1" not in up.stderr, up.stderr
+        local_port = Tunnel(profile).endpoint("machine1")[1]
+        ran = _cli(profile, "run", "--", "ecflow_client", "--host", "machine1", "--port", "4141", "--ping")
+        assert ran.returncode != 0
+        hint = ran.stderr.strip().splitlines()[-1]
+        assert hint.startswith("ecflow-remote: hint:") and f"127.0.0.1 port {local_port}" in hint, ran.stderr
+        # The hint's own command works.
+        ok = _cli(profile, "run", "--", "ecflow_client", "--host", "127.0.0.1", "--port", str(local_port), "--ping")
+        assert ok.returncode == 0 and "hint" not in ok.stderr, ok.stderr
+    finally:
+        _cli(profile, "down")

@@ -12,6 +12,7 @@ import click
 from ecflow_remote.cli.app import METHOD_CHOICE, POSITIVE_SECONDS, Context, fail, pass_context
 
 if TYPE_CHECKING:
+    from ecflow_remote.plan import Endpoint, Plan
     from ecflow_remote.profile.model import Profile
     from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.tunnel.state import TunnelState
@@ -72,11 +73,23 @@ def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
     click.echo(f"Tunnel up ({plan.method} method, ssh pid {state.pid}).")
     for e in plan.endpoints:
         where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"
-        moved = "" if (not e.forwarded or e.local_port == e.port) else f"  (port {e.port} was taken)"
-        click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{moved}")
-    for check in state.server_checks():
+        click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{_moved(plan, e)}")
+    # Log servers too: `up` waits for the ecFlow servers only, and a misspelt log server must not pass unseen.
+    for check in state.checks:
         if not check.reachable:
-            click.echo(f"  not answering: {check.endpoint.name} ({check.error})", err=True)
+            what = "log server" if check.endpoint.kind == "logserver" else "server"
+            hint = f": check {check.endpoint.host}:{check.endpoint.port} in the profile" if what == "log server" else ""
+            click.echo(f"  not answering: {what} {check.endpoint.name} ({check.error}){hint}", err=True)
+
+
+def _moved(plan: Plan, e: Endpoint) -> str:
+    """Why an endpoint is not on its own port here: another endpoint of this tunnel has it, or another program."""
+    if not e.forwarded or e.local_port == e.port:
+        return ""
+    for other in plan.endpoints:
+        if other is not e and other.forwarded and (other.local_host, other.local_port) == (e.local_host, e.port):
+            return f"  (port {e.port} here is {other.name}'s)"
+    return f"  (port {e.port} was taken by another program)"
 
 
 def _follow(tunnel: Tunnel) -> None:
