@@ -68,13 +68,15 @@ class OursGateway:
     centre: Any
     workdir: Path
     method: str
+    transport: str = "auto"  # the profile's gateway.transport: the far-side agent, or plain OpenSSH forwards
     tunnel: Any = None
 
     def start(self) -> None:
-        from ecflow_remote.tunnel import Tunnel
+        from ecflow_remote.tunnel.handle import Tunnel
 
         if self.tunnel is None:
-            profile = self.centre.write_profile(self.workdir / f"homelink-{self.method}.toml", self.method)
+            path = self.workdir / f"homelink-{self.method}-{self.transport}.toml"
+            profile = self.centre.write_profile(path, self.method, transport=self.transport)
             self.tunnel = Tunnel(profile)
         self.tunnel.up()
 
@@ -90,12 +92,12 @@ class OursGateway:
         return Target(e.local_host, e.local_port)
 
 
-# The columns, in order; the first two are the baselines every other column is compared with. Adding a transport
-# (the far-side agent) is one more line here.
+# The columns, in order; the first two are the baselines every other column is compared with.
 CONFIGS: list[tuple[str, str, Callable[[Any, Path], Gateway]]] = [
     ("howto", "how-to `ssh -C -L`", lambda c, w: RawGateway(c, True)),
     ("raw", "`ssh -L`", lambda c, w: RawGateway(c, False)),
-    ("local", "ecflow-remote local", lambda c, w: OursGateway(c, w, "local")),
+    ("local", "ecflow-remote local (agent)", lambda c, w: OursGateway(c, w, "local")),
+    ("plain", "ecflow-remote local, plain forwards", lambda c, w: OursGateway(c, w, "local", "plain")),
 ]
 
 
@@ -243,6 +245,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per link profile")
     ap.add_argument("-n", type=int, default=10, help="requests per measure and round")
     ap.add_argument("--quick", action="store_true", help="one round of few requests (a smoke run)")
+    ap.add_argument("--only", help="comma-separated column keys besides the baselines (e.g. local)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.n = 1, 4
@@ -266,7 +269,12 @@ def main() -> int:
             rtt, down, up = link
             centre.set_home_link(HomeLink(rtt, down, up))
             print(f"homelink bench: {centre.home_link.describe()}, {args.rounds} rounds", flush=True)  # type: ignore[union-attr]
-            cols = [Column(key, title, make(centre, work)) for key, title, make in CONFIGS]
+            wanted = set(args.only.split(",")) if args.only else None
+            cols = [
+                Column(key, title, make(centre, work))
+                for key, title, make in CONFIGS
+                if wanted is None or key in ("howto", "raw") or key in wanted
+            ]
             for _ in range(args.rounds):
                 for col in cols:
                     measure_round(centre, col, files, args.n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -158,8 +159,8 @@ class Config:
 
     key: str
     title: str
-    start: Callable[[], None]
-    stop: Callable[[], None]
+    start: Callable[[], object]
+    stop: Callable[[], object]
     log: Callable[[], Target]
     ping: Callable[[], tuple[str, int] | None]
     ssh_pid: Callable[[], int | None]
@@ -200,13 +201,16 @@ def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Co
     )
 
 
-def ours_config(centre: Any, method: str, workdir: Path) -> Config:
+def ours_config(centre: Any, method: str, workdir: Path, transport: str = "auto") -> Config:
+    """`transport`: the profile's gateway.transport (auto: the far-side agent; plain: OpenSSH's forwards)."""
     from ecflow_remote.plan import free_port
     from ecflow_remote.tunnel.handle import Tunnel
 
     # A free SOCKS port: 9050 may be held by another tunnel on this machine.
-    extra = {"socks_port": free_port()} if method == "socks" else {}
-    profile = centre.write_profile(workdir / f"profile-{method}.toml", method, **extra)
+    extra: dict[str, Any] = {"socks_port": free_port()} if method == "socks" else {}
+    extra["transport"] = transport
+    suffix = "" if transport == "auto" else f"-{transport}"
+    profile = centre.write_profile(workdir / f"profile-{method}{suffix}.toml", method, **extra)
     tunnel = Tunnel(profile)
 
     def log() -> Target:
@@ -222,8 +226,8 @@ def ours_config(centre: Any, method: str, workdir: Path) -> Config:
         return state.pid if state else None
 
     return Config(
-        f"ours-{method}",
-        f"ecflow-remote {method}",
+        f"ours-{method}{suffix}",
+        f"ecflow-remote {method}" + (f", {transport} forwards" if transport != "auto" else ""),
         lambda: tunnel.up(),
         lambda: tunnel.down(),
         log,
@@ -262,7 +266,7 @@ def measure_steady(cfgs: list[Config], files: dict[str, Path], n_ping: int, n_lo
             got = samples[cfg.key]
             target = cfg.log()
             target.request("version")  # the first connection through a proxy pays one-off costs
-            got.setdefault("log", []).extend(timed(lambda t=target: t.request("version"), n_log // rounds))
+            got.setdefault("log", []).extend(timed(functools.partial(target.request, "version"), n_log // rounds))
             ping = cfg.ping()
             if ping:
                 got.setdefault("ping", []).extend(ping_times(*ping, n_ping // rounds))
@@ -580,6 +584,7 @@ def main() -> int:
             raw_config(centre, "raw-D", "raw `ssh -J -D`", lambda: howto.socks_proxy(centre)),
             ours_config(centre, "local", work),
             ours_config(centre, "socks", work),
+            ours_config(centre, "local", work, "plain"),
         ]
         try:
             print("bench: latency and throughput, every configuration in interleaved rounds", flush=True)

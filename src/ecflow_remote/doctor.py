@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ecflow_remote.access import certs, identity
-from ecflow_remote.access.passwords import read_passwords
+from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile, SshTarget
+from ecflow_remote.tunnel.legs import die_with_parent
 
 SSH_TIMEOUT = 20.0
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
@@ -200,7 +202,14 @@ def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, n
         argv += ["-J", ",".join(str(j) for j in via)]
     argv += [ssh.destination(hop), "true"]
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT)
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SSH_TIMEOUT,
+            env=ssh_environ(profile),
+        )
     except subprocess.TimeoutExpired:
         w.fail(name, f"{hop.host} did not answer within {SSH_TIMEOUT:.0f} s", "check the network, VPN and host name")
     if done.returncode == 0:
@@ -242,7 +251,13 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
             argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
         argv.append(ssh.destination(profile.gateway.host))
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),  # no probe outlives a killed doctor
+            env=ssh_environ(profile),
         )
         try:
             deadline = time.monotonic() + SSH_TIMEOUT

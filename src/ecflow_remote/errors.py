@@ -78,6 +78,12 @@ class TunnelError(EcflowRemoteError):
     """The tunnel could not be brought up, or is not running."""
 
 
+class RunDirError(TunnelError):
+    """The run directory cannot be used safely (a link, another account's, open to others); says what to do."""
+
+    exit_code = 2  # the machine's set-up, as an OSError is (cli/problems.py)
+
+
 class AlreadyRunning(TunnelError):
     """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
 
@@ -138,6 +144,10 @@ class DefsParseError(EcflowRemoteError):
     """The definition text could not be read as ecFlow's NET style."""
 
 
+class SubstitutionError(EcflowRemoteError):
+    """%VARIABLE% substitution runs away (variables that refer to themselves); names the node."""
+
+
 class UnknownNode(EcflowRemoteError, KeyError):
     """No node at that path in the tree that was fetched."""
 
@@ -149,14 +159,21 @@ class ProtocolError(EcflowRemoteError):
     """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
 
 
-class UnsafeDirectory(EcflowRemoteError):
-    """A directory ecflow-remote must keep private (the run directory) is another account's, or open to others."""
+class ReplyTooLarge(ProtocolError):
+    """A peer announced or sent more than the client's limit for one reply (a size from the network is a claim)."""
 
-    exit_code = 2  # the machine's set-up, as an OSError would be (cli/problems.py)
+
+class LogReplyTooLarge(ReplyTooLarge, LogServerError):
+    """A log server listed or sent more than the client keeps for one reply."""
 
 
 class SshMissing(EcflowRemoteError):
     """No OpenSSH client on PATH."""
+
+
+def size_words(size: int) -> str:
+    """A byte limit as people read it: `256 MiB`, or the bytes when it is not a whole number of MiB."""
+    return f"{size >> 20} MiB" if size >= 1 << 20 and not size % (1 << 20) else f"{size} bytes"
 
 
 def display_path(path: Path) -> str:

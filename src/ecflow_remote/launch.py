@@ -75,6 +75,15 @@ def _which(name: str) -> str:
     return path
 
 
+def ssh_through_tunnel(tunnel: Tunnel, env: dict[str, str]) -> None:
+    """Put the tunnel's ssh and scp (transport/wrapper.py) first on the launched program's PATH: `ssh host` and
+    `scp host:file` reach any Centre host through the running tunnel, ecflow_ui's file transfers included."""
+    from ecflow_remote.transport import wrapper
+
+    bin_dir = wrapper.install(tunnel.profile, tunnel.rundir.path)
+    env["PATH"] = os.pathsep.join([str(bin_dir), *[p for p in env.get("PATH", os.defpath).split(os.pathsep) if p]])
+
+
 def run_env(plan: Plan, server: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     if server is not None:
@@ -89,11 +98,16 @@ def run(
     files: RunFiles,
     server: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    tunnel: Tunnel | None = None,
 ) -> int:
-    """Run a command through the tunnel and return its exit status. `extra_env`: ECF_USER and the like."""
+    """Run a command through the tunnel and return its exit status. `extra_env`: ECF_USER and the like; with
+    `tunnel`, its ssh and scp come first on the PATH."""
     if not argv:
         raise LaunchError("nothing to run: give a command after --, e.g. ecflow-remote run -- ecflow_client --ping")
-    proc = spawn(argv, plan, files, {**run_env(plan, server), **(extra_env or {})})
+    env = {**run_env(plan, server), **(extra_env or {})}
+    if tunnel is not None:
+        ssh_through_tunnel(tunnel, env)
+    proc = spawn(argv, plan, files, env)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -125,4 +139,4 @@ def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) 
         tunnel.profile.server(server)  # a clear error for an unknown name
     plan = tunnel.plan()  # a clear error when no tunnel runs
     files = tunnel.files()
-    return run(argv, plan, files, server, identity.launch_env(tunnel.profile, files.custom_passwd, server))
+    return run(argv, plan, files, server, identity.launch_env(tunnel.profile, files.custom_passwd, server), tunnel)

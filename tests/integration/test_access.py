@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.integration.centres import PASSWORD, PASSWORD_ENV, assert_ping_reaches
-from tests.integration.procs import all_cmdlines
+from tests.integration.procs import all_cmdlines, cmdline, ssh_pids
 from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
@@ -123,10 +123,12 @@ def test_white_list_identity_per_server(white_list_centre: Any, tmp_path: Path) 
         plan = tunnel.plan()
         (h1, p1), (h2, p2) = tunnel.endpoint("machine1"), tunnel.endpoint("machine2")
         assert {e.relay_user for e in plan.servers()} == {"user1", "user2"}
-        # ssh listens on private unix sockets only: the relay is the one way in.
-        for name in ("machine1", "machine2"):
-            sock = relay.socket_path(tunnel.rundir.path, name)
-            assert sock.is_socket() and sock.stat().st_mode & 0o077 == 0
+        # ssh forwards nothing to a TCP port (the agent carries the relay's connections): the relay is the one
+        # way in.
+        state = tunnel.state()
+        assert state is not None and state.transport == "agent"
+        for pid in ssh_pids(tunnel.rundir.path):
+            assert not any(re.fullmatch(r"(\S+:)?\d+:\S+:\d+", arg) for arg in cmdline(pid)), cmdline(pid)
 
         # Really required: each server refuses the other's name (the Centre's servers run as their own account).
         with pytest.raises(ServerError, match="not allowed"):

@@ -104,12 +104,18 @@ def test_kill_main_ssh_recovers(tunnel_up: Callable[..., Tunnel], method: str) -
     assert_nothing_left(tunnel)
 
 
-@pytest.mark.parametrize("which", ["jump master", "ProxyCommand helper"])
+@pytest.mark.parametrize("which", ["jump master", "ProxyCommand helper", "agent session"])
 def test_kill_jump_helpers_recovers(tunnel_up: Callable[..., Tunnel], which: str) -> None:
     tunnel = tunnel_up("local")
     before = state(tunnel)
+    assert before["transport"] == "agent"
     if which == "jump master":
-        victims = [p for p in ssh_pids(tunnel.rundir.path) if "-M" in cmdline(p)]
+        victims = [p for p in ssh_pids(tunnel.rundir.path) if "-M" in cmdline(p) and _uses(p, "jump.sock")]
+    elif which == "agent session":
+        # The agent's own ssh (a session on the main leg's connection): the agent ends, the tunnel comes back.
+        victims = [
+            p for p in ssh_pids(tunnel.rundir.path) if "ControlMaster=no" in cmdline(p) and _uses(p, "main.sock")
+        ]
     else:
         victims = [p for p in ssh_pids(tunnel.rundir.path) if "-W" in cmdline(p)]
     assert len(victims) == 1, [cmdline(p) for p in ssh_pids(tunnel.rundir.path)]
@@ -117,6 +123,10 @@ def test_kill_jump_helpers_recovers(tunnel_up: Callable[..., Tunnel], which: str
     assert recovered(tunnel, before["reconnects"]), state(tunnel)
     tunnel.down()
     assert_nothing_left(tunnel)
+
+
+def _uses(pid: int, socket_name: str) -> bool:
+    return any(arg.endswith("/" + socket_name) for arg in cmdline(pid))
 
 
 def test_sigstop_sigcont_of_ssh_recovers(tunnel_up: Callable[..., Tunnel]) -> None:

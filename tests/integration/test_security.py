@@ -85,8 +85,10 @@ print(reply.decode().strip())
 """
 
 
-def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunnel]) -> None:
-    """ssh -D has no authentication: only our front listens on TCP, and it wants this start's user and password."""
+@pytest.mark.parametrize("transport", ["agent", "plain"])
+def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunnel], transport: str) -> None:
+    """Only our front listens on TCP, and it wants this start's user and password (ssh -D, under plain forwards,
+    has no authentication; through the agent the front answers CONNECT itself)."""
     from python_socks import ProxyError
 
     from ecflow_remote.access.socks import Credentials, socket_path
@@ -94,7 +96,7 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     from ecflow_remote.errors import ConnectError
 
     port = free_port()
-    tunnel = tunnel_up("socks", socks_port=port)
+    tunnel = tunnel_up("socks", socks_port=port, transport=transport)
     state = tunnel.state()
     assert state is not None and state.files.socks_auth and state.files.proxychains
     files = state.files.__dict__
@@ -108,10 +110,13 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
     assert creds.password not in tunnel.rundir.state_file.read_text()
     for pid in [*ssh_pids(tunnel.rundir.path), state.supervisor_pid]:
         assert creds.password not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    # ssh's own SOCKS server is a unix socket only we can open; ssh listens on no TCP port of its own here.
-    sock = socket_path(tunnel.rundir.path)
-    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
-    assert all(p != port for p in _tcp_ports(ssh_pids(tunnel.rundir.path)))
+    # ssh listens on no TCP port of its own: the front is the one way in. Through the agent ssh runs no SOCKS
+    # server at all; with plain forwards its SOCKS server is a unix socket only we can open.
+    assert not _tcp_ports(ssh_pids(tunnel.rundir.path))
+    if transport == "plain":
+        sock = socket_path(tunnel.rundir.path)
+        assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
+    assert state.transport == transport
 
     proxy = ("127.0.0.1", port)
     for auth in (None, ("ecflow-remote", "wrong"), ("intruder", creds.password)):

@@ -20,6 +20,7 @@ from tests.integration.procs import all_cmdlines
 from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
+from ecflow_remote.ui.servers import read_servers_txt
 
 UI_HOST = "ecfr-ui-test"  # ecflow_ui's own host name: its requests are told apart in the servers' logs
 
@@ -63,8 +64,18 @@ def stop_ui(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -> tuple[subprocess.Popen[bytes], Any]:
-    """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log."""
+def launch_ui(
+    centre: Any,
+    tunnel: Any,
+    display: str,
+    own: Path,
+    ui_log: Path,
+    config_dir: Path | None = None,
+    hide: list[str] | None = None,
+) -> tuple[subprocess.Popen[bytes], Any]:
+    """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log; its config dir is
+    `config_dir` (default: ecflow_ui beside ui_log, standing for the profile's persistent one); `hide`: more
+    directories the UI must not see."""
     from ecflow_remote.ui import launch as ui
 
     with open(ui_log, "wb") as out:
@@ -73,9 +84,10 @@ def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -
             ["-log"],
             env={**os.environ, "DISPLAY": display},
             user_dir=own,
+            config_dir=config_dir or ui_log.parent / "ecflow_ui",
             # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so
             # what it shows can only have come through the log server.
-            hide=[str(centre.outputs_dir)],
+            hide=[str(centre.outputs_dir), *(hide or [])],
             hostname=UI_HOST,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -85,7 +97,6 @@ def launch_ui(centre: Any, tunnel: Any, display: str, own: Path, ui_log: Path) -
 
 @pytest.mark.parametrize("method", ["hosts", "local", "socks"])
 def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str) -> None:
-    from ecflow_remote.ui import launch as ui
 
     tunnel = tunnel_up(method)
     logs = {spec.host: centre.server_log(spec) for spec in centre.servers}
@@ -97,7 +108,7 @@ def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, 
     (own / "servers.txt").write_text(own_servers)
     proc, config = launch_ui(centre, tunnel, display, own, ui_log)
     try:
-        assert config.path.parent == tunnel.rundir.path
+        assert config.path == tmp_path / "ecflow_ui" and config.seeded
         rows = {s.name: s for s in config.servers}
         assert set(rows) == {"machine1", "machine2", "elsewhere"}
 
@@ -124,7 +135,6 @@ def test_ui_connects_to_every_server(centre: Any, tunnel_up: Any, display: str, 
             assert re.search(rf"--sync_full\S*\s*:\S+@{UI_HOST}", requests), f"{spec.host}: {requests[-2000:]}"
     finally:
         stop_ui(proc)
-        ui.remove_config(config.path)
     assert (own / "servers.txt").read_text() == own_servers and not (own / "default.session").exists()
 
 
@@ -132,7 +142,7 @@ def user_session(selection: str) -> str:
     """The user's own session (as ecflow_ui saves one): a tree and an info panel, with a node selected."""
     import json
 
-    from ecflow_remote.ui.launch import SESSION_TEMPLATE
+    from ecflow_remote.ui.session import SESSION_TEMPLATE
 
     session = json.loads(SESSION_TEMPLATE.read_text())
     tab = session["window_0"]["tab_0"]
@@ -151,7 +161,6 @@ def xdotool(display: str, *args: str) -> None:
 def test_ui_reads_job_output_through_the_log_server(
     centre: Any, tunnel_up: Any, display: str, tmp_path: Path, method: str, server: int
 ) -> None:
-    from ecflow_remote.ui import launch as ui
 
     spec = centre.servers[server]
     logserver = next(ls for ls in centre.logservers if ls.host == spec.logserver)
@@ -181,39 +190,59 @@ def test_ui_reads_job_output_through_the_log_server(
         assert re.search(rf"getf\s+{re.escape(jobout)}", served), f"log server saw no getf: {served[-2000:]}"
     finally:
         stop_ui(proc)
-        ui.remove_config(config.path)
 
 
-def test_cli_ui_runs_until_stopped_and_cleans_up(centre: Any, tunnel_up: Any, display: str, tmp_path: Path) -> None:
+def test_cli_two_uis_at_once_share_the_profiles_config_dir_which_stays(
+    centre: Any, tunnel_up: Any, display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `ecflow-remote ui` of one profile at once: both load every server from the profile's persistent config
+    dir (in the user's data dir), each stops with its CLI, and the dir stays; the user's own is never written."""
+    from ecflow_remote.ui.confdir import config_dir_for
+
     tunnel = tunnel_up("hosts")
-    confd = tunnel.rundir.path / "ecflow_ui"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    confd = config_dir_for(tunnel.profile.path)
     own = tmp_path / "own-config"  # stands for ~/.ecflow_ui_v5 (via ECFLOWUI_CONFIG_DIR): copied, not used
     own.mkdir()
     env = {**os.environ, "DISPLAY": display, "ECFLOWUI_CONFIG_DIR": str(own)}
-    out = tmp_path / "cli.out"
-    with open(out, "wb") as f:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "ecflow_remote", "--profile", str(tunnel.profile.path), "ui", "--", "-log"],
-            env=env,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    outs = [tmp_path / f"cli{i}.out" for i in range(2)]
+    clis = []
+    for out in outs:
+        with open(out, "wb") as f:
+            clis.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "ecflow_remote", "--profile", str(tunnel.profile.path), "ui", "--", "-log"],
+                    env=env,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     try:
-        wait_for(lambda: out.read_text(errors="replace").count("loaded=[") >= 2 or cli.poll() is not None, 60, 0.5)
-        text = out.read_text(errors="replace")
-        assert cli.poll() is None, text[-3000:]
-        assert f"config dir: {confd}" in text and all(f"loaded=[{s.suite}" in text for s in centre.servers)
+        for cli, out in zip(clis, outs, strict=True):
+            wait_for(
+                lambda c=cli, o=out: o.read_text(errors="replace").count("loaded=[") >= 2 or c.poll() is not None,
+                90,
+                0.5,
+            )
+            text = out.read_text(errors="replace")
+            assert cli.poll() is None, text[-3000:]
+            assert f"config dir: {confd}" in text and all(f"loaded=[{s.suite}" in text for s in centre.servers)
+        # One of the two made it (a copy of the user's), the other found it made.
+        texts = [out.read_text(errors="replace") for out in outs]
+        assert sum("(new: a copy of" in t for t in texts) == 1, texts
         assert (confd / "servers.txt").exists() and list(own.iterdir()) == []
-        cli.send_signal(signal.SIGTERM)
-        assert cli.wait(20) == 130
-        assert not confd.exists()
-        # The UI went with it: no process of the CLI's group is left.
-        assert wait_for(lambda: not _group_alive(cli.pid), 10)
+        for cli in clis:
+            cli.send_signal(signal.SIGTERM)
+            assert cli.wait(20) == 130
+            # The UI went with it: no process of the CLI's group is left.
+            assert wait_for(lambda pid=cli.pid: not _group_alive(pid), 10)
+        assert {s.name for s in read_servers_txt(confd / "servers.txt")} == {s.host for s in centre.servers}
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(cli.pid, signal.SIGKILL)
-        cli.wait()
+        for cli in clis:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -230,7 +259,6 @@ def test_ui_presents_each_servers_white_listed_name(white_list_centre: Any, disp
     list is still refused."""
     from ecflow_remote.access import relay
     from ecflow_remote.tunnel.handle import Tunnel
-    from ecflow_remote.ui import launch as ui
 
     c = white_list_centre
     m1, m2 = c.servers
@@ -249,7 +277,7 @@ def test_ui_presents_each_servers_white_listed_name(white_list_centre: Any, disp
         own.mkdir(exist_ok=True)
         tunnel.up(require_all=all_answer)
         try:
-            proc, config = launch_ui(c, tunnel, display, own, ui_log)
+            proc, _ = launch_ui(c, tunnel, display, own, ui_log)
             try:
 
                 def seen() -> tuple[str, dict[str, str]]:
@@ -261,7 +289,6 @@ def test_ui_presents_each_servers_white_listed_name(white_list_centre: Any, disp
                 return text, requests
             finally:
                 stop_ui(proc)
-                ui.remove_config(config.path)
         finally:
             tunnel.down()
 
@@ -303,7 +330,6 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     password is in no process's arguments and no file of the run dir but the 0600 password file."""
     from ecflow_remote.access import relay
     from ecflow_remote.tunnel.handle import Tunnel
-    from ecflow_remote.ui import launch as ui
 
     c = password_centre
     m1, m2 = c.servers
@@ -353,6 +379,5 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
             assert PASSWORD not in ui_log.read_text(errors="replace")
         finally:
             stop_ui(proc)
-            ui.remove_config(config.path)
     finally:
         tunnel.down()

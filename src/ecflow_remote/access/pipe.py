@@ -23,11 +23,36 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from ecflow_remote.access import peers
+from ecflow_remote.transport.agent.bridge import ChannelTransport
+from ecflow_remote.transport.agent.frames import MuxError
+
+if TYPE_CHECKING:
+    from ecflow_remote.transport.agent.session import AgentSession
+
+T = TypeVar("T")
+# Where a client's bytes go: a unix socket of ssh's, or a Centre host:port (through Upstreams: the far-side
+# agent, or the socket ssh forwards that host:port to).
+Target = Path | tuple[str, int]
+
+
+@dataclass
+class Upstreams:
+    """What carries a tunnel's connections now, shared by all its listeners and changed by the supervisor as
+    ssh comes and goes: the agent session, or (plain transport) ssh's unix sockets; neither while reconnecting."""
+
+    agent: AgentSession | None = None
+    sockets: dict[tuple[str, int], Path] = field(default_factory=dict)  # plain: Centre host:port -> ssh's -L socket
+    socks: Path | None = None  # plain: ssh's -D socket
+
+    def live_agent(self) -> AgentSession | None:
+        agent = self.agent
+        return agent if agent is not None and not agent.closed else None
 
 
 class Upstream(asyncio.Protocol):
@@ -70,7 +95,8 @@ class Upstream(asyncio.Protocol):
 
 
 class Client(asyncio.Protocol):
-    """A TCP client of the listener, with its own connection to ssh's unix socket at `path`.
+    """A TCP client of the listener, with its own connection to its target: ssh's unix socket at a path, or a
+    stream of the far-side agent to host:port.
 
     Subclasses read what comes before the pipe in received() and set `piping` once the rest of the client's bytes
     may go through unread; send() forwards bytes of their own choosing (held in `pending` until ssh's socket is
@@ -79,9 +105,9 @@ class Client(asyncio.Protocol):
 
     upstream_protocol: type[Upstream] = Upstream  # a subclass for ssh's side, if it has work of its own
 
-    def __init__(self, server: Server, path: Path) -> None:
+    def __init__(self, server: Server, target: Target) -> None:
         self.server = server
-        self.path = path
+        self.target = target
         self.transport: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None  # ssh's side, once connected
         self.pending = bytearray()  # bytes for ssh sent before its socket was connected
@@ -107,11 +133,34 @@ class Client(asyncio.Protocol):
 
     # -- ssh's side
     def connect(self) -> None:
-        self.connecting = self.server.loop.create_task(self._connect())
-
-    async def _connect(self) -> None:
+        """Connect to the target: a stream of the agent if one runs, else ssh's socket; unreachable() if neither."""
+        target = self.target
+        if isinstance(target, Path):
+            self._connect_unix(target)
+            return
+        upstreams = self.server.upstreams
+        agent = upstreams.live_agent()
+        if agent is None:
+            self._connect_unix(upstreams.sockets.get(target))
+            return
+        # The stream exists at once and what is written follows its OPEN without waiting (one round trip per
+        # request); a failed connect at the far end resets the client.
         try:
-            await self.server.loop.create_unix_connection(lambda: self.upstream_protocol(self), str(self.path))
+            chan = agent.stream(*target)
+        except MuxError:
+            self.unreachable()
+            return
+        ChannelTransport(chan, self.upstream_protocol(self), self.server.loop)
+
+    def _connect_unix(self, path: Path | None) -> None:
+        if path is None:
+            self.unreachable()
+        else:
+            self.connecting = self.server.loop.create_task(self._connect(path))
+
+    async def _connect(self, path: Path) -> None:
+        try:
+            await self.server.loop.create_unix_connection(lambda: self.upstream_protocol(self), str(path))
         except OSError:
             self.unreachable()
 
@@ -196,8 +245,31 @@ class Client(asyncio.Protocol):
             self.transport.abort()
 
 
+class LoopThread:
+    """One asyncio loop in a daemon thread: every listener of a tunnel and its agent session share it (a stream
+    can only be used from its session's loop)."""
+
+    def __init__(self, name: str = "tunnel-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coro` on the loop from another thread and wait for its result (or its exception)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
 class Server:
-    """TCP listeners whose clients are piped to ssh, all served by one event loop in a daemon thread.
+    """TCP listeners whose clients are piped to their targets, served by an event loop in a daemon thread: the
+    server's own, or a LoopThread shared with the agent and the tunnel's other listeners.
 
     The synchronous supervisor only calls start() and stop(); the server outlives ssh reconnects (a client that
     arrives while ssh is away is answered by its Client subclass, not refused a port).
@@ -207,11 +279,14 @@ class Server:
     # Serve only clients whose socket our own uid owns (module docstring); Linux only.
     check_peers: ClassVar[bool] = sys.platform == "linux"
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, io: LoopThread | None = None) -> None:
+        self.io = io
+        self.loop = io.loop if io is not None else asyncio.new_event_loop()
         self.connections: set[Client] = set()
         self.foreign = 0  # connections refused because another account (or no account found) opened them
-        self._servers: list[asyncio.AbstractServer] = []
+        # What carries clients whose target is a Centre host:port; the supervisor shares one among its servers.
+        self.upstreams = Upstreams()
+        self._servers: list[asyncio.Server] = []
         self._thread: threading.Thread | None = None
 
     def open_listeners(self) -> None:
@@ -230,15 +305,21 @@ class Server:
         except (OSError, ValueError):
             return False
 
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self.io is not None:
+            return self.io.run(coro, 10)
+        return self.loop.run_until_complete(coro)
+
     def listen_on(self, host: str, port: int, factory: Callable[[], Client]) -> int:
         """Listen on (host, port) for clients made by `factory`; the port listened on (port 0: the kernel's
         choice)."""
-        server = self.loop.run_until_complete(
-            self.loop.create_server(factory, host, port, reuse_address=True, backlog=512)
-        )
+        server = self._run(self._listen(host, port, factory))
         self._servers.append(server)
         actual: int = server.sockets[0].getsockname()[1]
         return actual
+
+    async def _listen(self, host: str, port: int, factory: Callable[[], Client]) -> asyncio.Server:
+        return await self.loop.create_server(factory, host, port, reuse_address=True, backlog=512)
 
     def start(self) -> Self:
         """Listen (an OSError, e.g. a port taken, reaches the caller) and serve from a thread."""
@@ -247,12 +328,18 @@ class Server:
         except BaseException:
             self.stop()
             raise
-        self._thread = threading.Thread(target=self.loop.run_forever, name=self.thread_name, daemon=True)
-        self._thread.start()
+        if self.io is None:
+            self._thread = threading.Thread(target=self.loop.run_forever, name=self.thread_name, daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop listening and drop every connection; the loop and its thread end."""
+        """Stop listening and drop every connection; an own loop and its thread end."""
+        if self.io is not None:
+            with contextlib.suppress(Exception):
+                self.io.run(self._close(), 5)
+            self._servers.clear()
+            return
         if self._thread is None:
             for server in self._servers:
                 server.close()
@@ -280,3 +367,33 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Route:
+    """A loopback listener and where its clients go."""
+
+    listen: tuple[str, int]
+    target: Target
+
+
+class _Forwarded(Client):
+    def started(self) -> None:
+        self.piping = True
+        self.connect()
+
+
+class Forwards(Server):
+    """Plain forwards: each route's listener piped to its target untouched (ssh's socket, or the agent)."""
+
+    thread_name = "forwards"
+
+    def __init__(self, routes: Sequence[Route], io: LoopThread | None = None) -> None:
+        super().__init__(io)
+        self.routes = list(routes)
+
+    def open_listeners(self) -> None:
+        for i, route in enumerate(self.routes):
+            host, port = route.listen
+            actual = self.listen_on(host, port, lambda target=route.target: _Forwarded(self, target))  # type: ignore[misc]
+            self.routes[i] = Route((host, actual), route.target)

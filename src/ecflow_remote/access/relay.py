@@ -15,6 +15,7 @@ nothing but the relay can reach the unix socket, so no request reaches the serve
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -31,8 +32,12 @@ from ecflow_remote.errors import ProtocolError
 from ecflow_remote.plan import is_loopback
 
 # A bigger request (a `--load` of a very large definition) is passed through unread: parsing it would hold the
-# relay's loop for seconds. Its user name then stays the laptop's, and the server refuses it (never widens).
-MAX_REWRITE = 64 * 1024 * 1024
+# relay's loop for seconds. Its user name then stays the laptop's, and the server refuses it (never widens). It is
+# also the most a connection can make the relay hold (where no peer check keeps other accounts out: macOS).
+MAX_REWRITE = 16 * 1024 * 1024
+# A client that holds a request unfinished (or sends none) this long is dropped: it would hold a slot and its
+# buffer for ever. Waiting for the server's reply is not idle.
+IDLE_TIMEOUT = 60.0
 _REQUEST_KEY = "21ClientToServerRequest"
 
 
@@ -126,10 +131,11 @@ def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[byte
 
 @dataclass(frozen=True)
 class RelayRoute:
-    """One relayed server: its loopback endpoint, ssh's unix socket behind it, and the name to present."""
+    """One relayed server: its loopback endpoint, where its requests go (ssh's unix socket, or the Centre's
+    host:port through the agent), and the name to present."""
 
     listen: tuple[str, int]
-    upstream: Path
+    upstream: pipe.Target
     user: str
 
 
@@ -141,21 +147,35 @@ class _Client(pipe.Client):
         self.relay = relay
         self.route = route
         self.buf = bytearray()  # the front of a request not yet complete (piping: past a frame we do not parse)
+        self.idle: asyncio.TimerHandle | None = None
 
     def started(self) -> None:
         # Connect to ssh at once: the request is read meanwhile, so the hop adds no round trip.
         self.connect()
+        self._watch(True)
 
     def received(self, data: bytes) -> None:
         self.buf += data
         out, self.piping = rewrite_frames(self.buf, self.relay.local_user, self.route.user)
         if out:
             self.send(out)
+        self._watch(bool(self.buf) and not self.piping)
+
+    def _watch(self, waiting: bool) -> None:
+        """(Re)start the idle timer while a request is awaited or unfinished; stop it once none is."""
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = self.server.loop.call_later(IDLE_TIMEOUT, self.abort) if waiting else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watch(False)
+        super().connection_lost(exc)
 
     def eof_received(self) -> bool:
         if self.buf:  # a cut-off request: the server gets what was sent and judges it
             self.send(bytes(self.buf))
             self.buf.clear()
+        self._watch(False)  # nothing more can come: what is left is the server's reply
         return super().eof_received()
 
 
@@ -165,11 +185,13 @@ class Relay(pipe.Server):
 
     thread_name = "ecflow-relay"
 
-    def __init__(self, routes: Sequence[RelayRoute], local_user: str | None = None) -> None:
+    def __init__(
+        self, routes: Sequence[RelayRoute], local_user: str | None = None, io: pipe.LoopThread | None = None
+    ) -> None:
         for route in routes:
             if not is_loopback(route.listen[0]):
                 raise ValueError(f"the ecFlow relay listens on loopback only, not {route.listen[0]}")
-        super().__init__()
+        super().__init__(io)
         self.routes = list(routes)
         self.local_user = local_user if local_user is not None else login_name()
 

@@ -1,9 +1,11 @@
-"""The socks method's authenticated SOCKS5 front: user/password (RFC 1929) on the TCP port, relayed to ssh -D."""
+"""The socks method's authenticated SOCKS5 front: user/password (RFC 1929) on the TCP port; CONNECT answered here
+and carried by the far-side agent, or (plain transport) relayed to ssh -D."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
@@ -27,8 +29,40 @@ _AUTH_FAILED = b"\x01\x01"
 # The greeting we send ssh on the client's behalf: SOCKS5, one method, no authentication (ssh -D asks for none).
 _UPSTREAM_GREETING = b"\x05\x01\x00"
 _UPSTREAM_ACCEPT = b"\x05\x00"
-# A CONNECT reply "general failure" (bound address 0.0.0.0:0), for when ssh's socket cannot be reached.
+# CONNECT replies (bound address 0.0.0.0:0): general failure (ssh's socket or the agent cannot be reached),
+# command not supported, address type not supported, and success.
 _GENERAL_FAILURE = b"\x05\x01\x00\x01\x00\x00\x00\x00\x00\x00"
+_NO_COMMAND = b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00"
+_NO_ADDRESS_TYPE = b"\x05\x08\x00\x01\x00\x00\x00\x00\x00\x00"
+_SUCCEEDED = b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+
+
+def parse_connect(buf: bytes | bytearray) -> tuple[tuple[str, int] | bytes | None, int]:
+    """A SOCKS5 request at the front of `buf`: ((host, port), its length) for a CONNECT, (an error reply, 0)
+    for anything else, (None, 0) while incomplete."""
+    if len(buf) < 5:
+        return None, 0
+    if buf[0] != 5:
+        return _GENERAL_FAILURE, 0
+    if buf[1] != 1:  # BIND and UDP ASSOCIATE: an ecFlow or log-server client never asks for them
+        return _NO_COMMAND, 0
+    kind = buf[3]
+    if kind == 1:
+        start, end = 4, 8
+    elif kind == 4:
+        start, end = 4, 20
+    elif kind == 3:
+        start, end = 5, 5 + buf[4]
+    else:
+        return _NO_ADDRESS_TYPE, 0
+    if len(buf) < end + 2:
+        return None, 0
+    raw = bytes(buf[start:end])
+    try:
+        host = raw.decode("ascii") if kind == 3 else str(ipaddress.ip_address(raw))
+    except UnicodeDecodeError:  # the Centre's host names are ASCII (an IDN would come punycoded)
+        return _GENERAL_FAILURE, 0
+    return (host, int.from_bytes(buf[end : end + 2], "big")), end + 2
 
 
 def socket_path(rundir: Path) -> Path:
@@ -108,15 +142,19 @@ class _Upstream(pipe.Upstream):
 class _Client(pipe.Client):
     """A TCP client of the front: the SOCKS5 greeting and password check here, then bytes to and from ssh."""
 
-    upstream_protocol = _Upstream
+    upstream_protocol: type[pipe.Upstream] = _Upstream
 
     def __init__(self, front: SocksFront) -> None:
-        super().__init__(front, front.upstream)
+        # Plain: ssh -D's socket; through the agent the target is the CONNECT's, known after the handshake.
+        self.ssh_socket = front.ssh_socket()
+        super().__init__(front, self.ssh_socket or ("", 0))
         self.front = front
         self.buf = bytearray()
         self.state = "greeting"  # greeting -> auth -> authed
         self.upstream_failed = False
         self.timer: asyncio.TimerHandle | None = None
+        if self.ssh_socket is None:
+            self.upstream_protocol = pipe.Upstream  # the agent's stream carries no greeting of ssh's to take off
 
     def started(self) -> None:
         self.timer = self.front.loop.call_later(HANDSHAKE_TIMEOUT, self.close)
@@ -159,8 +197,9 @@ class _Client(pipe.Client):
             return
         self._write(_ASK_PASSWORD)
         self.state = "auth"
-        # ssh's side of the handshake overlaps with the password exchange: one round trip less per connection.
-        self.connect()
+        if self.ssh_socket is not None:
+            # ssh's side of the handshake overlaps with the password exchange: one round trip less per connection.
+            self.connect()
 
     def _auth(self) -> None:
         buf = self.buf
@@ -193,17 +232,24 @@ class _Client(pipe.Client):
     def unreachable(self) -> None:
         # ssh is reconnecting (or gone): the client gets a SOCKS failure once it has proved who it is.
         self.upstream_failed = True
-        if self.state == "authed":
+        if self.piping:
+            self.close()  # (agent: the CONNECT was answered already; the agent went away in between)
+        elif self.state == "authed":
             self._maybe_relay()
 
     def connected(self) -> None:
         assert self.upstream is not None
+        if self.ssh_socket is None:
+            return  # the agent's stream: nothing to greet
         self.upstream.write(_UPSTREAM_GREETING)
         if self.state == "authed":
             self._maybe_relay()
 
     def _maybe_relay(self) -> None:
         if self.piping or self.transport is None or self.transport.is_closing():
+            return
+        if self.ssh_socket is None:
+            self._connect_through_agent()
             return
         if self.upstream_failed:
             self._write(_GENERAL_FAILURE)
@@ -220,13 +266,40 @@ class _Client(pipe.Client):
             self.upstream.write(bytes(self.buf))
             self.buf.clear()
 
+    def _connect_through_agent(self) -> None:
+        """Answer the CONNECT at once and send what follows it behind the agent's OPEN: the client's request
+        then costs one round trip, as with a forwarded port. A target the far side cannot reach resets the
+        connection (the client sees a reset rather than a SOCKS refusal)."""
+        request, size = parse_connect(self.buf)
+        if request is None:
+            return
+        if isinstance(request, bytes):
+            self._write(request)
+            self.close()
+            return
+        if self.front.upstreams.live_agent() is None:
+            self._write(_GENERAL_FAILURE)
+            self.close()
+            return
+        del self.buf[:size]
+        self.target = request
+        self.piping = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self._write(_SUCCEEDED)
+        self.connect()
+        if self.buf:
+            self.send(bytes(self.buf))
+            self.buf.clear()
+
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
 
 class SocksFront(pipe.Server):
-    """The authenticated SOCKS5 listener at `listen`, relaying to ssh -D at the unix socket `upstream`.
+    """The authenticated SOCKS5 listener at `listen`, relaying to ssh -D at the unix socket `upstream`, or with
+    no upstream, connecting through the far-side agent (pipe.Server.agent).
 
     Runs its own event loop in a daemon thread (pipe.Server), so the synchronous supervisor only calls start() and
     stop(); it outlives ssh reconnects (a client arriving while ssh is away gets a SOCKS failure, not a refused
@@ -235,12 +308,24 @@ class SocksFront(pipe.Server):
 
     thread_name = "socks-front"
 
-    def __init__(self, listen: tuple[str, int], upstream: Path, credentials: Credentials) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        upstream: Path | None,
+        credentials: Credentials,
+        io: pipe.LoopThread | None = None,
+    ) -> None:
+        super().__init__(io)
         self.listen = listen
         self.upstream = upstream
         self.credentials = credentials
         self.refused = 0  # clients that gave the wrong user or password
+
+    def ssh_socket(self) -> Path | None:
+        """Where a new client's SOCKS request goes: ssh -D's socket (plain), None when the agent carries it."""
+        if self.upstream is not None:
+            return self.upstream
+        return self.upstreams.socks if self.upstreams.live_agent() is None else None
 
     def open_listeners(self) -> None:
         host, port = self.listen

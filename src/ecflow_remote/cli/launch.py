@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ecflow_remote.cli.app import Context, pass_context
+
+if TYPE_CHECKING:
+    from ecflow_remote.ui.system import SystemLists
 
 # ---------------------------------------------------------------------------------------------------- run
 
@@ -35,6 +39,21 @@ def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------------------------------------------- ui
 
 
+def system_report(lists: SystemLists) -> list[str]:
+    """What became of the Centre's system server lists, in lines for the terminal."""
+    if lists.error:
+        return [f"warning: {lists.error}; ecflow_ui starts without them"]
+    if lists.source == "none":
+        return []
+    where = "[ui] system_servers" if lists.source == "profile" else "your workstation's ECFLOW_SYSTEM_SERVERS_LIST"
+    lines = [f"system server lists ({where}): {len(lists.servers)} servers from {', '.join(lists.paths) or 'none'}"]
+    if lists.missing:
+        lines.append(f"  not readable on the workstation: {', '.join(lists.missing)}")
+    if lists.unreachable:
+        lines.append(f"  listed, but not through this tunnel (not in the profile): {', '.join(lists.unreachable)}")
+    return lines
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
@@ -43,12 +62,17 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     import signal
 
     from ecflow_remote.ui import launch as ui_launch
+    from ecflow_remote.ui.servers import default_ui_config_dir
 
     def stop_on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     proc, config = ui_launch.launch(c.tunnel(), list(args))
-    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too, and still remove the config dir.
+    first = f" (new: a copy of {default_ui_config_dir()})" if config.seeded else ""
+    click.echo(f"ecflow_ui's config dir: {config.path}{first}; kept between runs", err=True)
+    for line in system_report(config.system):
+        click.echo(line, err=True)
+    # A TERM or hang-up of ecflow-remote must take ecflow_ui down too (its config dir stays for the next run).
     old = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = proc.wait()
@@ -58,5 +82,4 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        ui_launch.remove_config(config.path)
     sys.exit(code)

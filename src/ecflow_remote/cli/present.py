@@ -20,6 +20,10 @@ def status_table(data: dict[str, Any]) -> Table:
     t = data["tunnel"]
     colour = {"up": "green", "reconnecting": "yellow", "starting": "yellow"}.get(t["state"], "red")
     title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
+    if t.get("transport_text"):
+        title += f" · {t['transport_text']}"
+        if t["transport"] != "agent" and t.get("transport_note"):
+            title += f"\n{t['transport_note']}"
     if t.get("message") and t["state"] != "up":
         title += f"\n{t['message']}"
     cert = t.get("certificate")

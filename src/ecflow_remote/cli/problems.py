@@ -56,12 +56,14 @@ def os_error_line(e: OSError, *, environ: Mapping[str, str] | None = None, uid: 
     me = os.getuid() if uid is None else uid
     raw = e.filename if isinstance(e.filename, str) else None
     what = e.strerror or str(e) or type(e).__name__
+    code = e.errno
     if raw is None:
         if isinstance(e, ConnectionError | TimeoutError):
             return f"{what}: a connection failed unexpectedly; try again (`ecflow-remote doctor` finds the broken link)"
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            return f"{what}: the output could not be written: free some space, or write it elsewhere"
         return f"{what}: a system error; run again with {DEBUG_VARIABLE}=1 to see where it happened"
     where = display_path(Path(raw)) + _source(raw, env)
-    code = e.errno
     if code in (errno.EACCES, errno.EPERM):
         owner = _owner(Path(raw))
         if owner is not None and owner != me:

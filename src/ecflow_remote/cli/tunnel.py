@@ -70,16 +70,21 @@ def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> Tunn
 
 def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
     plan = tunnel.plan()
-    click.echo(f"Tunnel up ({plan.method} method, ssh pid {state.pid}).")
+    click.echo(f"Tunnel up ({plan.method} method, {state.transport_text}, ssh pid {state.pid}).")
+    if state.transport != "agent" and state.transport_note:
+        click.echo(f"  note: {state.transport_note}")
     for e in plan.endpoints:
         where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"
         click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{_moved(plan, e)}")
     # Log servers too: `up` waits for the ecFlow servers only, and a misspelt log server must not pass unseen.
     for check in state.checks:
         if not check.reachable:
-            what = "log server" if check.endpoint.kind == "logserver" else "server"
-            hint = f": check {check.endpoint.host}:{check.endpoint.port} in the profile" if what == "log server" else ""
-            click.echo(f"  not answering: {what} {check.endpoint.name} ({check.error}){hint}", err=True)
+            e = check.endpoint
+            if e.kind == "logserver":
+                hint = f": check {e.host}:{e.port} in the profile"
+                click.echo(f"  not answering: log server {e.name} ({check.error}){hint}", err=True)
+            else:
+                click.echo(f"  not answering: {e.name} ({check.error})", err=True)
 
 
 def _moved(plan: Plan, e: Endpoint) -> str:

@@ -6,11 +6,37 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from ecflow_remote.errors import LogFileUnavailable, LogServerError, StreamTimeout, TruncatedOutput
+from ecflow_remote.errors import (
+    LogFileUnavailable,
+    LogReplyTooLarge,
+    LogServerError,
+    StreamTimeout,
+    TruncatedOutput,
+    size_words,
+)
 
 DEFAULT_PORT = 9316
 # The log server's checksum covers the first KiB only (sub meta in ecflow_logsvr.pl).
 CHECKSUM_SPAN = 1024
+# The most the clients keep in memory from one reply (a file read whole, a delta, a list). The protocol ends a reply
+# by closing, and a listed size is only a claim, so both are bounded by this. A file copied to disk (copy_to) may
+# grow by this much beyond its listed size while it is copied. Read at each request, so it can be changed here.
+MAX_REPLY = 256 * 1024 * 1024
+
+
+def reply_too_large(where: str, line: str, size: int | None = None) -> LogReplyTooLarge:
+    """The error for a reply over the limit; `size` when a listed size already says so, before any transfer."""
+    verb = line.split(" ", 1)[0]
+    if size is not None:
+        return LogReplyTooLarge(
+            f"log server {where} lists {line.split(' ', 1)[-1]} at {size} bytes, more than the {size_words(MAX_REPLY)} "
+            "kept in memory (ecflow_remote.clients.logprotocol.MAX_REPLY): stream it instead (`ecflow-remote output` "
+            "without --follow)"
+        )
+    return LogReplyTooLarge(
+        f"log server {where} sent more than the {size_words(MAX_REPLY)} allowed for {verb!r} and was cut off: it is "
+        "not an ecFlow log server, or the file keeps growing; nothing partial was kept"
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Unpack
 
+from ecflow_remote.clients import logprotocol
 from ecflow_remote.clients.connect import Destination, DestinationOptions, close_stream
 from ecflow_remote.clients.logprotocol import (
     CHECKSUM_SPAN,
@@ -28,6 +29,7 @@ from ecflow_remote.clients.logprotocol import (
     checksum_of,
     parse_header,
     parse_list,
+    reply_too_large,
 )
 from ecflow_remote.errors import LogFileUnavailable, LogServerError, TruncatedOutput
 
@@ -140,8 +142,13 @@ class AsyncLogServerClient(Destination):
         self,
         line: str,
         on_chunk: Callable[[bytes], None] | None = None,
+        limit: int | None = None,
     ) -> bytes:
-        """Send one command line and read until the server closes; with on_chunk, chunks go there instead."""
+        """Send one command line and read until the server closes; with on_chunk, chunks go there instead. More
+        than `limit` bytes (default logprotocol.MAX_REPLY) is an error: the reply ends only when the server
+        closes."""
+        limit = logprotocol.MAX_REPLY if limit is None else limit
+        received = 0
         reader, writer = await self.connect_stream()
         chunks: list[bytes] = []
         try:
@@ -157,6 +164,9 @@ class AsyncLogServerClient(Destination):
                     raise _dropped(self.where, line, e) from e
                 if not chunk:
                     break
+                received += len(chunk)
+                if received > limit:
+                    raise reply_too_large(self.where, line)
                 if on_chunk is None:
                     chunks.append(chunk)
                 else:
@@ -201,7 +211,7 @@ class AsyncLogServerClient(Destination):
     async def read(self, path: str, *, progress: Progress | None = None, command: str = "getf") -> LogFile:
         """Fetch a whole file into memory, verified; `progress(bytes_so_far, total_or_None)` after each chunk."""
         buffer = bytearray()
-        transfer = await self._stream(path, buffer.extend, progress, command)
+        transfer = await self._stream(path, buffer.extend, progress, command, to_memory=True)
         return transfer.result(bytes(buffer))
 
     async def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
@@ -209,7 +219,7 @@ class AsyncLogServerClient(Destination):
 
         On TruncatedOutput `out` holds a partial copy: the caller should discard it.
         """
-        return (await self._stream(path, out.write, progress, "getf")).result(b"")
+        return (await self._stream(path, out.write, progress, "getf", to_memory=False)).result(b"")
 
     async def _stream(
         self,
@@ -217,12 +227,16 @@ class AsyncLogServerClient(Destination):
         sink: Callable[[bytes], object],
         progress: Progress | None,
         command: str,
+        *,
+        to_memory: bool,
     ) -> _Transfer:
         _check_path(path)
         # The protocol has no length field and ends by closing, so the size comes from `list` beforehand.
         listed = await self.stat(path)
-        transfer = _Transfer(self.where, path, command, listed.size if listed is not None else None, sink, progress)
-        await self._request(f"{command} {path}", transfer.feed)
+        total = listed.size if listed is not None else None
+        line = f"{command} {path}"
+        transfer = _Transfer(self.where, path, command, total, sink, progress)
+        await self._request(line, transfer.feed, _reply_limit(self.where, line, total, to_memory))
         if not transfer.finish():
             raise await self._unavailable(path, command)
         return transfer
@@ -234,6 +248,17 @@ class AsyncLogServerClient(Destination):
         except LogServerError:
             dir_visible = False
         return _unavailable_error(self.where, path, command, dir_visible)
+
+
+def _reply_limit(where: str, line: str, listed: int | None, to_memory: bool) -> int:
+    """How many bytes a file transfer may bring: MAX_REPLY (and its header) when it is kept in memory, refused at
+    once when the listed size is already more; the listed size plus MAX_REPLY of growth when it is copied out."""
+    room = logprotocol.MAX_REPLY + _HEADER_ROOM
+    if not to_memory:
+        return (listed or 0) + room
+    if listed is not None and listed > logprotocol.MAX_REPLY:
+        raise reply_too_large(where, line, listed)
+    return room
 
 
 # recv(n, MSG_WAITALL) with a receive timeout behaves as described in _receive_whole on Linux and macOS.
@@ -300,10 +325,14 @@ class LogServerClient:
         keep: bool = True,
         feed: Callable[[memoryview], None] | None = None,
         sock: socket.socket | None = None,
+        limit: int | None = None,
     ) -> tuple[bytearray, int]:
         """Send one command line and read until the server closes, with recv_into into one buffer of `size`
         bytes: grown as needed if `keep` (returns it and the byte count), reused for each read if not. `feed`
-        sees each new piece. `sock` is an already connected socket with the line sent."""
+        sees each new piece. `sock` is an already connected socket with the line sent. More than `limit` bytes in
+        all (default logprotocol.MAX_REPLY) is an error."""
+        limit = logprotocol.MAX_REPLY if limit is None else limit
+        received = 0
         buffer = bytearray(size)
         view = memoryview(buffer)
         end = 0
@@ -320,6 +349,9 @@ class LogServerClient:
                     n = conn.recv_into(view[end:])
                     if not n:
                         break
+                    received += n
+                    if received > limit:
+                        raise reply_too_large(self._async.where, line)
                     if feed is not None:
                         feed(view[end : end + n])
                     end += n
@@ -361,10 +393,11 @@ class LogServerClient:
     def copy_to(self, path: str, out: BinaryIO, *, progress: Progress | None = None) -> LogFile:
         _check_path(path)
         listed = self.stat(path)
-        transfer = _Transfer(
-            self._async.where, path, "getf", listed.size if listed is not None else None, out.write, progress
-        )
-        self._receive(f"getf {path}", size=SYNC_CHUNK, keep=False, feed=transfer.feed)
+        total = listed.size if listed is not None else None
+        line = f"getf {path}"
+        transfer = _Transfer(self._async.where, path, "getf", total, out.write, progress)
+        limit = _reply_limit(self._async.where, line, total, to_memory=False)
+        self._receive(line, size=SYNC_CHUNK, keep=False, feed=transfer.feed, limit=limit)
         if not transfer.finish():
             raise self._unavailable(path, "getf")
         return transfer.result(b"")
@@ -375,22 +408,27 @@ class LogServerClient:
         total = listed.size if listed is not None else None
         transfer = _Transfer(self._async.where, path, command, total, None, progress)
         line = f"{command} {path}"
+        limit = _reply_limit(self._async.where, line, total, to_memory=True)
         if total and progress is None and _CAN_WAIT_ALL:
-            data = self._receive_whole(line, transfer, total)
+            data = self._receive_whole(line, transfer, total, limit)
         else:
-            # The bytes land in the buffer where recv_into put them; the transfer only checks them.
-            buffer, end = self._receive(line, size=(total or 0) + _HEADER_ROOM, feed=transfer.feed)
+            # The bytes land in the buffer where recv_into put them; the transfer only checks them. The buffer
+            # starts no bigger than a chunk, whatever the listed size claims, and grows as bytes come.
+            first = min(total or 0, SYNC_CHUNK) + _HEADER_ROOM
+            buffer, end = self._receive(line, size=first, feed=transfer.feed, limit=limit)
             with memoryview(buffer) as view:
                 data = bytes(view[transfer.data_start : end])
         if not transfer.finish():
             raise self._unavailable(path, command)
         return transfer.result(data)
 
-    def _receive_whole(self, line: str, transfer: _Transfer, total: int) -> bytes:
-        """The file's bytes when the listed size is known: the header is taken off first, then one
-        recv(total, MSG_WAITALL) has the kernel copy the whole file into the bytes object that is returned, with
-        no buffer to clear beforehand and no copy afterwards (for a big file that is most of the client's work)."""
+    def _receive_whole(self, line: str, transfer: _Transfer, total: int, limit: int) -> bytes:
+        """The file's bytes when the listed size is known: the header is taken off first, then recv(n,
+        MSG_WAITALL) has the kernel copy the file into bytes objects with no buffer to clear beforehand. The
+        listed size is only a claim, so the reads double (each as big as what came so far): never more memory
+        than twice what arrived, and a file up to SYNC_CHUNK still comes in one piece with no copy afterwards."""
         parts: list[bytes] = []
+        got = 0
         with self._reading(line) as sock:
             # Blocking reads bounded by SO_RCVTIMEO: a read that got data returns it when the time is up, one
             # that got nothing fails with EAGAIN, so a transfer is given up after at most two read_timeouts of
@@ -410,11 +448,17 @@ class LogServerClient:
                         break
                 transfer.feed(sock.recv(cut + 1 if cut >= 0 else len(peek)))
             while True:
-                # The whole file in one read; anything more (a file that grew, or the rest after a slow patch
-                # cut the read short) until the server closes.
-                part = sock.recv(total if not parts else SYNC_CHUNK, socket.MSG_WAITALL if not parts else 0)
+                # The listed bytes in doubling reads; anything more (a file that grew, or the rest after a slow
+                # patch cut a read short) until the server closes.
+                if got < total:
+                    part = sock.recv(min(total - got, max(SYNC_CHUNK, got)), socket.MSG_WAITALL)
+                else:
+                    part = sock.recv(SYNC_CHUNK)
                 if not part:
                     break
+                got += len(part)
+                if got + len(transfer.header) > limit:
+                    raise reply_too_large(self._async.where, line)
                 parts.append(part)
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         transfer.feed(data)

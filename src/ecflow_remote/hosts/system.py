@@ -12,33 +12,39 @@ tunnel:
 
 The tag is the tunnel's run-directory key (one per profile), so several profiles' blocks coexist and a later
 `up`/`down` finds the block a killed supervisor left. Every change is atomic (a temp file in the same directory,
-fsync, rename, mode and owner kept); the file as it was before ecflow-remote first changed it is kept in
-`<file>.ecflow-remote.bak`; no line outside the block is ever changed.
+fsync, rename, mode and owner kept) and made under an exclusive lock (`<file>.ecflow-remote.lock`, so two tunnels
+never lose each other's change); before each change the file without any ecflow-remote block is kept in
+`<file>.ecflow-remote.bak`; no byte outside the block is ever changed (line endings and bytes that are not UTF-8
+included).
 
 Also a tiny command for doing the same by hand with sudo (the file is root's):
-`python -m ecflow_remote.hosts.system add|remove TAG [NAME=ADDRESS ...] [--path FILE]`.
+`python -I -m ecflow_remote.hosts.system add|remove TAG [NAME=ADDRESS ...] [--path FILE]` (`-I`: nothing is
+imported from the current directory or the environment, as root).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import re
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from ecflow_remote.errors import SystemHostsError
 from ecflow_remote.safefile import write_atomic
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_PATH: Final = Path("/etc/hosts")
 # For tests only: another file to manage instead of /etc/hosts (the test suite must not edit the machine's own).
 PATH_ENV: Final = "ECFLOW_REMOTE_SYSTEM_HOSTS"
 BACKUP_SUFFIX: Final = ".ecflow-remote.bak"
+LOCK_SUFFIX: Final = ".ecflow-remote.lock"
+# How long a change waits for another ecflow-remote's change to the same file.
+LOCK_WAIT: Final = 10.0
 _TAG_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
 
@@ -69,8 +75,8 @@ def _check_tag(tag: str) -> None:
         raise SystemHostsError(f"bad hosts block tag {tag!r}: letters, digits, '.', '_', '-' only")
 
 
-def block_text(tag: str, mapping: Mapping[str, str], note: str = "") -> str:
-    """The block for `mapping` (name -> address), markers included, ending with a newline."""
+def block_text(tag: str, mapping: Mapping[str, str], note: str = "", newline: str = "\n") -> str:
+    """The block for `mapping` (name -> address), markers included, each line ending with `newline`."""
     _check_tag(tag)
     lines = [begin_marker(tag)]
     note = "".join(ch if ch.isprintable() else "?" for ch in note)
@@ -84,7 +90,7 @@ def block_text(tag: str, mapping: Mapping[str, str], note: str = "") -> str:
             raise SystemHostsError(f"{name!r} is not a host name")
         lines.append(f"{address}\t{name}")
     lines.append(end_marker(tag))
-    return "\n".join(lines) + "\n"
+    return newline.join(lines) + newline
 
 
 def _find(lines: list[str], tag: str, path: Path) -> tuple[int, int] | None:
@@ -103,8 +109,10 @@ def _find(lines: list[str], tag: str, path: Path) -> tuple[int, int] | None:
 
 
 def _read(path: Path) -> str:
+    """The file as text, byte for byte: line endings as they are (no universal newlines), and bytes that are not
+    UTF-8 kept as surrogates, so writing it back (_encode) gives the same bytes."""
     try:
-        return path.read_text()
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return ""
     except OSError as e:
@@ -118,7 +126,7 @@ def has_block(path: Path, tag: str) -> bool:
 
 def tags(path: Path) -> list[str]:
     """The tags of every ecflow-remote block in the file."""
-    found = re.findall(r"^# >>> ecflow-remote (\S+) >>>$", _read(path), re.M)
+    found = re.findall(r"^# >>> ecflow-remote (\S+) >>>\r?$", _read(path), re.M)
     return [str(t) for t in found]
 
 
@@ -140,19 +148,27 @@ def add_block(path: Path, tag: str, mapping: Mapping[str, str], note: str = "") 
     Idempotent: an identical block already in place is left alone (no write, so no permission needed). True
     if the file was changed.
     """
-    text = _read(path)
-    lines = text.splitlines(keepends=True)
-    block = block_text(tag, mapping, note)
-    span = _find(lines, tag, path)
-    if span is not None:
-        # The same entries (whatever the comment says: it may have been added by hand with sudo) is in place.
-        if _entries(lines[span[0] : span[1] + 1]) == _entries(block.splitlines(keepends=True)):
-            return False
-        del lines[span[0] : span[1] + 1]
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    _write(path, "".join(lines) + block, text)
-    return True
+    _check_tag(tag)
+    with _locked(path):
+        text = _read(path)
+        lines = text.splitlines(keepends=True)
+        newline = _newline(lines)
+        block = block_text(tag, mapping, note, newline)
+        span = _find(lines, tag, path)
+        if span is not None:
+            # The same entries (whatever the comment says: it may have been added by hand with sudo) is in place.
+            if _entries(lines[span[0] : span[1] + 1]) == _entries(block.splitlines(keepends=True)):
+                return False
+            del lines[span[0] : span[1] + 1]
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        _write(path, "".join(lines) + block, text)
+        return True
+
+
+def _newline(lines: list[str]) -> str:
+    """The file's own line ending: CRLF when its first line has one (a file edited on Windows), else LF."""
+    return "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
 
 def _entries(lines: list[str]) -> list[str]:
@@ -162,14 +178,48 @@ def _entries(lines: list[str]) -> list[str]:
 def remove_block(path: Path, tag: str) -> bool:
     """Remove `tag`'s block; every other line stays as it is. True if there was one."""
     _check_tag(tag)
-    text = _read(path)
-    lines = text.splitlines(keepends=True)
-    span = _find(lines, tag, path)
-    if span is None:
-        return False
-    del lines[span[0] : span[1] + 1]
-    _write(path, "".join(lines), text)
-    return True
+    with _locked(path):
+        text = _read(path)
+        lines = text.splitlines(keepends=True)
+        span = _find(lines, tag, path)
+        if span is None:
+            return False
+        del lines[span[0] : span[1] + 1]
+        _write(path, "".join(lines), text)
+        return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock for one read-change-write of `path` (the file itself is replaced by rename, so the lock
+    is a file of its own beside it, root's like the directory). Who cannot make or open it cannot write the file
+    either: they go on unlocked, to find the block in place or be refused with the sudo command."""
+    real = path.resolve()
+    try:
+        fd = os.open(
+            real.with_name(real.name + LOCK_SUFFIX),
+            os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+            0o600,
+        )
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SystemHostsError(
+                        f"{path} is being changed by another ecflow-remote for more than {LOCK_WAIT:g}s; try again "
+                        f"(if none runs, remove {real.name + LOCK_SUFFIX})"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------ atomic writing
@@ -178,10 +228,13 @@ def remove_block(path: Path, tag: str) -> bool:
 def sudo_hint(path: Path, tag: str, mapping: Mapping[str, str] | None) -> str:
     """The command that does the same change as root."""
     where = "" if path == DEFAULT_PATH else f" --path {path}"
+    # -I: as root, nothing may be imported from the current directory (a planted package would run as root), nor
+    # from PYTHON* variables or the user's site directory.
+    command = f"sudo {sys.executable} -I -m ecflow_remote.hosts.system"
     if mapping is None:
-        return f"sudo {sys.executable} -m ecflow_remote.hosts.system remove {tag}{where}"
+        return f"{command} remove {tag}{where}"
     pairs = " ".join(f"{name}={address}" for name, address in mapping.items())
-    return f"sudo {sys.executable} -m ecflow_remote.hosts.system add {tag} {pairs}{where}"
+    return f"{command} add {tag} {pairs}{where}"
 
 
 class _NotWritable(SystemHostsError):
@@ -196,16 +249,26 @@ def _write(path: Path, text: str, original: str) -> None:
     real = path.resolve()  # macOS: /etc is a symlink to /private/etc; replace the file, not the link
     if not _writable(real):
         raise _NotWritable(f"cannot write {path} (permission denied)")
-    backup = backup_path(path)
-    if not backup.exists() and real.exists():
-        # Written once, before the first change: the file as it was before ecflow-remote ever touched it.
-        _replace(backup, original, real)
+    if real.exists():
+        # Before each change: the file as it is now without any ecflow-remote block (so the user's own later
+        # edits are in it, and restoring it never brings back a stale block).
+        _replace(backup_path(path), _without_blocks(original), real)
     _replace(real, text, real if real.exists() else None)
+
+
+def _without_blocks(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    for tag in dict.fromkeys(re.findall(r"^# >>> ecflow-remote (\S+) >>>\r?$", text, re.M)):
+        with contextlib.suppress(SystemHostsError):  # a half block edited by hand: kept as it is
+            span = _find(lines, tag, Path())
+            if span is not None:
+                del lines[span[0] : span[1] + 1]
+    return "".join(lines)
 
 
 def _replace(target: Path, text: str, like: Path | None) -> None:
     try:
-        write_atomic(target, text, like=like)
+        write_atomic(target, text.encode("utf-8", errors="surrogateescape"), like=like)
     except PermissionError:
         raise _NotWritable(f"cannot write {target} keeping its owner (permission denied)") from None
 

@@ -6,7 +6,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeVar
 
 from ecflow_remote.errors import ProfileError, display_path
 from ecflow_remote.profile.locate import Locator, toml_position
@@ -17,6 +17,7 @@ from ecflow_remote.profile.model import (
     DEFAULT_WARN_BEFORE,
     METHODS,
     PASSWORD_KINDS,
+    TRANSPORTS,
     Gateway,
     LogServer,
     PasswordSource,
@@ -28,6 +29,10 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
+from ecflow_remote.profile.trust import login_problem, untrusted_problem
+from ecflow_remote.profile.uitable import check_ui
+
+T = TypeVar("T", bound=str)
 
 MAX_PROFILE_BYTES: Final = 1024 * 1024
 
@@ -35,7 +40,7 @@ _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*")
 _DURATION_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
-_TOP_KEYS: Final = ("gateway", "server", "logserver")
+_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui")
 _GATEWAY_KEYS: Final = (
     "jump",
     "host",
@@ -46,6 +51,7 @@ _GATEWAY_KEYS: Final = (
     "login",
     "warn_before",
     "system_hosts",
+    "transport",
 )
 _SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
@@ -209,36 +215,21 @@ class _Checker:
         if config_text is not None:
             ssh_config = self.existing_path(config_text, "ssh_config")
 
-        method_text = self.get_str(table, "method", "gateway") or DEFAULT_METHOD
-        if method_text not in METHODS:
-            import difflib
-
-            close = difflib.get_close_matches(method_text, METHODS, n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            self.fail(
-                f"{method_text!r} is not a method.{hint} Use one of: {', '.join(METHODS)}.",
-                "gateway",
-                None,
-                "method",
-            )
-        method = next(m for m in METHODS if m == method_text)
-
+        method = self.choice(table, "method", METHODS, DEFAULT_METHOD)
         socks_port = self.get_port(table, "socks_port", "gateway", None, DEFAULT_SOCKS_PORT)
         ecflow_user = self.get_str(table, "ecflow_user", "gateway")
         if ecflow_user is not None:
             self.check_user(ecflow_user, "gateway", None, "ecflow_user")
         login = self.get_str(table, "login", "gateway")
-        if login is not None and any(ch in login for ch in "\0\n\r"):
-            self.fail("must be one line (a command with its arguments).", "gateway", None, "login")
+        if login is not None and (problem := login_problem(login)):
+            self.fail(problem, "gateway", None, "login")
         warn_before = self.duration(table)
         system_hosts = table.get("system_hosts", False)
         if not isinstance(system_hosts, bool):
-            self.fail(
-                f"expected true or false, got {_type_name(system_hosts)} ({_short(system_hosts)}).",
-                "gateway",
-                None,
-                "system_hosts",
-            )
+            got = f"{_type_name(system_hosts)} ({_short(system_hosts)})"
+            self.fail(f"expected true or false, got {got}.", "gateway", None, "system_hosts")
+        auto = " (auto: the far-side agent where the workstation has python3 >= 3.6, else plain OpenSSH forwards)"
+        transport = self.choice(table, "transport", TRANSPORTS, "auto", auto)
         return Gateway(
             jump=jump,
             host=host,
@@ -249,7 +240,21 @@ class _Checker:
             login=login,
             warn_before=warn_before,
             system_hosts=system_hosts,
+            transport=transport,
         )
+
+    def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
+        """gateway.`key`: one of `choices`, with a did-you-mean for a near miss."""
+        text = self.get_str(table, key, "gateway") or default
+        for choice in choices:
+            if choice == text:
+                return choice
+        import difflib
+
+        close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        options = ", ".join(str(c) for c in choices)
+        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", "gateway", None, key)
 
     def target(self, text: str, key: str) -> SshTarget:
         try:
@@ -266,6 +271,8 @@ class _Checker:
             self.fail(f"{display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
         if not path.is_file():
             self.fail(f"{display_path(path)} is not a file.", "gateway", None, key)
+        if problem := untrusted_problem(path, what="ProxyCommand or LocalCommand"):
+            self.fail(f"{display_path(path)} {problem}", "gateway", None, key)
         return path
 
     def duration(self, table: dict[str, object]) -> float:
@@ -401,37 +408,28 @@ class _Checker:
         gateway = self.gateway(data)
         servers = self.servers(data, gateway)
         logservers = self.logservers(data)
-        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers)
+        ui = check_ui(self, data)
+        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
+
+
+# bool before int: a bool is an int in Python.
+_TYPE_NAMES: Final = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number with a fraction"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+)
 
 
 def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number with a fraction"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "a date/time")
 
 
 def _short(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _not_yours(uid: int) -> str:
-    return (
-        f"It belongs to another account (uid {uid}): write one of your own (`ecflow-remote init`), or ask its owner "
-        "for a readable copy."
-    )
 
 
 def default_profile_path() -> Path:
@@ -475,6 +473,8 @@ def load_profile(path: Path | None = None) -> Profile:
         raise ProfileError("is a directory, not a profile file. Give the path of the .toml file.", path=path)
     if not stat.S_ISREG(info.st_mode):
         raise ProfileError("is not a regular file.", path=path)
+    if problem := untrusted_problem(path, info, "`login` or `ssh_config`"):
+        raise ProfileError(problem, path=path)
     if info.st_size > MAX_PROFILE_BYTES:
         raise ProfileError(f"is bigger than 1 MiB ({info.st_size} bytes): not a profile. Check the path.", path=path)
     try:
@@ -483,7 +483,8 @@ def load_profile(path: Path | None = None) -> Profile:
             raw = handle.read(MAX_PROFILE_BYTES + 1)
     except PermissionError:
         # chmod is only the owner's to run: another account's profile needs a copy of one's own.
-        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else _not_yours(info.st_uid)
+        theirs = f"It belongs to another account (uid {info.st_uid}): write your own (`ecflow-remote init`)."
+        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else theirs
         raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
     except OSError as exc:
         raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None

@@ -12,6 +12,8 @@ from ecflow_remote.errors import ProfileError
 
 Method = Literal["local", "socks", "hosts"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
+Transport = Literal["auto", "agent", "plain"]
+TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
 PasswordKind = Literal["env", "file", "keyring"]
 PASSWORD_KINDS: Final[tuple[PasswordKind, ...]] = get_args(PasswordKind)
 
@@ -65,6 +67,9 @@ class Gateway:
     # Where launched programs cannot have a private hosts view (macOS; Linux without namespaces): let the
     # supervisor manage a marked block in the system hosts file (systemhosts.py). Never without this opt-in.
     system_hosts: bool = False
+    # What carries the forwards: the far-side agent (auto: where the workstation has python3 >= 3.6, else plain
+    # OpenSSH forwards) — agent: only the agent; plain: only OpenSSH's forwards.
+    transport: Transport = "auto"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,15 @@ class LogServer:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The [ui] table: what `ecflow-remote ui` gives ecflow_ui beyond the profile's servers."""
+
+    # Server-list files on the workstation (ECFLOW_SYSTEM_SERVERS_LIST at the Centre): None when the profile does
+    # not say (then the workstation's login environment is asked), () for none at all.
+    system_servers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     """A loaded, validated profile."""
 
@@ -108,6 +122,7 @@ class Profile:
     gateway: Gateway
     servers: tuple[Server, ...]
     logservers: tuple[LogServer, ...] = ()
+    ui: UiSettings = UiSettings()
 
     def server(self, name: str) -> Server:
         """The server called `name`; ProfileError listing the known names otherwise."""

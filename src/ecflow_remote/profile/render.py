@@ -44,6 +44,11 @@ _SERVERS_HELP = (
     "Optional per server: ecflow_user (overrides the gateway's), and for password access control",
     'custom_user = "..." with password = "env:VAR" | "file:~/path" (chmod 600) | "keyring:SERVICE".',
 )
+_UI_HELP = (
+    "ecflow_ui (`ecflow-remote ui`): the Centre's system server lists, files on your workstation (what",
+    "ECFLOW_SYSTEM_SERVERS_LIST names there). Unset: the list your workstation's login environment names, if any;",
+    "[] for none.",
+)
 
 
 def _comments(container: TOMLDocument | Table, *lines: str) -> None:
@@ -94,6 +99,7 @@ def render_profile(
     method: str,
     ssh_config: str | Path | None = None,
     ecflow_user: str | None = None,
+    system_servers: list[str] | None = None,
 ) -> str:
     """A commented profile for these values; raises ProfileError if they would not load back."""
     import tomlkit
@@ -129,6 +135,12 @@ def render_profile(
             logs.append(entry)
         doc.add(tomlkit.nl())
         doc.add("logserver", logs)
+    doc.add(tomlkit.nl())
+    _comments(doc, *_UI_HELP)
+    if system_servers is None:
+        _comments(doc, "[ui]", 'system_servers = ["/path/on/your/workstation/servers"]')
+    else:
+        doc.add("ui", tomlkit.table().add("system_servers", system_servers))
     text = tomlkit.dumps(doc)
     # Whatever was given must load back: fail here, naming the key, rather than write a broken file.
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ecflow_remote.errors import SshMissing
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, SshTarget
+from ecflow_remote.transport.agent.bootstrap import control_session_argv
 
 # A pty-backed session on each leg: OpenSSH turns Nagle off (TCP_NODELAY) only for connections that carry an
 # interactive session, and without it every small forwarded reply waits ~40 ms for a delayed ACK.
@@ -42,6 +43,8 @@ def _common(profile: Profile, *, master: bool = False) -> list[str]:
     if profile.gateway.ssh_config:
         argv += ["-F", str(profile.gateway.ssh_config)]
     argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *KEEPALIVE]
+    # The all-day connection carries nothing of the user's own: no agent or X11 forwarding, no LocalCommand.
+    argv += ["-a", "-x", "-o", "PermitLocalCommand=no"]
     if not master:
         # Never ride on the user's own ControlMaster: it would own (and steal) our forwards.
         argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
@@ -58,18 +61,23 @@ def legs(
     plan: Plan,
     control_dir: Path,
     *,
+    agent: bool = False,
+    forward_sockets: Mapping[str, Path] | None = None,
     socks_socket: Path | None = None,
-    relay_sockets: Mapping[str, Path] | None = None,
     jump_session: bool = True,
     main_session: bool = True,
 ) -> Legs:
     """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one.
 
-    `socks_socket`: where ssh -D listens (socks method); `relay_sockets`: per relayed server name, the unix socket
-    ssh forwards it to (behind the identity relay)."""
-    relay_sockets = relay_sockets or {}
+    Every local listener is the supervisor's (kept across reconnects; no other account can take a port while ssh
+    is away), so ssh itself never listens on TCP. With `agent`, the main leg forwards nothing: it is a
+    ControlMaster (control_dir/main.sock) whose second session runs the far-side agent (agent_argv). Without it
+    (plain transport), ssh forwards each endpoint to the unix socket `forward_sockets[name]` and, for the socks
+    method, runs its SOCKS server on `socks_socket` — both in the 0700 run directory, sockets 0600 — behind the
+    supervisor's listeners."""
+    forward_sockets = forward_sockets or {}
     gw = profile.gateway
-    main = [*_common(profile), "-o", "ExitOnForwardFailure=yes"]
+    main = [*_common(profile, master=agent)]
     jump_master = None
     if len(gw.jump) == 1 and jump_session:
         sock = control_dir / "jump.sock"
@@ -82,23 +90,30 @@ def legs(
         main += ["-o", f"ProxyCommand={proxy}"]
     elif gw.jump:
         main += ["-J", ",".join(str(j) for j in gw.jump)]
-    for e in plan.forwards:
-        if e.relay_user:
-            # The relay (relay.py) owns the local endpoint; ssh listens on a unix socket (0600, in the 0700 run
-            # directory) that only the relay reaches, so no request reaches the server without its rewrite.
-            main += ["-L", f"{relay_sockets[e.name].absolute()}:{e.host}:{e.port}"]
-        else:
-            main += ["-L", f"{e.local_host}:{e.local_port}:{e.host}:{e.port}"]
-    if any(e.relay_user for e in plan.forwards) and plan.socks_port is None:
-        main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves its sockets
-    if plan.socks_port is not None:
-        if socks_socket is None:
-            raise ValueError("the socks method needs the path of ssh's SOCKS socket")
-        # ssh's SOCKS server has no authentication: it listens on a unix socket (0600, in the 0700 run directory)
-        # that only our password-checking front on socks_port reaches. Unlink: a killed ssh leaves its socket.
-        main += ["-o", "StreamLocalBindUnlink=yes", "-D", str(socks_socket.absolute())]
+    if agent:
+        main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
+    else:
+        main += ["-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets
+        for e in plan.forwards:
+            main += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
+        if plan.socks_port is not None:
+            if socks_socket is None:
+                raise ValueError("the socks method needs the path of ssh's SOCKS socket")
+            main += ["-D", str(socks_socket.absolute())]
     main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
     return Legs(jump_master, main)
+
+
+def main_socket(control_dir: Path) -> Path:
+    """The main leg's control socket (agent transport)."""
+    return control_dir / "main.sock"
+
+
+def agent_argv(profile: Profile, control_dir: Path) -> list[str]:
+    """ssh argv, up to the remote command, for the agent's session on the main leg's connection."""
+    options = ["-F", str(profile.gateway.ssh_config)] if profile.gateway.ssh_config else []
+    options += ["-o", "BatchMode=yes"]
+    return control_session_argv(ssh_binary(), main_socket(control_dir), destination(profile.gateway.host), options)
 
 
 def first_hop(profile: Profile) -> SshTarget:
@@ -114,6 +129,28 @@ def parse_ssh_g(text: str) -> dict[str, list[str]]:
         if key:
             result.setdefault(key.lower(), []).append(value.strip())
     return result
+
+
+def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
+    """ssh and its options (no destination) reaching any Centre host as the tunnel does: the profile's config
+    (its user, certificate and known hosts), batch mode, never the user's own ControlMaster, and with one jump host
+    through the running tunnel's jump master (`jump.sock` in `control_dir`), so no new login to the jump host.
+
+    For `ui`/`run` (their ssh wrapper, ecflow_ui's file transfers) and for reading files on the workstation."""
+    gw = profile.gateway
+    argv = [ssh_binary()]
+    if gw.ssh_config:
+        argv += ["-F", str(gw.ssh_config)]
+    argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    if len(gw.jump) == 1:
+        config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
+        sock = shlex.quote(str((control_dir / "jump.sock").absolute()))
+        # With the master gone (a reconnect under way, or a jump host without sessions), ssh -S connects itself.
+        hop = f"{shlex.quote(ssh_binary())} {config}-o BatchMode=yes -S {sock} -W %h:%p {destination(gw.jump[0])}"
+        argv += ["-o", f"ProxyCommand={hop}"]
+    elif gw.jump:
+        argv += ["-J", ",".join(str(j) for j in gw.jump)]
+    return argv
 
 
 def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, list[str]]:
@@ -265,8 +302,3 @@ def is_auth_failure(stderr: str) -> bool:
     return bool(
         re.search(r"Permission denied \(|Permission denied, please|Certificate invalid|Too many authentication", stderr)
     )
-
-
-def is_port_in_use(stderr: str) -> bool:
-    """ssh could not listen on a local port of the tunnel (another program took it)."""
-    return bool(re.search(r"Address already in use|cannot listen to port|bind \[?[0-9.:a-f]+\]?:\d+", stderr, re.I))

@@ -21,7 +21,7 @@ class Failure:
 
     message: str
     refused: bool = False  # the gateway refused the login (certificate, user)
-    port_in_use: bool = False  # ssh could not listen on one of our local ports
+    immediate: bool = False  # start again at once, not counted as an attempt (e.g. the agent fell back to plain)
     permanent: bool = False  # another attempt cannot help (see is_permanent)
 
 
@@ -31,21 +31,22 @@ class Step:
 
     action: Literal["fail", "retry", "await_renewal"]
     delay: float = 0.0
-    replan: bool = False  # choose the local ports again (another program took one)
 
 
 def backoff(attempt: int) -> float:
     return BACKOFF[min(max(attempt, 0), len(BACKOFF) - 1)]
 
 
-def after_failure(failure: Failure, *, been_up: bool, attempt: int, method: str) -> Step:
+def after_failure(failure: Failure, *, been_up: bool, attempt: int) -> Step:
     """`attempt`: failures since the tunnel was last up (0 for the first)."""
+    if failure.immediate:
+        return Step("retry")
     if not been_up and (failure.refused or failure.permanent or attempt + 1 >= FIRST_START_ATTEMPTS):
         return Step("fail")
     if failure.refused:
         # Retrying cannot help until the certificate is renewed: retry the moment it is, else now and then.
         return Step("await_renewal", REFUSED_RETRY)
-    return Step("retry", backoff(attempt), replan=method == "local" and failure.port_in_use)
+    return Step("retry", backoff(attempt))
 
 
 # ssh's messages that the next attempt would repeat word for word: a name that does not resolve, a port nobody

@@ -48,13 +48,15 @@ def write_support_files(
     hosts = resolv = proxychains = socks_auth = custom_passwd = None
     if plan.hosts:
         hosts = rundir / "hosts"
-        hosts.write_text(hosts_text(plan))
+        # Made anew (a link put there is replaced, never written through); readable, as /etc/hosts is.
+        write_private(hosts, hosts_text(plan), mode=0o644)
         resolv = rundir / "resolv.conf"
         # The program's resolver stays the one this process sees (under the test suite: 127.0.0.1 only).
         try:
-            resolv.write_text(Path("/etc/resolv.conf").read_text())
+            resolver = Path("/etc/resolv.conf").read_text()
         except OSError:
-            resolv.write_text("nameserver 127.0.0.1\n")
+            resolver = "nameserver 127.0.0.1\n"
+        write_private(resolv, resolver, mode=0o644)
     if plan.socks_port is not None:
         proxychains = rundir / "proxychains.conf"
         write_private(proxychains, proxychains_text(plan))

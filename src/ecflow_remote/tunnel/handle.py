@@ -21,6 +21,7 @@ from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, PasswordWarn
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
@@ -126,8 +127,8 @@ class Tunnel:
 
     def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
         """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
-        self.rundir.path.mkdir(mode=0o700, exist_ok=True)
-        with open(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
+        self.rundir.make()
+        with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
             argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 

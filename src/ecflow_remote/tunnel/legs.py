@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -13,12 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ecflow_remote.access.passwords import ssh_environ
+from ecflow_remote.safefile import open_private
 
-def die_with_parent() -> None:
-    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports)."""
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports). `parent`: the pid that
+    started it (os.getpid() before the fork), so a parent that died before prctl is noticed."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)  # the parent died between fork and prctl: its signal will never come
 
 
 @dataclass
@@ -33,14 +40,15 @@ class Leg:
     def start(self, rundir: Path) -> None:
         self.log = rundir / f"ssh-{self.name}.log"
         argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
-        with open(self.log, "wb") as err:
+        with open_private(self.log, "wb") as err:  # never through a link put in its place
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                env=ssh_environ(),  # without env: passwords (SendEnv, ProxyCommand would get them)
             )
         self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.

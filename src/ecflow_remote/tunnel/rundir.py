@@ -7,17 +7,23 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
+import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
-from ecflow_remote.errors import UnsafeDirectory
-from ecflow_remote.safefile import write_atomic
+from ecflow_remote.errors import RunDirError
+from ecflow_remote.safefile import open_private, write_atomic
+from ecflow_remote.tunnel import procs
 from ecflow_remote.tunnel.state import TunnelState
+
+# state.json's record of each ssh group leader's start time, beside TunnelState's own fields.
+_STARTS = "pgid_starts"
 
 
 def runtime_root() -> Path:
@@ -28,23 +34,59 @@ def runtime_root() -> Path:
     elif os.environ.get("XDG_RUNTIME_DIR"):
         root = Path(os.environ["XDG_RUNTIME_DIR"]) / "ecflow-remote"
     else:
+        # Shared /tmp: the name is predictable, so another account may have taken it; private_dir then refuses it
+        # with what to do (a fallback name would have to be found again by every later command, from a place
+        # another account cannot change: setting one of the variables above is that place).
         root = Path(tempfile.gettempdir()) / f"ecflow-remote-{os.getuid()}"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = root.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise UnsafeDirectory(unsafe_root_message(root, st.st_uid, st.st_mode))
-    return root
+    return private_dir(root, parents=True)
 
 
-def unsafe_root_message(root: Path, owner: int, mode: int) -> str:
-    """What to do about a run directory that is not ours alone: chmod cannot make another account's ours."""
-    if owner != os.getuid():
-        return (
-            f"the run directory {root} belongs to another account (uid {owner}), so it cannot hold your tunnel: "
-            "point $ECFLOW_REMOTE_RUNTIME_DIR (or $XDG_RUNTIME_DIR) at a directory of your own, "
-            "e.g. export ECFLOW_REMOTE_RUNTIME_DIR=~/.ecflow-remote-run"
+_WHAT_TO_DO = (
+    "set ECFLOW_REMOTE_RUNTIME_DIR (or XDG_RUNTIME_DIR) to a private directory of yours, e.g. "
+    "`export ECFLOW_REMOTE_RUNTIME_DIR=~/.ecflow-remote-run`"
+)
+
+
+def private_dir(path: Path, *, parents: bool = False) -> Path:
+    """`path` as a real directory of this user, 0700, made if missing; RunDirError when it is anything else.
+
+    Checked on the directory itself (lstat, and an O_NOFOLLOW open), never through a symbolic link: a link's
+    target can be swapped by whoever owns the link between the check and each later use."""
+    try:
+        if parents:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        st = os.lstat(path)
+    except OSError as e:
+        raise RunDirError(f"cannot make the run directory {path} ({e.strerror}): {_WHAT_TO_DO}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise RunDirError(
+            f"the run directory {path} is a symbolic link, which ecflow-remote never follows (whoever owns it can "
+            f"point it elsewhere): remove it (rm {path}) or {_WHAT_TO_DO}"
         )
-    return f"the run directory {root} is open to other accounts (mode {mode & 0o777:o}): chmod 700 {root}"
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"the run directory {path} is not a directory: remove it (rm {path}) or {_WHAT_TO_DO}")
+    if st.st_uid != os.getuid():
+        raise RunDirError(
+            f"the run directory {path} belongs to another account ({_owner(st.st_uid)}), so ecflow-remote cannot "
+            f"keep its files there: {_WHAT_TO_DO}, or ask an administrator to remove {path}"
+        )
+    if st.st_mode & 0o022:
+        raise RunDirError(
+            f"the run directory {path} is writable by other accounts, so nothing in it can be trusted: remove it "
+            f"(rm -r {path}) and ecflow-remote makes it anew, private"
+        )
+    if st.st_mode & 0o077:
+        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}")
+    return path
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 @dataclass
@@ -52,6 +94,7 @@ class RunDir:
     """One profile's running tunnel: lock, state.json, ssh logs, control sockets, generated files."""
 
     path: Path
+    _starts: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
@@ -78,13 +121,24 @@ class RunDir:
             return None
 
     def write_state(self, state: TunnelState) -> None:
-        write_atomic(self.state_file, json.dumps(state.to_json(), indent=1), mode=0o600)
+        data = state.to_json()
+        # Each ssh group leader's start time beside its pid: after a crash, only a process with both is killed.
+        # Looked up once per pid (the state is written often; without /proc it costs a `ps`).
+        for pgid in state.pgids:
+            if pgid not in self._starts and (info := procs.process_info(pgid)) is not None:
+                self._starts[pgid] = info.start
+        data[_STARTS] = {str(pgid): self._starts[pgid] for pgid in state.pgids if pgid in self._starts}
+        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600)
 
-    def try_lock(self) -> TextIO | None:
+    def make(self) -> None:
+        """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
+        private_dir(self.path)
+
+    def try_lock(self) -> IO[Any] | None:
         """The lock, held for the supervisor's life; None when another supervisor holds it. The kernel frees it
         when its holder dies, even by kill -9, so a lock is never stale."""
-        self.path.mkdir(mode=0o700, exist_ok=True)
-        f = open(self.lock_file, "a+")  # noqa: SIM115 (held open for the process's life)
+        self.make()
+        f = open_private(self.lock_file, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -93,23 +147,49 @@ class RunDir:
         return f
 
     def is_locked(self) -> bool:
-        if not self.lock_file.exists():
+        """Whether a supervisor holds the lock, asked without taking it (a `status` at the moment a supervisor
+        starts must not make that supervisor think another one runs)."""
+        if not os.path.lexists(self.lock_file):
             return False  # asking must not recreate what `down` removed
-        f = self.try_lock()
-        if f is None:
-            return True
-        f.close()
-        return False
+        holders = procs.flock_holders(self.lock_file)
+        if holders is not None:
+            return bool(holders)
+        # No /proc/locks (macOS): the recorded supervisor, if it still runs.
+        state = self.read_state()
+        if state is None:
+            return False
+        try:
+            os.kill(state.supervisor_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return False  # a reused pid of another account's
+        return True
 
     def kill_leftovers(self) -> list[int]:
-        """Process groups a dead supervisor left (ssh killed with it otherwise lives on and holds the ports)."""
+        """Process groups a dead supervisor left (ssh killed with it otherwise lives on and holds the ports).
+
+        Only groups proven to be the ssh recorded: the leader's executable is ssh, it is ours, it leads its group,
+        and it started when the recorded one did (or, for a state written without start times, while that
+        supervisor ran). Never a command line: anyone's `tail -f …/ssh-main.log` has "ssh" and the run path."""
         state = self.read_state()
+        if state is None:
+            return []
+        try:
+            recorded = json.loads(self.state_file.read_text()).get(_STARTS) or {}
+            written = os.lstat(self.state_file).st_mtime
+        except (OSError, ValueError, AttributeError):
+            return []
         killed = []
-        for pgid in state.pgids if state else []:
-            if _is_ours(pgid, self.path):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                    killed.append(pgid)
+        for pgid in state.pgids:
+            info = procs.process_info(pgid)
+            if info is None or info.exe != "ssh" or info.uid != os.getuid() or info.pgid != pgid:
+                continue
+            if not _same_start(info, recorded.get(str(pgid)), state.started, written):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+                killed.append(pgid)
         return killed
 
     def clean_files(self, keep: tuple[str, ...] = ()) -> None:
@@ -131,18 +211,26 @@ class RunDir:
             self.path.rmdir()
 
 
-def _is_ours(pid: int, run_path: Path) -> bool:
-    """Only kill a process that is ssh started for this run dir: a recycled pid must never be hit."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        # No /proc (macOS): trust the recorded group only if it still exists and `ps` says ssh.
-        import subprocess
+def _same_start(info: procs.ProcessInfo, recorded: object, started: float, written: float) -> bool:
+    if recorded is not None:
+        return info.start == recorded
+    # A state from before start times were recorded: the process must have started between the supervisor's
+    # start and the state's last write (a pid reused later fails this).
+    boot = _boot_time()
+    if boot is None or not info.start.isdigit():
+        return False
+    began = boot + int(info.start) / os.sysconf("SC_CLK_TCK")
+    return started - 2 <= began <= written + 2
 
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True).stdout
-        return "ssh" in out and str(run_path) in out
-    text = b" ".join(cmdline).decode(errors="replace")
-    return "ssh" in text and str(run_path) in text
+
+def _boot_time() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

@@ -77,6 +77,12 @@ class TunnelState:
     sessions: dict[str, bool] = field(default_factory=dict)  # whether each hop gives a pty session
     certificate: dict[str, Any] | None = None  # certs.Certificate.to_json() as last read
     warnings: list[str] = field(default_factory=list)  # problems that do not stop the tunnel
+    transport: str = "plain"  # what carries the forwards now: "agent" (the far-side agent) or "plain" (ssh's)
+    transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
+
+    @property
+    def transport_text(self) -> str:
+        return "far-side agent" if self.transport == "agent" else "plain OpenSSH forwards"
 
     def server_checks(self) -> list[Check]:
         return [c for c in self.checks if c.endpoint.kind == "server"]
@@ -112,4 +118,6 @@ class TunnelState:
             sessions={str(k): bool(v) for k, v in (data.get("sessions") or {}).items()},
             certificate=data.get("certificate"),
             warnings=[str(w) for w in data.get("warnings") or []],
+            transport=str(data.get("transport") or "plain"),
+            transport_note=data.get("transport_note"),
         )

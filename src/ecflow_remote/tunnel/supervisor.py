@@ -6,25 +6,27 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ecflow_remote.access import certs, identity, relay, socks
-from ecflow_remote.access.passwords import read_passwords
+from ecflow_remote.access import certs, identity, pipe, relay, socks
+from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
-from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
+from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import decisions, files, health
 from ecflow_remote.tunnel.clients import Clients
-from ecflow_remote.tunnel.legs import Leg
+from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
-from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
+from ecflow_remote.tunnel.state import Check, Phase, TunnelState
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
@@ -32,6 +34,10 @@ CERT_EVERY = 5.0  # how often the supervisor looks at the certificate's end (ssh
 CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for a renewed certificate
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
+AGENT_START_TIMEOUT = 15.0
+# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs.
+AGENT_PING_EVERY = 3.0
+AGENT_PING_TIMEOUT = 12.0
 
 
 class Supervisor:
@@ -50,12 +56,15 @@ class Supervisor:
         self.state = TunnelState("starting", self.method, str(profile.path), os.getpid(), "starting ssh")
         # Read once at start (never in argv, state or logs): the native health checks send them.
         self.passwords: dict[str, str] = {}
-        # socks method: the password-checking SOCKS front on socks_port, up for the supervisor's whole life (ssh
-        # reconnects under it), with this start's random credentials.
-        self.front: socks.SocksFront | None = None
-        # Servers with an ecflow_user: the relay presenting that name on their local endpoints (relay.py); like the
-        # front, up for the supervisor's whole life.
-        self.relay: relay.Relay | None = None
+        # Every local listener (forwarded endpoints, the user-name relay, the SOCKS front) is ours, up for the
+        # supervisor's whole life on one loop thread: ssh reconnects under them and no other account can take a
+        # port meanwhile. `upstreams` says what carries their connections now (the agent, ssh's sockets, nothing).
+        self.io: pipe.LoopThread | None = None
+        self.listeners: list[pipe.Server] = []
+        self.upstreams = pipe.Upstreams()
+        self.agent: AgentSession | None = None
+        # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
+        self.use_agent = profile.gateway.transport != "plain"
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -78,10 +87,10 @@ class Supervisor:
             return self._run()
         finally:
             self._stop_legs()
-            if self.front is not None:
-                self.front.stop()
-                self.front = None
-            self._stop_relay()
+            self._stop_listeners()
+            if self.io is not None:
+                self.io.stop()
+                self.io = None
             with contextlib.suppress(EcflowRemoteError):  # not ours to write: `down` says how (sudo)
                 files.remove_system_hosts(self.rundir.path.name, self.state.files)
             self.rundir.clean_files(keep=KEPT_AFTER_EXIT)
@@ -113,11 +122,14 @@ class Supervisor:
             self._stop_legs()
             if self.stopping:
                 break
-            step = decisions.after_failure(failure, been_up=been_up, attempt=attempt, method=self.method)
+            step = decisions.after_failure(failure, been_up=been_up, attempt=attempt)
             if step.action == "fail":
                 # Never up yet: a user is waiting for `up` to answer, so fail now, plainly.
                 self._set("failed", message=failure.message)
                 return 1
+            if failure.immediate:
+                self._set(message=failure.message)
+                continue
             self.state.reconnects += 1
             attempt += 1
             if step.action == "await_renewal":
@@ -127,33 +139,21 @@ class Supervisor:
                 continue
             self._set("reconnecting", message=decisions.retry_message(failure.message, step.delay), pid=None)
             self._sleep(step.delay)
-            if step.replan:
-                # Another program took one of our local ports meanwhile: choose again (the new ports are reported).
-                with contextlib.suppress(EcflowRemoteError):
-                    plan = self._replan()
             self._wait_for_first_hop()
         self._set("stopped", message="stopped", pid=None)
         return 0
 
     def _prepare(self) -> Plan:
-        """The plan, the listeners the supervisor owns (SOCKS front, identity relay) and the run files."""
+        """The plan, the listeners the supervisor owns and the run files."""
         credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
-        self._start_front(plan, credentials)
-        self._start_relay(plan)
+        self._start_listeners(plan, credentials)
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
         self._set(files=system_files)
         self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
         self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings])
-        return plan
-
-    def _replan(self) -> Plan:
-        plan = plan_for(self.profile, self.method)
-        self._start_relay(plan)
-        run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords)
-        self._set(plan=plan, files=run_files.merged(RunFiles(system_hosts=self.state.files.system_hosts)))
         return plan
 
     @functools.cached_property
@@ -195,97 +195,160 @@ class Supervisor:
         warning = certs.warning(self.profile, cert)
         return f"tunnel up; {warning}" if warning else "tunnel up"
 
-    def _start_front(self, plan: Plan, credentials: socks.Credentials | None) -> None:
-        """socks: our SOCKS5 front on socks_port, asking for this start's random user and password."""
-        if plan.socks_port is None or credentials is None:
-            return
-        listen = ("127.0.0.1", plan.socks_port)
-        try:
-            self.front = socks.SocksFront(listen, socks.socket_path(self.rundir.path), credentials).start()
-        except OSError as e:
-            raise EcflowRemoteError(
-                f"127.0.0.1:{plan.socks_port} (gateway.socks_port) cannot be used ({e.strerror or e}): another "
-                f"SOCKS proxy or tunnel runs there. Stop it, or set socks_port in {self.profile.path} to a free port."
-            ) from None
-
-    def _start_relay(self, plan: Plan) -> None:
-        """The user-name relay on the local endpoint of every server with an ecflow_user (ssh forwards those to
-        private unix sockets behind it)."""
-        self._stop_relay()
-        routes = [
-            relay.RelayRoute((e.local_host, e.local_port), relay.socket_path(self.rundir.path, e.name), e.relay_user)
+    def _start_listeners(self, plan: Plan, credentials: socks.Credentials | None) -> None:
+        """A loopback listener for every forwarded endpoint (through the user-name relay for servers with an
+        ecflow_user) and, for the socks method, the password-checking SOCKS front on socks_port."""
+        self.io = pipe.LoopThread()
+        forwards = [
+            pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in plan.forwards if not e.relay_user
+        ]
+        relayed = [
+            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
             for e in plan.forwards
             if e.relay_user
         ]
-        if not routes:
-            return
-        try:
-            self.relay = relay.Relay(routes).start()
-        except OSError as e:
-            raise EcflowRemoteError(
-                f"a local endpoint of the tunnel cannot be used ({e.strerror or e}): is another tunnel (or "
-                "ecflow-remote) running? See `ecflow-remote status`, or stop the other program."
-            ) from None
+        servers: list[pipe.Server] = []
+        if forwards:
+            servers.append(pipe.Forwards(forwards, self.io))
+        if relayed:
+            servers.append(relay.Relay(relayed, io=self.io))
+        if plan.socks_port is not None and credentials is not None:
+            servers.append(socks.SocksFront(("127.0.0.1", plan.socks_port), None, credentials, self.io))
+        for server in servers:
+            server.upstreams = self.upstreams
+            try:
+                self.listeners.append(server.start())
+            except OSError as e:
+                self._stop_listeners()
+                raise EcflowRemoteError(self._listen_error(plan, e)) from None
 
-    def _stop_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
-            self.relay = None
+    def _listen_error(self, plan: Plan, error: OSError) -> str:
+        why = error.strerror or str(error)
+        address = next((a for a in (_address_in(str(error)),) if a), None)
+        if plan.socks_port is not None and address == ("127.0.0.1", plan.socks_port):
+            return (
+                f"127.0.0.1:{plan.socks_port} (gateway.socks_port) is in use ({why}): another SOCKS proxy or tunnel "
+                f"runs there. Stop it, or set socks_port in {self.profile.path} to a free port."
+            )
+        where = f"{address[0]}:{address[1]}" if address else "a local endpoint of the tunnel"
+        return (
+            f"{where} is in use ({why}): is another tunnel (or ecflow-remote) running? See `ecflow-remote status`, "
+            "or stop the other program."
+        )
+
+    def _stop_listeners(self) -> None:
+        for server in reversed(self.listeners):
+            server.stop()
+        self.listeners = []
 
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
-        """Start ssh and wait until every forward listens; None when ready, else why not."""
+        """Start ssh (and the agent) and wait until our listeners' connections can be carried; None when ready,
+        else why not."""
         rundir = self.rundir.path
-        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None else None
-        relayed = {e.name: relay.socket_path(rundir, e.name) for e in plan.forwards if e.relay_user}
+        agent = self.use_agent
+        sockets = self._forward_sockets(plan) if not agent else {}
+        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None and not agent else None
         legs = ssh.legs(
             self.profile,
             plan,
             rundir,
+            agent=agent,
+            forward_sockets={e.name: sockets[(e.host, e.port)] for e in plan.forwards} if not agent else None,
             socks_socket=socks_sock,
-            relay_sockets=relayed,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
         )
         self.legs = []
         if legs.jump_master:
-            sock = rundir / "jump.sock"
-            # A master killed by SIGKILL leaves its socket: waiting on a stale one would start the main leg
-            # before the new master listens, and its ProxyCommand would fall back to a session-less hop (stall).
-            with contextlib.suppress(OSError):
-                sock.unlink()
-            master = Leg("jump", legs.jump_master)
-            master.start(rundir)
-            self.legs.append(master)
-            if not wait_for(lambda: accepts(sock) or not master.alive(), 15):
-                return decisions.Failure("the jump host did not answer within 15 s")
-            if not master.alive():
-                return self._leg_failed(master)
-        # Stale sockets of a killed ssh would pass the readiness check below before ssh listens.
-        sockets: list[Path] = [*relayed.values(), *([socks_sock] if socks_sock else [])]
-        for path in sockets:
+            failure = self._start_master(Leg("jump", legs.jump_master), rundir / "jump.sock", "the jump host")
+            if failure is not None:
+                return failure
+        # Stale sockets of a killed ssh would pass the readiness checks below before ssh listens.
+        waited: list[Path] = [*sockets.values(), *([socks_sock] if socks_sock else [])]
+        for path in waited:
             with contextlib.suppress(OSError):
                 path.unlink()
         main = Leg("main", legs.main)
-        main.start(rundir)
-        self.legs.append(main)
+        if agent:
+            failure = self._start_master(main, ssh.main_socket(rundir), "the workstation")
+            if failure is not None:
+                return failure
+        else:
+            main.start(rundir)
+            self.legs.append(main)
         self._set(
             pid=main.proc.pid if main.proc else None,
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
             sessions=dict(self.sessions),
         )
-        # Relayed servers and the SOCKS front: ours listen all along; ready means ssh's unix sockets behind them
-        # take connections.
-        ports = [(e.local_host, e.local_port) for e in plan.forwards if not e.relay_user]
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not (all(accepts(address) for address in ports) and all(accepts(path) for path in sockets)):
+        if agent:
+            failure = self._start_agent()
+            if failure is not None:
+                return failure
+        else:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not all(accepts(path) for path in waited):
+                if not main.alive():
+                    return self._leg_failed(main)
+                if self.stopping:
+                    return decisions.Failure("stopped")
+                if time.monotonic() > deadline:
+                    return decisions.Failure("ssh did not open the forwards in time")
+                time.sleep(0.02)
+            self.upstreams.sockets = sockets
+            self.upstreams.socks = socks_sock
+            if self.profile.gateway.transport == "plain":
+                self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
+            self._set(transport="plain")
+        self._set("up", message=self._certificate_message(), checks=self._health(plan))
+        return None
+
+    def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
+        """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
+        return {(e.host, e.port): relay.socket_path(self.rundir.path, f"{e.host}:{e.port}") for e in plan.forwards}
+
+    def _start_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
+        """Start a ControlMaster leg and wait until its socket takes connections."""
+        # A master killed by SIGKILL leaves its socket: waiting on a stale one would go on before the new master
+        # listens (and the jump leg's ProxyCommand would fall back to a session-less hop: a Nagle stall).
+        with contextlib.suppress(OSError):
+            sock.unlink()
+        leg.start(self.rundir.path)
+        self.legs.append(leg)
+        if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15):
+            return decisions.Failure(f"{what} did not answer within 15 s")
+        if self.stopping:
+            return decisions.Failure("stopped")
+        if not leg.alive():
+            return self._leg_failed(leg)
+        return None
+
+    def _start_agent(self) -> decisions.Failure | None:
+        """The far-side agent as a second session of the main leg's connection. Where the far side cannot run it
+        (no python3 >= 3.6, or it fails to start) and the profile allows, the next start goes with plain forwards
+        at once, and status says why."""
+        assert self.io is not None
+        argv = ssh.agent_argv(self.profile, self.rundir.path)
+        try:
+            # Like the legs: without password variables, and dying with the supervisor.
+            spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+            options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
+            agent = self.io.run(AgentSession.start(argv, options, **spawn), 30)
+        except AgentError as e:
+            main = self.legs[-1]
             if not main.alive():
                 return self._leg_failed(main)
-            if self.stopping:
-                return decisions.Failure("stopped")
-            if time.monotonic() > deadline:
-                return decisions.Failure("ssh did not open the forwards in time")
-            time.sleep(0.02)
-        self._set("up", message=self._certificate_message(), checks=self._health(plan))
+            if self.profile.gateway.transport == "agent":
+                return decisions.Failure(f"the far-side agent did not start: {e}")
+            self.use_agent = False
+            reason = str(e) if isinstance(e, AgentUnavailable) else f"the far-side agent did not start: {e}"
+            self.state.transport_note = f"plain OpenSSH forwards: {reason}"
+            return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
+        self.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
+        self.agent = agent
+        self.upstreams.agent = agent
+        python = agent.hello.get("python")
+        self._set(transport="agent", transport_note=f"far-side agent on python {python}" if python else None)
         return None
 
     def _leg_failed(self, leg: Leg) -> decisions.Failure:
@@ -303,16 +366,15 @@ class Supervisor:
                 f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
             )
         return decisions.Failure(
-            f"{leg.name} leg: {ssh.explain(text)}",
-            refused=refused,
-            port_in_use=ssh.is_port_in_use(text),
-            permanent=decisions.is_permanent(text),
+            f"{leg.name} leg: {ssh.explain(text)}", refused=refused, permanent=decisions.is_permanent(text)
         )
 
     def _why_down(self) -> decisions.Failure:
         for leg in self.legs:
             if not leg.alive():
                 return self._leg_failed(leg)
+        if self.agent is not None and self.agent.closed:
+            return decisions.Failure(f"the far-side agent ended: {self.agent.reason}")
         return decisions.Failure("health check failed")
 
     def _watch(self, plan: Plan) -> None:
@@ -320,6 +382,8 @@ class Supervisor:
         next_cert = time.monotonic() + CERT_EVERY
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
+                return
+            if self.agent is not None and self.agent.closed:
                 return
             for leg in self.legs:
                 # A session that lasted is proof the hop gives them; a refused one ends within a second.
@@ -340,9 +404,23 @@ class Supervisor:
         return asyncio.run(health.check_all(clients, 3.0))
 
     def _stop_legs(self) -> None:
+        # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
+        self.upstreams.agent = None
+        self.upstreams.sockets = {}
+        self.upstreams.socks = None
+        agent, self.agent = self.agent, None
+        if agent is not None and self.io is not None:
+            with contextlib.suppress(Exception):
+                self.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
+
+
+def _address_in(message: str) -> tuple[str, int] | None:
+    """The (host, port) asyncio names in a failed bind's message, if any."""
+    found = re.search(r"\('([^']+)', (\d+)\)", message)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -283,19 +283,22 @@ def test_no_traceback(env: Env, command: str, tmp_path: Path, fake_ssh: None, mo
 
 def _python(argv: list[str], env: dict[str, str], **options: Any) -> subprocess.CompletedProcess[str]:
     """`python -m ecflow_remote ARGV` in a process of its own (a real exit, a real traceback)."""
-    return subprocess.run(
-        [sys.executable, "-m", "ecflow_remote", *argv], capture_output=True, text=True, env=env, timeout=60, **options
-    )
+    options = {"stdout": subprocess.PIPE, **options}
+    argv = [sys.executable, "-m", "ecflow_remote", *argv]
+    return subprocess.run(argv, stderr=subprocess.PIPE, text=True, env=env, timeout=60, **options)
 
 
-def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ECFLOW_REMOTE_DEBUG=1: a system error keeps its traceback, for a bug report."""
-    args = runtime_override_a_file(tmp_path, monkeypatch)
-    done = _python([*args, "status"], {**os.environ, "ECFLOW_REMOTE_DEBUG": "1"})
-    assert done.returncode == 1 and "Traceback" in done.stderr and "FileExistsError" in done.stderr
-    done = _python([*args, "status"], {k: v for k, v in os.environ.items() if k != "ECFLOW_REMOTE_DEBUG"})
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    """ECFLOW_REMOTE_DEBUG=1: a system error keeps its traceback, for a bug report (here: output to a full disk)."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text(LOCAL_PROFILE)
+    env = {k: v for k, v in os.environ.items() if k != "ECFLOW_REMOTE_DEBUG"}
+    with open("/dev/full", "w") as full:
+        done = _python(["--profile", str(profile), "status"], {**env, "ECFLOW_REMOTE_DEBUG": "1"}, stdout=full)
+        assert done.returncode == 1 and "Traceback" in done.stderr and "No space left" in done.stderr
+        done = _python(["--profile", str(profile), "status"], env, stdout=full)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.count("\n") == 1 and "runtime-file" in done.stderr
+    assert done.stderr.count("\n") == 1 and "free some space" in done.stderr
 
 
 # ------------------------------------------------------------------------------------- as another account

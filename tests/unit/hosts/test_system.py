@@ -105,14 +105,14 @@ def test_file_without_final_newline(hosts: Path) -> None:
     assert hosts.read_text() == "127.0.0.1 localhost\n"
 
 
-def test_backup_written_once_before_the_first_change(hosts: Path) -> None:
+def test_backup_is_the_file_without_our_blocks(hosts: Path) -> None:
     backup = hosts.with_name("hosts.ecflow-remote.bak")
     add_block(hosts, "t1", MAP1)
     assert backup.read_text() == ORIGINAL
     assert (backup.stat().st_mode & 0o777) == 0o644
     add_block(hosts, "t2", MAP2)
     remove_block(hosts, "t1")
-    assert backup.read_text() == ORIGINAL  # never overwritten with a file that has our blocks
+    assert backup.read_text() == ORIGINAL  # never a file that has our blocks
 
 
 def test_mode_and_owner_kept(hosts: Path) -> None:
@@ -138,8 +138,12 @@ def test_failure_mid_write_leaves_the_original_whole(hosts: Path, monkeypatch: p
     with pytest.raises(SystemHostsError, match="Input/output error"):
         systemhosts.remove(hosts, "t1")
     assert hosts.read_text() == before
-    # No temp file left beside it.
-    assert sorted(p.name for p in hosts.parent.iterdir()) == ["hosts", "hosts.ecflow-remote.bak"]
+    # No temp file left beside it (the lock file stays: removing it would let two editors lock different files).
+    assert sorted(p.name for p in hosts.parent.iterdir()) == [
+        "hosts",
+        "hosts.ecflow-remote.bak",
+        "hosts.ecflow-remote.lock",
+    ]
 
 
 def test_follows_a_symlink_and_keeps_it(tmp_path: Path) -> None:

@@ -263,6 +263,14 @@ CASES: list[Case] = [
     Case("toml-unclosed-string", f'[gateway]\nhost = "user1@machine1  {MARK}\n', None, "TOML syntax error"),
     Case("not-utf8", b'[gateway]\nhost = "user1@machine1"\n# caf\xe9\n', None, "not UTF-8", line=3),
     Case("huge", "# " + "x" * (1024 * 1024) + "\n" + GOOD, None, "bigger than 1 MiB"),
+    # -- [ui]
+    Case("ui-not-table", f'ui = "x"  {MARK}\n' + GOOD, "ui", "expected a table [ui]"),
+    Case("ui-unknown-key", GOOD + f"\n[ui]\nsystem_server = []  {MARK}\n", "ui.system_server", "'system_servers'"),
+    Case("ui-string", GOOD + f'\n[ui]\nsystem_servers = "/a"  {MARK}\n', "ui.system_servers", '["/a"]'),
+    Case("ui-relative", GOOD + f'\n[ui]\nsystem_servers = ["a/b"]  {MARK}\n', "ui.system_servers", "absolute"),
+    Case("ui-colon", GOOD + f'\n[ui]\nsystem_servers = ["/a:/b"]  {MARK}\n', "ui.system_servers", "':'"),
+    Case("ui-number", GOOD + f"\n[ui]\nsystem_servers = [1]  {MARK}\n", "ui.system_servers", "a string"),
+    Case("ui-newline", GOOD + f'\n[ui]\nsystem_servers = ["/a\\nb"]  {MARK}\n', "ui.system_servers", "line breaks"),
 ]
 
 
@@ -525,3 +533,13 @@ def test_profile_repr_holds_no_secret(tmp_path: Path, monkeypatch: pytest.Monkey
     assert password is not None and read_password(password) == "s3cret"
     assert "s3cret" not in repr(profile)
     assert isinstance(profile, Profile)
+
+
+def test_ui_system_servers(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD)
+    assert load_profile(path).ui.system_servers is None  # not said: the workstation's login environment decides
+    path.write_text(GOOD + '\n[ui]\nsystem_servers = ["/usr/local/ecflow/servers", "/home/u/s", "/home/u/s"]\n')
+    assert load_profile(path).ui.system_servers == ("/usr/local/ecflow/servers", "/home/u/s")
+    path.write_text(GOOD + "\n[ui]\nsystem_servers = []\n")
+    assert load_profile(path).ui.system_servers == ()  # none at all

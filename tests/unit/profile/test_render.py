@@ -56,7 +56,8 @@ def test_render_loads_back_to_the_same_profile(tmp_path: Path) -> None:
     assert lines.index("[gateway]") < lines.index('method = "hosts"')
     assert lines[lines.index('method = "hosts"') - 1].startswith("#   hosts - ")
     assert "# system_hosts = true" in lines and '# login = "tsh login --proxy=jump.example.int"' in lines
-    assert lines[-2:] == ['host = "logserver2"', "port = 9400"]
+    assert lines[-2:] == ["# [ui]", '# system_servers = ["/path/on/your/workstation/servers"]']
+    assert 'host = "logserver2"' in lines and "port = 9400" in lines
 
 
 def test_render_minimal_round_trip(tmp_path: Path) -> None:
@@ -69,6 +70,14 @@ def test_render_minimal_round_trip(tmp_path: Path) -> None:
     # The commented-out examples are valid once uncommented.
     uncommented = text.replace("# socks_port", "socks_port").replace("# login", "login")
     assert load_profile(write(tmp_path, uncommented.replace("# warn_before", "warn_before"))).gateway.socks_port == 9050
+    assert profile.ui.system_servers is None
+    with_ui = text.replace("# [ui]", "[ui]").replace("# system_servers", "system_servers")
+    assert load_profile(write(tmp_path, with_ui)).ui.system_servers == ("/path/on/your/workstation/servers",)
+
+
+def test_render_system_servers(tmp_path: Path) -> None:
+    text = render_profile(None, "machine1", [("m1", "machine1", 4141)], [], "hosts", system_servers=["/a/servers"])
+    assert load_profile(write(tmp_path, text)).ui.system_servers == ("/a/servers",)
 
 
 @pytest.mark.parametrize(
@@ -80,6 +89,7 @@ def test_render_minimal_round_trip(tmp_path: Path) -> None:
         ({"servers": [("m", "h", 70000)]}, "server[1].port"),
         ({"method": "vpn"}, "gateway.method"),
         ({"servers": []}, "server"),
+        ({"system_servers": ["relative"]}, "ui.system_servers"),
     ],
 )
 def test_render_refuses_values_that_would_not_load(kwargs: dict[str, object], key: str) -> None:

@@ -1,4 +1,4 @@
-"""The supervisor's decisions, without ssh: when to fail, retry, wait for a renewal, re-plan, drop a session."""
+"""The supervisor's decisions, without ssh: when to fail, retry, wait for a renewal, fall back, drop a session."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ecflow_remote.tunnel.decisions import Failure, Step, after_failure, drops_s
 
 LOST = Failure("the link to jump died")
 REFUSED = Failure("your SSH certificate expired", refused=True)
-TAKEN = Failure("a local port is in use", port_in_use=True)
+FELL_BACK = Failure("no python3 on the far side; continuing with plain OpenSSH forwards", immediate=True)
 
 
 def test_backoff_grows_and_is_capped() -> None:
@@ -21,29 +21,29 @@ def test_backoff_grows_and_is_capped() -> None:
 
 def test_a_first_start_fails_plainly_after_a_few_attempts() -> None:
     # Never up: a user waits for `up`; the first failures are retried at once, then it gives up.
-    assert after_failure(LOST, been_up=False, attempt=0, method="local") == Step("retry", 0.0)
-    assert after_failure(LOST, been_up=False, attempt=1, method="local").action == "retry"
-    assert after_failure(LOST, been_up=False, attempt=2, method="local") == Step("fail")
+    assert after_failure(LOST, been_up=False, attempt=0) == Step("retry", 0.0)
+    assert after_failure(LOST, been_up=False, attempt=1).action == "retry"
+    assert after_failure(LOST, been_up=False, attempt=2) == Step("fail")
 
 
 def test_a_refusal_before_the_first_start_fails_at_once() -> None:
-    assert after_failure(REFUSED, been_up=False, attempt=0, method="hosts") == Step("fail")
+    assert after_failure(REFUSED, been_up=False, attempt=0) == Step("fail")
 
 
 def test_once_up_the_tunnel_never_gives_up() -> None:
     for attempt in range(20):
-        assert after_failure(LOST, been_up=True, attempt=attempt, method="hosts").action == "retry"
+        assert after_failure(LOST, been_up=True, attempt=attempt).action == "retry"
 
 
 def test_a_refusal_once_up_waits_for_the_renewal() -> None:
-    step = after_failure(REFUSED, been_up=True, attempt=5, method="local")
+    step = after_failure(REFUSED, been_up=True, attempt=5)
     assert step.action == "await_renewal" and step.delay == decisions.REFUSED_RETRY
 
 
-@pytest.mark.parametrize(("method", "replan"), [("local", True), ("hosts", False), ("socks", False)])
-def test_a_taken_port_is_chosen_again_only_where_ports_move(method: str, replan: bool) -> None:
-    # local picks free ports (reported); hosts and socks keep the Centre's own ports on their own addresses.
-    assert after_failure(TAKEN, been_up=True, attempt=0, method=method).replan is replan
+@pytest.mark.parametrize("been_up", [False, True])
+def test_a_fallback_to_plain_forwards_starts_again_at_once(been_up: bool) -> None:
+    # Even on the last attempt of a first start: the fallback is a change of transport, not a failure of the link.
+    assert after_failure(FELL_BACK, been_up=been_up, attempt=2) == Step("retry", 0.0)
 
 
 @pytest.mark.parametrize(
@@ -90,9 +90,9 @@ def test_permanent_failures_end_a_first_start_at_once(messages: str, permanent: 
     whole timeout; once the tunnel has been up, it retries all the same (a laptop between networks)."""
     assert decisions.is_permanent(messages) is permanent
     failure = Failure("jump leg: ...", permanent=decisions.is_permanent(messages))
-    first = after_failure(failure, been_up=False, attempt=0, method="local")
+    first = after_failure(failure, been_up=False, attempt=0)
     assert first.action == ("fail" if permanent else "retry")
-    assert after_failure(failure, been_up=True, attempt=0, method="local").action == "retry"
+    assert after_failure(failure, been_up=True, attempt=0).action == "retry"
 
 
 def test_renewal_message_only_when_waiting_for_one() -> None:

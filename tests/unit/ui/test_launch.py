@@ -1,4 +1,4 @@
-"""ecflow_ui's private config dir: the server list through the tunnel, the session, the user's files untouched."""
+"""ecflow_ui's config dir: the server list through the tunnel, the session, the user's files untouched."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.tunnel.state import RunFiles
+from ecflow_remote.ui import confdir
 from ecflow_remote.ui import launch as ui
 from ecflow_remote.ui.servers import read_servers_txt
 
@@ -49,7 +50,7 @@ def profile(tmp_path: Path) -> object:
 
 
 def test_fresh_config_lists_and_opens_every_server(tmp_path: Path, profile: object) -> None:
-    config = ui.prepare_config(tmp_path / "run" / "ecflow_ui", profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
+    config = confdir.prepare_config(tmp_path / "run" / "ecflow_ui", profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
     rows = {s.name: (s.host, s.port, s.user) for s in read_servers_txt(config.path / "servers.txt")}
     # No user column for m2's ecflow_user: ecflow_ui would take it for a custom user wanting a password (the relay
     # presents the name instead).
@@ -61,7 +62,7 @@ def test_fresh_config_lists_and_opens_every_server(tmp_path: Path, profile: obje
 
 
 def test_local_method_uses_localhost_and_local_ports(tmp_path: Path, profile: object) -> None:
-    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), tmp_path / "none")  # type: ignore[arg-type]
+    config = confdir.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), tmp_path / "none")  # type: ignore[arg-type]
     rows = {s.name: (s.host, s.port) for s in config.servers}
     assert rows == {"machine1": ("localhost", 4141), "m2": ("localhost", 40001)}
 
@@ -82,7 +83,7 @@ def test_users_config_is_copied_never_changed(tmp_path: Path, profile: object) -
     (own / "x.lock").write_text("")
     before = {p: p.read_bytes() for p in own.rglob("*") if p.is_file()}
 
-    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), own)  # type: ignore[arg-type]
+    config = confdir.prepare_config(tmp_path / "ecflow_ui", profile, plan("local"), own)  # type: ignore[arg-type]
 
     assert {p: p.read_bytes() for p in own.rglob("*") if p.is_file()} == before
     rows = [(s.name, s.host, s.port, s.user) for s in read_servers_txt(config.path / "servers.txt")]
@@ -104,18 +105,15 @@ def test_unreadable_session_is_kept(tmp_path: Path, profile: object) -> None:
     own = tmp_path / "own"
     (own / "default.session").mkdir(parents=True)
     (own / "default.session" / "session.json").write_text("not json")
-    config = ui.prepare_config(tmp_path / "ecflow_ui", profile, plan("hosts"), own)  # type: ignore[arg-type]
+    config = confdir.prepare_config(tmp_path / "ecflow_ui", profile, plan("hosts"), own)  # type: ignore[arg-type]
     assert config.session == "kept"
     assert (config.path / "default.session" / "session.json").read_text() == "not json"
 
 
-def test_prepare_replaces_a_stale_dir(tmp_path: Path, profile: object) -> None:
-    dest = tmp_path / "ecflow_ui"
-    dest.mkdir()
-    (dest / "stale").write_text("x")
-    ui.prepare_config(dest, profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
-    assert not (dest / "stale").exists() and (dest / "servers.txt").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+def test_seeding_leaves_no_staging_dir_behind(tmp_path: Path, profile: object) -> None:
+    confdir.prepare_config(tmp_path / "ecflow_ui", profile, plan("hosts"), tmp_path / "none")  # type: ignore[arg-type]
+    # Only the lock file beside the config dir (the staging copy was renamed into place).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ecflow_ui.lock", "ecflow_ui", "p.toml"]
 
 
 def test_command_per_method(tmp_path: Path) -> None:
@@ -137,9 +135,21 @@ def test_custom_user_goes_in_its_servers_user_column_only(tmp_path: Path) -> Non
     (own / "servers.txt").write_text(
         "#Name Host Port Favourite System Ssl user\nmachine1,old,1,1,0,0,me\nm2,old,2,1,0,0,\nmine,h,3,0,0,0,\n"
     )
-    config = ui.prepare_config(tmp_path / "ecflow_ui", load_profile(path), plan("hosts"), own, env_user="alice")
+    config = confdir.prepare_config(tmp_path / "ecflow_ui", load_profile(path), plan("hosts"), own, env_user="alice")
     rows = {s.name: s.user for s in read_servers_txt(config.path / "servers.txt")}
     assert rows == {"machine1": "bob", "m2": "", "mine": "alice"}
+
+
+def test_a_session_saved_without_servers_gains_the_profiles(tmp_path: Path, profile: object) -> None:
+    """ecflow_ui writes a tab without servers as `"server": ""`: still a session to extend, not one to keep."""
+    own = tmp_path / "own"
+    (own / "default.session").mkdir(parents=True)
+    saved = {"windowCount": "1", "topWindowId": "0", "window_0": {"currentTabId": "0", "tab_0": {"server": ""}}}
+    (own / "default.session" / "session.json").write_text(json.dumps(saved))
+    config = confdir.prepare_config(tmp_path / "ecflow_ui", profile, plan("hosts"), own)  # type: ignore[arg-type]
+    assert config.session == "extended"
+    written = json.loads((config.path / "default.session" / "session.json").read_text())
+    assert written["window_0"]["tab_0"]["server"] == ["machine1", "m2"]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ecflow_remote.errors import DefsParseError, EcflowRemoteError, UnknownNode
+from ecflow_remote.errors import DefsParseError, EcflowRemoteError, SubstitutionError, UnknownNode
 
 from .attributes import Attributes, read_attribute
 
@@ -23,6 +23,11 @@ STATES = ("unknown", "complete", "queued", "aborted", "submitted", "active")
 _ABORT_REASON = re.compile(r"abort<:(.*?)>abort")
 # %NAME% or %NAME:default%, as in ecFlow's variable substitution.
 _MICRO_REF = re.compile(r"%([^%\s:]+)(?::([^%]*))?%")
+# Limits on what a definition from the network may make the client do. Real suites nest a few tens of levels and
+# substitute values of a few hundred bytes; these are far above that and far below memory or recursion trouble.
+MAX_NODE_DEPTH = 200
+MAX_SUBSTITUTED = 1024 * 1024
+MAX_SUBSTITUTION_ROUNDS = 20
 
 
 def _parse_edit(line: str, lineno: int) -> tuple[str, str, bool]:
@@ -215,22 +220,41 @@ class Node:
             result.update(node.variables)
         return result
 
-    def substitute(self, text: str, max_rounds: int = 20) -> str:
-        """Replace %VAR% and %VAR:default% with this node's inherited values; `%%` stands for one `%`."""
-        for _ in range(max_rounds):
+    def substitute(self, text: str, max_rounds: int = MAX_SUBSTITUTION_ROUNDS) -> str:
+        """Replace %VAR% and %VAR:default% with this node's inherited values; `%%` stands for one `%`.
 
-            def repl(m: re.Match[str]) -> str:
-                value = self.inherited_variable(m.group(1))
-                if value is not None:
-                    return value
-                return m.group(2) if m.group(2) is not None else m.group(0)
-
-            new = _MICRO_REF.sub(repl, text.replace("%%", "\0"))
-            new = new.replace("\0", "%%")
+        Values that still hold references are substituted again, up to `max_rounds` times; a text that still
+        changes after that, or grows past MAX_SUBSTITUTED characters (variables that refer to themselves), raises
+        SubstitutionError naming this node."""
+        original = text
+        for _ in range(max_rounds + 1):
+            new = self._substitute_round(text, original)
             if new == text:
-                break
+                return text.replace("%%", "%")
             text = new
-        return text.replace("%%", "%")
+        raise self._runaway(original, f"still changes after {max_rounds} rounds")
+
+    def _substitute_round(self, text: str, original: str) -> str:
+        size = len(text)
+
+        def repl(m: re.Match[str]) -> str:
+            nonlocal size
+            value = self.inherited_variable(m.group(1))
+            if value is None:
+                value = m.group(2) if m.group(2) is not None else m.group(0)
+            # Counted as the pieces are made, so a blow-up stops before the text is built.
+            size += len(value)
+            if size > MAX_SUBSTITUTED:
+                raise self._runaway(original, f"grows past {MAX_SUBSTITUTED} characters")
+            return value
+
+        return _MICRO_REF.sub(repl, text.replace("%%", "\0")).replace("\0", "%%")
+
+    def _runaway(self, text: str, how: str) -> SubstitutionError:
+        return SubstitutionError(
+            f"{self.path}: substituting {text[:80]!r} {how}: its variables refer to themselves; fix the suite "
+            "definition"
+        )
 
     def jobout_path(self) -> str:
         """Where this task's job output of the current try is: ECF_JOBOUT as ecFlow computes it.
@@ -364,6 +388,12 @@ class _Builder:
                 self.stack.pop()
             if kind == SUITE and self.stack:
                 raise DefsParseError(f"line {lineno}: suite {name!r} inside {self.stack[-1].path}")
+        if len(self.stack) >= MAX_NODE_DEPTH:
+            # The tree is walked recursively afterwards; a hostile or broken reply must not reach Python's limit.
+            raise DefsParseError(
+                f"line {lineno}: {kind} {name!r} is nested more than {MAX_NODE_DEPTH} levels deep: not a definition "
+                "this client accepts"
+            )
         parent = self.stack[-1] if self.stack else None
         node = Node(kind, name, parent=parent)
         if parent is None:

@@ -36,6 +36,9 @@ _FLAGS = {"set": 1, "clear": 0}
 _COMPARISONS = ("==", "!=", "<", ">", "<=", ">=")
 # ecFlow's DState names a node may be compared with, beyond the node states.
 _STATE_WORDS = (*STATES, "suspended")
+# Parentheses and `not`s nested deeper than this are refused (the parser and evaluator recurse per level; real
+# triggers nest a handful). Long `a and b and …` chains are not nesting: they are walked in a loop.
+MAX_EXPRESSION_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,18 @@ class BinOp:
 Expr = Ref | Const | Not | BinOp
 
 
+def _chain(expr: BinOp) -> list[Expr]:
+    """The operands of a left-deep `a and b and c` (or `or`) chain, in order, without recursing per operand."""
+    parts: list[Expr] = []
+    node: Expr = expr
+    while isinstance(node, BinOp) and node.op == expr.op:
+        parts.append(node.right)
+        node = node.left
+    parts.append(node)
+    parts.reverse()
+    return parts
+
+
 def _tokens(text: str) -> list[str]:
     out: list[str] = []
     pos = 0
@@ -87,6 +102,14 @@ class _Parser:
         self.text = text
         self.tokens = _tokens(text)
         self.pos = 0
+        self.depth = 0
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(
+                f"the expression {self.text[:80]!r}… nests more than {MAX_EXPRESSION_DEPTH} parentheses or 'not's"
+            )
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -121,7 +144,10 @@ class _Parser:
     def not_expr(self) -> Expr:
         if self.peek() == "not":
             self.take()
-            return Not(self.not_expr())
+            self.deeper()
+            inner = self.not_expr()
+            self.depth -= 1
+            return Not(inner)
         return self.comparison()
 
     def comparison(self) -> Expr:
@@ -134,9 +160,11 @@ class _Parser:
     def operand(self) -> Expr:
         token = self.take()
         if token == "(":
+            self.deeper()
             inner = self.or_expr()
             if self.take() != ")":
                 raise ExpressionError(f"missing ')' in the expression {self.text!r}")
+            self.depth -= 1
             return inner
         if re.fullmatch(r"-?\d+", token):
             return Const(int(token))
@@ -195,12 +223,11 @@ class Evaluator:
 
     def truth(self, expr: Expr) -> bool:
         if isinstance(expr, BinOp) and expr.op in ("and", "or"):
-            left = self.truth(expr.left)
-            if expr.op == "and" and not left:
-                return False
-            if expr.op == "or" and left:
-                return True
-            return self.truth(expr.right)
+            for part in _chain(expr):
+                ok = self.truth(part)
+                if ok != (expr.op == "and"):
+                    return ok  # `and` stops at the first false, `or` at the first true
+            return expr.op == "and"
         if isinstance(expr, Not):
             saved = list(self.reasons)
             result = not self.truth(expr.operand)
@@ -304,6 +331,8 @@ def _text(expr: Expr) -> str:
         return f"{expr.path}:{expr.attr}" if expr.attr else expr.path
     if isinstance(expr, Not):
         return f"not {_text(expr.operand)}"
+    if expr.op in ("and", "or"):
+        return f" {expr.op} ".join(_text(part) for part in _chain(expr))
     return f"{_text(expr.left)} {expr.op} {_text(expr.right)}"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ecflow_remote.errors import SubstitutionError
+
 from .defs import Defs, Node
 
 
@@ -27,7 +29,10 @@ def node_logserver(node: Node) -> tuple[str, int] | None:
     port = node.inherited_variable("ECF_LOGPORT")
     if not host or not port:
         return None
-    host = node.substitute(host) if "%" in host else host
+    try:
+        host = node.substitute(host) if "%" in host else host
+    except SubstitutionError:
+        return None  # a runaway value is no host; logserver_problems names the node
     if "%" in host:
         return None
     try:

@@ -9,11 +9,16 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from ecflow_remote.errors import ProtocolError
+from ecflow_remote.errors import ProtocolError, ReplyTooLarge, size_words
 
 HEADER_SIZE = 8
 # The header is eight hex digits, so no message can be longer than this.
 MAX_BODY = 0xFFFFFFFF
+# The most a reply may announce: the biggest real definitions are tens of MiB, and a header is only a claim (a hostile
+# or broken peer's `ffffffff` must not make the client reserve 4 GiB). Read at each reply, so it can be changed here.
+MAX_REPLY = 256 * 1024 * 1024
+# The body buffer starts at this size (or the announced length if smaller) and doubles as bytes arrive.
+_FIRST_BODY_BUFFER = 1024 * 1024
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -76,6 +81,9 @@ def decode_json(body: bytes) -> dict[str, Any]:
         obj = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProtocolError(f"the reply is not JSON ({e}); first bytes: {body[:60]!r}") from e
+    except RecursionError:
+        # Python's json recurses per nesting level; ecFlow's replies nest a dozen levels, never hundreds.
+        raise ProtocolError(f"the reply nests JSON too deeply to be ecFlow's; first bytes: {body[:60]!r}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"the reply is JSON but not an object: {body[:60]!r}")
     return obj
@@ -98,9 +106,18 @@ def _short_body(where: str, got: int, length: int) -> ProtocolError:
 _FIRST_READ = 64 * 1024
 
 
-def _first_part(first: bytes) -> tuple[int, bytes | None]:
+def _too_large(where: str, length: int, limit: int) -> ReplyTooLarge:
+    return ReplyTooLarge(
+        f"{where} announced a reply of {length} bytes, more than the {size_words(limit)} this client accepts "
+        "(ecflow_remote.clients.ecflow.wire.MAX_REPLY): this port is not an ecFlow server, or the server is broken"
+    )
+
+
+def _first_part(first: bytes, where: str) -> tuple[int, bytes | None]:
     """(body length, the whole body if `first` holds it) from the bytes of the first read(s)."""
     length = decode_header(first[:HEADER_SIZE])
+    if length > MAX_REPLY:
+        raise _too_large(where, length, MAX_REPLY)
     end = HEADER_SIZE + length
     if len(first) >= end:
         return length, first[HEADER_SIZE:end]
@@ -120,21 +137,25 @@ def _frame_reads(where: str) -> Generator[_Read, Any, bytes]:
         if not more:
             raise _no_reply(where, first)
         first += more
-    length, whole = _first_part(first)
+    length, whole = _first_part(first, where)
     if whole is not None:
         return whole
-    # A big reply (a whole definition): the rest straight into a buffer of the right size.
-    body = bytearray(length)
-    view = memoryview(body)
+    # A big reply (a whole definition): the rest straight into buffers made as the bytes come, each as big as what
+    # arrived so far (so never more than twice that), never one sized from the header alone.
     got = len(first) - HEADER_SIZE
-    view[:got] = first[HEADER_SIZE:]
+    parts: list[bytes | bytearray] = [first[HEADER_SIZE:]]
     while got < length:
-        n: int = yield view[got:]
-        if not n:
-            raise _short_body(where, got, length)
-        got += n
-    view.release()
-    return bytes(body)
+        segment = bytearray(min(length - got, max(_FIRST_BODY_BUFFER, got)))
+        view = memoryview(segment)
+        filled = 0
+        while filled < len(segment):
+            n: int = yield view[filled:]
+            if not n:
+                raise _short_body(where, got + filled, length)
+            filled += n
+        got += filled
+        parts.append(segment)
+    return b"".join(parts)
 
 
 def recv_frame(sock: socket.socket, where: str = "the server", timeout: float | None = None) -> bytes:

@@ -48,6 +48,9 @@ class Channel(object):
         self._error: "Optional[MuxError]" = None
         self._read_waiter: "Optional[asyncio.Future[None]]" = None
         self._dz: "Any" = None
+        # A sink (the local side's bridge to an asyncio protocol) takes data as it arrives, without a reader task.
+        self._sink: "Any" = None
+        self._sink_paused = False
         # Send side.
         self._out = bytearray()
         self._credit = mux.window
@@ -127,6 +130,24 @@ class Channel(object):
         if self._open_result is not True and self._error is not None:
             raise self._error
 
+    def set_sink(self, sink: "Any") -> None:
+        """Deliver what arrives to sink.data(bytes) / sink.eof() / sink.error(exc) as it comes, not through read()."""
+        self._sink = sink
+        self._flush_sink()
+
+    def pause_sink(self) -> None:
+        """Hold incoming data (and its credit) until resume_sink(): the peer stops once the window is used."""
+        self._sink_paused = True
+
+    def resume_sink(self) -> None:
+        self._sink_paused = False
+        self._flush_sink()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet sent (waiting for credit or for the pipe)."""
+        return len(self._out)
+
     def abort(self, reason: str) -> None:
         """Reset the stream in both directions (the peer gets RESET)."""
         if self._error is None and not (self._in_eof and self._eof_sent):
@@ -157,6 +178,9 @@ class Channel(object):
         for attr in ("_read_waiter", "_drain_waiter", "_open_waiter"):
             self._wake(attr)
         self.mux._forget(self)
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.error(self._error)
 
     def _feed(self, data: bytes) -> None:
         if self._error is not None or self._in_eof:
@@ -165,11 +189,23 @@ class Channel(object):
             self._inbuf.append(data)
             self._inlen += len(data)
             self._wake("_read_waiter")
+            self._flush_sink()
 
     def _feed_eof(self) -> None:
         self._in_eof = True
         self._wake("_read_waiter")
+        self._flush_sink()
         self._maybe_done()
+
+    def _flush_sink(self) -> None:
+        while self._sink is not None and not self._sink_paused and self._inbuf:
+            data = self._inbuf.popleft()
+            self._inlen -= len(data)
+            self._consumed(len(data))
+            self._sink.data(data)
+        if self._sink is not None and not self._inbuf and self._in_eof:
+            sink, self._sink = self._sink, None
+            sink.eof()
 
     def _consumed(self, n: int) -> None:
         if self._in_eof or self._error is not None:

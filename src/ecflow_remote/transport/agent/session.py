@@ -126,8 +126,9 @@ class AgentSession:
 
     # ------------------------------------------------------------------------------------- starting
     @classmethod
-    async def start(cls, argv: Sequence[str], options: AgentOptions | None = None) -> AgentSession:
-        """Run `argv + [remote command]` (an ssh command line up to its destination) and start the agent.
+    async def start(cls, argv: Sequence[str], options: AgentOptions | None = None, **spawn: Any) -> AgentSession:
+        """Run `argv + [remote command]` (an ssh command line up to its destination) and start the agent;
+        `spawn`: more keywords for the subprocess (env, preexec_fn).
 
         Raises AgentUnavailable when the far side has no python3 >= 3.6 (fall back to plain forwards), and
         AgentError for anything else (ssh failed: its own words)."""
@@ -140,6 +141,7 @@ class AgentSession:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=2 * frames.READ_SIZE,
+            **spawn,
         )
         assert process.stdin and process.stdout and process.stderr
         tail = _Tail()
@@ -234,6 +236,11 @@ class AgentSession:
             except frames.SessionDied as e:
                 raise AgentDied(str(e)) from None
         return chan
+
+    def stream(self, host: str, port: int) -> channel.Channel:
+        """A stream to host:port, usable at once (open() without waiting); MuxError subclasses when the session
+        is gone."""
+        return self.mux.open(host, port)
 
     async def relay(self, chan: channel.Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Copy between an open stream and a local connection until both are done (aborted on any failure)."""

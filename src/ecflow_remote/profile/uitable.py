@@ -1,0 +1,65 @@
+"""The profile's [ui] table: what `ecflow-remote ui` gives ecflow_ui beyond the servers (system server lists)."""
+
+from __future__ import annotations
+
+from typing import Final, NoReturn, Protocol
+
+from ecflow_remote.profile.model import UiSettings
+
+UI_KEYS: Final = ("system_servers",)
+_MAX_PATH: Final = 4096
+
+
+class Checker(Protocol):
+    """What the profile loader offers a table checker (load._Checker)."""
+
+    def fail(self, message: str, table: str, index: int | None = None, key: str | None = None) -> NoReturn: ...
+
+    def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None: ...
+
+    def get_table(self, data: dict[str, object], key: str) -> dict[str, object] | None: ...
+
+
+def path_problem(value: object) -> str | None:
+    """Why `value` cannot be a server-list path on the workstation, or None."""
+    if not isinstance(value, str):
+        return "each entry must be a string: the absolute path of a server-list file on your workstation."
+    if not value.startswith("/"):
+        return f"{value!r} is not an absolute path: give the file's full path on your workstation."
+    if len(value) > _MAX_PATH:
+        return "the path is too long."
+    if ":" in value:
+        # ECFLOW_SYSTEM_SERVERS_LIST is a colon list: a colon would split the path in two.
+        return f"{value!r} contains ':', which ecflow_ui's list of files cannot hold."
+    if not value.isprintable():
+        return f"{value!r} contains control characters or line breaks."
+    return None
+
+
+def check_ui(checker: Checker, data: dict[str, object]) -> UiSettings:
+    """The [ui] table, checked; UiSettings() when there is none."""
+    table = checker.get_table(data, "ui")
+    if table is None:
+        return UiSettings()
+    checker.check_keys(table, UI_KEYS, "ui", None)
+    if "system_servers" not in table:
+        return UiSettings()
+    value = table["system_servers"]
+    if isinstance(value, str):
+        checker.fail(f'expected an array of paths: system_servers = ["{value}"].', "ui", None, "system_servers")
+    if not isinstance(value, list):
+        checker.fail(
+            'expected an array of paths on your workstation, like ["/usr/local/share/ecflow/servers"].',
+            "ui",
+            None,
+            "system_servers",
+        )
+    paths: list[str] = []
+    for item in value:
+        problem = path_problem(item)
+        if problem:
+            checker.fail(problem, "ui", None, "system_servers")
+        assert isinstance(item, str)
+        if item not in paths:
+            paths.append(item)
+    return UiSettings(system_servers=tuple(paths))
