@@ -26,14 +26,12 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from ecflow_remote.access import peers
 from ecflow_remote.transport.agent.bridge import ChannelTransport
 from ecflow_remote.transport.agent.frames import MuxError
-
-if TYPE_CHECKING:
-    from ecflow_remote.transport.agent.session import AgentSession
+from ecflow_remote.transport.agent.session import AgentSession
 
 T = TypeVar("T")
 # Where a client's bytes go: a unix socket of ssh's, or a Centre host:port (through Upstreams: the far-side
@@ -53,6 +51,21 @@ class Upstreams:
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
         return agent if agent is not None and not agent.closed else None
+
+    def route(self, target: tuple[str, int]) -> AgentSession | Path | None:
+        """What carries a new connection to `target`: the agent on a slow link (one round trip per request,
+        compression, pacing), ssh's own channel where one is forwarded and the link is fast (on a LAN the agent's
+        extra hop costs more than the round trip it saves); None: nothing now (reconnecting)."""
+        agent = self.live_agent()
+        path = self.sockets.get(target)
+        if agent is not None and (path is None or agent.slow_link()):
+            return agent
+        return path
+
+    def socks_socket(self) -> Path | None:
+        """ssh -D's socket, where SOCKS requests go now (None: the agent answers them)."""
+        agent = self.live_agent()
+        return self.socks if agent is None or not agent.slow_link() else None
 
 
 class Upstream(asyncio.Protocol):
@@ -138,10 +151,9 @@ class Client(asyncio.Protocol):
         if isinstance(target, Path):
             self._connect_unix(target)
             return
-        upstreams = self.server.upstreams
-        agent = upstreams.live_agent()
-        if agent is None:
-            self._connect_unix(upstreams.sockets.get(target))
+        agent = self.server.upstreams.route(target)
+        if not isinstance(agent, AgentSession):
+            self._connect_unix(agent)
             return
         # The stream exists at once and what is written follows its OPEN without waiting (one round trip per
         # request); a failed connect at the far end resets the client.

@@ -323,9 +323,7 @@ class SocksFront(pipe.Server):
 
     def ssh_socket(self) -> Path | None:
         """Where a new client's SOCKS request goes: ssh -D's socket (plain), None when the agent carries it."""
-        if self.upstream is not None:
-            return self.upstream
-        return self.upstreams.socks if self.upstreams.live_agent() is None else None
+        return self.upstream if self.upstream is not None else self.upstreams.socks_socket()
 
     def open_listeners(self) -> None:
         host, port = self.listen

@@ -31,6 +31,7 @@ from ecflow_remote.profile.model import (
 )
 from ecflow_remote.profile.trust import login_problem, untrusted_problem
 from ecflow_remote.profile.uitable import check_ui
+from ecflow_remote.profile.values import short, type_name
 
 T = TypeVar("T", bound=str)
 
@@ -52,6 +53,7 @@ _GATEWAY_KEYS: Final = (
     "warn_before",
     "system_hosts",
     "transport",
+    "agent_python",
 )
 _SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
@@ -110,8 +112,8 @@ class _Checker:
         if not isinstance(value, str):
             if secret:
                 # Never echoed, and "quote it" would be the wrong advice: the value may be the password itself.
-                self.fail(f"expected a string, got {_type_name(value)}: {_PASSWORD_HELP}.", table, index, key)
-            self.fail(f"expected a string, got {_type_name(value)} ({_short(value)}). Quote it.", table, index, key)
+                self.fail(f"expected a string, got {type_name(value)}: {_PASSWORD_HELP}.", table, index, key)
+            self.fail(f"expected a string, got {type_name(value)} ({short(value)}). Quote it.", table, index, key)
         if value.strip() == "":
             self.fail("is empty. Give a value or remove the key.", table, index, key)
         return value
@@ -126,7 +128,7 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int):
             hint = " Write the number without quotes." if isinstance(value, str) else ""
             self.fail(
-                f"expected an integer TCP port, got {_type_name(value)} ({_short(value)}).{hint}",
+                f"expected an integer TCP port, got {type_name(value)} ({short(value)}).{hint}",
                 table,
                 index,
                 key,
@@ -174,7 +176,7 @@ class _Checker:
             return None
         value = data[key]
         if not isinstance(value, dict):
-            self.fail(f"expected a table [{key}], got {_type_name(value)}.", "", None, key)
+            self.fail(f"expected a table [{key}], got {type_name(value)}.", "", None, key)
         return value
 
     def get_array(self, data: dict[str, object], key: str) -> list[dict[str, object]]:
@@ -184,10 +186,10 @@ class _Checker:
         if isinstance(value, dict):
             self.fail(f"write [[{key}]] (an array of tables, one per entry), not [{key}].", key, None, None)
         if not isinstance(value, list):
-            self.fail(f"expected [[{key}]] tables, got {_type_name(value)}.", "", None, key)
+            self.fail(f"expected [[{key}]] tables, got {type_name(value)}.", "", None, key)
         for number, item in enumerate(value, start=1):
             if not isinstance(item, dict):
-                self.fail(f"expected a table, got {_type_name(item)}. Use [[{key}]] headers.", key, number)
+                self.fail(f"expected a table, got {type_name(item)}. Use [[{key}]] headers.", key, number)
         return value
 
     # -- sections
@@ -226,10 +228,14 @@ class _Checker:
         warn_before = self.duration(table)
         system_hosts = table.get("system_hosts", False)
         if not isinstance(system_hosts, bool):
-            got = f"{_type_name(system_hosts)} ({_short(system_hosts)})"
+            got = f"{type_name(system_hosts)} ({short(system_hosts)})"
             self.fail(f"expected true or false, got {got}.", "gateway", None, "system_hosts")
         auto = " (auto: the far-side agent where the workstation has python3 >= 3.6, else plain OpenSSH forwards)"
         transport = self.choice(table, "transport", TRANSPORTS, "auto", auto)
+        agent_python = self.get_str(table, "agent_python", "gateway")
+        if agent_python is not None and not re.fullmatch(r"/[A-Za-z0-9_./+-]*", agent_python):
+            why = 'the absolute path of a python3 on the workstation, like "/usr/bin/python3" (letters, digits, ./_+-).'
+            self.fail(why, "gateway", None, "agent_python")
         return Gateway(
             jump=jump,
             host=host,
@@ -241,6 +247,7 @@ class _Checker:
             warn_before=warn_before,
             system_hosts=system_hosts,
             transport=transport,
+            agent_python=agent_python,
         )
 
     def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
@@ -280,7 +287,7 @@ class _Checker:
             return DEFAULT_WARN_BEFORE
         value = table["warn_before"]
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            self.fail(f'expected a duration like "30m", got {_type_name(value)}.', "gateway", None, "warn_before")
+            self.fail(f'expected a duration like "30m", got {type_name(value)}.', "gateway", None, "warn_before")
         if isinstance(value, str):
             match = _DURATION_RE.fullmatch(value)
             if not match:
@@ -410,26 +417,6 @@ class _Checker:
         logservers = self.logservers(data)
         ui = check_ui(self, data)
         return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
-
-
-# bool before int: a bool is an int in Python.
-_TYPE_NAMES: Final = (
-    (bool, "a boolean"),
-    (int, "an integer"),
-    (float, "a number with a fraction"),
-    (str, "a string"),
-    (list, "an array"),
-    (dict, "a table"),
-)
-
-
-def _type_name(value: object) -> str:
-    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "a date/time")
-
-
-def _short(value: object) -> str:
-    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def default_profile_path() -> Path:

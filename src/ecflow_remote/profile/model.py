@@ -70,6 +70,8 @@ class Gateway:
     # What carries the forwards: the far-side agent (auto: where the workstation has python3 >= 3.6, else plain
     # OpenSSH forwards) — agent: only the agent; plain: only OpenSSH's forwards.
     transport: Transport = "auto"
+    # The python3 the agent runs on at the workstation; None: the first of python3, platform-python, /usr/bin/python3.
+    agent_python: str | None = None
 
 
 @dataclass(frozen=True)

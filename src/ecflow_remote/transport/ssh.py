@@ -92,6 +92,7 @@ def legs(
         main += ["-J", ",".join(str(j) for j in gw.jump)]
     if agent:
         main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
+        main += ["-o", "StreamLocalBindUnlink=yes"]  # for the forwards added later (control_forwards)
     else:
         main += ["-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets
         for e in plan.forwards:
@@ -107,6 +108,20 @@ def legs(
 def main_socket(control_dir: Path) -> Path:
     """The main leg's control socket (agent transport)."""
     return control_dir / "main.sock"
+
+
+def control_forwards(
+    profile: Profile, plan: Plan, control_dir: Path, forward_sockets: Mapping[str, Path], socks_socket: Path | None
+) -> list[str]:
+    """ssh argv adding plain forwards (to private unix sockets) to the running main leg through its control
+    socket: beside the agent, for when the link is fast (pipe.Upstreams.route)."""
+    argv = [ssh_binary(), *(["-F", str(profile.gateway.ssh_config)] if profile.gateway.ssh_config else [])]
+    argv += ["-o", "BatchMode=yes", "-S", str(main_socket(control_dir)), "-O", "forward"]
+    for e in plan.forwards:
+        argv += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
+    if socks_socket is not None:
+        argv += ["-D", str(socks_socket.absolute())]
+    return [*argv, destination(profile.gateway.host)]
 
 
 def agent_argv(profile: Profile, control_dir: Path) -> list[str]:

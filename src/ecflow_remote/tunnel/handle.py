@@ -151,7 +151,7 @@ class Tunnel:
                 state = self.rundir.read_state() or state
                 message = state.message if state else "the supervisor exited"
                 raise TunnelError(f"tunnel did not come up: {message}")
-            time.sleep(0.05)
+            time.sleep(0.02)  # a state read is cheap; `up` returns within 20 ms of ready
         raise TunnelError(not_ready_message(state, timeout))
 
     def down(self, timeout: float = 10.0, *, keep_logs: bool = False) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -246,14 +248,16 @@ class Supervisor:
         else why not."""
         rundir = self.rundir.path
         agent = self.use_agent
-        sockets = self._forward_sockets(plan) if not agent else {}
-        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None and not agent else None
+        # ssh's own forwards, to private unix sockets: the plain transport, or beside the agent for a fast link.
+        sockets = self._forward_sockets(plan)
+        socks_sock = socks.socket_path(rundir) if plan.socks_port is not None else None
+        by_name = {e.name: sockets[(e.host, e.port)] for e in plan.forwards}
         legs = ssh.legs(
             self.profile,
             plan,
             rundir,
             agent=agent,
-            forward_sockets={e.name: sockets[(e.host, e.port)] for e in plan.forwards} if not agent else None,
+            forward_sockets=by_name,
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
@@ -285,6 +289,7 @@ class Supervisor:
             failure = self._start_agent()
             if failure is not None:
                 return failure
+            self._add_plain_forwards(plan, by_name, sockets, socks_sock)
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -303,6 +308,27 @@ class Supervisor:
         self._set("up", message=self._certificate_message(), checks=self._health(plan))
         return None
 
+    def _add_plain_forwards(
+        self,
+        plan: Plan,
+        by_name: dict[str, Path],
+        sockets: dict[tuple[str, int], Path],
+        socks_sock: Path | None,
+    ) -> None:
+        """ssh's own channels beside the agent, taken while the link is fast (Upstreams.route); without them
+        everything goes through the agent."""
+        for path in [*sockets.values(), *([socks_sock] if socks_sock else [])]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        argv = ssh.control_forwards(self.profile, plan, self.rundir.path, by_name, socks_sock)
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=10, env=ssh_environ())
+        except (OSError, subprocess.SubprocessError):
+            return
+        if done.returncode == 0:
+            self.upstreams.sockets = sockets
+            self.upstreams.socks = socks_sock
+
     def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
         """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
         return {(e.host, e.port): relay.socket_path(self.rundir.path, f"{e.host}:{e.port}") for e in plan.forwards}
@@ -315,7 +341,7 @@ class Supervisor:
             sock.unlink()
         leg.start(self.rundir.path)
         self.legs.append(leg)
-        if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15):
+        if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15, interval=0.01):
             return decisions.Failure(f"{what} did not answer within 15 s")
         if self.stopping:
             return decisions.Failure("stopped")
@@ -332,7 +358,10 @@ class Supervisor:
         try:
             # Like the legs: without password variables, and dying with the supervisor.
             spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+            python = self.profile.gateway.agent_python
             options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
+            if python:
+                options = dataclasses.replace(options, pythons=(python,))
             agent = self.io.run(AgentSession.start(argv, options, **spawn), 30)
         except AgentError as e:
             main = self.legs[-1]

@@ -124,6 +124,20 @@ CASES: list[Case] = [
     Case("socks-port-too-big", GATEWAY + f"socks_port = 65536  {MARK}\n" + SERVER1, "gateway.socks_port", "65536"),
     Case("method-typo", GATEWAY + f'method = "sock"  {MARK}\n' + SERVER1, "gateway.method", "Did you mean 'socks'"),
     Case("method-unknown", GATEWAY + f'method = "vpn"  {MARK}\n' + SERVER1, "gateway.method", "local, socks, hosts"),
+    Case("transport-typo", GATEWAY + f'transport = "agnet"  {MARK}\n' + SERVER1, "gateway.transport", "'agent'"),
+    Case("transport-unknown", GATEWAY + f'transport = "vpn"  {MARK}\n' + SERVER1, "gateway.transport", "auto, agent"),
+    Case(
+        "agent-python-relative",
+        GATEWAY + f'agent_python = "python3"  {MARK}\n' + SERVER1,
+        "gateway.agent_python",
+        "absolute",
+    ),
+    Case(
+        "agent-python-shell",
+        GATEWAY + f'agent_python = "/usr/bin/python3;rm -rf ~"  {MARK}\n' + SERVER1,
+        "gateway.agent_python",
+        "absolute path",
+    ),
     Case(
         "warn-before-words",
         GATEWAY + f'warn_before = "30 minutes"  {MARK}\n' + SERVER1,

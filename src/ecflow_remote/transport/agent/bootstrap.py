@@ -33,7 +33,7 @@ exec(compile(zlib.decompress(b),'ecflow-remote-agent','exec'))
 
 
 # The far-side program's modules, each after those it imports from.
-FAR_MODULES = ("frames", "channel", "mux", "far")
+FAR_MODULES = ("frames", "pace", "channel", "mux", "far")
 PACKAGE = __name__.rpartition(".")[0]
 
 
@@ -78,8 +78,9 @@ class Bootstrap:
 def remote_command(payload_size: int, pythons: Sequence[str] = PYTHONS) -> str:
     """`sh -c '…'` that finds a python3 >= 3.6 and starts the bootstrap, or exits EXIT_NO_PYTHON.
 
-    Shell-neutral: the login shell (sh, bash, zsh, even csh) only sees one single-quoted word for `sh -c`, and
-    the Python code inside is a tuple of byte values, so it needs no quoting at all."""
+    `-I -S`: the workstation's PYTHON* variables, user site and site-packages stay out (standard library only),
+    and start-up is faster. Shell-neutral: the login shell (sh, bash, zsh, even csh) only sees one single-quoted
+    word for `sh -c`, and the Python code inside is a tuple of byte values, so it needs no quoting at all."""
     boot = _BOOT.format(old=EXIT_OLD_PYTHON, short=EXIT_SHORT_PAYLOAD, n=payload_size).encode()
     code = f"exec(bytes(({','.join(str(b) for b in boot)},)))"
     for python in pythons:
@@ -88,7 +89,7 @@ def remote_command(payload_size: int, pythons: Sequence[str] = PYTHONS) -> str:
     script = (
         f"for p in {' '.join(pythons)}; do "
         'if command -v "$p" >/dev/null 2>&1; then '
-        f'"$p" -c "{code}"; r=$?; [ $r -eq {EXIT_OLD_PYTHON} ] || exit $r; fi; done; '
+        f'"$p" -I -S -c "{code}"; r=$?; [ $r -eq {EXIT_OLD_PYTHON} ] || exit $r; fi; done; '
         f'echo "ecflow-remote agent: no python3 >= 3.6 (tried {" ".join(pythons)})" >&2; exit {EXIT_NO_PYTHON}'
     )
     return "sh -c " + shlex.quote(script)

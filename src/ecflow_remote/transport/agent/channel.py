@@ -249,7 +249,14 @@ class Channel(object):
         if (
             len(chunk) < COMPRESS_MIN
             or self.raw_out < self._z_skip_until
-            or not should_compress(mux.compress, time.monotonic(), mux.last_backlog, mux.drain_rate, mux.compress_below)
+            or not should_compress(
+                mux.compress,
+                time.monotonic(),
+                mux.last_backlog,
+                mux.drain_rate,
+                mux.compress_below,
+                mux.pacer.slow_link(),
+            )
         ):
             return DATA, chunk
         if not compresses(chunk):

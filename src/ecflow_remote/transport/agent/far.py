@@ -24,6 +24,9 @@ from ecflow_remote.transport.agent.frames import (
 )
 from ecflow_remote.transport.agent.mux import Mux
 
+RTT_PING_EVERY = 2.0
+RTT_PING_TIMEOUT = 10.0
+
 
 def reset_connection(writer: Any) -> None:
     """Close with a TCP reset (SO_LINGER 0), so the peer sees an error, never a clean but empty reply."""
@@ -235,7 +238,17 @@ async def far_session(config: Dict[str, Any]) -> None:
     mux.send_hello(info)
     stdin.start_reading()
     mux.start()
+
+    async def measure_round_trips() -> None:
+        # This end paces and compresses what it sends by the link's round trip (pace.py): it measures its own.
+        while mux.dead is None:
+            with contextlib.suppress(Exception):  # a slow answer is no news; a dead session ends the loop
+                await mux.ping(RTT_PING_TIMEOUT)
+            await asyncio.sleep(RTT_PING_EVERY)
+
+    pinger = asyncio.ensure_future(measure_round_trips())
     await mux.wait_dead()
+    pinger.cancel()
 
 
 def far_main(config: Dict[str, Any]) -> None:

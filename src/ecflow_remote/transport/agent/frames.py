@@ -14,7 +14,7 @@ import struct
 import zlib
 
 VERSION = 1
-CAPABILITIES = ["open", "zlib", "ping", "credit"]
+CAPABILITIES = ["open", "zlib", "ping", "credit", "ack"]
 
 HELLO = 1  # JSON: version, capabilities, the start marker, the far side's python and pid
 OPEN = 2  # port (2 bytes) + host (UTF-8): connect there, name resolved at the far end
@@ -27,6 +27,7 @@ EOF = 8  # the sender will send no more data on this stream (half close)
 RESET = 9  # UTF-8 reason: the stream is gone in both directions
 PING = 10  # opaque payload, echoed in PONG
 PONG = 11
+ACK = 12  # 8 bytes: the wire bytes the sender has read in all (pacing: pace.py)
 
 NAMES = {
     HELLO: "HELLO",
@@ -40,10 +41,12 @@ NAMES = {
     RESET: "RESET",
     PING: "PING",
     PONG: "PONG",
+    ACK: "ACK",
 }
 
 HEADER = struct.Struct("!BII")
 CREDIT_BODY = struct.Struct("!I")
+ACK_BODY = struct.Struct("!Q")
 PORT = struct.Struct("!H")
 MAX_PAYLOAD = 1 << 20  # a larger length is a broken pipe (a stray byte), not a frame
 
@@ -97,13 +100,16 @@ def frame(kind: int, sid: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, sid, len(payload)) + payload
 
 
-def should_compress(mode: str, now: float, last_backlog: float, drain_rate: float, below: float) -> bool:
-    """Compress only where it pays: always/never when told, else while the pipe is slower than the compressor."""
+def should_compress(
+    mode: str, now: float, last_backlog: float, drain_rate: float, below: float, slow_link: bool = False
+) -> bool:
+    """Compress only where it pays: always/never when told, else on a slow link (a home link: zlib level 1 is
+    faster than any), or while the pipe is seen draining slower than the compressor."""
     if mode == "always":
         return True
     if mode != "auto":
         return False
-    return now - last_backlog < BACKLOG_MEMORY and drain_rate < below
+    return slow_link or (now - last_backlog < BACKLOG_MEMORY and drain_rate < below)
 
 
 def compresses(sample: bytes) -> bool:

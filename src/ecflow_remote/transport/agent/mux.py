@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 from ecflow_remote.transport.agent.channel import Channel
 from ecflow_remote.transport.agent.frames import (
+    ACK,
+    ACK_BODY,
     BACKLOG_MEMORY,
     CHUNK,
     COMPRESS_BELOW,
@@ -38,6 +40,7 @@ from ecflow_remote.transport.agent.frames import (
     StreamReset,
     frame,
 )
+from ecflow_remote.transport.agent.pace import ACK_EVERY, Pacer
 
 if TYPE_CHECKING:
     from typing import Deque
@@ -81,6 +84,8 @@ class Mux(object):
         self.last_rtt: "Optional[float]" = None
         self.wire_out = 0
         self.wire_in = 0
+        self.pacer = Pacer()
+        self._acked_in = 0  # wire_in when we last sent an ACK
         self.streams_total = 0
         self.done_totals = {"raw_out": 0, "wire_out": 0, "raw_in": 0, "wire_in": 0}  # of forgotten streams
 
@@ -154,7 +159,9 @@ class Mux(object):
             await asyncio.wait_for(asyncio.shield(fut), timeout)
         finally:
             self._pings.pop(token, None)
-        self.last_rtt = time.monotonic() - t0
+        now = time.monotonic()
+        self.last_rtt = now - t0
+        self.pacer.on_rtt(self.last_rtt, now)
         return self.last_rtt
 
     def send_hello(self, info: Dict[str, Any]) -> None:
@@ -187,12 +194,9 @@ class Mux(object):
             for key in self.done_totals:
                 self.done_totals[key] += getattr(chan, key)
 
-    def _next_frame(self) -> "Optional[List[bytes]]":
-        # Control frames (credit, open, ping) first: they are tiny and everything else waits for them.
-        if self._control:
-            return [self._control.popleft()]
-        # Then one chunk per ready stream, round robin: a big stream never holds back a small one for more
-        # than one chunk.
+    def _next_data_frame(self) -> "Optional[List[bytes]]":
+        # One chunk per ready stream, round robin: a big stream never holds back a small one for more than one
+        # chunk.
         while self._ready:
             chan = self._ready.popleft()
             chan._queued = False
@@ -205,21 +209,32 @@ class Mux(object):
     async def _pump(self) -> None:
         try:
             while True:
-                if not self._control and not self._ready:
-                    self._kick.clear()
-                    await self._kick.wait()
-                    continue
                 parts: "List[bytes]" = []
                 size = 0
-                while size < WATER:
-                    more = self._next_frame()
+                # Control frames (credit, ACK, open, ping) first and never paced: they are tiny, everything
+                # else waits for them, and the peer's pacing waits for our ACKs.
+                while self._control and size < WATER:
+                    part = self._control.popleft()
+                    parts.append(part)
+                    size += len(part)
+                room = self.pacer.room(self.wire_out + size)
+                while size < WATER and (room is None or room > 0):
+                    more = self._next_data_frame()
                     if more is None:
                         break
                     parts.extend(more)
-                    size += sum(len(p) for p in more)
+                    n = sum(len(p) for p in more)
+                    size += n
+                    if room is not None:
+                        room -= n
                 if parts:
                     self.writer.write(b"".join(parts))
                     self.wire_out += size
+                elif not self._control:
+                    # Nothing to send, or data waiting for the peer's ACKs (on_ack kicks, as does new work).
+                    self._kick.clear()
+                    await self._kick.wait()
+                    continue
                 before = self.writer.buffered()
                 if before >= WATER:
                     # The pipe is the bottleneck now: wait (shallow queue), and learn how fast it drains.
@@ -255,6 +270,9 @@ class Mux(object):
                     self.wire_in += HEADER.size + n
                     self._on_frame(kind, sid, payload)
                 del buf[:pos]
+                if self.wire_in - self._acked_in >= ACK_EVERY:
+                    self._acked_in = self.wire_in
+                    self._send_control(frame(ACK, 0, ACK_BODY.pack(self.wire_in)))
                 data = await self.reader.read(READ_SIZE)
                 if not data:
                     self.die("the agent's pipe closed")
@@ -297,6 +315,9 @@ class Mux(object):
             chan = self.channels.get(sid)
             if chan is not None:
                 chan._fail(StreamReset(payload.decode("utf-8", "replace") or "reset by the peer"))
+        elif kind == ACK:
+            self.pacer.on_ack(ACK_BODY.unpack(payload)[0], time.monotonic())
+            self._kick.set()
         elif kind == PING:
             self._send_control(frame(PONG, sid, payload))
         elif kind == PONG:

@@ -279,6 +279,10 @@ class AgentSession:
 
         return self._spawn(loop())
 
+    def slow_link(self) -> bool:
+        """Whether the link's smallest recent round trip is a home link's (pace.SLOW_LINK_RTT or more)."""
+        return self.mux.pacer.slow_link()
+
     @property
     def closed(self) -> bool:
         return self.mux.dead is not None
