@@ -371,8 +371,11 @@ Host *
         """ecflow_client run at the Centre by the servers' own account (which every server admits)."""
         return services.ecflow_client(self.host(host), port, args, as_user=SERVER_UID, check=check)
 
-    def write_profile(self, path: Path, method: str = "local", **gateway: Any) -> Path:
-        """An ecflow-remote profile for this Centre: every server and log server, through jump to machine1."""
+    def write_profile(
+        self, path: Path, method: str = "local", *, logservers: Sequence[str] | None = None, **gateway: Any
+    ) -> Path:
+        """An ecflow-remote profile for this Centre: every server and log server (or only the `logservers` named:
+        the suites' others are then for the tunnel to find), through jump to machine1."""
         lines = [
             "[gateway]",
             f'jump = "{self.jump}"',
@@ -390,7 +393,8 @@ Host *
                 f"port = {spec.port}",
             ]
         for lg in self.logservers:
-            lines += ["", "[[logserver]]", f'host = "{lg.host}"', f"port = {lg.port}"]
+            if logservers is None or lg.host in logservers:
+                lines += ["", "[[logserver]]", f'host = "{lg.host}"', f"port = {lg.port}"]
         path.write_text("\n".join(lines) + "\n")
         return path
 

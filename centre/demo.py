@@ -45,6 +45,31 @@ def show_recovery(profile: Path) -> None:
     print(f"ssh {old} killed; " + (f"tunnel up again after {took:.2f} s" if back else "not back after 20 s"))
 
 
+def wait_found(profile: Path, host: str) -> None:
+    """Until the supervisor has found `host` in a suite's ECF_LOGHOST (its first look is right after up)."""
+    from ecflow_remote.tunnel.handle import Tunnel
+    from ecflow_remote.tunnel.rundir import wait_for
+
+    tunnel = Tunnel(profile)
+    if not wait_for(lambda: any(e.host == host for e in tunnel.plan().logservers()), 20):
+        print(f"{host} not found within 20 s")
+
+
+def where_output_came_from(profile: Path, server: str, node: str) -> str:
+    """The log server `output` read a task's job output through, and how the tunnel knows it."""
+    import asyncio
+
+    from ecflow_remote import output
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    source = asyncio.run(output.locate(Tunnel(profile), server, node))
+    e = source.endpoint
+    if e is None:
+        return f"(read through {source.describe()})"
+    how = "named in the profile" if e.origin == "profile" else f"found in {', '.join(e.used_by)}"
+    return f"(read through log server {e.host}:{e.port} at {e.local_host}:{e.local_port}: {how})"
+
+
 def has_command(name: str) -> bool:
     from ecflow_remote.cli.main import main
 
@@ -58,13 +83,15 @@ def main() -> None:
     step("Starting a simulated Centre: jump host, workstation machine1, ecFlow servers, two log servers")
     with Centre() as centre:
         print(f"Centre {centre.run_id} up in {time.monotonic() - t0:.1f} s; home cannot reach it except through jump")
-        profile = centre.write_profile(centre.base / "profile.toml", "hosts")
-        step(f"The profile ({profile})")
+        # logserver2 (ops' ECF_LOGHOST) is left out: the tunnel finds it in the suite by itself.
+        profile = centre.write_profile(centre.base / "profile.toml", "hosts", logservers=("logserver1",))
+        step(f"The profile ({profile}): one log server named, the other for the tunnel to find")
         print(profile.read_text())
         try:
             step("Tunnel up: one command instead of the how-to's ssh -J ... -L ... and /etc/hosts edits")
             ecflow_remote(profile, "up", "--detach")
-            step("Which servers answer?")
+            wait_found(profile, "logserver2")
+            step("Which servers answer? (logserver2: found in ops' ECF_LOGHOST, not in the profile)")
             ecflow_remote(profile, "status")
             step("Any program, with the Centre's own host names and ports")
             ecflow_remote(profile, "run", "--", "ecflow_client", "--host", "machine1", "--port", "4141", "--ping")
@@ -73,10 +100,17 @@ def main() -> None:
             if has_command("suites"):
                 step("A suite, as ecflow_ui would colour it")
                 ecflow_remote(profile, "suites", "machine1")
+            if has_command("node"):
+                step("A family suspended and resumed from home, as ecflow_ui's Suspend/Resume (pure Python)")
+                ecflow_remote(profile, "node", "suspend", "machine1", f"/{lab.suite}/f1")
+                ecflow_remote(profile, "suites", "machine1", f"/{lab.suite}/f1")
+                ecflow_remote(profile, "node", "resume", "machine1", f"/{lab.suite}/f1")
+                ecflow_remote(profile, "suites", "machine1", f"/{lab.suite}/f1")
             if has_command("output"):
-                step("Job output, read through each log server (the how-to reaches only one)")
+                step("Job output, through each suite's log server (logserver2's: one the profile does not name)")
                 ecflow_remote(profile, "output", "machine1", f"/{lab.suite}/f1/hello", "--tail", "3")
                 ecflow_remote(profile, "output", "machine2", f"/{ops.suite}/f1/hello", "--tail", "3")
+                print(where_output_came_from(profile, "machine2", f"/{ops.suite}/f1/hello"))
             else:
                 step("Job output, read through each log server (the how-to reaches only one)")
                 code = (

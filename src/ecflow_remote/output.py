@@ -31,7 +31,7 @@ class Source:
     node: str
     jobout: str
     logserver: tuple[str, int] | None  # ECF_LOGHOST/ECF_LOGPORT of the node
-    endpoint: Endpoint | None  # that log server in the tunnel, if the profile has it
+    endpoint: Endpoint | None  # that log server in the tunnel (named in the profile, or found by the supervisor)
     ecflow: AsyncEcflowClient
     clients: Clients | None = None  # the tunnel's client factory (reaches that log server now)
 
@@ -64,8 +64,17 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
     logserver = node.logserver()
     source = Source(server, node.path, jobout, logserver, None, client)
     if logserver is not None:
-        source.clients = tunnel.clients()
+        source.clients = tunnel.clients_reaching(*logserver)
         source.endpoint = source.clients.logserver_endpoint(*logserver)
+        if source.endpoint is None:
+            # A suite changed since the supervisor last looked: it adds that log server now (the agent), or cannot.
+            from ecflow_remote.tunnel.found import Wanted
+
+            host, port = logserver
+            want = Wanted("logserver", f"{host}:{port}", host, port, (f"{server} /{node.path.split('/')[1]}",))
+            await asyncio.to_thread(tunnel.carry, [want], 5.0)
+            source.clients = tunnel.clients_reaching(*logserver)
+            source.endpoint = source.clients.logserver_endpoint(*logserver)
     return source
 
 

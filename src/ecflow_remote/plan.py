@@ -31,14 +31,26 @@ class Endpoint:
     # Set: the server's ecflow_user. Our relay (relay.py) listens on the local endpoint and presents this name;
     # ssh forwards to a private unix socket behind it.
     relay_user: str | None = None
+    # Where the tunnel learnt of it: the profile; "found", a log server the profile's servers' definitions name
+    # (ECF_LOGHOST/ECF_LOGPORT); "system", an ecFlow server a system server list names (tunnel/found.py).
+    origin: Literal["profile", "found", "system"] = "profile"
+    # Who uses it (found: "server /suite" per suite; system: the list files naming it).
+    used_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["used_by"] = list(self.used_by)  # as JSON gives it back
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Endpoint:
         """An endpoint from its to_json(), ignoring keys it does not have (a health check adds its own)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if "used_by" in known:
+            known["used_by"] = tuple(str(u) for u in known["used_by"] or ())
+        if known.get("origin") not in ("profile", "found", "system"):
+            known.pop("origin", None)
+        return cls(**known)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "transport": state.transport if state else None,
         "transport_note": state.transport_note if state else None,
         "transport_text": state.transport_text if state else None,
+        "found_note": state.found_note if state else None,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),
         "warnings": warnings,
@@ -68,6 +69,9 @@ def _row(check: dict[str, Any]) -> dict[str, Any]:
     row = {k: check.get(k) for k in keys}
     if not check.get("forwarded", True):
         row["via"] = "socks"
+    # Not the profile's own: "found" (a log server the servers' suites name) or "system" (a system list's server).
+    row["origin"] = check.get("origin") or "profile"
+    row["used_by"] = list(check.get("used_by") or [])
     return row
 
 

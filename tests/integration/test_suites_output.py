@@ -75,26 +75,6 @@ def test_status_suites_output(method: str, centre: Any, tunnel_up: Any) -> None:
     assert unknown.returncode == 1 and b"nope" in unknown.stderr
 
 
-def test_output_falls_back_to_the_ecflow_server(centre: Any, tunnel_up: Any, profile_for: Any) -> None:
-    path = profile_for("local")
-    # The same Centre, but the profile knows no log server: the ecFlow server reads the file itself.
-    text = path.read_text().split("\n[[logserver]]")[0]
-    path.write_text(text)
-    from ecflow_remote.tunnel.handle import Tunnel
-
-    tunnel = Tunnel(path)
-    try:
-        tunnel.up()
-        spec = centre.server("machine1")
-        source = asyncio.run(output.locate(tunnel, "machine1", "/lab/f1/hello"))
-        assert not source.via_logserver and source.logserver == ("logserver1", 9316)
-        assert cli(path, "output", "machine1", "/lab/f1/hello").stdout == centre.jobout(spec).read_bytes()
-        tail = cli(path, "output", "machine1", "/lab/f1/hello", "-n", "2").stdout
-        assert tail == b"".join(centre.jobout(spec).read_bytes().splitlines(keepends=True)[-2:])
-    finally:
-        tunnel.down()
-
-
 @pytest.mark.parametrize("method", ["local", "socks"])
 def test_follow_streams_appended_output(method: str, centre: Any, tunnel_up: Any) -> None:
     tunnel = tunnel_up(method)

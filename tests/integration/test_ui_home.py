@@ -177,8 +177,9 @@ def test_system_lists_are_read_on_the_workstation_through_the_tunnel(
 
 def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, display: str, tmp_path: Path) -> None:
     """hosts method, one server in the profile, three in the workstation's system list: ecflow_ui gets the list
-    (ECFLOW_SYSTEM_SERVERS_LIST, the rewritten copy), its servers are in its server list as system servers, and
-    the one the tunnel carries loads when the session opens it."""
+    (ECFLOW_SYSTEM_SERVERS_LIST, the rewritten copy), its servers are in its server list as system servers, the
+    tunnel carries them all (those the profile lacks joined it at `ui` start), and the two that exist load when
+    the session opens them."""
     from ecflow_remote.tunnel.handle import Tunnel
 
     main, _ = write_lists(centre, workstation_lists)
@@ -186,7 +187,7 @@ def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, dis
     own = tmp_path / "own"
     (own / "default.session").mkdir(parents=True)
     session = json.loads(user_session("sys-m1://lab/f1/hello"))
-    session["window_0"]["tab_0"]["server"] = ["sys-m1"]
+    session["window_0"]["tab_0"]["server"] = ["sys-m1", "sys-m2"]
     (own / "default.session" / "session.json").write_text(json.dumps(session))
     ui_log = tmp_path / "ui.log"
     tunnel = Tunnel(profile_path)
@@ -196,7 +197,8 @@ def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, dis
         try:
             rows = {s.name: (s.host, s.port, s.system) for s in config.servers}
             assert rows["sys-m1"] == ("machine1", 4141, True) and rows["sys-far"] == ("machine7", 5555, True)
-            assert config.system.unreachable == ("sys-m2", "sys-far")
+            assert rows["sys-m2"] == ("machine2", 3142, True)
+            assert config.system.unreachable == ()
             # The session's selection on sys-m1 lands once sys-m1 (a server only the system list names) has loaded.
             wait_for(
                 lambda: "sys-m1://lab/f1/hello" in ui_log.read_text(errors="replace") or proc.poll() is not None, 60
@@ -207,6 +209,9 @@ def test_ui_opens_a_system_list_server(centre: Any, workstation_lists: Path, dis
             assert proc.poll() is None, text[-3000:]
             assert "take paths from $ECFLOW_SYSTEM_SERVERS_LIST" in text, text[-3000:]
             assert re.search(r"loaded=\[lab\b", text) and "info=sys-m1://lab/f1/hello" in text, text[-3000:]
+            # sys-m2 (machine2), which only the system list names, loads through the endpoint added for it.
+            wait_for(lambda: loaded(ui_log, ["lab", "ops"], proc), 60, 0.5)
+            assert re.search(r"loaded=\[?ops\b", ui_log.read_text(errors="replace")), text[-3000:]
             assert "sys-far machine7 5555" in text  # ecflow_ui read the rewritten list (include resolved)
         finally:
             stop_ui(proc)

@@ -19,7 +19,19 @@ needs_ssh = pytest.mark.skipif(
     shutil.which("ssh") is None or shutil.which("ssh-keygen") is None, reason="needs OpenSSH (ssh -G, ssh-keygen)"
 )
 
-ROW_KEYS = {"name", "host", "port", "local_host", "local_port", "reachable", "latency_ms", "version", "error"}
+ROW_KEYS = {
+    "name",
+    "host",
+    "port",
+    "local_host",
+    "local_port",
+    "reachable",
+    "latency_ms",
+    "version",
+    "error",
+    "origin",
+    "used_by",
+}
 
 
 def _keygen(*args: str) -> None:

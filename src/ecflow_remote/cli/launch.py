@@ -50,7 +50,10 @@ def system_report(lists: SystemLists) -> list[str]:
     if lists.missing:
         lines.append(f"  not readable on the workstation: {', '.join(lists.missing)}")
     if lists.unreachable:
-        lines.append(f"  listed, but not through this tunnel (not in the profile): {', '.join(lists.unreachable)}")
+        lines.append(
+            f"  listed, but not carried by this tunnel (plain OpenSSH forwards cannot add them): "
+            f"{', '.join(lists.unreachable)}"
+        )
     return lines
 
 

@@ -31,11 +31,14 @@ def status_table(data: dict[str, Any]) -> Table:
         title += f"\ncertificate: {'[yellow]' if cert.get('warning') else ''}{cert['summary']}"
         if cert.get("warning"):
             title += "[/]"
+    notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
-    problems = [f"warning: {w}" for w in t.get("warnings", [])] + [
-        f"{r.get('name') or r['host']}: {r.get('error')}" for r in rows if not r["reachable"] and r.get("error")
-    ]
+    problems = (
+        notes
+        + [f"warning: {w}" for w in t.get("warnings", [])]
+        + [f"{r.get('name') or r['host']}: {r.get('error')}" for r in rows if not r["reachable"] and r.get("error")]
+    )
     table = Table(
         title=title,
         title_justify="left",
@@ -52,8 +55,14 @@ def status_table(data: dict[str, Any]) -> Table:
             local = f"{r['local_host']}:{r['local_port']}" if r.get("local_host") else "-"
             if r.get("via"):
                 local = f"SOCKS {local}"
+            name = r.get("name") or r["host"]
+            if r.get("origin", "profile") != "profile":
+                # Not in the profile: found in the servers' suites, or from a system server list; and who uses it.
+                users = list(r.get("used_by") or [])
+                more = f" +{len(users) - 3}" if len(users) > 3 else ""
+                name += f"\n[dim]{r['origin']}: {', '.join(users[:3]) or '-'}{more}[/]"
             table.add_row(
-                r.get("name") or r["host"],
+                name,
                 f"{r['host']}:{r['port']}",
                 local,
                 "[green]yes[/]" if r["reachable"] else "[red]no[/]",

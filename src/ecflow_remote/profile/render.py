@@ -121,8 +121,8 @@ def render_profile(
     doc.add(tomlkit.nl())
     _comments(
         doc,
-        f"Log servers that serve job output to ecflow_ui (port {DEFAULT_LOGSERVER_PORT} unless given).",
-        "With the local method only one log server can be reached.",
+        f"Log servers that serve job output (port {DEFAULT_LOGSERVER_PORT} unless given). Optional: the tunnel finds",
+        "those your suites name (ECF_LOGHOST/ECF_LOGPORT); name one here that no suite names yet.",
     )
     if not logservers:
         _comments(doc, "[[logserver]]", 'host = "logserver1"')

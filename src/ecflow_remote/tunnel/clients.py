@@ -64,8 +64,10 @@ class Clients:
 
     def _ecflow_args(self, server: str, connect_timeout: float, read_timeout: float) -> tuple[str, int, dict[str, Any]]:
         """Where a server's client connects, and its options: route, time limits and identity."""
-        route = self.plan.route(self.plan.endpoint(server))
-        who = self.auth.get(server) or Auth(None)
+        endpoint = self.plan.endpoint(server)
+        route = self.plan.route(endpoint)
+        # A server the profile does not name (a system list's) is asked as gateway.ecflow_user, as its relay says.
+        who = self.auth.get(server) or Auth(endpoint.relay_user)
         return route.host, route.port, {**_options(route, connect_timeout, read_timeout), **who.client_kwargs()}
 
     def _logserver(self, host: str, port: int) -> Endpoint:

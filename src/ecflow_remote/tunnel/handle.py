@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
+    from ecflow_remote.tunnel.found import Wanted
 
 Progress = Callable[[TunnelState | None], None]
 # What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
@@ -236,11 +237,37 @@ class Tunnel:
         return self.clients().ecflow_sync(server, **timeouts)
 
     def logserver_client(self, host: str, port: int = 9316, **timeouts: float) -> AsyncLogServerClient:
-        """An asyncio client for a log server the tunnel reaches; LookupError if it reaches none there."""
-        return self.clients().logserver(host, port, **timeouts)
+        """An asyncio client for a log server the tunnel reaches (named in the profile, or found since in a
+        server's suites); LookupError if it reaches none there."""
+        return self.clients_reaching(host, port).logserver(host, port, **timeouts)
 
     def logserver_client_sync(self, host: str, port: int = 9316, **timeouts: float) -> LogServerClient:
-        return self.clients().logserver_sync(host, port, **timeouts)
+        return self.clients_reaching(host, port).logserver_sync(host, port, **timeouts)
+
+    def clients_reaching(self, host: str, port: int) -> Clients:
+        """The client factory, made again from the supervisor's latest plan if the one in hand does not reach that
+        log server (the supervisor may have found it since)."""
+        if self.clients().logserver_endpoint(host, port) is None:
+            self._clients = None
+        return self.clients()
+
+    def carry(self, wanted: Sequence[Wanted], timeout: float = 10.0) -> Plan:
+        """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
+        not name; found.py) and return its plan once it has answered (or after `timeout`). Plain OpenSSH forwards
+        cannot grow: the plan then lacks them."""
+        from ecflow_remote.tunnel import found
+
+        plan = self.plan()
+        missing = [w for w in wanted if found.known(plan, w) is None]
+        if missing and found.ask(self.rundir.path, missing, timeout, alive=self.is_running):
+            self._clients = None
+            plan = self.plan()
+        return plan
+
+    def wait_found(self, timeout: float = 5.0) -> bool:
+        """Until the supervisor has looked once for the log servers the servers' suites name (right after `up`),
+        so that a program launched now sees their names; False if it has not within `timeout`."""
+        return wait_for(lambda: (s := self.state()) is None or s.found_rounds > 0, timeout)
 
     def check(self, timeout: float = 3.0) -> list[Check]:
         """Every server and log server, checked now (concurrently)."""

@@ -79,6 +79,8 @@ class TunnelState:
     warnings: list[str] = field(default_factory=list)  # problems that do not stop the tunnel
     transport: str = "plain"  # what carries the forwards now: "agent" (the far-side agent) or "plain" (ssh's)
     transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
+    found_note: str | None = None  # found endpoints that plain OpenSSH forwards cannot carry (found.py)
+    found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
 
     @property
     def transport_text(self) -> str:
@@ -120,4 +122,6 @@ class TunnelState:
             warnings=[str(w) for w in data.get("warnings") or []],
             transport=str(data.get("transport") or "plain"),
             transport_note=data.get("transport_note"),
+            found_note=data.get("found_note"),
+            found_rounds=int(data.get("found_rounds") or 0),
         )

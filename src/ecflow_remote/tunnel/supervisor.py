@@ -19,12 +19,12 @@ from ecflow_remote.access import certs, identity, pipe, relay, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
-from ecflow_remote.plan import Plan, plan_for
+from ecflow_remote.plan import Plan, alias_net, free_port, plan_for, port_free
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import decisions, files, health
+from ecflow_remote.tunnel import decisions, files, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
@@ -67,6 +67,9 @@ class Supervisor:
         self.agent: AgentSession | None = None
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
         self.use_agent = profile.gateway.transport != "plain"
+        self.credentials: socks.Credentials | None = None
+        # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
+        self.finder = found.Finder()
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -147,7 +150,7 @@ class Supervisor:
 
     def _prepare(self) -> Plan:
         """The plan, the listeners the supervisor owns and the run files."""
-        credentials = socks.Credentials.new() if self.method == "socks" else None
+        self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
         self._start_listeners(plan, credentials)
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
@@ -286,10 +289,15 @@ class Supervisor:
             sessions=dict(self.sessions),
         )
         if agent:
+            # ssh's own channels beside the agent are asked for while the agent starts (one round trip saved).
+            forwards = self._add_plain_forwards(plan, by_name, sockets, socks_sock)
             failure = self._start_agent()
+            added = forwards is not None and _succeeded(forwards)
             if failure is not None:
                 return failure
-            self._add_plain_forwards(plan, by_name, sockets, socks_sock)
+            if added:
+                self.upstreams.sockets = sockets
+                self.upstreams.socks = socks_sock
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -305,7 +313,7 @@ class Supervisor:
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
-        self._set("up", message=self._certificate_message(), checks=self._health(plan))
+        self._set("up", message=self._certificate_message(), checks=self._health(self.state.plan or plan))
         return None
 
     def _add_plain_forwards(
@@ -314,20 +322,19 @@ class Supervisor:
         by_name: dict[str, Path],
         sockets: dict[tuple[str, int], Path],
         socks_sock: Path | None,
-    ) -> None:
-        """ssh's own channels beside the agent, taken while the link is fast (Upstreams.route); without them
-        everything goes through the agent."""
+    ) -> subprocess.Popen[bytes] | None:
+        """Start adding ssh's own channels beside the agent, taken while the link is fast (Upstreams.route);
+        without them everything goes through the agent."""
         for path in [*sockets.values(), *([socks_sock] if socks_sock else [])]:
             with contextlib.suppress(OSError):
                 path.unlink()
         argv = ssh.control_forwards(self.profile, plan, self.rundir.path, by_name, socks_sock)
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=10, env=ssh_environ())
-        except (OSError, subprocess.SubprocessError):
-            return
-        if done.returncode == 0:
-            self.upstreams.sockets = sockets
-            self.upstreams.socks = socks_sock
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ssh_environ()
+            )
+        except OSError:
+            return None
 
     def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
         """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
@@ -408,6 +415,7 @@ class Supervisor:
 
     def _watch(self, plan: Plan) -> None:
         next_health = time.monotonic() + HEALTH_EVERY
+        self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
         next_cert = time.monotonic() + CERT_EVERY
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
@@ -418,8 +426,15 @@ class Supervisor:
                 # A session that lasted is proof the hop gives them; a refused one ends within a second.
                 if self.sessions[leg.name] and time.monotonic() - leg.started > 5:
                     self.sessions_proven.add(leg.name)
+            self._join_requested()
+            wanted = self.finder.answer()
+            if wanted is not None:
+                self.state.found_rounds += 1
+                self._join(wanted)
+                self._set()
             if time.monotonic() >= next_health:
-                self._set(checks=self._health(plan))
+                self._set(checks=self._health(self.state.plan or plan))
+                self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
                 next_health = time.monotonic() + HEALTH_EVERY
             if time.monotonic() >= next_cert:
                 message = self._certificate_message()
@@ -428,9 +443,56 @@ class Supervisor:
                 next_cert = time.monotonic() + CERT_EVERY
             time.sleep(0.05)
 
+    def _clients(self, plan: Plan) -> Clients:
+        return Clients(plan, identity.client_auth(self.profile, self.passwords))
+
     def _health(self, plan: Plan) -> list[Check]:
-        clients = Clients(plan, identity.client_auth(self.profile, self.passwords))
-        return asyncio.run(health.check_all(clients, 3.0))
+        return asyncio.run(health.check_all(self._clients(plan), 3.0))
+
+    def _join_requested(self) -> None:
+        """Carry the servers `ui` asked for (request files in the run directory); a file goes once answered."""
+        wanted, paths, problems = found.take_requests(self.rundir.path)
+        self._warn(problems)
+        if paths:
+            self._join(wanted)
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _join(self, wanted: list[found.Wanted]) -> None:
+        """Add wanted services to the running tunnel: listeners on our loop (the agent reaches any host:port at
+        once; plain forwards cannot grow, so those wait, named in status), the hosts view, the state."""
+        plan = self.state.plan
+        if plan is None or self.io is None:
+            return
+        net, user = alias_net(self.profile), self.profile.gateway.ecflow_user
+        try:
+            merged = found.merge(plan, wanted, net, port_free, free_port, user)
+        except ValueError as e:
+            self._warn([str(e)])
+            return
+        new = [e for e in found.added(plan, merged) if e.forwarded]
+        waiting = [] if self.agent is not None else new
+        merged = found.without(merged, waiting)
+        try:
+            self.listeners += found.listeners([e for e in new if e not in waiting], self.io, self.upstreams)
+        except OSError as e:  # a port taken since it was chosen: the next round picks another
+            merged, waiting = plan, []
+            self._warn([f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}"])
+        run_files = self.state.files
+        if merged.hosts != plan.hosts:
+            run_files, problems = found.rewrite_files(
+                self.profile, merged, self.rundir.path, self.passwords, self.credentials, run_files
+            )
+            self._warn(problems)
+        note = found.uncarried_note(waiting) if waiting else None
+        if merged != plan or note != self.state.found_note:
+            self._set(plan=merged, files=run_files, found_note=note)
+
+    def _warn(self, problems: list[str]) -> None:
+        new = [p for p in problems if p not in self.state.warnings]
+        if new:
+            self._set(warnings=[*self.state.warnings, *new])
 
     def _stop_legs(self) -> None:
         # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
@@ -444,6 +506,15 @@ class Supervisor:
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
+
+
+def _succeeded(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
+    try:
+        return proc.wait(timeout) == 0
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 def _address_in(message: str) -> tuple[str, int] | None:

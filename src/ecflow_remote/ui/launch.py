@@ -16,7 +16,7 @@ from ecflow_remote.plan import Plan
 from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config
 from ecflow_remote.ui.system import ENV as SYSTEM_ENV
-from ecflow_remote.ui.system import system_lists
+from ecflow_remote.ui.system import Carry, system_lists
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
@@ -84,12 +84,14 @@ def launch(
     if missing:
         raise UiError(missing)
     plan = tunnel.plan()  # a clear error when no tunnel runs
+    tunnel.wait_found()  # the log servers the suites name, in the hosts view ecflow_ui starts with
     files = tunnel.files()
     # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server
     # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
     env_user = full_env.pop("ECF_USER", "").strip()
     dest = config_dir_for(tunnel.profile.path) if config_dir is None else config_dir
-    lists = system_lists(tunnel.profile, plan, tunnel.rundir.path)
+    lists = system_lists(tunnel.profile, plan, tunnel.rundir.path, carry_through(tunnel))
+    plan, files = tunnel.plan(), tunnel.files()  # with the servers the lists brought, and their names
     config = prepare_config(dest, tunnel.profile, plan, user_dir, env_user, lists.servers)
     if lists.env:
         full_env[SYSTEM_ENV] = lists.env
@@ -106,6 +108,18 @@ def launch(
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, replace(config, system=lists)
+
+
+def carry_through(tunnel: Tunnel) -> Carry:
+    """The running supervisor adds the system lists' servers it does not carry yet (a request in the run
+    directory, answered within a moment); with plain OpenSSH forwards it cannot, and they stay unreachable."""
+
+    def carry(rows: Sequence[tuple[str, str, int]], paths: Sequence[str]) -> Plan:
+        from ecflow_remote.tunnel.found import Wanted
+
+        return tunnel.carry([Wanted("server", name, host, port, tuple(paths)) for name, host, port in rows])
+
+    return carry
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

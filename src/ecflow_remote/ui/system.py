@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -40,6 +40,10 @@ for f do
   fi
 done
 """
+
+
+# Asks the running tunnel to carry listed servers (rows, the files listing them); the tunnel's plan afterwards.
+Carry = Callable[[Sequence[tuple[str, str, int]], Sequence[str]], Plan]
 
 
 @dataclass(frozen=True)
@@ -123,11 +127,11 @@ def _fetch(
 def rewrite(rows: Sequence[tuple[str, str, int]], profile: Profile, plan: Plan) -> tuple[list[UiServer], list[str]]:
     """The listed servers as ecflow_ui reaches them through this tunnel, and the names the tunnel does not carry.
 
-    A server of the profile (same host and port) gets exactly its servers.txt endpoint (ecflow_ui resets a row of
-    the same name to the system list's host and port): local, localhost and its local port; hosts and socks, the
-    Centre's names, which the private hosts view maps. Any other stays as listed (not reachable yet: the far-side
-    agent will open such destinations on demand)."""
-    by_target = {(s.host.lower(), s.port): s for s in profile.servers}
+    A server the tunnel carries (the profile's, or one the supervisor added for the lists, same host and port) gets
+    exactly its servers.txt endpoint (ecflow_ui resets a row of the same name to the system list's host and port):
+    local, localhost and its local port; hosts and socks, the Centre's names, which the private hosts view maps.
+    Any other stays as listed (not reachable: plain OpenSSH forwards cannot add it to a running tunnel)."""
+    by_target = {(e.host.lower(), e.port): e for e in plan.servers()}
     servers: list[UiServer] = []
     unreachable: list[str] = []
     for name, host, port in rows:
@@ -135,7 +139,7 @@ def rewrite(rows: Sequence[tuple[str, str, int]], profile: Profile, plan: Plan) 
         if mine is None:
             unreachable.append(name)
         elif plan.method == "local":
-            host, port = "localhost", plan.endpoint(mine.name).local_port
+            host, port = "localhost", mine.local_port
         servers.append(UiServer(name=name, host=host, port=port, system=True))
     return servers, unreachable
 
@@ -146,9 +150,10 @@ def format_list(servers: Sequence[UiServer], paths: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def system_lists(profile: Profile, plan: Plan, control_dir: Path) -> SystemLists:
+def system_lists(profile: Profile, plan: Plan, control_dir: Path, carry: Carry | None = None) -> SystemLists:
     """Read the profile's system server lists (else those the workstation's login environment names) through the
-    running tunnel, and write ecflow_ui's rewritten copy in `control_dir` (the run dir). Never raises for what the
+    running tunnel, and write ecflow_ui's rewritten copy in `control_dir` (the run dir). `carry` asks the running
+    tunnel to carry the listed servers (rows, list files) and gives its plan then. Never raises for what the
     workstation says: a failure is in the result, and ecflow_ui starts without the lists."""
     paths = profile.ui.system_servers
     if paths == ():
@@ -181,8 +186,10 @@ def system_lists(profile: Profile, plan: Plan, control_dir: Path) -> SystemLists
                 break
     except (OSError, subprocess.SubprocessError) as e:
         return SystemLists(source, tuple(wanted), error=f"cannot read the system server lists: {e}")
-    servers, unreachable = rewrite(rows, profile, plan)
     read = tuple(p for p in fetched if p not in missing)
+    if carry is not None and rows:
+        plan = carry(rows, read)
+    servers, unreachable = rewrite(rows, profile, plan)
     if plan.method == "socks":
         # ecflow_ui in its proxychains mode fetches the lists itself, by ssh from the workstation (through the ssh
         # that `ui` puts first on its PATH), includes too: it gets the paths there, and the Centre's names need no
