@@ -106,7 +106,13 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
         profile = load_profile(profile_path)
     except EcflowRemoteError as e:
         w.fail("profile", str(e), "fix the profile as the message says (or write one: ecflow-remote init)")
-    w.ok("profile", f"{profile.path}: {len(profile.servers)} server(s), {len(profile.logservers)} log server(s)")
+    method = _running_method(profile)
+    running = f"; a tunnel runs ({method} method)" if method else ""
+    w.ok(
+        "profile",
+        f"{profile.path}: {len(profile.servers)} server(s), {len(profile.logservers)} log server(s){running}",
+    )
+    _ssh_config(w, profile)
 
     cert = certs.find(profile)
     if cert is None:
@@ -116,7 +122,7 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
             "if the gateway needs one: " + certs.renew_hint(profile),
         )
     elif certs.problem(profile, cert):
-        w.fail("certificate", certs.summary(profile, cert), certs.renew_hint(profile))
+        w.fail("certificate", certs.summary(profile, cert, hint=False), certs.renew_hint(profile))
     elif certs.warning(profile, cert):
         w.warn("certificate", certs.summary(profile, cert), certs.renew_hint(profile))
     else:
@@ -130,7 +136,7 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
     with _probe(w, profile) as (proxy, proxy_auth):
         asyncio.run(_services(w, profile, proxy, proxy_auth, timeout))
 
-    if gw.method == "socks":
+    if (method or gw.method) == "socks":
         pc = shutil.which("proxychains4")
         if pc is None:
             w.fail(
@@ -148,6 +154,32 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ ssh links
+
+
+def _running_method(profile: Profile) -> str | None:
+    """The method of the tunnel running for this profile (`up --method` may differ from the profile's), if any."""
+    from ecflow_remote.tunnel.rundir import RunDir
+
+    try:
+        rundir = RunDir.for_profile(profile.path)
+        state = rundir.read_state() if rundir.is_locked() else None
+    except (EcflowRemoteError, OSError):
+        return None  # no usable run directory: then no tunnel runs from it either
+    return state.method if state is not None else None
+
+
+def _ssh_config(w: _Walk, profile: Profile) -> None:
+    """ssh reads its configuration before it connects: an error there is no host's fault."""
+    from ecflow_remote.transport import ssh
+
+    config = profile.gateway.ssh_config
+    argv = [*_ssh_base(profile), "-G", ssh.destination(ssh.first_hop(profile))]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT)
+    where = str(config) if config else "~/.ssh/config, /etc/ssh/ssh_config"
+    if done.returncode != 0:
+        what, todo = ssh.explain_parts(done.stderr)
+        w.fail("ssh config", what, todo or f"fix {where}")
+    w.ok("ssh config", f"{where} read")
 
 
 def _ssh_base(profile: Profile) -> list[str]:
@@ -185,8 +217,8 @@ def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, n
         return
     err = done.stderr
     if ssh.is_auth_failure(err):
-        cert = certs.find(profile)
-        w.fail(name, f"{hop.host} refused the login: {ssh.explain(err)}", certs.renew_hint(profile) if cert else None)
+        refused = certs.refusal(profile, certs.find(profile), err)
+        w.fail(name, refused.what, refused.fix)
     if via and re.search(r"open failed|stdio forwarding failed|kex_exchange_identification|Connection closed", err):
         w.fail(
             name,
@@ -195,7 +227,8 @@ def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, n
             f"check that {hop.host} is up and runs sshd (ask its administrator), or choose another gateway.host",
         )
     if re.search(r"refused|timed out|No route|unreachable|resolve|closed", err, re.IGNORECASE):
-        w.fail(name, ssh.explain(err), f"check that {hop.host} is up and that the profile names it right")
+        what, todo = ssh.explain_parts(err)
+        w.fail(name, what, todo or f"check that {hop.host} is up and that the profile names it right")
     # Logged in, but no command allowed (a Teleport proxy): the link itself works.
     w.warn(name, f"ssh {hop} connected but ran no command: {ssh.explain(err)}")
 

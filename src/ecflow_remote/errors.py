@@ -81,6 +81,8 @@ class TunnelError(EcflowRemoteError):
 class RunDirError(TunnelError):
     """The run directory cannot be used safely (a link, another account's, open to others); says what to do."""
 
+    exit_code = 2  # the machine's set-up, as an OSError is (cli/problems.py)
+
 
 class AlreadyRunning(TunnelError):
     """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""

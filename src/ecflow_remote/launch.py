@@ -115,6 +115,22 @@ def run(
         return 130
 
 
+def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
+    """With the local method a program naming a server by its Centre host reaches nothing (no names are mapped: a
+    moved port would send it to whatever listens on the original one). Where it is instead, for a failed run."""
+    if plan.method != "local":
+        return None
+    words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
+    for e in plan.endpoints:
+        if e.kind == "server" and e.forwarded and e.host in words:
+            return (
+                f"with the local method {e.host} is not a name here: server {e.name} is at {e.local_host} port "
+                f"{e.local_port} (--host {e.local_host} --port {e.local_port}, or `ecflow-remote run --server "
+                f"{e.name} -- ...`, which sets ECF_HOST/ECF_PORT); the hosts method keeps the Centre's names and ports"
+            )
+    return None
+
+
 def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:
     """`ecflow-remote run [--server NAME] -- CMD`: run a command through a running tunnel; its exit status."""
     from ecflow_remote.access import identity

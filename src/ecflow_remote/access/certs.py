@@ -241,17 +241,69 @@ def renew_hint(profile: Profile) -> str:
 
 def problem(profile: Profile, cert: Certificate | None, now: float | None = None) -> str | None:
     """The plain-words reason the gateway would refuse us, if the certificate explains it; else None."""
+    parts = _problem_parts(profile, cert, now)
+    return f"{parts[0]}: {parts[1]}" if parts else None
+
+
+def _problem_parts(profile: Profile, cert: Certificate | None, now: float | None) -> tuple[str, str] | None:
     if cert is None:
         return None
     if cert.expired(now):
         assert cert.valid_until is not None
-        return (
-            f"your SSH certificate expired at {clock(cert.valid_until)} ({cert.source}): {renew_hint(profile)}; "
-            "the tunnel reconnects by itself once it is renewed"
-        )
+        return f"your SSH certificate expired at {clock(cert.valid_until)} ({cert.source})", renew_hint(profile)
     if cert.valid_from is not None and cert.valid_from > (time.time() if now is None else now):
-        return f"your SSH certificate is not valid before {clock(cert.valid_from)} ({cert.source}): check the clock"
+        return f"your SSH certificate is not valid before {clock(cert.valid_from)} ({cert.source})", "check the clock"
     return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the gateway refused the login, decided from the certificate and ssh's own message: what, and the fix."""
+
+    cause: str  # "certificate" (expired, not yet valid), "no certificate", "user" (a valid certificate), "unknown"
+    what: str
+    fix: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.what}: {self.fix}"
+
+
+_REFUSED = re.compile(r"([^\s@]+)@(\S+): Permission denied \(([^)]*)\)")
+
+
+def refusal(profile: Profile, cert: Certificate | None, ssh_text: str, now: float | None = None) -> Refusal:
+    """The gateway refused us: blame the certificate only when it explains the refusal. A certificate valid for
+    hours that is refused means the name it is offered for is wrong (or not among its principals)."""
+    m = _REFUSED.search(ssh_text)
+    user, host = (m.group(1), m.group(2)) if m else (None, None)
+    who = f"{host} refused the login as user {user}" if m else "the gateway refused the login"
+    certificate = _problem_parts(profile, cert, now)
+    if certificate is not None:
+        return Refusal("certificate", *certificate)
+    if cert is None:
+        return Refusal("no certificate", f"{who}, and no SSH certificate was found", renew_hint(profile))
+    left = cert.seconds_left(now)
+    valid = "valid for ever" if left is None else f"valid for {duration(left)} more"
+    if user is None:
+        return Refusal("unknown", f"{who} although your SSH certificate is {valid}", "run `ecflow-remote doctor`")
+    return Refusal(
+        "user",
+        f"{who} although your SSH certificate is {valid} ({cert.source})",
+        f"check the user name in {_refused_key(profile, user, host)} of {profile.path} (is {user!r} your Centre "
+        "user name, and one the certificate is issued for?)",
+    )
+
+
+def _refused_key(profile: Profile, user: str, host: str | None) -> str:
+    """Which profile key names the hop that refused: by host name, else by user name (ssh reports the address
+    when ssh_config gives a HostName)."""
+    gw = profile.gateway
+    hops = [("gateway.jump", t) for t in gw.jump] + [("gateway.host", gw.host)]
+    for keys in ({k for k, t in hops if t.host == host}, {k for k, t in hops if t.user == user}):
+        if len(keys) == 1:
+            return keys.pop()
+    return "gateway.jump or gateway.host"
 
 
 def warning(profile: Profile, cert: Certificate | None, now: float | None = None) -> str | None:
@@ -265,15 +317,16 @@ def warning(profile: Profile, cert: Certificate | None, now: float | None = None
     return f"certificate expires in {duration(left)} (at {clock(cert.valid_until)}): {renew_hint(profile)}"
 
 
-def summary(profile: Profile, cert: Certificate | None, now: float | None = None) -> str:
-    """One line for status and doctor."""
+def summary(profile: Profile, cert: Certificate | None, now: float | None = None, *, hint: bool = True) -> str:
+    """One line for status and doctor (hint=False: without the renewal command, when the caller gives it apart)."""
     if cert is None:
         return "no SSH certificate found (ssh -G, agent, tsh)"
     left = cert.seconds_left(now)
     if left is None:
         return f"valid forever ({cert.source})"
     if left <= 0:
-        return f"EXPIRED at {clock(cert.valid_until or 0)} ({cert.source}): {renew_hint(profile)}"
+        expired = f"EXPIRED at {clock(cert.valid_until or 0)} ({cert.source})"
+        return f"{expired}: {renew_hint(profile)}" if hint else expired
     text = f"{duration(left)} left, until {clock(cert.valid_until or 0)} ({cert.source})"
     return text + (" — renew soon" if left <= profile.gateway.warn_before else "")
 

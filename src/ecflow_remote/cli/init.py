@@ -20,7 +20,13 @@ def _interactive() -> bool:
 @click.command()
 @click.option("--jump", help="Jump host(s) as ssh -J takes them: [user@]host[:port], comma-separated.")
 @click.option("--host", "host", help="Your workstation at the Centre, the tunnel's far end: [user@]host.")
-@click.option("--server", "servers", multiple=True, metavar="NAME=HOST:PORT", help="An ecFlow server (repeatable).")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="[NAME=]HOST:PORT",
+    help="An ecFlow server (repeatable); without NAME= it is named after its host.",
+)
 @click.option("--logserver", "logservers", multiple=True, metavar="HOST[:PORT]", help="A log server (repeatable).")
 @click.option("--method", type=METHOD_CHOICE, help="local, socks or hosts (default: hosts on Linux, else local).")
 @click.option("--ssh-config", help="The ssh_config file to use (ssh -F).")

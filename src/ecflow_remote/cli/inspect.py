@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ecflow_remote.cli.app import Context, pass_context
+from ecflow_remote.cli.app import POSITIVE_SECONDS, Context, pass_context
 
 # --------------------------------------------------------------------------------------------- suites / output
 
@@ -17,7 +17,9 @@ from ecflow_remote.cli.app import Context, pass_context
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--watch", is_flag=True, help="Follow changes live (incremental sync, as ecflow_ui); Ctrl-C ends.")
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with --watch.")
+@click.option(
+    "--interval", type=POSITIVE_SECONDS, default=1.0, show_default=True, help="Seconds between polls with --watch."
+)
 @pass_context
 def suites(c: Context, server: str, path: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """A server's suites, families and tasks with their states (coloured as in ecflow_ui on a terminal)."""

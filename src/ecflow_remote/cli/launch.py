@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,16 @@ def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
     """Run any command through the tunnel: ecflow-remote run [--server NAME] -- CMD ..."""
     from ecflow_remote import launch
 
-    sys.exit(launch.run_through(c.tunnel(), list(command), server))
+    tunnel = c.tunnel()
+    code = launch.run_through(tunnel, list(command), server)
+    if code != 0:
+        from ecflow_remote.errors import TunnelError
+
+        with contextlib.suppress(TunnelError):  # the tunnel went down meanwhile: the program's status stands
+            hint = launch.local_hint(tunnel.plan(), command)
+            if hint:
+                click.echo(f"ecflow-remote: hint: {hint}", err=True)
+    sys.exit(code)
 
 
 # ---------------------------------------------------------------------------------------------------- ui

@@ -32,14 +32,12 @@ def status_table(data: dict[str, Any]) -> Table:
         if cert.get("warning"):
             title += "[/]"
     notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
+    # A tunnel that is down: the title says so once, not every row again.
+    rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
         notes
         + [f"warning: {w}" for w in t.get("warnings", [])]
-        + [
-            f"{r.get('name') or r['host']}: {r.get('error')}"
-            for r in data["servers"] + data["logservers"]
-            if not r["reachable"] and r.get("error")
-        ]
+        + [f"{r.get('name') or r['host']}: {r.get('error')}" for r in rows if not r["reachable"] and r.get("error")]
     )
     table = Table(
         title=title,

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ecflow_remote.cli.app import METHOD_CHOICE, Context, fail, pass_context
+from ecflow_remote.cli.app import METHOD_CHOICE, POSITIVE_SECONDS, Context, fail, pass_context
 
 if TYPE_CHECKING:
+    from ecflow_remote.plan import Endpoint, Plan
     from ecflow_remote.profile.model import Profile
     from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.tunnel.state import TunnelState
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--method", type=METHOD_CHOICE, help="Override the profile's method.")
 @click.option("--detach", is_flag=True, help="Return once every server answers; the tunnel stays up.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for every server.")
+@click.option(
+    "--timeout",
+    type=POSITIVE_SECONDS,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for every server (more than 0).",
+)
 @click.option(
     "--allow-unreachable", is_flag=True, help="Do not wait for every server: up once the tunnel is, saying which fail."
 )
@@ -68,11 +75,26 @@ def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
         click.echo(f"  note: {state.transport_note}")
     for e in plan.endpoints:
         where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"
-        moved = "" if (not e.forwarded or e.local_port == e.port) else f"  (port {e.port} was taken)"
-        click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{moved}")
-    for check in state.server_checks():
+        click.echo(f"  {e.kind:9} {e.name:20} {e.host}:{e.port} -> {where}{_moved(plan, e)}")
+    # Log servers too: `up` waits for the ecFlow servers only, and a misspelt log server must not pass unseen.
+    for check in state.checks:
         if not check.reachable:
-            click.echo(f"  not answering: {check.endpoint.name} ({check.error})", err=True)
+            e = check.endpoint
+            if e.kind == "logserver":
+                hint = f": check {e.host}:{e.port} in the profile"
+                click.echo(f"  not answering: log server {e.name} ({check.error}){hint}", err=True)
+            else:
+                click.echo(f"  not answering: {e.name} ({check.error})", err=True)
+
+
+def _moved(plan: Plan, e: Endpoint) -> str:
+    """Why an endpoint is not on its own port here: another endpoint of this tunnel has it, or another program."""
+    if not e.forwarded or e.local_port == e.port:
+        return ""
+    for other in plan.endpoints:
+        if other is not e and other.forwarded and (other.local_host, other.local_port) == (e.local_host, e.port):
+            return f"  (port {e.port} here is {other.name}'s)"
+    return f"  (port {e.port} was taken by another program)"
 
 
 def _follow(tunnel: Tunnel) -> None:
@@ -108,9 +130,7 @@ def _offer_login(profile: Profile) -> None:
     what = "No SSH certificate was found" if cert is None else "Your SSH certificate has expired"
     command = certs.login_command(profile)
     if command is None or not sys.stdin.isatty():
-        if cert is not None:
-            click.echo(f"{what}: {certs.renew_hint(profile)}.", err=True)
-        return
+        return  # `up` goes on: if the gateway refuses, its one line says why and how to renew
     if click.confirm(f"{what}. Run `{' '.join(command)}` now?", default=True, err=True):
         code = certs.login(profile)
         if code != 0:
@@ -132,7 +152,7 @@ def login(c: Context) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--timeout", default=8.0, show_default=True, help="Seconds per network check.")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=8.0, show_default=True, help="Seconds per network check.")
 @pass_context
 def doctor(c: Context, as_json: bool, timeout: float) -> None:
     """Walk the chain (ssh, profile, certificate, jump, workstation, servers, log servers) to the first broken link."""
@@ -148,7 +168,7 @@ def doctor(c: Context, as_json: bool, timeout: float) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--timeout", default=3.0, show_default=True, help="Seconds per check.")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per check.")
 @pass_context
 def status(c: Context, as_json: bool, timeout: float) -> None:
     """Tunnel state, and whether each server and log server answers now."""

@@ -469,9 +469,10 @@ def load_profile(path: Path | None = None) -> Profile:
             # Read one byte past the limit: the file may have grown since stat.
             raw = handle.read(MAX_PROFILE_BYTES + 1)
     except PermissionError:
-        raise ProfileError(
-            "cannot read the profile: permission denied. Fix its permissions (chmod 644).", path=path
-        ) from None
+        # chmod is only the owner's to run: another account's profile needs a copy of one's own.
+        theirs = f"It belongs to another account (uid {info.st_uid}): write your own (`ecflow-remote init`)."
+        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else theirs
+        raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
     except OSError as exc:
         raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None
     if len(raw) > MAX_PROFILE_BYTES:

@@ -28,13 +28,13 @@ def _port(text: str, what: str, example: str) -> int:
 
 def parse_server(spec: str) -> tuple[str, str, int]:
     """`NAME=HOST:PORT` (or `HOST:PORT`, named after the host) from --server."""
-    example = "--server machine1=machine1:4141"
+    example = "--server machine1=machine1:4141 (or --server machine1:4141)"
     name, sep, target = spec.partition("=")
     if not sep:
         name, target = "", spec
     host, colon, port = target.rpartition(":")
     if not colon or not host:
-        raise InitError(f"--server {spec!r}: expected NAME=HOST:PORT, e.g. {example}")
+        raise InitError(f"--server {spec!r}: expected NAME=HOST:PORT or HOST:PORT, e.g. {example}")
     return (name or host).strip(), host.strip(), _port(port.strip(), f"--server {spec!r}", example)
 
 

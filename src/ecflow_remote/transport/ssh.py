@@ -201,62 +201,119 @@ def first_hop_address(profile: Profile) -> tuple[str, int] | None:
         return None
 
 
-# ssh's messages, most specific first, with what they mean for a user of ecflow-remote and what to do.
-_EXPLANATIONS: list[tuple[str, str]] = [
+# ssh's messages, most specific first: what they mean for a user of ecflow-remote, and what to do. "{line}" is ssh's
+# own line, kept where it says more than any paraphrase (a config file's line number, the jump host's refusal).
+_EXPLANATIONS: list[tuple[str, str, str | None]] = [
     (
-        r"Permission denied \(publickey",
-        "the gateway refused your SSH certificate (expired or missing?): renew it (`ecflow-remote login`, or "
-        "`tsh login`) and the tunnel reconnects by itself",
+        r"^[^\n]*line \d+: [^\n]*$",
+        "ssh rejects its configuration ({line})",
+        "correct that line (in the file gateway.ssh_config names, else ~/.ssh/config)",
+    ),
+    (
+        r"(\S+): terminating, \d+ bad configuration options",
+        "ssh rejects its configuration file {0}",
+        "fix it (run `ssh -G -F {0} HOST` to see where)",
+    ),
+    (
+        r"Can't open user config file (\S+): ([^\n]+)",
+        "ssh cannot read its configuration file {0} ({1})",
+        "fix gateway.ssh_config in the profile, or the file's permissions",
+    ),
+    (
+        r"([^\s@]+)@(\S+): Permission denied \(([^)]*)\)",
+        "{1} refused the login as user {0} (Permission denied ({2}))",
+        "`ecflow-remote doctor` tells whether the certificate or the user name is wrong",
+    ),
+    (
+        r"Permission denied \(([^)]*)\)",
+        "the gateway refused the login (Permission denied ({0}))",
+        "`ecflow-remote doctor` tells whether the certificate or the user name is wrong",
     ),
     (
         r"Certificate invalid: expired|certificate .*expired",
-        "your SSH certificate has expired: renew it (`ecflow-remote login`, or `tsh login`)",
+        "your SSH certificate has expired",
+        "renew it (`ecflow-remote login`, or `tsh login`)",
     ),
     (
         r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
-        "the host key of the gateway is not trusted (known_hosts): connect once by hand with ssh to check it",
+        "the host key of the gateway is not trusted (known_hosts)",
+        "connect once by hand with ssh to check it",
     ),
-    (r"Could not resolve hostname (\S+)", "cannot resolve {0}: check the host name in the profile and your network"),
     (
-        r"(?:connect to host|connect to) (\S+) port \d+: Connection refused",
-        "{0} refused the SSH connection (sshd down?)",
+        r"Could not resolve hostname ([^\s:]+)",
+        "cannot resolve {0}",
+        "check the host name in the profile and your network",
+    ),
+    (
+        r"connect to (?:host )?(\S+) port (\d+): Connection refused",
+        "{0} refused the SSH connection on port {1}",
+        "is sshd running there, on that port? Check the host and port in the profile",
     ),
     (
         r"connect to (?:host )?(\S+) port \d+: (?:Connection timed out|No route to host|Network is unreachable)",
-        "{0} cannot be reached (no network, VPN, or the host is down)",
+        "{0} cannot be reached",
+        "no network, VPN, or the host is down",
     ),
     (
         r"Connection timed out during banner exchange|Connection timed out",
-        "the SSH connection timed out: the network is down or the gateway is not answering",
+        "the SSH connection timed out",
+        "the network is down or the gateway is not answering",
     ),
     (
         # The jump host's -W hop to the workstation failed (-L channel failures never end ssh, so this is it).
         r"open failed: connect failed: ([^\n]+)\n(?:.*\n)*?stdio forwarding failed",
-        "the jump host could not reach the workstation's sshd ({0}): is the workstation or its sshd down?",
+        "the jump host could not reach the workstation's sshd (ssh: {0}; stdio forwarding failed)",
+        "is the workstation up, with sshd running? Check gateway.host",
+    ),
+    (
+        # The same through the private jump master (ssh -S ... -W): the master's refusal, in ssh's words.
+        r"Stdio forwarding request failed: ([^\n]+)",
+        "the jump host could not open a connection to the workstation's sshd ({line})",
+        "is the workstation up, with sshd running? Check gateway.host",
     ),
     (
         r"channel \d+: open failed: connect failed: Name or service not known|open failed: .*(\S+)",
         "the workstation could not reach a Centre host named in the profile",
+        None,
     ),
     (
         r"(?:bind|cannot listen to port|Address already in use).*?(\d+)?",
-        "a local port of the tunnel is already in use: see `ecflow-remote status`, or stop the other program",
+        "a local port of the tunnel is already in use",
+        "see `ecflow-remote status`, or stop the other program",
     ),
-    (r"Timeout, server (\S+) not responding", "the link to {0} died (no answer to keepalives): reconnecting"),
-    (r"Connection (?:closed|reset) by (\S+)", "{0} closed the connection"),
-    (r"stdio forwarding failed|kex_exchange_identification", "the jump host could not open the way to the workstation"),
+    (r"Timeout, server (\S+) not responding", "the link to {0} died (no answer to keepalives)", "reconnecting"),
+    (r"stdio forwarding failed", "the jump host could not open the way to the workstation ({line})", None),
+    (
+        r"kex_exchange_identification: ([^\n]+)",
+        "the SSH server ended the connection before the handshake ({line})",
+        "is sshd running there, and does it let you in? `ecflow-remote doctor` finds the broken link",
+    ),
+    (r"Connection (?:closed|reset) by (\S+)", "{0} closed the connection ({line})", None),
 ]
+
+
+def explain_parts(stderr: str) -> tuple[str, str | None]:
+    """What ssh's messages mean, and what to do (None when nothing better than ssh's own words is known)."""
+    for pattern, what, todo in _EXPLANATIONS:
+        m = re.search(pattern, stderr, re.IGNORECASE | re.MULTILINE)
+        if m:
+            start = stderr.rfind("\n", 0, m.start()) + 1
+            end = stderr.find("\n", m.start())
+            line = stderr[start : end if end >= 0 else len(stderr)].strip()
+            groups = [g or "" for g in m.groups()]
+            return what.format(*groups, line=line), todo.format(*groups) if todo else None
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith(("Warning", "debug"))]
+    return (lines[-1] if lines else "ssh exited without a message"), None
 
 
 def explain(stderr: str) -> str:
     """One line, in plain words, for what ssh printed before it exited."""
-    for pattern, words in _EXPLANATIONS:
-        m = re.search(pattern, stderr, re.IGNORECASE)
-        if m:
-            return words.format(*[g or "" for g in m.groups()])
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith(("Warning", "debug"))]
-    return lines[-1] if lines else "ssh exited without a message"
+    what, todo = explain_parts(stderr)
+    return f"{what}: {todo}" if todo else what
 
 
 def is_auth_failure(stderr: str) -> bool:
-    return bool(re.search(r"Permission denied|Certificate invalid", stderr))
+    """The server refused the login (not ssh's own "Permission denied" on a file: that is a local problem)."""
+    return bool(
+        re.search(r"Permission denied \(|Permission denied, please|Certificate invalid|Too many authentication", stderr)
+    )

@@ -22,6 +22,7 @@ class Failure:
     message: str
     refused: bool = False  # the gateway refused the login (certificate, user)
     immediate: bool = False  # start again at once, not counted as an attempt (e.g. the agent fell back to plain)
+    permanent: bool = False  # another attempt cannot help (see is_permanent)
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,27 @@ def after_failure(failure: Failure, *, been_up: bool, attempt: int) -> Step:
     """`attempt`: failures since the tunnel was last up (0 for the first)."""
     if failure.immediate:
         return Step("retry")
-    if not been_up and (failure.refused or attempt + 1 >= FIRST_START_ATTEMPTS):
+    if not been_up and (failure.refused or failure.permanent or attempt + 1 >= FIRST_START_ATTEMPTS):
         return Step("fail")
     if failure.refused:
         # Retrying cannot help until the certificate is renewed: retry the moment it is, else now and then.
         return Step("await_renewal", REFUSED_RETRY)
     return Step("retry", backoff(attempt))
+
+
+# ssh's messages that the next attempt would repeat word for word: a name that does not resolve, a port nobody
+# listens on, a configuration ssh rejects, a host key it does not trust. A user waiting for `up` gets them at once.
+_PERMANENT = re.compile(
+    r"Could not resolve hostname|connect to (?:host )?\S+ port \d+: Connection refused|line \d+: |"
+    r"bad configuration option|Can't open user config file|Host key verification failed",
+    re.IGNORECASE,
+)
+
+
+def is_permanent(messages: str) -> bool:
+    """Whether ssh's messages name a failure another attempt cannot change (while the tunnel has never been up: a
+    tunnel that was up retries, since a laptop moving between networks sees these for a moment)."""
+    return bool(_PERMANENT.search(messages))
 
 
 def drops_session(*, has_session: bool, proven: bool, exit_code: int | None, messages: str, refused: bool) -> bool:
@@ -60,3 +76,8 @@ def drops_session(*, has_session: bool, proven: bool, exit_code: int | None, mes
 
 def retry_message(message: str, delay: float) -> str:
     return f"{message}; retrying in {delay:.0f} s" if delay else message
+
+
+def renewal_message(message: str) -> str:
+    """A refused login of a tunnel that was up: it waits for the renewal (only then, never in `up`'s answer)."""
+    return f"{message}; the tunnel reconnects by itself once the certificate is renewed (and tries every minute)"

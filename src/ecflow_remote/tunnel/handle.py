@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ecflow_remote.tunnel.found import Wanted
 
 Progress = Callable[[TunnelState | None], None]
+# What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
+LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
 
 
 class Tunnel:
@@ -92,15 +95,41 @@ class Tunnel:
             return self._wait_ready(proc, timeout, progress, require_all)
         except AlreadyRunning:
             raise  # the other `up` won the race: its tunnel is not ours to stop
+        except TunnelError as e:
+            # Nothing may be left half started; ssh's own words stay, where the message says.
+            self._stop_starting(proc)
+            self.down(keep_logs=True)
+            raise TunnelError(f"{e}{self._logs_note()}") from None
         except BaseException:
-            # Ctrl-C or a failure while waiting: nothing may be left half started.
+            # Ctrl-C while waiting.
+            self._stop_starting(proc)
             self.down()
             raise
+
+    def _stop_starting(self, proc: subprocess.Popen[bytes]) -> None:
+        """The supervisor we started, stopped even before its first state.json (which `down` finds it by)."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _logs_note(self) -> str:
+        """Where the logs a failed start left are (only those really there)."""
+        logs = [self.rundir.path / name for name in LOGS]
+        kept = [p for p in logs if p.is_file() and p.stat().st_size > 0]
+        if not kept:
+            return ""
+        if len(kept) == 1:
+            return f" (log: {kept[0]})"
+        return f" (logs: {', '.join(str(p) for p in kept)})"
 
     def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
         """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
         self.rundir.make()
-        with open_private(self.rundir.log_file, "ab") as log:
+        with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
             argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
@@ -109,8 +138,9 @@ class Tunnel:
     ) -> TunnelState:
         deadline = time.monotonic() + timeout
         state: TunnelState | None = None
+        hop = FirstHop(self.profile)
         while time.monotonic() < deadline:
-            state = self.rundir.read_state()
+            state = hop.annotate(self.rundir.read_state())
             if progress:
                 progress(state)
             if state is not None and state.state == "up" and (state.all_servers_ok() or not require_all):
@@ -121,12 +151,13 @@ class Tunnel:
                     raise AlreadyRunning(f"a tunnel for {self.profile.path} was started at the same moment")
                 state = self.rundir.read_state() or state
                 message = state.message if state else "the supervisor exited"
-                raise TunnelError(f"tunnel did not come up: {message} (log: {self.rundir.log_file})")
+                raise TunnelError(f"tunnel did not come up: {message}")
             time.sleep(0.02)  # a state read is cheap; `up` returns within 20 ms of ready
         raise TunnelError(not_ready_message(state, timeout))
 
-    def down(self, timeout: float = 10.0) -> bool:
-        """Stop the supervisor and every ssh it started; True if something was running."""
+    def down(self, timeout: float = 10.0, *, keep_logs: bool = False) -> bool:
+        """Stop the supervisor and every ssh it started; True if something was running. keep_logs: leave the
+        logs of a failed start (the next start or `down` removes them)."""
         state = self.rundir.read_state()
         running = self.is_running()
         if running and state is not None:
@@ -136,7 +167,10 @@ class Tunnel:
         # After a kill -9 of the supervisor: its ssh groups, files and state are still to be cleared.
         self.rundir.kill_leftovers()
         if not self.is_running():
-            self.rundir.remove()
+            if keep_logs:
+                self.rundir.clean_files(keep=LOGS)
+            else:
+                self.rundir.remove()
             # Raises, with the sudo command, if it cannot.
             files.remove_system_hosts(self.rundir.path.name, state.files if state else None)
         self._clients = None
@@ -238,6 +272,38 @@ class Tunnel:
     def check(self, timeout: float = 3.0) -> list[Check]:
         """Every server and log server, checked now (concurrently)."""
         return asyncio.run(health.check_all(self.clients(), timeout))
+
+
+class FirstHop:
+    """While the supervisor is still starting ssh, whether the first hop answers at all: an ssh sits in SYN
+    retries until its ConnectTimeout, saying nothing, and a user watching `up` should know why it waits."""
+
+    EVERY = 1.0  # seconds between probes; the first one after this long (a healthy start is quicker)
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.address: tuple[str, int] | bool | None = False  # False: not asked yet (ssh -G, once)
+        self.next = time.monotonic() + self.EVERY
+        self.note: str | None = None
+
+    def annotate(self, state: TunnelState | None) -> TunnelState | None:
+        """The state, its message saying that the first hop does not answer when that is so."""
+        if state is None or state.state != "starting":
+            return state
+        if time.monotonic() >= self.next:
+            self.next = time.monotonic() + self.EVERY
+            self.note = self._probe()
+        return dataclasses.replace(state, message=f"{state.message}: {self.note}") if self.note else state
+
+    def _probe(self) -> str | None:
+        from ecflow_remote.clients.connect import accepts
+
+        if self.address is False:
+            self.address = ssh.first_hop_address(self.profile)
+        if not isinstance(self.address, tuple) or accepts(self.address, timeout=0.3):
+            return None
+        host, port = self.address
+        return f"{host} port {port} does not answer (no network, VPN, or the host is down)"
 
 
 def not_ready_message(state: TunnelState | None, timeout: float) -> str:

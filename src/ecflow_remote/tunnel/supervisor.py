@@ -96,7 +96,7 @@ class Supervisor:
 
     def _run(self) -> int:
         self.rundir.kill_leftovers()
-        self.rundir.clean_files()
+        self.rundir.clean_files(keep=("supervisor.log",))  # our own stdout: `up` opened it afresh
         self.state.started = time.time()
         self._set("starting")
         try:
@@ -131,7 +131,7 @@ class Supervisor:
             self.state.reconnects += 1
             attempt += 1
             if step.action == "await_renewal":
-                self._set("reconnecting", message=failure.message, pid=None)
+                self._set("reconnecting", message=decisions.renewal_message(failure.message), pid=None)
                 seen = certs.fingerprint(self.profile)
                 self._sleep(step.delay, wake=lambda seen=seen: certs.fingerprint(self.profile) != seen)  # type: ignore[misc]
                 continue
@@ -184,12 +184,7 @@ class Supervisor:
         """The gateway refused us: say whether the certificate is why, and how to renew it."""
         cert = certs.find(self.profile)
         self.state.certificate = cert.to_json() if cert else None
-        why = certs.problem(self.profile, cert)
-        if why:
-            return why
-        if cert is None:
-            return f"{error} (no SSH certificate found: {certs.renew_hint(self.profile)})"
-        return error
+        return certs.refusal(self.profile, cert, "\n".join(leg.messages() for leg in self.legs)).text
 
     def _certificate_message(self) -> str:
         """The `up` message, with a warning when the certificate ends within gateway.warn_before."""
@@ -353,7 +348,9 @@ class Supervisor:
             return decisions.Failure(
                 f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
             )
-        return decisions.Failure(f"{leg.name} leg: {ssh.explain(text)}", refused=refused)
+        return decisions.Failure(
+            f"{leg.name} leg: {ssh.explain(text)}", refused=refused, permanent=decisions.is_permanent(text)
+        )
 
     def _why_down(self) -> decisions.Failure:
         for leg in self.legs:

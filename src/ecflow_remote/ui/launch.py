@@ -46,6 +46,22 @@ def command(
     return [*argv, *extra], env
 
 
+def display_problem(env: Mapping[str, str], args: Sequence[str] = (), platform: str | None = None) -> str | None:
+    """Why ecflow_ui (Qt) could not open a window here, if it could not: on Linux it needs an X or Wayland display,
+    and without one Qt aborts with a 20-line crash report. Qt's own choice of platform (-platform, QT_QPA_PLATFORM:
+    offscreen, vnc...) is left to it."""
+    import sys
+
+    if not (platform or sys.platform).startswith("linux"):
+        return None  # macOS: Cocoa needs no display variable
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM") or "-platform" in args:
+        return None
+    return (
+        "no display: ecflow_ui needs a graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it from "
+        "your desktop's terminal, or over ssh with -X; `ecflow-remote web` shows the suites in a browser instead"
+    )
+
+
 def launch(
     tunnel: Tunnel,
     extra: Sequence[str] = (),
@@ -63,10 +79,13 @@ def launch(
     user's own, copied into it the first time (default: $ECFLOWUI_CONFIG_DIR or ~/.ecflow_ui_v5)."""
     from ecflow_remote import launch as launcher
 
+    full_env = dict(os.environ if env is None else env)
+    missing = display_problem(full_env, extra)
+    if missing:
+        raise UiError(missing)
     plan = tunnel.plan()  # a clear error when no tunnel runs
     tunnel.wait_found()  # the log servers the suites name, in the hosts view ecflow_ui starts with
     files = tunnel.files()
-    full_env = dict(os.environ if env is None else env)
     # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server
     # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
     env_user = full_env.pop("ECF_USER", "").strip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from ecflow_remote.access import certs
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
@@ -64,3 +66,54 @@ def test_words(tmp_path: Path) -> None:
     assert certs.login_command(profile) == ["my-login", "--now"]
     assert soon.to_json(now) == {"valid_until": now + 600, "seconds_left": 600.0, "source": "file x"}
     assert "EXPIRED" in certs.summary(profile, gone, now)
+
+
+# ssh's words when the gateway refuses (OpenSSH 9.2p1, captured against the simulated Centre; the jump host by the
+# address its ssh_config HostName gives, the workstation by name).
+REFUSED_AT_JUMP = "baduser@198.18.13.2: Permission denied (publickey).\n"
+REFUSED_AT_WORKSTATION = "baduser@machine1: Permission denied (publickey).\n"
+
+
+def _write(tmp_path: Path, jump: str, host: str) -> Path:
+    p = tmp_path / "p.toml"
+    p.write_text(f'[gateway]\njump = "{jump}"\nhost = "{host}"\n\n[[server]]\nname = "a"\nhost = "h"\nport = 4141\n')
+    return p
+
+
+@pytest.mark.parametrize(
+    ("jump", "host", "ssh_text", "cert_left", "cause", "words"),
+    [
+        # A certificate valid for hours: the user name is wrong, at the hop ssh names.
+        ("baduser@jump", "user1@machine1", REFUSED_AT_JUMP, 7 * 3600, "user", ["user baduser", "gateway.jump"]),
+        ("user1@jump", "baduser@machine1", REFUSED_AT_WORKSTATION, 7 * 3600, "user", ["gateway.host", "7 h"]),
+        # Same user on both hops, the jump reported by address: neither key can be told apart by name.
+        ("baduser@jump", "baduser@machine1", REFUSED_AT_JUMP, 3600, "user", ["gateway.jump or gateway.host"]),
+        # An expired certificate is the cause, whatever the user.
+        ("baduser@jump", "user1@machine1", REFUSED_AT_JUMP, -60, "certificate", ["expired at", "renew"]),
+        # None at all: say so, and how to get one.
+        ("user1@jump", "user1@machine1", REFUSED_AT_JUMP, None, "no certificate", ["no SSH certificate"]),
+        # ssh said no user@host: valid certificate, cause unknown, doctor finds it.
+        ("user1@jump", "user1@machine1", "Certificate invalid: name is not a listed principal", 3600, "unknown", []),
+    ],
+)
+def test_refusal_blames_the_certificate_only_when_it_explains_it(
+    tmp_path: Path, jump: str, host: str, ssh_text: str, cert_left: float | None, cause: str, words: list[str]
+) -> None:
+    profile = load_profile(_write(tmp_path, jump, host))
+    now = 1_000_000.0
+    cert = None if cert_left is None else certs.Certificate("file c", now + cert_left)
+    refused = certs.refusal(profile, cert, ssh_text, now)
+    assert refused.cause == cause, refused
+    for word in words:
+        assert word in refused.text, (word, refused.text)
+    if cause == "user":
+        assert "renew" not in refused.text and "expired" not in refused.text
+    assert "reconnects by itself" not in refused.text  # `up` has nothing left running to reconnect
+    assert refused.fix not in refused.what  # doctor prints both: never the same advice twice
+
+
+def test_summary_without_the_hint(tmp_path: Path) -> None:
+    profile = _profile(tmp_path, 'login = "my-login"')
+    gone = certs.Certificate("file x", 5.0)
+    assert "my-login" in certs.summary(profile, gone, 10.0)
+    assert "my-login" not in certs.summary(profile, gone, 10.0, hint=False)

@@ -9,24 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.unit.samples import LOCAL_PROFILE
 
 from ecflow_remote.cli.main import main
 
-GOOD = """\
-[gateway]
-jump = "user1@jump"
-host = "user1@machine1"
-method = "local"
-
-[[server]]
-name = "machine1"
-host = "machine1"
-port = 4141
-
-[[logserver]]
-host = "logserver1"
-port = 9316
-"""
+GOOD = LOCAL_PROFILE
 
 HOSTILE = "-oProxyCommand=touch /tmp/pwned"
 
@@ -96,6 +83,12 @@ CASES = [
     Case("bad --method", GOOD, ["--method"], args=["up", "--method", "vpn"], code=2),
     Case("bad --timeout", GOOD, ["--timeout"], args=["up", "--timeout", "soon"], code=2),
     Case("run with nothing", GOOD, [], args=["run"], code=2),
+    # Nothing can be waited for in 0 s: refused before anything starts (a tunnel was left running).
+    Case("up --timeout 0", GOOD, ["--timeout"], args=["up", "--detach", "--timeout", "0"], code=2),
+    Case("up --timeout negative", GOOD, ["--timeout"], args=["up", "--detach", "--timeout", "-5"], code=2),
+    Case("status --timeout 0", GOOD, ["--timeout"], args=["status", "--timeout", "0"], code=2),
+    Case("doctor --timeout negative", GOOD, ["--timeout"], args=["doctor", "--timeout", "-1"], code=2),
+    Case("suites --interval 0", GOOD, ["--interval"], args=["suites", "m", "--watch", "--interval", "0"], code=2),
 ]
 
 
@@ -160,6 +153,8 @@ def test_missing_ssh_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("ECFLOW_REMOTE_RUNTIME_DIR", str(tmp_path / "run"))  # other tests' failed starts keep logs
     result = CliRunner().invoke(main, ["--profile", str(profile), "up", "--detach", "--timeout", "10"])
     assert result.exit_code == 1, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]

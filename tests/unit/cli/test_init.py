@@ -114,3 +114,11 @@ def test_bad_values_name_the_flag(tmp_path: Path) -> None:
         parse_logserver(":9316")
     code, out = invoke(tmp_path / "p.toml", "--host", "-oProxyCommand=x", "--server", "m1=machine1:4141")
     assert code == 1 and "host" in out and not (tmp_path / "p.toml").exists()
+
+
+@pytest.mark.parametrize("spec", ["machine1", "m1=machine1", ":4141", "m1=:4141", "m1="])
+def test_bad_server_names_both_forms(spec: str, tmp_path: Path) -> None:
+    """HOST:PORT is accepted too: an error that named only NAME=HOST:PORT sent users the long way round."""
+    code, out = invoke(tmp_path / "p.toml", "--host", "machine1", "--server", spec)
+    assert code == 1 and "NAME=HOST:PORT or HOST:PORT" in out and not (tmp_path / "p.toml").exists(), out
+    assert out.count("\n") == 1

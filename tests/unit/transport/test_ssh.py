@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +81,7 @@ def test_socks_listens_on_a_private_unix_socket() -> None:
 @pytest.mark.parametrize(
     ("stderr", "words"),
     [
-        ("user1@machine1: Permission denied (publickey).", "certificate"),
+        ("user1@machine1: Permission denied (publickey).", "machine1 refused the login as user user1"),
         ("Host key verification failed.", "host key"),
         ("ssh: Could not resolve hostname jumpx: Name or service not known", "cannot resolve jumpx"),
         ("ssh: connect to host 10.1.1.1 port 22: Connection refused", "10.1.1.1 refused"),
@@ -87,3 +92,77 @@ def test_socks_listens_on_a_private_unix_socket() -> None:
 )
 def test_explain(stderr: str, words: str) -> None:
     assert words in ssh.explain(stderr)
+
+
+# ssh's own words, as OpenSSH 9.2p1 printed them against the simulated Centre (user certificate valid for 12 h).
+CAPTURED = {
+    "wrong user at jump": "nobodyx@198.18.13.2: Permission denied (publickey).\n",
+    "wrong user at workstation": "baduser@machine1: Permission denied (publickey).\n",
+    "bad config option": "/tmp/c/cfg: line 18: Bad configuration option: frobnicate\n"
+    "/tmp/c/cfg: terminating, 1 bad configuration options\n",
+    "config missing": "Can't open user config file /tmp/c/nonexist: No such file or directory\n",
+    "config unreadable": "Can't open user config file /tmp/c/ssh_config: Permission denied\n",
+    "-J to a host without sshd": "channel 0: open failed: connect failed: Connection refused\nstdio forwarding failed\n"
+    "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535\n",
+    "jump master to a host without sshd": "Stdio forwarding request failed: Session open refused by peer\n"
+    "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535\n",
+    "name does not resolve": "ssh: Could not resolve hostname nosuchjump: Temporary failure in name resolution\n",
+    "port refused": "ssh: connect to host 198.18.13.2 port 2: Connection refused\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "words", "auth"),
+    [
+        ("wrong user at jump", ["198.18.13.2 refused the login as user nobodyx", "(publickey)"], True),
+        ("wrong user at workstation", ["machine1 refused the login as user baduser"], True),
+        ("bad config option", ["line 18: Bad configuration option: frobnicate", "correct that line"], False),
+        ("config missing", ["cannot read its configuration file /tmp/c/nonexist", "No such file"], False),
+        ("config unreadable", ["cannot read its configuration file", "(Permission denied)"], False),
+        ("-J to a host without sshd", ["workstation's sshd", "Connection refused", "stdio forwarding failed"], False),
+        ("jump master to a host without sshd", ["Stdio forwarding request failed: Session open refused"], False),
+        ("name does not resolve", ["cannot resolve nosuchjump: check"], False),
+        ("port refused", ["198.18.13.2 refused the SSH connection on port 2"], False),
+    ],
+)
+def test_explain_keeps_what_matters(case: str, words: list[str], auth: bool) -> None:
+    """ssh's most useful line survives (a config file's line, the jump host's refusal); a local "Permission
+    denied" on a file is no refused login."""
+    text = ssh.explain(CAPTURED[case])
+    for word in words:
+        assert word in text, (word, text)
+    assert "\n" not in text and "UNKNOWN" not in text and "refused your SSH certificate" not in text
+    assert ssh.is_auth_failure(CAPTURED[case]) is auth
+
+
+def _ssh_g(argv: list[str], **options: Any) -> str:
+    done = subprocess.run(["ssh", *argv, "-G", "somehost"], capture_output=True, text=True, timeout=10, **options)
+    assert done.returncode == 255, done
+    return done.stderr
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH")
+def test_config_errors_from_a_real_ssh(tmp_path: Path) -> None:
+    """ssh reads its configuration before any connection: its own errors, live, without a network."""
+    config = tmp_path / "config"
+    config.write_text("Host *\n    User u\n\n    Frobnicate yes\n")
+    text = ssh.explain(_ssh_g(["-F", str(config)]))
+    assert f"{config}: line 4: Bad configuration option: frobnicate" in text, text
+    text = ssh.explain(_ssh_g(["-F", str(tmp_path / "missing")]))
+    assert f"cannot read its configuration file {tmp_path / 'missing'}" in text, text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (to run ssh as another account)")
+def test_unreadable_config_is_no_refused_login(tmp_path: Path) -> None:
+    """ssh says "Permission denied" about a config file it may not read: never taken for the gateway's refusal
+    (which added a false "no SSH certificate found")."""
+    config = Path(tempfile.mkdtemp(dir="/tmp")) / "config"
+    try:
+        config.parent.chmod(0o755)
+        config.write_text("Host *\n    User u\n")
+        config.chmod(0o600)
+        stderr = _ssh_g(["-F", str(config)], user="nobody", cwd="/")
+    finally:
+        shutil.rmtree(config.parent)
+    assert "Permission denied" in stderr and not ssh.is_auth_failure(stderr)
+    assert "cannot read its configuration file" in ssh.explain(stderr)

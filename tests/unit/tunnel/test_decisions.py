@@ -70,3 +70,30 @@ def test_a_proven_session_or_a_refused_login_never_drops_the_session() -> None:
 def test_retry_message() -> None:
     assert decisions.retry_message("lost", 2.0) == "lost; retrying in 2 s"
     assert decisions.retry_message("lost", 0.0) == "lost"
+
+
+@pytest.mark.parametrize(
+    ("messages", "permanent"),
+    [
+        ("ssh: Could not resolve hostname nosuchjump: Temporary failure in name resolution\n", True),
+        ("ssh: connect to host 198.18.13.2 port 2: Connection refused\n", True),
+        ("/tmp/c/cfg: line 18: Bad configuration option: frobnicate\n", True),
+        ("Can't open user config file /tmp/c/ssh_config: Permission denied\n", True),
+        ("Host key verification failed.\n", True),
+        ("ssh: connect to host 198.18.13.2 port 22: Connection timed out\n", False),  # the network may come back
+        ("Timeout, server jump not responding.\n", False),
+        ("channel 0: open failed: connect failed: Connection refused\nstdio forwarding failed\n", False),
+    ],
+)
+def test_permanent_failures_end_a_first_start_at_once(messages: str, permanent: bool) -> None:
+    """A name that does not resolve, a refused port, a bad config: `up` answers at once instead of waiting its
+    whole timeout; once the tunnel has been up, it retries all the same (a laptop between networks)."""
+    assert decisions.is_permanent(messages) is permanent
+    failure = Failure("jump leg: ...", permanent=decisions.is_permanent(messages))
+    first = after_failure(failure, been_up=False, attempt=0)
+    assert first.action == ("fail" if permanent else "retry")
+    assert after_failure(failure, been_up=True, attempt=0).action == "retry"
+
+
+def test_renewal_message_only_when_waiting_for_one() -> None:
+    assert "reconnects by itself" in decisions.renewal_message("your SSH certificate expired at 10:00")

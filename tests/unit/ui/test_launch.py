@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,40 @@ def test_a_session_saved_without_servers_gains_the_profiles(tmp_path: Path, prof
     assert config.session == "extended"
     written = json.loads((config.path / "default.session" / "session.json").read_text())
     assert written["window_0"]["tab_0"]["server"] == ["machine1", "m2"]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "platform", "blocked"),
+    [
+        ({}, [], "linux", True),
+        ({"DISPLAY": ""}, [], "linux", True),
+        ({"DISPLAY": ":0"}, [], "linux", False),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, [], "linux", False),
+        ({"QT_QPA_PLATFORM": "offscreen"}, [], "linux", False),
+        ({}, ["-platform", "offscreen"], "linux", False),
+        ({}, [], "darwin", False),
+    ],
+)
+def test_display_problem(env: dict[str, str], args: list[str], platform: str, blocked: bool) -> None:
+    problem = ui.display_problem(env, args, platform)
+    assert (problem is not None) is blocked
+    if problem:
+        assert problem.startswith("no display:") and "DISPLAY" in problem and "\n" not in problem
+
+
+def test_ui_without_a_display_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the tunnel, before ecflow_ui: one line instead of Qt's crash report (exit 134)."""
+    from click.testing import CliRunner
+    from tests.unit.samples import LOCAL_PROFILE
+
+    from ecflow_remote.cli.main import main
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux: a display is needed there")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "p.toml"
+    path.write_text(LOCAL_PROFILE)
+    result = CliRunner().invoke(main, ["--profile", str(path), "ui"])
+    assert result.exit_code == 1 and result.stderr.startswith("ecflow-remote: no display:"), result.output
+    assert result.stderr.count("\n") == 1

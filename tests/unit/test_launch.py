@@ -1,0 +1,48 @@
+"""launch.py's hint for a failed `run` under the local method, and `up`'s words for a moved port."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecflow_remote import launch
+from ecflow_remote.cli.tunnel import _moved
+from ecflow_remote.plan import Endpoint, Plan
+
+M1 = Endpoint("server", "m1", "machine1", 4141, "127.0.0.1", 39989)
+M2 = Endpoint("server", "machine2", "machine2", 3142, "127.0.0.1", 3142)
+L1 = Endpoint("logserver", "logserver1:9316", "logserver1", 9316, "127.0.0.1", 9316)
+L2 = Endpoint("logserver", "logserver2:9316", "logserver2", 9316, "127.0.0.1", 40001)
+LOCAL = Plan("local", [M1, M2, L1, L2])
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["ecflow_client", "--host", "machine1", "--port", "4141", "--ping"], ["127.0.0.1 port 39989", "--server m1"]),
+        (["ecflow_client", "--host=machine2", "--port=3142", "--ping"], ["machine2 is at 127.0.0.1 port 3142"]),
+        (["env", "ECF_HOST=machine1", "ecflow_client", "--ping"], ["port 39989"]),
+        (["ecflow_client", "--host", "localhost", "--port", "39989", "--ping"], None),
+        (["ls", "machine10"], None),
+        (["ecflow_client", "--host", "logserver1"], None),  # log servers are not what ecflow_client asks
+    ],
+)
+def test_local_hint(argv: list[str], words: list[str] | None) -> None:
+    hint = launch.local_hint(LOCAL, argv)
+    if words is None:
+        assert hint is None
+        return
+    assert hint is not None and "\n" not in hint
+    for word in words:
+        assert word in hint, (word, hint)
+
+
+def test_no_hint_where_the_names_are_real() -> None:
+    hosts = Plan("hosts", [Endpoint("server", "m1", "machine1", 4141, "127.77.1.1", 4141)])
+    assert launch.local_hint(hosts, ["ecflow_client", "--host", "machine1", "--port", "4141"]) is None
+
+
+def test_a_port_moved_for_the_tunnels_own_log_server_says_so() -> None:
+    """Two log servers on 9316 with the local method: the second moved because of the first, not "taken"."""
+    assert _moved(LOCAL, L2) == "  (port 9316 here is logserver1:9316's)"
+    assert _moved(LOCAL, M1) == "  (port 4141 was taken by another program)"
+    assert _moved(LOCAL, M2) == "" and _moved(LOCAL, L1) == ""
