@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from ecflow_remote.access import peers
 from ecflow_remote.transport.agent.bridge import ChannelTransport
@@ -76,7 +76,8 @@ class Upstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, but have the same methods).
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.client.upstream_made(transport)
 
@@ -199,7 +200,8 @@ class Client(asyncio.Protocol):
 
     # -- transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, but have the same methods).
+        transport = cast(asyncio.Transport, transport)
         if not self.server.admits(transport):
             self.server.foreign += 1
             transport.abort()  # before a byte is read; nothing about the client is logged
