@@ -132,21 +132,26 @@ def _up_again(tunnel: Tunnel, before: int) -> bool:
     return state is not None and state.state == "up" and state.pid not in (None, before)
 
 
-@pytest.mark.parametrize("method", ["local", "hosts"])
+@pytest.mark.parametrize(("method", "transport"), [("local", "agent"), ("hosts", "agent"), ("hosts", "plain")])
 def test_system_list_servers_join_the_running_tunnel(
-    method: str, centre: Any, workstation_lists: Path, tmp_path: Path
+    method: str, transport: str, centre: Any, workstation_lists: Path, tmp_path: Path
 ) -> None:
     """One server in the profile, three in a system list on the workstation: `ui`'s reading of the lists asks the
     supervisor to carry the two others, the rewritten list points at their new endpoints, the one that exists
-    answers there, and status shows them apart, with the list naming them."""
+    answers there, and status shows them apart, with the list naming them. The same with plain forwards: ssh's
+    forward is added through the main leg's control socket."""
     from ecflow_remote.ui.launch import carry_through
     from ecflow_remote.ui.system import system_lists
 
     main, more = write_lists(centre, workstation_lists)
     path = one_server_profile(centre, tmp_path / "p.toml", method, f'[ui]\nsystem_servers = ["{main}"]')
+    if transport == "plain":
+        path.write_text(path.read_text().replace(f'method = "{method}"', f'method = "{method}"\ntransport = "plain"'))
     tunnel = Tunnel(path)
     try:
         tunnel.up()
+        state = tunnel.state()
+        assert state is not None and state.transport == transport
         # The first round of log-server finding is over (machine1's suite names logserver1): the plan holds still.
         assert wait_for(lambda: tunnel.plan().logservers()[0].used_by == ("machine1 /lab",), 20)
         lists = system_lists(tunnel.profile, tunnel.plan(), tunnel.rundir.path, carry_through(tunnel))
