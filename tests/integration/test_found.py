@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +15,13 @@ from typing import Any
 
 import pytest
 from centre.howto import free_port
+from tests.integration.procs import cmdline
 from tests.integration.test_ui_home import one_server_profile, workstation_lists, write_lists
 
 from ecflow_remote import output
+from ecflow_remote.clients.connect import accepts
 from ecflow_remote.clients.ecflow import EcflowClient
+from ecflow_remote.tunnel import forwards
 from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -59,6 +64,10 @@ def test_log_servers_only_the_suites_name_are_found_shown_and_used(method: str, 
             assert row["reachable"] is True and row["version"], row
             assert ("via" in row) == (method == "socks")
         assert all(row["origin"] == "profile" for row in report["servers"])
+        if method != "socks":
+            # Beside the agent, ssh's own channel to each (taken on a fast link), added through main.sock.
+            joined = [e for e in tunnel.plan().logservers() if e.origin == "found"]
+            assert all(accepts(p) for p in forwards.sockets_for(tunnel.rundir.path, joined).values())
         table = cli(path, "status").stdout.decode()
         assert "found: machine1 /lab" in table and "found: machine2 /ops" in table, table
 
@@ -81,44 +90,68 @@ def test_log_servers_only_the_suites_name_are_found_shown_and_used(method: str, 
         tunnel.down()
 
 
-def test_plain_forwards_say_found_log_servers_need_the_agent(centre: Any, tmp_path: Path) -> None:
-    """Plain OpenSSH forwards cannot grow while ssh runs: the found log servers are named in status, not carried,
-    and `output` reads through the ecFlow server instead (the profile names no log server)."""
+def test_plain_forwards_grow_through_the_main_legs_control_socket(centre: Any, tmp_path: Path) -> None:
+    """Plain OpenSSH forwards, no agent: the found log servers are forwarded through the main leg's ControlMaster
+    (`ssh -O forward`) while it runs, status shows them reachable, `output` reads through them, and a reconnect
+    (the main leg killed) starts ssh with their forwards on its command line."""
     path = centre.write_profile(tmp_path / "plain.toml", "local", logservers=(), transport="plain")
     tunnel = Tunnel(path)
     try:
         tunnel.up()
-        assert wait_for(lambda: getattr(tunnel.state(), "found_note", None) is not None, 20), tunnel.state()
+        assert tunnel.wait_found(20) and found_logservers(tunnel, 2), tunnel.state()
+        state = tunnel.state()
+        assert state is not None and state.transport == "plain" and state.found_note is None, state
+        main = cmdline(state.pid or 0)
+        assert "-M" in main and not any("logserver" in a for a in main), main  # not there at start: added since
+        control = tunnel.rundir.path / "main.sock"
+        assert stat.S_ISSOCK(control.stat().st_mode) and stat.S_IMODE(control.stat().st_mode) & 0o077 == 0
         report = json.loads(cli(path, "status", "--json").stdout)
-        note = report["tunnel"]["found_note"]
-        assert "logserver1:9316" in note and "logserver2:9316" in note and "far-side agent" in note
-        assert report["logservers"] == []
-        assert "note: found logserver1:9316" in cli(path, "status").stdout.decode()
+        assert report["tunnel"]["found_note"] is None and report["tunnel"]["transport"] == "plain"
+        rows = {row["host"]: row for row in report["logservers"]}
+        assert set(rows) == {"logserver1", "logserver2"}, report
+        assert all(row["origin"] == "found" and row["reachable"] is True and row["version"] for row in rows.values())
         spec = centre.server("machine1")
         source = asyncio.run(output.locate(tunnel, "machine1", "/lab/f1/hello"))
-        assert not source.via_logserver and source.logserver == ("logserver1", 9316)
+        assert source.via_logserver and source.endpoint is not None and source.endpoint.origin == "found"
         assert cli(path, "output", "machine1", "/lab/f1/hello").stdout == centre.jobout(spec).read_bytes()
-        tail = cli(path, "output", "machine1", "/lab/f1/hello", "-n", "2").stdout
-        assert tail == b"".join(centre.jobout(spec).read_bytes().splitlines(keepends=True)[-2:])
+        log = centre.logserver_log(next(lg for lg in centre.logservers if lg.host == spec.logserver)).read_text()
+        assert f"getf {centre.jobout(spec)}" in log, log
+
+        os.kill(main_pid := state.pid or 0, signal.SIGKILL)
+        assert wait_for(lambda: _up_again(tunnel, main_pid), 30), tunnel.state()
+        again = tunnel.state()
+        assert again is not None and again.transport == "plain"
+        assert any(a.endswith(":logserver2:9316") for a in cmdline(again.pid or 0))
+        assert tunnel.logserver_client_sync("logserver2", 9316).version()
     finally:
         tunnel.down()
 
 
-@pytest.mark.parametrize("method", ["local", "hosts"])
+def _up_again(tunnel: Tunnel, before: int) -> bool:
+    state = tunnel.state()
+    return state is not None and state.state == "up" and state.pid not in (None, before)
+
+
+@pytest.mark.parametrize(("method", "transport"), [("local", "agent"), ("hosts", "agent"), ("hosts", "plain")])
 def test_system_list_servers_join_the_running_tunnel(
-    method: str, centre: Any, workstation_lists: Path, tmp_path: Path
+    method: str, transport: str, centre: Any, workstation_lists: Path, tmp_path: Path
 ) -> None:
     """One server in the profile, three in a system list on the workstation: `ui`'s reading of the lists asks the
     supervisor to carry the two others, the rewritten list points at their new endpoints, the one that exists
-    answers there, and status shows them apart, with the list naming them."""
+    answers there, and status shows them apart, with the list naming them. The same with plain forwards: ssh's
+    forward is added through the main leg's control socket."""
     from ecflow_remote.ui.launch import carry_through
     from ecflow_remote.ui.system import system_lists
 
     main, more = write_lists(centre, workstation_lists)
     path = one_server_profile(centre, tmp_path / "p.toml", method, f'[ui]\nsystem_servers = ["{main}"]')
+    if transport == "plain":
+        path.write_text(path.read_text().replace(f'method = "{method}"', f'method = "{method}"\ntransport = "plain"'))
     tunnel = Tunnel(path)
     try:
         tunnel.up()
+        state = tunnel.state()
+        assert state is not None and state.transport == transport
         # The first round of log-server finding is over (machine1's suite names logserver1): the plan holds still.
         assert wait_for(lambda: tunnel.plan().logservers()[0].used_by == ("machine1 /lab",), 20)
         lists = system_lists(tunnel.profile, tunnel.plan(), tunnel.rundir.path, carry_through(tunnel))

@@ -51,8 +51,7 @@ def system_report(lists: SystemLists) -> list[str]:
         lines.append(f"  not readable on the workstation: {', '.join(lists.missing)}")
     if lists.unreachable:
         lines.append(
-            f"  listed, but not carried by this tunnel (plain OpenSSH forwards cannot add them): "
-            f"{', '.join(lists.unreachable)}"
+            f"  listed, but not carried by this tunnel (see `ecflow-remote status`): {', '.join(lists.unreachable)}"
         )
     return lines
 

@@ -70,14 +70,14 @@ def legs(
     """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one.
 
     Every local listener is the supervisor's (kept across reconnects; no other account can take a port while ssh
-    is away), so ssh itself never listens on TCP. With `agent`, the main leg forwards nothing: it is a
-    ControlMaster (control_dir/main.sock) whose second session runs the far-side agent (agent_argv). Without it
-    (plain transport), ssh forwards each endpoint to the unix socket `forward_sockets[name]` and, for the socks
-    method, runs its SOCKS server on `socks_socket` — both in the 0700 run directory, sockets 0600 — behind the
-    supervisor's listeners."""
+    is away), so ssh itself never listens on TCP. The main leg is a ControlMaster (control_dir/main.sock) either
+    way: endpoints that join later get their forwards through it (control_forwards). With `agent` it forwards
+    nothing at start and its second session runs the far-side agent (agent_argv). Without it (plain transport),
+    ssh forwards each endpoint to the unix socket `forward_sockets[name]` and, for the socks method, runs its SOCKS
+    server on `socks_socket` — both in the 0700 run directory, sockets 0600 — behind the supervisor's listeners."""
     forward_sockets = forward_sockets or {}
     gw = profile.gateway
-    main = [*_common(profile, master=agent)]
+    main = [*_common(profile, master=True)]
     jump_master = None
     if len(gw.jump) == 1 and jump_session:
         sock = control_dir / "jump.sock"
@@ -90,11 +90,10 @@ def legs(
         main += ["-o", f"ProxyCommand={proxy}"]
     elif gw.jump:
         main += ["-J", ",".join(str(j) for j in gw.jump)]
-    if agent:
-        main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
-        main += ["-o", "StreamLocalBindUnlink=yes"]  # for the forwards added later (control_forwards)
-    else:
-        main += ["-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets
+    main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
+    main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets; also for control_forwards' ones
+    if not agent:
+        main += ["-o", "ExitOnForwardFailure=yes"]
         for e in plan.forwards:
             main += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
         if plan.socks_port is not None:
@@ -106,7 +105,7 @@ def legs(
 
 
 def main_socket(control_dir: Path) -> Path:
-    """The main leg's control socket (agent transport)."""
+    """The main leg's control socket (the agent's session and the forwards added later ride on it)."""
     return control_dir / "main.sock"
 
 
@@ -114,7 +113,8 @@ def control_forwards(
     profile: Profile, plan: Plan, control_dir: Path, forward_sockets: Mapping[str, Path], socks_socket: Path | None
 ) -> list[str]:
     """ssh argv adding plain forwards (to private unix sockets) to the running main leg through its control
-    socket: beside the agent, for when the link is fast (pipe.Upstreams.route)."""
+    socket: beside the agent, for when the link is fast (pipe.Upstreams.route), and for endpoints that join a
+    running tunnel (either transport)."""
     argv = [ssh_binary(), *(["-F", str(profile.gateway.ssh_config)] if profile.gateway.ssh_config else [])]
     argv += ["-o", "BatchMode=yes", "-S", str(main_socket(control_dir)), "-O", "forward"]
     for e in plan.forwards:

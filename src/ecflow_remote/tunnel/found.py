@@ -307,10 +307,7 @@ class Finder:
         self.trees[name] = watch.defs
 
 
-def uncarried_note(endpoints: Sequence[Endpoint]) -> str:
-    """Why found endpoints are not reachable with plain OpenSSH forwards."""
+def uncarried_note(endpoints: Sequence[Endpoint], why: str) -> str:
+    """Why found endpoints are not reachable: ssh could not add their forwards (plain transport, no agent)."""
     names = ", ".join(f"{e.host}:{e.port}" for e in endpoints)
-    return (
-        f"found {names}, which plain OpenSSH forwards cannot add while the tunnel runs (that needs the far-side "
-        'agent: gateway.transport = "auto" with python3 on the workstation); name them in the profile to reach them'
-    )
+    return f"found {names}, which ssh could not forward ({why}); the next round tries again"

@@ -253,8 +253,8 @@ class Tunnel:
 
     def carry(self, wanted: Sequence[Wanted], timeout: float = 10.0) -> Plan:
         """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
-        not name; found.py) and return its plan once it has answered (or after `timeout`). Plain OpenSSH forwards
-        cannot grow: the plan then lacks them."""
+        not name; found.py) and return its plan once it has answered (or after `timeout`). What ssh could not
+        forward (plain transport, no agent) the plan then lacks; status says why."""
         from ecflow_remote.tunnel import found
 
         plan = self.plan()

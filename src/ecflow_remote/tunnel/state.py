@@ -79,7 +79,7 @@ class TunnelState:
     warnings: list[str] = field(default_factory=list)  # problems that do not stop the tunnel
     transport: str = "plain"  # what carries the forwards now: "agent" (the far-side agent) or "plain" (ssh's)
     transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
-    found_note: str | None = None  # found endpoints that plain OpenSSH forwards cannot carry (found.py)
+    found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (found.py)
     found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
 
     @property

@@ -8,22 +8,21 @@ import dataclasses
 import functools
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ecflow_remote.access import certs, identity, relay, socks
+from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
-from ecflow_remote.plan import Plan, alias_net, free_port, plan_for, port_free
+from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, plan_for, port_free
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import decisions, files, found, health
+from ecflow_remote.tunnel import decisions, files, forwards, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
@@ -198,16 +197,16 @@ class Supervisor:
         else why not."""
         rundir = self.rundir.path
         agent = self.use_agent
+        plan = self.state.plan or plan  # with the endpoints that joined before a reconnect
         # ssh's own forwards, to private unix sockets: the plain transport, or beside the agent for a fast link.
-        sockets = self._forward_sockets(plan)
+        sockets = forwards.sockets_for(rundir, plan.forwards)
         socks_sock = socks.socket_path(rundir) if plan.socks_port is not None else None
-        by_name = {e.name: sockets[(e.host, e.port)] for e in plan.forwards}
         legs = ssh.legs(
             self.profile,
             plan,
             rundir,
             agent=agent,
-            forward_sockets=by_name,
+            forward_sockets=forwards.by_name(plan.forwards, sockets),
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
@@ -222,14 +221,11 @@ class Supervisor:
         for path in waited:
             with contextlib.suppress(OSError):
                 path.unlink()
+        # A ControlMaster with either transport: what joins later is forwarded through it (_forward_joined).
         main = Leg("main", legs.main)
-        if agent:
-            failure = self._start_master(main, ssh.main_socket(rundir), "the workstation")
-            if failure is not None:
-                return failure
-        else:
-            main.start(rundir)
-            self.legs.append(main)
+        failure = self._start_master(main, ssh.main_socket(rundir), "the workstation")
+        if failure is not None:
+            return failure
         self._set(
             pid=main.proc.pid if main.proc else None,
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
@@ -237,9 +233,9 @@ class Supervisor:
         )
         if agent:
             # ssh's own channels beside the agent are asked for while the agent starts (one round trip saved).
-            forwards = self._add_plain_forwards(plan, by_name, sockets, socks_sock)
+            beside = forwards.ControlForwards(self.profile, rundir, plan.forwards, sockets, socks_sock)
             failure = self._start_agent()
-            added = forwards is not None and _succeeded(forwards)
+            added = beside.result() is None
             if failure is not None:
                 return failure
             if added:
@@ -262,30 +258,6 @@ class Supervisor:
             self._set(transport="plain")
         self._set("up", message=self._certificate_message(), checks=self._health(self.state.plan or plan))
         return None
-
-    def _add_plain_forwards(
-        self,
-        plan: Plan,
-        by_name: dict[str, Path],
-        sockets: dict[tuple[str, int], Path],
-        socks_sock: Path | None,
-    ) -> subprocess.Popen[bytes] | None:
-        """Start adding ssh's own channels beside the agent, taken while the link is fast (Upstreams.route);
-        without them everything goes through the agent."""
-        for path in [*sockets.values(), *([socks_sock] if socks_sock else [])]:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        argv = ssh.control_forwards(self.profile, plan, self.rundir.path, by_name, socks_sock)
-        try:
-            return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ssh_environ()
-            )
-        except OSError:
-            return None
-
-    def _forward_sockets(self, plan: Plan) -> dict[tuple[str, int], Path]:
-        """Plain transport: the unix socket (in the 0700 run directory) ssh forwards each Centre host:port to."""
-        return {(e.host, e.port): relay.socket_path(self.rundir.path, f"{e.host}:{e.port}") for e in plan.forwards}
 
     def _start_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
         """Start a ControlMaster leg and wait until its socket takes connections."""
@@ -407,8 +379,9 @@ class Supervisor:
                     path.unlink()
 
     def _join(self, wanted: list[found.Wanted]) -> None:
-        """Add wanted services to the running tunnel: listeners on our loop (the agent reaches any host:port at
-        once; plain forwards cannot grow, so those wait, named in status), the hosts view, the state."""
+        """Add wanted services to the running tunnel: ssh's forwards through the main leg's control socket, listeners
+        on our loop, the hosts view, the state. What ssh could not forward waits (named in status; the next round
+        tries again) unless the agent carries it."""
         plan = self.state.plan
         if plan is None or self.net.io is None:
             return
@@ -419,7 +392,8 @@ class Supervisor:
             self._warn([str(e)])
             return
         new = [e for e in found.added(plan, merged) if e.forwarded]
-        waiting = [] if self.agent is not None else new
+        why = self._forward_joined(new)
+        waiting = new if why is not None and self.agent is None else []
         merged = found.without(merged, waiting)
         try:
             self.net.add([e for e in new if e not in waiting])
@@ -432,9 +406,20 @@ class Supervisor:
                 self.profile, merged, self.rundir.path, self.passwords, self.credentials, run_files
             )
             self._warn(problems)
-        note = found.uncarried_note(waiting) if waiting else None
+        note = found.uncarried_note(waiting, why) if waiting and why else None
         if merged != plan or note != self.state.found_note:
             self._set(plan=merged, files=run_files, found_note=note)
+
+    def _forward_joined(self, new: list[Endpoint]) -> str | None:
+        """ssh's own forwards for endpoints joining the running tunnel, added beside the first ones (with the agent:
+        taken while the link is fast); None when added, else ssh's reason."""
+        if not new:
+            return None
+        sockets = forwards.sockets_for(self.rundir.path, new)
+        why = forwards.ControlForwards(self.profile, self.rundir.path, new, sockets).result()
+        if why is None:
+            self.net.upstreams.sockets = {**self.net.upstreams.sockets, **sockets}
+        return why
 
     def _warn(self, problems: list[str]) -> None:
         new = [p for p in problems if p not in self.state.warnings]
@@ -453,15 +438,6 @@ class Supervisor:
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
-
-
-def _succeeded(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
-    try:
-        return proc.wait(timeout) == 0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return False
 
 
 def main(argv: list[str] | None = None) -> None:

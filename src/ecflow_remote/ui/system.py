@@ -130,7 +130,7 @@ def rewrite(rows: Sequence[tuple[str, str, int]], profile: Profile, plan: Plan) 
     A server the tunnel carries (the profile's, or one the supervisor added for the lists, same host and port) gets
     exactly its servers.txt endpoint (ecflow_ui resets a row of the same name to the system list's host and port):
     local, localhost and its local port; hosts and socks, the Centre's names, which the private hosts view maps.
-    Any other stays as listed (not reachable: plain OpenSSH forwards cannot add it to a running tunnel)."""
+    Any other stays as listed (not reachable: the supervisor did not add it, see status)."""
     by_target = {(e.host.lower(), e.port): e for e in plan.servers()}
     servers: list[UiServer] = []
     unreachable: list[str] = []

@@ -23,5 +23,5 @@ def test_system_report() -> None:
     assert system_report(lists) == [
         "system server lists (your workstation's ECFLOW_SYSTEM_SERVERS_LIST): 2 servers from /a, /b",
         "  not readable on the workstation: /c",
-        "  listed, but not carried by this tunnel (plain OpenSSH forwards cannot add them): s2",
+        "  listed, but not carried by this tunnel (see `ecflow-remote status`): s2",
     ]

@@ -33,7 +33,9 @@ def test_plain_forwards_go_to_private_sockets_and_never_use_the_users_control_ma
     legs = ssh.legs(_profile(), PLAN, Path("/run/x"), forward_sockets=SOCKETS)
     main = legs.main
     assert "-L" in main and main[main.index("-L") + 1] == "/run/x/fwd.sock:machine1:4141"
-    assert "ControlPath=none" in main and "ExitOnForwardFailure=yes" in main and "BatchMode=yes" in main
+    assert "ExitOnForwardFailure=yes" in main and "BatchMode=yes" in main
+    # Its own private master (never the user's ControlPath): endpoints that join later are forwarded through it.
+    assert main[main.index("-S") + 1] == "/run/x/main.sock" and "-M" in main and "ControlPersist=no" in main
     assert main[main.index("-F") + 1] == "/cfg"
     assert main[-2:] == ["u@machine1", ssh.HOLD_COMMAND] and "-tt" in main
     assert "4141:machine1" not in " ".join(main).replace("/run/x/fwd.sock:machine1:4141", "")
@@ -52,6 +54,18 @@ def test_agent_main_leg_is_a_master_without_forwards_and_the_agent_rides_on_it()
     agent = ssh.agent_argv(_profile(), Path("/run/x"))
     assert agent[agent.index("-S") + 1] == "/run/x/main.sock" and "ControlMaster=no" in agent
     assert "-T" in agent and "-tt" not in agent and agent[-1] == "u@machine1"
+
+
+def test_forwards_added_later_go_through_the_main_legs_control_socket() -> None:
+    # The same for either transport: the control socket is the main leg's, whatever its first session runs.
+    for agent in (False, True):
+        main = ssh.legs(_profile(), PLAN, Path("/run/x"), agent=agent, forward_sockets=SOCKETS).main
+        assert "-M" in main and "StreamLocalBindUnlink=yes" in main and "-tt" in main  # the pty session stays
+    added = Plan("local", [Endpoint("logserver", "ls1", "logserver1", 9316, "127.0.0.1", 9316)])
+    argv = ssh.control_forwards(_profile(), added, Path("/run/x"), {"ls1": Path("/run/x/ls.sock")}, None)
+    assert argv[argv.index("-S") + 1] == "/run/x/main.sock" and argv[argv.index("-O") + 1] == "forward"
+    assert argv[argv.index("-L") + 1] == "/run/x/ls.sock:logserver1:9316" and argv.count("-L") == 1
+    assert "-D" not in argv and argv[-1] == "u@machine1" and argv[argv.index("-F") + 1] == "/cfg"
 
 
 def test_single_jump_gets_a_pty_master_and_the_main_leg_rides_on_it() -> None:
