@@ -51,3 +51,12 @@ def assert_ping_reaches(centre: Any, spec: EcflowServerSpec, client: EcflowClien
         return any("--ping" in line and wanted in line for line in new_text(log, offset).splitlines())
 
     assert wait_for(logged, 5, 0.1), f"{spec.host}'s log shows no ping {wanted}: {new_text(log, offset)[-1500:]!r}"
+
+
+def settled(tunnel: Any, timeout: float = 20.0) -> Any:
+    """The tunnel's state once the far-side agent's start has ended (for a moment after `up`, ssh's own channels
+    carry connections while it starts: transport "starting")."""
+    from ecflow_remote.tunnel.rundir import wait_for
+
+    assert wait_for(lambda: (s := tunnel.state()) is not None and s.transport != "starting", timeout), tunnel.state()
+    return tunnel.state()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.centres import PASSWORD, PASSWORD_ENV, assert_ping_reaches
+from tests.integration.centres import PASSWORD, PASSWORD_ENV, assert_ping_reaches, settled
 from tests.integration.procs import all_cmdlines, cmdline, ssh_pids
 from tests.integration.profiles import write_profile
 
@@ -125,7 +125,7 @@ def test_white_list_identity_per_server(white_list_centre: Any, tmp_path: Path) 
         assert {e.relay_user for e in plan.servers()} == {"user1", "user2"}
         # ssh forwards nothing to a TCP port (the agent carries the relay's connections): the relay is the one
         # way in.
-        state = tunnel.state()
+        state = settled(tunnel)
         assert state is not None and state.transport == "agent"
         for pid in ssh_pids(tunnel.rundir.path):
             assert not any(re.fullmatch(r"(\S+:)?\d+:\S+:\d+", arg) for arg in cmdline(pid)), cmdline(pid)

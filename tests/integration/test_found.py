@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from centre.howto import free_port
+from tests.integration.centres import settled
 from tests.integration.procs import cmdline
 from tests.integration.test_ui_home import one_server_profile, workstation_lists, write_lists
 
@@ -150,7 +151,7 @@ def test_system_list_servers_join_the_running_tunnel(
     tunnel = Tunnel(path)
     try:
         tunnel.up()
-        state = tunnel.state()
+        state = settled(tunnel)
         assert state is not None and state.transport == transport
         # The first round of log-server finding is over (machine1's suite names logserver1): the plan holds still.
         assert wait_for(lambda: tunnel.plan().logservers()[0].used_by == ("machine1 /lab",), 20)

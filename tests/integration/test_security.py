@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.integration.centres import settled
 from tests.integration.procs import ssh_pids
 
 from ecflow_remote.plan import free_port
@@ -97,7 +98,7 @@ def test_socks_port_needs_the_tunnels_credentials(tunnel_up: Callable[..., Tunne
 
     port = free_port()
     tunnel = tunnel_up("socks", socks_port=port, transport=transport)
-    state = tunnel.state()
+    state = settled(tunnel)
     assert state is not None and state.files.socks_auth and state.files.proxychains
     files = state.files.__dict__
     creds = Credentials.read(state.files.socks_auth)

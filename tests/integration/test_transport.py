@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.centres import assert_ping_reaches
+from tests.integration.centres import assert_ping_reaches, settled
 from tests.integration.procs import cmdline, ssh_pids
 
 from ecflow_remote.tunnel.handle import Tunnel
@@ -32,7 +32,7 @@ def test_no_python_on_the_far_side_falls_back_to_plain_forwards_and_says_why(
     from ecflow_remote.clients.ecflow import EcflowClient
 
     tunnel = tunnel_up(method, agent_python="/nonexistent/python3")
-    state = tunnel.state()
+    state = settled(tunnel)
     assert state is not None and state.state == "up"
     assert state.transport == "plain" and state.transport_note and "no python3" in state.transport_note
     report = _status(tunnel.profile.path)["tunnel"]
@@ -58,6 +58,7 @@ def test_agent_only_refuses_to_fall_back(profile_for: Callable[..., Path]) -> No
 
 def test_the_agent_is_the_default_and_status_says_so(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
     tunnel = tunnel_up("hosts")
+    settled(tunnel)
     report = _status(tunnel.profile.path)["tunnel"]
     assert report["transport"] == "agent" and report["transport_text"] == "far-side agent"
     assert "python" in (report["transport_note"] or "")

@@ -22,7 +22,7 @@ def status_table(data: dict[str, Any]) -> Table:
     title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
     if t.get("transport_text"):
         title += f" · {t['transport_text']}"
-        if t["transport"] != "agent" and t.get("transport_note"):
+        if t["transport"] == "plain" and t.get("transport_note"):
             title += f"\n{t['transport_note']}"
     if t.get("message") and t["state"] != "up":
         title += f"\n{t['message']}"

@@ -71,7 +71,7 @@ def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> Tunn
 def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
     plan = tunnel.plan()
     click.echo(f"Tunnel up ({plan.method} method, {state.transport_text}, ssh pid {state.pid}).")
-    if state.transport != "agent" and state.transport_note:
+    if state.transport == "plain" and state.transport_note:
         click.echo(f"  note: {state.transport_note}")
     for e in plan.endpoints:
         where = f"{e.local_host}:{e.local_port}" if e.forwarded else f"via SOCKS 127.0.0.1:{plan.socks_port}"

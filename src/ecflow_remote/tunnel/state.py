@@ -77,14 +77,18 @@ class TunnelState:
     sessions: dict[str, bool] = field(default_factory=dict)  # whether each hop gives a pty session
     certificate: dict[str, Any] | None = None  # certs.Certificate.to_json() as last read
     warnings: list[str] = field(default_factory=list)  # problems that do not stop the tunnel
-    transport: str = "plain"  # what carries the forwards now: "agent" (the far-side agent) or "plain" (ssh's)
+    # What carries the forwards now: "agent" (the far-side agent), "plain" (ssh's own channels), or "starting" (ssh's
+    # channels while the agent starts, for a moment after `up`).
+    transport: str = "plain"
     transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
     found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (found.py)
     found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
 
     @property
     def transport_text(self) -> str:
-        return "far-side agent" if self.transport == "agent" else "plain OpenSSH forwards"
+        return {"agent": "far-side agent", "starting": "far-side agent starting"}.get(
+            self.transport, "plain OpenSSH forwards"
+        )
 
     def server_checks(self) -> list[Check]:
         return [c for c in self.checks if c.endpoint.kind == "server"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -60,6 +61,7 @@ class Supervisor:
         # Every local listener is ours, for the supervisor's whole life (listeners.py).
         self.net = Listeners()
         self.agent: AgentSession | None = None
+        self.pending_agent: concurrent.futures.Future[AgentSession] | None = None
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
         self.use_agent = profile.gateway.transport != "plain"
         self.credentials: socks.Credentials | None = None
@@ -232,15 +234,18 @@ class Supervisor:
             sessions=dict(self.sessions),
         )
         if agent:
-            # ssh's own channels beside the agent are asked for while the agent starts (one round trip saved).
+            # ssh's own channels beside the agent, asked for while the agent starts: they carry connections
+            # until it is there (start-up costs no more than plain forwards), and on a fast link afterwards.
             beside = forwards.ControlForwards(self.profile, rundir, plan.forwards, sockets, socks_sock)
-            failure = self._start_agent()
-            added = beside.result() is None
-            if failure is not None:
-                return failure
-            if added:
+            self.pending_agent = self._launch_agent()
+            if beside.result() is None and (sockets or socks_sock):
                 self.net.upstreams.sockets = sockets
                 self.net.upstreams.socks = socks_sock
+                self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
+            if self.profile.gateway.transport == "agent" or not self.net.upstreams.sockets:
+                failure = self._settle_agent(wait=True)
+                if failure is not None:
+                    return failure
         else:
             deadline = time.monotonic() + READY_TIMEOUT
             while not all(accepts(path) for path in waited):
@@ -275,30 +280,41 @@ class Supervisor:
             return self._leg_failed(leg)
         return None
 
-    def _start_agent(self) -> decisions.Failure | None:
-        """The far-side agent as a second session of the main leg's connection. Where the far side cannot run it
-        (no python3 >= 3.6, or it fails to start) and the profile allows, the next start goes with plain forwards
-        at once, and status says why."""
+    def _launch_agent(self) -> concurrent.futures.Future[AgentSession]:
+        """Start the far-side agent as a second session of the main leg's connection, on the listeners' loop."""
         assert self.net.io is not None
         argv = ssh.agent_argv(self.profile, self.rundir.path)
+        # Like the legs: without password variables, and dying with the supervisor.
+        spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+        options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
+        if self.profile.gateway.agent_python:
+            options = dataclasses.replace(options, pythons=(self.profile.gateway.agent_python,))
+        return asyncio.run_coroutine_threadsafe(AgentSession.start(argv, options, **spawn), self.net.io.loop)
+
+    def _settle_agent(self, wait: bool = False) -> decisions.Failure | None:
+        """Once the agent's start has ended: connections go through it, or (it cannot run there, and the profile
+        allows) plain forwards carry on — at once if ssh's channels already serve, else after a restart — and
+        status says why. Not yet ended and not waiting: nothing."""
+        pending = self.pending_agent
+        if pending is None or not (wait or pending.done()):
+            return None
+        self.pending_agent = None
         try:
-            # Like the legs: without password variables, and dying with the supervisor.
-            spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
-            python = self.profile.gateway.agent_python
-            options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
-            if python:
-                options = dataclasses.replace(options, pythons=(python,))
-            agent = self.net.io.run(AgentSession.start(argv, options, **spawn), 30)
-        except AgentError as e:
+            agent = pending.result(AGENT_START_TIMEOUT + 5)
+        except (AgentError, concurrent.futures.TimeoutError) as e:
             main = self.legs[-1]
             if not main.alive():
                 return self._leg_failed(main)
             if self.profile.gateway.transport == "agent":
-                return decisions.Failure(f"the far-side agent did not start: {e}")
+                return decisions.Failure(f"the far-side agent did not start: {e or 'timed out'}")
             self.use_agent = False
             reason = str(e) if isinstance(e, AgentUnavailable) else f"the far-side agent did not start: {e}"
             self.state.transport_note = f"plain OpenSSH forwards: {reason}"
+            if self.net.upstreams.sockets:
+                self._set(transport="plain")
+                return None
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
+        assert self.net.io is not None
         self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
         self.agent = agent
         self.net.upstreams.agent = agent
@@ -340,6 +356,8 @@ class Supervisor:
             if not all(leg.alive() for leg in self.legs):
                 return
             if self.agent is not None and self.agent.closed:
+                return
+            if self._settle_agent() is not None:
                 return
             for leg in self.legs:
                 # A session that lasted is proof the hop gives them; a refused one ends within a second.
@@ -432,6 +450,9 @@ class Supervisor:
         self.net.upstreams.sockets = {}
         self.net.upstreams.socks = None
         agent, self.agent = self.agent, None
+        if self.pending_agent is not None:
+            self.pending_agent.cancel()  # its start, cancelled, stops its ssh
+            self.pending_agent = None
         if agent is not None and self.net.io is not None:
             with contextlib.suppress(Exception):
                 self.net.io.run(agent.close(), 10)
