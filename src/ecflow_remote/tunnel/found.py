@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from ecflow_remote.access.socks import Credentials
-from ecflow_remote.clients.ecflow.logservers import find_logservers
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import Profile
@@ -258,34 +256,13 @@ def ask(
 
 
 class Finder:
-    """Learns, in a thread of its own, which log servers the profile servers' definitions name: the first round
-    fetches each whole definition, later rounds only what changed (a NEWS request when nothing did). The last
-    tree of a server that does not answer is kept: a found log server is not forgotten for a server's restart."""
+    """Learns which log servers the profile servers' definitions name (in a process of its own: finder.py): the
+    first round fetches each whole definition, later rounds only what changed (a NEWS request when nothing did).
+    The last tree of a server that does not answer is kept: a found log server is not forgotten for a restart."""
 
     def __init__(self) -> None:
         self.watches: dict[str, Watch] = {}
         self.trees: dict[str, Defs] = {}
-        self._thread: threading.Thread | None = None
-        self._answer: list[Wanted] | None = None
-        self._lock = threading.Lock()
-
-    def start(self, clients: Clients, servers: Sequence[str]) -> None:
-        """Begin a round unless one is running."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._thread = threading.Thread(target=self._work, args=(clients, list(servers)), name="found", daemon=True)
-        self._thread.start()
-
-    def answer(self) -> list[Wanted] | None:
-        """The last finished round's log servers, once (None: no new answer)."""
-        with self._lock:
-            answer, self._answer = self._answer, None
-        return answer
-
-    def _work(self, clients: Clients, servers: list[str]) -> None:
-        trees = asyncio.run(self.round(clients, servers))
-        with self._lock:
-            self._answer = logservers_wanted(find_logservers(trees))
 
     async def round(self, clients: Clients, servers: Sequence[str]) -> dict[str, Defs]:
         await asyncio.gather(*(self._poll(clients, name) for name in servers))

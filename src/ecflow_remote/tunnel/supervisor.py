@@ -25,6 +25,7 @@ from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import decisions, files, forwards, found, health
 from ecflow_remote.tunnel.clients import Clients
+from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
@@ -66,7 +67,7 @@ class Supervisor:
         self.use_agent = profile.gateway.transport != "plain"
         self.credentials: socks.Credentials | None = None
         # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
-        self.finder = found.Finder()
+        self.finder = FinderProcess(profile)
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -88,6 +89,7 @@ class Supervisor:
         try:
             return self._run()
         finally:
+            self.finder.stop()
             self._stop_legs()
             self.net.stop()
             with contextlib.suppress(EcflowRemoteError):  # not ours to write: `down` says how (sudo)
@@ -350,7 +352,7 @@ class Supervisor:
 
     def _watch(self, plan: Plan) -> None:
         next_health = time.monotonic() + HEALTH_EVERY
-        self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
+        self.finder.start()
         next_cert = time.monotonic() + CERT_EVERY
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
@@ -371,7 +373,7 @@ class Supervisor:
                 self._set()
             if time.monotonic() >= next_health:
                 self._set(checks=self._health(self.state.plan or plan))
-                self.finder.start(self._clients(plan), [s.name for s in self.profile.servers])
+                self.finder.start()
                 next_health = time.monotonic() + HEALTH_EVERY
             if time.monotonic() >= next_cert:
                 message = self._certificate_message()

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 SLOW_LINK_RTT = 0.005  # seconds: above this the link is a home link (pace, compress what compresses)
 ACK_EVERY = 16 << 10  # wire bytes read between two ACKs
-MIN_INFLIGHT = 128 << 10  # never less in flight: a fresh stream starts at once, and ACKs can run late
-GAIN = 2.0  # times the bandwidth-delay product allowed in flight (room for the rate to grow)
+MIN_INFLIGHT = 64 << 10  # never less in flight: a fresh stream starts at once, and ACKs can run late
+GAIN = 1.5  # times the bandwidth-delay product allowed in flight (room for the rate to grow)
 RTT_MEMORY = 10.0  # seconds a round-trip sample counts for the minimum
 RATE_MEMORY = 5.0  # seconds a delivery-rate sample counts for the maximum
 

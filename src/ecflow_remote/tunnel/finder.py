@@ -1,0 +1,155 @@
+"""The log-server finder in a process of its own, beside the supervisor.
+
+Parsing a large definition (10 000 tasks: a few hundred ms of pure Python) holds the GIL; in the supervisor it
+would stall every connection its listeners relay meanwhile (measured: ecFlow pings right after `up` went from one
+round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.finder PROFILE METHOD` once, asks
+it for a round with a line on its stdin, and reads each round's answer as one JSON line on its stdout: typed data
+(found.Wanted) across the process boundary. The child dies with the supervisor and ends at EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import IO
+
+from ecflow_remote.clients.ecflow.logservers import find_logservers
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
+from ecflow_remote.tunnel.legs import die_with_parent
+
+MAX_LINE = 4 * 1024 * 1024  # an answer bigger than this is not one
+
+
+def wanted_to_json(wanted: list[Wanted]) -> str:
+    return json.dumps([[w.kind, w.name, w.host, w.port, list(w.used_by)] for w in wanted])
+
+
+def wanted_from_json(line: str) -> list[Wanted]:
+    """One answer line back into Wanted services; ValueError (or KeyError, TypeError) when it is not one."""
+    rows = json.loads(line)
+    if not isinstance(rows, list):
+        raise ValueError("an answer is a list")
+    out = []
+    for kind, name, host, port, used_by in rows:
+        if kind not in ("logserver", "server") or not isinstance(port, int):
+            raise ValueError(f"not a wanted service: {kind!r}")
+        out.append(Wanted(kind, str(name), str(host), port, tuple(str(u) for u in used_by)))
+    return out
+
+
+class FinderProcess:
+    """The supervisor's side: start() asks for a round (the child starts at the first), answer() takes the last
+    finished round's answer, once."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+        self._pending = False
+
+    def start(self) -> None:
+        if self._pending:
+            return
+        if self._proc is None or self._proc.poll() is not None:
+            self._spawn()
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(b"round\n")
+            self._proc.stdin.flush()
+        except OSError:
+            self.stop()  # gone: a new one next time
+            return
+        self._pending = True
+
+    def answer(self) -> list[Wanted] | None:
+        if self._proc is None or self._proc.stdout is None:
+            return None
+        try:
+            data = os.read(self._proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        if not data:  # ended (killed, or a bug): no answer this round; the next start() makes a new one
+            self.stop()
+            return None
+        self._buf += data
+        if len(self._buf) > MAX_LINE:
+            self._buf = b""
+        *lines, self._buf = self._buf.split(b"\n")
+        if not lines:
+            return None
+        self._pending = False
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return wanted_from_json(lines[-1].decode())
+        return None
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        self._pending = False
+        self._buf = b""
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(2)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def _spawn(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ecflow_remote.tunnel.finder", str(self.profile.path), self.profile.gateway.method],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        )
+        assert self._proc.stdout is not None
+        fl = fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETFL, fl | os.O_NONBLOCK)
+
+
+def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
+    """The child: a round per request line, its answer as one JSON line; ends at EOF."""
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    finder = Finder()
+    servers = [s.name for s in profile.servers]
+    for _ in requests:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
+            try:
+                clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
+            except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
+                answers.write("[]\n")
+                answers.flush()
+                continue
+        trees = asyncio.run(finder.round(clients, servers))
+        answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
+        answers.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ecflow_remote.profile.load import load_profile
+
+    args = sys.argv[1:] if argv is None else argv
+    profile = load_profile(Path(args[0])).with_method(args[1])
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        serve(profile, sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The finder's process boundary: its answers as JSON lines, and a real child answering a round."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
+from ecflow_remote.tunnel.finder import FinderProcess, wanted_from_json, wanted_to_json
+from ecflow_remote.tunnel.found import Wanted
+
+
+def test_answers_round_trip() -> None:
+    wanted = [Wanted("logserver", "ls1:9316", "ls1", 9316, ("m1 /lab", "m2 /ops")), Wanted("server", "s", "h", 1)]
+    assert wanted_from_json(wanted_to_json(wanted)) == wanted
+
+
+@pytest.mark.parametrize("line", ['[["bogus", "n", "h", 1, []]]', '[["logserver", "n", "h", "1", []]]', "{}", "x"])
+def test_a_broken_answer_is_refused(line: str) -> None:
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        wanted_from_json(line)
+
+
+def test_a_real_child_answers_each_round_and_ends_with_the_parent_side(tmp_path: Path) -> None:
+    # No tunnel runs for this profile: the child answers an empty round (and the next round tries again).
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text('[gateway]\nhost = "u@w"\n[[server]]\nname = "m"\nhost = "m"\nport = 4141\n')
+    profile = Profile(profile_path, Gateway(jump=(), host=SshTarget("u", "w")), (Server("m", "m", 4141),))
+    finder = FinderProcess(profile)
+    try:
+        for _ in range(2):
+            finder.start()
+            finder.start()  # a round already asked for: not asked twice
+            deadline = time.monotonic() + 20
+            answer = None
+            while answer is None and time.monotonic() < deadline:
+                answer = finder.answer()
+                time.sleep(0.02)
+            assert answer == []
+        proc = finder._proc
+        assert proc is not None and proc.poll() is None
+    finally:
+        finder.stop()
+    assert proc.poll() is not None
