@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 SLOW_LINK_RTT = 0.005  # seconds: above this the link is a home link (pace, compress what compresses)
 ACK_EVERY = 16 << 10  # wire bytes read between two ACKs
-MIN_INFLIGHT = 64 << 10  # never less in flight: a fresh stream starts at once, and ACKs can run late
-GAIN = 1.5  # times the bandwidth-delay product allowed in flight (room for the rate to grow)
+MIN_INFLIGHT = 128 << 10  # never less in flight: a fresh stream starts at once, and ACKs can run late
+GAIN = 2.0  # times the bandwidth-delay product allowed in flight (room for the rate to grow)
 RTT_MEMORY = 10.0  # seconds a round-trip sample counts for the minimum
+RATE_SPAN_RTTS = 2  # a delivery-rate sample spans this many round trips
 RATE_MEMORY = 5.0  # seconds a delivery-rate sample counts for the maximum
 
 
@@ -57,8 +58,9 @@ class Pacer:
         self.acked = total
         acks = self._acks
         acks.append((now, total))
-        # The rate over at least one round trip (shorter spans measure ACK bunching, not the link).
-        span = max(self.min_rtt or 0.0, 0.01)
+        # The rate over a few round trips: a shorter span measures ACK bunching (a reader that stalled, then read
+        # a burst), not the link, and an overestimate lets a queue build.
+        span = max(RATE_SPAN_RTTS * (self.min_rtt or 0.0), 0.02)
         while len(acks) > 2 and now - acks[1][0] >= span:
             acks.popleft()
         then, before = acks[0]
