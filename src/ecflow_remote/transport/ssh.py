@@ -71,10 +71,11 @@ def legs(
 
     Every local listener is the supervisor's (kept across reconnects; no other account can take a port while ssh
     is away), so ssh itself never listens on TCP. The main leg is a ControlMaster (control_dir/main.sock) either
-    way: endpoints that join later get their forwards through it (control_forwards). With `agent` it forwards
-    nothing at start and its second session runs the far-side agent (agent_argv). Without it (plain transport),
-    ssh forwards each endpoint to the unix socket `forward_sockets[name]` and, for the socks method, runs its SOCKS
-    server on `socks_socket` — both in the 0700 run directory, sockets 0600 — behind the supervisor's listeners."""
+    way: endpoints that join later get their forwards through it (control_forwards); with `agent` its second
+    session runs the far-side agent (agent_argv). Either way ssh forwards each endpoint to the unix socket
+    `forward_sockets[name]` and, for the socks method, runs its SOCKS server on `socks_socket` — both in the 0700
+    run directory, sockets 0600 — behind the supervisor's listeners: the plain transport, the channels that serve
+    while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route)."""
     forward_sockets = forward_sockets or {}
     gw = profile.gateway
     main = [*_common(profile, master=True)]
@@ -92,14 +93,13 @@ def legs(
         main += ["-J", ",".join(str(j) for j in gw.jump)]
     main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
     main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets; also for control_forwards' ones
-    if not agent:
-        main += ["-o", "ExitOnForwardFailure=yes"]
-        for e in plan.forwards:
-            main += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
-        if plan.socks_port is not None:
-            if socks_socket is None:
-                raise ValueError("the socks method needs the path of ssh's SOCKS socket")
-            main += ["-D", str(socks_socket.absolute())]
+    main += ["-o", "ExitOnForwardFailure=yes"]
+    for e in plan.forwards:
+        main += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
+    if plan.socks_port is not None:
+        if socks_socket is None:
+            raise ValueError("the socks method needs the path of ssh's SOCKS socket")
+        main += ["-D", str(socks_socket.absolute())]
     main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
     return Legs(jump_master, main)
 

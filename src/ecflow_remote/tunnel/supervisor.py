@@ -236,30 +236,26 @@ class Supervisor:
             sessions=dict(self.sessions),
         )
         if agent:
-            # ssh's own channels beside the agent, asked for while the agent starts: they carry connections
-            # until it is there (start-up costs no more than plain forwards), and on a fast link afterwards.
-            beside = forwards.ControlForwards(self.profile, rundir, plan.forwards, sockets, socks_sock)
+            # While it starts, ssh's own channels carry connections: start-up costs no more than plain forwards.
             self.pending_agent = self._launch_agent()
-            if beside.result() is None and (sockets or socks_sock):
-                self.net.upstreams.sockets = sockets
-                self.net.upstreams.socks = socks_sock
-                self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
-            if self.profile.gateway.transport == "agent" or not self.net.upstreams.sockets:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not all(accepts(path) for path in waited):
+            if not main.alive():
+                return self._leg_failed(main)
+            if self.stopping:
+                return decisions.Failure("stopped")
+            if time.monotonic() > deadline:
+                return decisions.Failure("ssh did not open the forwards in time")
+            time.sleep(0.01)
+        self.net.upstreams.sockets = sockets
+        self.net.upstreams.socks = socks_sock
+        if agent:
+            self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
+            if self.profile.gateway.transport == "agent" or not waited:
                 failure = self._settle_agent(wait=True)
                 if failure is not None:
                     return failure
         else:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while not all(accepts(path) for path in waited):
-                if not main.alive():
-                    return self._leg_failed(main)
-                if self.stopping:
-                    return decisions.Failure("stopped")
-                if time.monotonic() > deadline:
-                    return decisions.Failure("ssh did not open the forwards in time")
-                time.sleep(0.02)
-            self.net.upstreams.sockets = sockets
-            self.net.upstreams.socks = socks_sock
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
