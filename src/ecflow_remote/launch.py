@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import LaunchError
@@ -129,6 +130,20 @@ def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
                 f"{e.name} -- ...`, which sets ECF_HOST/ECF_PORT); the hosts method keeps the Centre's names and ports"
             )
     return None
+
+
+def default_server_hint(plan: Plan, argv: Sequence[str], server: str | None, environ: Mapping[str, str]) -> str | None:
+    """ecflow_client given no server asks localhost:3141, which the tunnel never is: which servers there are, for a
+    failed run."""
+    if server is not None or "ECF_HOST" in environ or not any(Path(w).name == "ecflow_client" for w in argv):
+        return None
+    if any(w.startswith("--host") or "ECF_HOST=" in w for w in argv):
+        return None
+    names = [e.name for e in plan.endpoints if e.kind == "server"]
+    return (
+        "ecflow_client without --host asks localhost:3141 (no ECF_HOST); name a server: `ecflow-remote run --server "
+        f"NAME -- ecflow_client ...` (servers: {', '.join(names) or 'none'})"
+    )
 
 
 def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:
