@@ -119,7 +119,10 @@ def run(
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
     """With the local method a program naming a server by its Centre host reaches nothing (no names are mapped: a
     moved port would send it to whatever listens on the original one). Where it is instead, for a failed run."""
-    if plan.method != "local":
+    from ecflow_remote.transport.wrapper import PROGRAMS
+
+    # The tunnel's own ssh and scp (first on the PATH) reach Centre hosts by name in every method.
+    if plan.method != "local" or (argv and Path(argv[0]).name in PROGRAMS):
         return None
     words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
     for e in plan.endpoints:

@@ -24,6 +24,8 @@ LOCAL = Plan("local", [M1, M2, L1, L2])
         (["ecflow_client", "--host", "localhost", "--port", "39989", "--ping"], None),
         (["ls", "machine10"], None),
         (["ecflow_client", "--host", "logserver1"], None),  # log servers are not what ecflow_client asks
+        (["ssh", "machine1", "hostname"], None),  # the tunnel's ssh reaches Centre hosts by name
+        (["/usr/bin/scp", "machine2:/tmp/x", "."], None),
     ],
 )
 def test_local_hint(argv: list[str], words: list[str] | None) -> None:
