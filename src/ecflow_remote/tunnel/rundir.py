@@ -86,7 +86,8 @@ def private_dir(path: Path, *, parents: bool = False, chosen: bool = False) -> P
             f"the run directory {path} is writable by other accounts, so nothing in it can be trusted: {fix}"
         )
     if st.st_mode & 0o077:
-        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}")
+        other = f", or {what_to_do}" if chosen else ""
+        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}{other}")
     return path
 
 
