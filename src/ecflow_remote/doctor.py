@@ -289,6 +289,7 @@ async def _services(
     from ecflow_remote.errors import ServerError
 
     workstation = profile.gateway.host.host
+    answering: dict[str, AsyncEcflowClient] = {}
 
     async def port_open(host: str, port: int, name: str, what: str) -> None:
         try:
@@ -348,25 +349,58 @@ async def _services(
         except (EcflowRemoteError, OSError, TimeoutError) as e:
             w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
         w.ok(f"ping {s.name}", f"answers in {latency * 1000:.1f} ms")
+        answering[s.name] = client
         w.ok(f"white list {s.name}", f"accepts user {client.user!r}")
         if s.custom_user and s.password is not None and not unread:
             w.ok(f"password {s.name}", f"accepted for custom user {s.custom_user!r}")
 
-    for lg in profile.logservers:
-        name = f"logserver {lg.host}:{lg.port}"
+    async def logserver(host: str, port: int, used_by: str | None) -> None:
+        # A profile log server that does not answer is a broken link; one only a suite names is a warning.
+        name = f"logserver {host}:{port}"
         logclient = AsyncLogServerClient(
-            lg.host, lg.port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout, read_timeout=timeout
+            host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout, read_timeout=timeout
         )
         try:
             async with asyncio.timeout(timeout):
                 version = await logclient.version()
         except (EcflowRemoteError, OSError, TimeoutError) as e:
-            w.fail(
-                name,
-                f"no answer from {lg.host}:{lg.port} (from {workstation}): {e or 'timed out'}",
-                f"is the log server on {lg.host}:{lg.port} running? (ecflow_logserver.sh; ask its administrator)",
-            )
-        w.ok(name, f"answers (protocol version {version})")
+            detail = f"no answer from {host}:{port} (from {workstation}): {e or 'timed out'}"
+            fix = f"is the log server on {host}:{port} running? (ecflow_logserver.sh; ask its administrator)"
+            if used_by is None:
+                w.fail(name, detail, fix)
+            w.warn(name, f"{detail}; ECF_LOGHOST of {used_by} names it", f"{fix}; until then `output` asks the server")
+            return
+        w.ok(name, f"answers (protocol version {version})" + (f"; named by {used_by}" if used_by else ""))
+
+    for lg in profile.logservers:
+        await logserver(lg.host, lg.port, None)
+    for host, port, used_by in await _suites_logservers(w, profile, answering, timeout):
+        await logserver(host, port, used_by)
+
+
+async def _suites_logservers(
+    w: _Walk, profile: Profile, clients: dict[str, Any], timeout: float
+) -> list[tuple[str, int, str]]:
+    """The log servers the servers' suites name (ECF_LOGHOST/ECF_LOGPORT) that the profile does not: the tunnel
+    finds and carries them, so doctor checks them too. (host, port, "server /suite, ...") each."""
+    from ecflow_remote.clients.ecflow.logservers import find_logservers, logserver_problems
+    from ecflow_remote.tunnel.clients import same_host
+
+    trees = {}
+    for name, client in clients.items():
+        try:
+            async with asyncio.timeout(timeout):
+                trees[name] = await client.get_defs()
+        except (EcflowRemoteError, OSError, TimeoutError) as e:
+            w.warn(f"suites {name}", f"could not read the definition: {e or 'timed out'}", None)
+    for problem in logserver_problems(trees):
+        w.warn("log server settings", problem, "fix ECF_LOGHOST/ECF_LOGPORT in the suite")
+    named = [(lg.host, lg.port) for lg in profile.logservers]
+    return [
+        (u.host, u.port, ", ".join(f"{srv} /{suite}" for srv, suite in u.suites))
+        for u in find_logservers(trees)
+        if not any(same_host(u.host, host) and u.port == port for host, port in named)
+    ]
 
 
 def _ui_version(exe: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import LaunchError
@@ -118,7 +119,10 @@ def run(
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
     """With the local method a program naming a server by its Centre host reaches nothing (no names are mapped: a
     moved port would send it to whatever listens on the original one). Where it is instead, for a failed run."""
-    if plan.method != "local":
+    from ecflow_remote.transport.wrapper import PROGRAMS
+
+    # The tunnel's own ssh and scp (first on the PATH) reach Centre hosts by name in every method.
+    if plan.method != "local" or (argv and Path(argv[0]).name in PROGRAMS):
         return None
     words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
     for e in plan.endpoints:
@@ -129,6 +133,20 @@ def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
                 f"{e.name} -- ...`, which sets ECF_HOST/ECF_PORT); the hosts method keeps the Centre's names and ports"
             )
     return None
+
+
+def default_server_hint(plan: Plan, argv: Sequence[str], server: str | None, environ: Mapping[str, str]) -> str | None:
+    """ecflow_client given no server asks localhost:3141, which the tunnel never is: which servers there are, for a
+    failed run."""
+    if server is not None or "ECF_HOST" in environ or not any(Path(w).name == "ecflow_client" for w in argv):
+        return None
+    if any(w.startswith("--host") or "ECF_HOST=" in w for w in argv):
+        return None
+    names = [e.name for e in plan.endpoints if e.kind == "server"]
+    return (
+        "ecflow_client without --host asks localhost:3141 (no ECF_HOST); name a server: `ecflow-remote run --server "
+        f"NAME -- ecflow_client ...` (servers: {', '.join(names) or 'none'})"
+    )
 
 
 def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:

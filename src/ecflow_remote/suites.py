@@ -31,6 +31,14 @@ async def fetch(tunnel: Tunnel, server: str, path: str | None = None) -> Defs | 
     return defs.find(path)
 
 
+def within(path: str | None, changed: str) -> bool:
+    """Whether a change on `changed` concerns the subtree at `path` (server-wide changes, on "/", always do)."""
+    if not path or path.rstrip("/") == "" or changed == "/":
+        return True
+    root = path.rstrip("/")
+    return changed == root or changed.startswith(root + "/")
+
+
 # --------------------------------------------------------------------------------------------- JSON
 
 

@@ -126,3 +126,26 @@ def test_doctor_cli_json(centre: Any, profile_for: Any) -> None:
         timeout=120,
     )
     assert "Every link works." in text.stdout
+
+
+def test_doctor_checks_the_log_servers_the_suites_name(centre: Any, tmp_path: Path) -> None:
+    # A profile naming no log server (the tunnel finds them): doctor finds them in the suites too, and one that does
+    # not answer is a warning (`output` still reads through the ecFlow server), not a broken link.
+    from ecflow_remote import doctor
+
+    profile = centre.write_profile(tmp_path / "nologservers.toml", "local", logservers=[])
+    assert "[[logserver]]" not in profile.read_text()
+    report = doctor.diagnose(profile, timeout=5)
+    steps = {s.name: s for s in report.steps}
+    assert report.broken is None, report.text()
+    assert steps["logserver logserver1:9316"].status == "ok", report.text()
+    assert "named by machine1 /lab" in steps["logserver logserver1:9316"].detail
+    assert "named by machine2 /ops" in steps["logserver logserver2:9316"].detail
+    centre.stop_logserver("logserver2")
+    try:
+        report = doctor.diagnose(profile, timeout=5)
+    finally:
+        centre.start_logserver("logserver2")
+    step = next(s for s in report.steps if s.name == "logserver logserver2:9316")
+    assert report.broken is None and step.status == "warn", report.text()
+    assert "machine2 /ops" in step.detail and step.fix, report.text()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,33 @@ def test_suspend_resume_why_watch_and_logservers(centre: Any, tunnel_up: Any) ->
         follower.terminate()
         follower.wait(10)
         EcflowClient(host, port).node_action("resume", path)
+
+    # `suites SERVER PATH --watch` follows only PATH: one request suspending a node outside it and one inside (the
+    # second node's memento carries only cereal's type number) shows just the inside one, without a full re-read.
+    family, outside = f"/{spec.suite}/f1", f"/{spec.suite}/f2/later"
+    follower = subprocess.Popen(
+        [*CLI, "--profile", str(profile), "suites", "machine1", family, "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().strip().startswith("family f1")
+        time.sleep(1)
+        EcflowClient(host, port).node_action("suspend", [outside, path])
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in follower.stdout or ()], daemon=True).start()
+        seen: list[str] = []
+        with contextlib.suppress(queue.Empty):  # a missing line fails below, naming what came
+            while not any(f"{path} suspended" in x for x in seen):
+                seen.append(lines.get(timeout=30))
+        changes = [x.split(" ", 1)[1].rstrip() for x in seen if x[:1].isdigit()]
+        assert changes == [f"{path} suspended: False -> True"], seen
+    finally:
+        follower.terminate()
+        follower.wait(10)
+        EcflowClient(host, port).node_action("resume", [outside, path])
 
     # Log servers, from each server's definition only.
     defs = {s.host: EcflowClient(*tunnel.endpoint(s.host)).get_defs() for s in centre.servers}

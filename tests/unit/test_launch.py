@@ -1,4 +1,4 @@
-"""launch.py's hint for a failed `run` under the local method, and `up`'s words for a moved port."""
+"""launch.py's hints for a failed `run` (local method; ecflow_client given no server) and `up`'s moved ports."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ LOCAL = Plan("local", [M1, M2, L1, L2])
         (["ecflow_client", "--host", "localhost", "--port", "39989", "--ping"], None),
         (["ls", "machine10"], None),
         (["ecflow_client", "--host", "logserver1"], None),  # log servers are not what ecflow_client asks
+        (["ssh", "machine1", "hostname"], None),  # the tunnel's ssh reaches Centre hosts by name
+        (["/usr/bin/scp", "machine2:/tmp/x", "."], None),
     ],
 )
 def test_local_hint(argv: list[str], words: list[str] | None) -> None:
@@ -46,3 +48,27 @@ def test_a_port_moved_for_the_tunnels_own_log_server_says_so() -> None:
     assert _moved(LOCAL, L2) == "  (port 9316 here is logserver1:9316's)"
     assert _moved(LOCAL, M1) == "  (port 4141 was taken by another program)"
     assert _moved(LOCAL, M2) == "" and _moved(LOCAL, L1) == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "server", "environ", "hinted"),
+    [
+        (["ecflow_client", "--ping"], None, {}, True),
+        (["/usr/bin/ecflow_client", "--ping"], None, {}, True),
+        (["ecflow_client", "--ping"], "m1", {}, False),  # --server set ECF_HOST/ECF_PORT
+        (["ecflow_client", "--ping"], None, {"ECF_HOST": "localhost"}, False),  # the user's own choice
+        (["ecflow_client", "--host", "127.0.0.1", "--port", "39989", "--ping"], None, {}, False),
+        (["ecflow_client", "--host=127.0.0.1", "--ping"], None, {}, False),
+        (["env", "ECF_HOST=machine1", "ecflow_client", "--ping"], None, {}, False),
+        (["python3", "script.py"], None, {}, False),
+    ],
+)
+def test_ecflow_client_given_no_server_is_told_the_servers(
+    argv: list[str], server: str | None, environ: dict[str, str], hinted: bool
+) -> None:
+    hint = launch.default_server_hint(LOCAL, argv, server, environ)
+    if not hinted:
+        assert hint is None
+        return
+    assert hint is not None and "\n" not in hint
+    assert "localhost:3141" in hint and "--server NAME" in hint and "m1, machine2" in hint

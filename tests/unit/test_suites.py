@@ -85,3 +85,19 @@ def test_server_state_heads_the_plain_view() -> None:
     )
     assert suites.plain_lines("ops", halted)[0] == "ops  HALTED"
     assert suites.to_json("ops", halted)["server_state"] == "HALTED"
+
+
+@pytest.mark.parametrize(
+    ("path", "changed", "shown"),
+    [
+        (None, "/lab/f1/t1", True),
+        ("/", "/ops", True),
+        ("/lab/f1", "/lab/f1", True),
+        ("/lab/f1/", "/lab/f1/t1", True),
+        ("/lab/f1", "/lab/f10/t1", False),  # a sibling whose name starts the same is not inside
+        ("/lab/f1", "/lab", False),
+        ("/lab/f1", "/", True),  # the server's own state concerns every subtree
+    ],
+)
+def test_watch_shows_only_changes_within_the_path(path: str | None, changed: str, shown: bool) -> None:
+    assert suites.within(path, changed) is shown

@@ -30,7 +30,9 @@ def suites(c: Context, server: str, path: str | None, as_json: bool, watch: bool
     if watch:
         from ecflow_remote.cli.nodes import watch_suites
 
-        watch_suites(c, server, interval)
+        if as_json:
+            raise click.UsageError("--watch prints text lines; drop --json (or poll `suites --json`)")
+        watch_suites(c, server, path, interval)
         return
     tunnel = c.tunnel()
     tree = asyncio.run(suites_view.fetch(tunnel, server, path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,8 @@ def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
         from ecflow_remote.errors import TunnelError
 
         with contextlib.suppress(TunnelError):  # the tunnel went down meanwhile: the program's status stands
-            hint = launch.local_hint(tunnel.plan(), command)
+            plan = tunnel.plan()
+            hint = launch.local_hint(plan, command) or launch.default_server_hint(plan, command, server, os.environ)
             if hint:
                 click.echo(f"ecflow-remote: hint: {hint}", err=True)
     sys.exit(code)

@@ -90,21 +90,22 @@ def _value(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def watch_suites(c: Context, server: str, interval: float) -> None:
-    """`suites SERVER --watch`: the tree once, then one line per change as the server reports it (Ctrl-C ends)."""
+def watch_suites(c: Context, server: str, path: str | None, interval: float) -> None:
+    """`suites SERVER [PATH] --watch`: the (sub)tree once, then one line per change in it as the server reports it."""
     from ecflow_remote import suites as suites_view
 
     client = c.tunnel().ecflow_client(server)
 
     async def follow() -> None:
         async with client.watch(interval) as w:
-            click.echo("\n".join(suites_view.plain_lines(server, w.defs)))
+            tree = w.defs.find(path) if path and path.strip("/") else w.defs
+            click.echo("\n".join(suites_view.plain_lines(server, tree)))
             sys.stdout.flush()
             async for update in w:
                 stamp = time.strftime("%H:%M:%S")
                 if update.full:
                     click.echo(f"{stamp} (whole definition re-read)")
-                for change in update.changes:
+                for change in (ch for ch in update.changes if suites_view.within(path, ch.path)):
                     click.echo(f"{stamp} {change_line(change)}")
                 sys.stdout.flush()
 

@@ -29,14 +29,14 @@ if TYPE_CHECKING:
     type=POSITIVE_SECONDS,
     default=30.0,
     show_default=True,
-    help="Seconds to wait for every server (more than 0).",
+    help="Seconds to wait for every server.",
 )
 @click.option(
     "--allow-unreachable", is_flag=True, help="Do not wait for every server: up once the tunnel is, saying which fail."
 )
 @pass_context
 def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unreachable: bool) -> None:
-    """Start the tunnel: every server and log server of the profile."""
+    """Start the tunnel to the profile's servers and log servers (and to those their suites name)."""
     tunnel = c.tunnel(method)
     _offer_login(tunnel.profile)
     state = _up_with_progress(tunnel, timeout, not allow_unreachable)

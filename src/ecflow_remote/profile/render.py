@@ -27,8 +27,8 @@ _HEADER = (
 )
 _METHODS_HELP = (
     "How ecflow_ui and the ecFlow clients reach the servers:",
-    "  local - one local port per server (ssh -L); ecflow_ui connects to localhost",
-    "  socks - a SOCKS proxy (ssh -D) that programs are pointed at",
+    "  local - one port on 127.0.0.1 per server and log server; ecflow_ui connects to localhost",
+    "  socks - a SOCKS proxy on 127.0.0.1 (user and password made at each `up`) that programs are pointed at",
     "  hosts - the Centre's host names point to local addresses: real names, several log servers",
 )
 _GATEWAY_TAIL = (
@@ -38,6 +38,11 @@ _GATEWAY_TAIL = (
     "hosts/socks where launched programs cannot get a private hosts view (macOS): let ecflow-remote add a",
     "marked block to /etc/hosts while the tunnel is up (backed up, removed by `down`; needs root).",
     "system_hosts = true",
+    "What carries the connections: auto (the far-side agent, a small python3 program sent over ssh to the",
+    "workstation; plain OpenSSH forwards where it has no python3), agent (never plain) or plain (never the agent).",
+    'transport = "auto"',
+    "The workstation's python3 for the agent (default: python3 on its PATH, else platform-python, /usr/bin/python3).",
+    'agent_python = "/usr/bin/python3"',
 )
 _SERVERS_HELP = (
     "One [[server]] per ecFlow server. `name` is how you call it (as in ecflow_ui) and must be unique.",

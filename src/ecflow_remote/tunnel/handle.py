@@ -322,8 +322,10 @@ def not_ready_message(state: TunnelState | None, timeout: float) -> str:
 def open_tunnel(profile: Profile | Path | str | None = None, method: str | None = None) -> Iterator[Tunnel]:
     """`with open_tunnel("profile.toml") as t:` — up on entry, down on exit, whatever happens."""
     tunnel = Tunnel(profile, method)
+    # Not inside the try: a failed up() leaves nothing of its own behind, and when it failed because a tunnel of
+    # this profile already runs (started by `ecflow-remote up`), that tunnel is not ours to stop.
+    tunnel.up()
     try:
-        tunnel.up()
         yield tunnel
     finally:
         tunnel.down()

@@ -38,7 +38,7 @@ def runtime_root() -> Path:
         # with what to do (a fallback name would have to be found again by every later command, from a place
         # another account cannot change: setting one of the variables above is that place).
         root = Path(tempfile.gettempdir()) / f"ecflow-remote-{os.getuid()}"
-    return private_dir(root, parents=True)
+    return private_dir(root, parents=True, chosen=bool(override))
 
 
 _WHAT_TO_DO = (
@@ -47,11 +47,19 @@ _WHAT_TO_DO = (
 )
 
 
-def private_dir(path: Path, *, parents: bool = False) -> Path:
+def private_dir(path: Path, *, parents: bool = False, chosen: bool = False) -> Path:
     """`path` as a real directory of this user, 0700, made if missing; RunDirError when it is anything else.
 
     Checked on the directory itself (lstat, and an O_NOFOLLOW open), never through a symbolic link: a link's
-    target can be swapped by whoever owns the link between the check and each later use."""
+    target can be swapped by whoever owns the link between the check and each later use. `chosen`: the user named
+    it (ECFLOW_REMOTE_RUNTIME_DIR), so it may be anything (/tmp, their home): never advise removing it."""
+    remove = "" if chosen else f"remove it (rm {path}) or "
+    what_to_do = (
+        "point ECFLOW_REMOTE_RUNTIME_DIR, which names it, at a private directory of yours instead, e.g. "
+        "`export ECFLOW_REMOTE_RUNTIME_DIR=~/.ecflow-remote-run`"
+        if chosen
+        else _WHAT_TO_DO
+    )
     try:
         if parents:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -63,22 +71,23 @@ def private_dir(path: Path, *, parents: bool = False) -> Path:
     if stat.S_ISLNK(st.st_mode):
         raise RunDirError(
             f"the run directory {path} is a symbolic link, which ecflow-remote never follows (whoever owns it can "
-            f"point it elsewhere): remove it (rm {path}) or {_WHAT_TO_DO}"
+            f"point it elsewhere): {remove}{what_to_do}"
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise RunDirError(f"the run directory {path} is not a directory: remove it (rm {path}) or {_WHAT_TO_DO}")
+        raise RunDirError(f"the run directory {path} is not a directory: {remove}{what_to_do}")
     if st.st_uid != os.getuid():
         raise RunDirError(
             f"the run directory {path} belongs to another account ({_owner(st.st_uid)}), so ecflow-remote cannot "
-            f"keep its files there: {_WHAT_TO_DO}, or ask an administrator to remove {path}"
+            f"keep its files there: {what_to_do}" + ("" if chosen else f", or ask an administrator to remove {path}")
         )
     if st.st_mode & 0o022:
+        fix = what_to_do if chosen else f"remove it (rm -r {path}) and ecflow-remote makes it anew, private"
         raise RunDirError(
-            f"the run directory {path} is writable by other accounts, so nothing in it can be trusted: remove it "
-            f"(rm -r {path}) and ecflow-remote makes it anew, private"
+            f"the run directory {path} is writable by other accounts, so nothing in it can be trusted: {fix}"
         )
     if st.st_mode & 0o077:
-        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}")
+        other = f", or {what_to_do}" if chosen else ""
+        raise RunDirError(f"the run directory {path} must be private: chmod 700 {path}{other}")
     return path
 
 

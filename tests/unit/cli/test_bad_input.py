@@ -89,6 +89,7 @@ CASES = [
     Case("status --timeout 0", GOOD, ["--timeout"], args=["status", "--timeout", "0"], code=2),
     Case("doctor --timeout negative", GOOD, ["--timeout"], args=["doctor", "--timeout", "-1"], code=2),
     Case("suites --interval 0", GOOD, ["--interval"], args=["suites", "m", "--watch", "--interval", "0"], code=2),
+    Case("suites --watch --json", GOOD, ["--watch", "--json"], args=["suites", "m", "--watch", "--json"], code=2),
 ]
 
 

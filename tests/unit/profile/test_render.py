@@ -70,6 +70,9 @@ def test_render_minimal_round_trip(tmp_path: Path) -> None:
     # The commented-out examples are valid once uncommented.
     uncommented = text.replace("# socks_port", "socks_port").replace("# login", "login")
     assert load_profile(write(tmp_path, uncommented.replace("# warn_before", "warn_before"))).gateway.socks_port == 9050
+    agent = text.replace("# transport", "transport").replace("# agent_python", "agent_python")
+    gateway = load_profile(write(tmp_path, agent)).gateway
+    assert (gateway.transport, gateway.agent_python) == ("auto", "/usr/bin/python3")
     assert profile.ui.system_servers is None
     with_ui = text.replace("# [ui]", "[ui]").replace("# system_servers", "system_servers")
     assert load_profile(write(tmp_path, with_ui)).ui.system_servers == ("/path/on/your/workstation/servers",)

@@ -1,14 +1,19 @@
-"""The handle's words while `up` waits: whether the first hop answers at all (a real probe, on loopback)."""
+"""The handle: its words while `up` waits (whether the first hop answers at all, a real probe on loopback), and
+open_tunnel next to a tunnel already running."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
+import pytest
 from tests.unit.samples import LOCAL_PROFILE
 
+from ecflow_remote.errors import AlreadyRunning
 from ecflow_remote.profile.load import load_profile
-from ecflow_remote.tunnel.handle import FirstHop
+from ecflow_remote.tunnel.handle import FirstHop, Tunnel, open_tunnel
+from ecflow_remote.tunnel.rundir import wait_for
 from ecflow_remote.tunnel.state import TunnelState
 
 
@@ -46,3 +51,25 @@ def test_a_first_hop_that_answers_adds_nothing(tmp_path: Path) -> None:
         hop = _hop(tmp_path, listener.getsockname())
         starting = TunnelState("starting", "local", "p.toml", 1, "starting ssh")
         assert hop.annotate(starting) is starting
+
+
+def test_open_tunnel_never_stops_a_tunnel_already_running(tmp_path: Path) -> None:
+    # `ecflow-remote up` started one; a script's `with open_tunnel(...)` is refused, and must leave it running
+    # (it used to call down() on the way out of the failed up()).
+    path = tmp_path / "p.toml"
+    path.write_text(LOCAL_PROFILE)
+    rundir = Tunnel(path).rundir
+    rundir.make()
+    rundir.lock_file.touch()
+    # A stand-in supervisor: a real process holding the profile's lock, as the supervisor does for its life.
+    holder = subprocess.Popen(["flock", "--nonblock", str(rundir.lock_file), "sleep", "60"])
+    try:
+        assert wait_for(rundir.is_locked, 5)
+        rundir.write_state(TunnelState("up", "local", str(path), holder.pid))
+        with pytest.raises(AlreadyRunning), open_tunnel(path):
+            pass
+        assert holder.poll() is None, "the running tunnel's supervisor was stopped"
+        assert rundir.state_file.exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -164,3 +164,21 @@ def test_a_link_swapped_in_is_never_written_through(
     assert target.read_text() == PRECIOUS
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert sorted(p.name for p in victim.iterdir()) == ["ssh-main.log", "supervisor.log"]
+
+
+@pytest.mark.parametrize("prepare", [p.values[0] for p in BAD_ROOTS if p.id != "readable-by-others"])
+def test_a_root_the_user_named_is_never_to_be_removed(
+    tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch, prepare: Callable[[Path, Path], None]
+) -> None:
+    # ECFLOW_REMOTE_RUNTIME_DIR may name anything (/tmp, /etc/passwd, a home): the way out is another directory,
+    # never `rm` of what it names.
+    if prepare is _other_account and os.geteuid() != 0:
+        pytest.skip("gives a directory to another uid: needs root")
+    named = tmp_path / "named"
+    prepare(named, victim)
+    monkeypatch.setenv("ECFLOW_REMOTE_RUNTIME_DIR", str(named))
+    with pytest.raises(RunDirError) as info:
+        runtime_root()
+    message = str(info.value)
+    assert "rm " not in message and "remove" not in message, message
+    assert "point ECFLOW_REMOTE_RUNTIME_DIR, which names it, at a private directory" in message

@@ -95,9 +95,11 @@ def news_of(reply: Reply, where: str = "") -> int:
     return int(news) if isinstance(news, int) else NO_NEWS
 
 
-def _polymorphic(items: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(class name, data) of each cereal polymorphic pointer; later ones of a type carry only its number."""
-    names: dict[int, str] = {}
+def _polymorphic(items: list[Any], names: dict[int, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(class name, data) of each cereal polymorphic pointer; later ones of a type carry only its number.
+
+    cereal numbers the types once per archive, so `names` must be shared by every list of one reply: a second
+    node's memento of a type already sent carries only the number."""
     for item in items:
         pid = int(item.get("polymorphic_id", 0))
         if pid & _FIRST:
@@ -108,7 +110,14 @@ def _polymorphic(items: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 class NeedsFullSync(Exception):
-    """The reply cannot be applied to the tree held here: ask for a whole definition."""
+    """The reply cannot be applied to the tree held here: ask for a whole definition.
+
+    `applied`: the changes already made to the tree in place before the reply proved unusable; a diff against the
+    whole definition no longer sees them, so whoever reports changes must keep them."""
+
+    def __init__(self, message: str, applied: list[NodeChange] | None = None) -> None:
+        super().__init__(message)
+        self.applied: list[NodeChange] = applied or []
 
 
 @dataclass
@@ -137,10 +146,22 @@ def apply_sync(defs: Defs | None, reply: Reply, where: str = "") -> SyncResult:
     delta = data.get("incremental_changes_", {})
     changes: list[NodeChange] = []
     refetch: list[str] = []
+    try:
+        _apply_delta(defs, delta, changes, refetch)
+    except NeedsFullSync as e:
+        raise NeedsFullSync(str(e), changes) from None
+    defs.state_change_no = int(delta.get("server_state_change_no_", defs.state_change_no))
+    defs.modify_change_no = int(delta.get("server_modify_change_no_", defs.modify_change_no))
+    return SyncResult(defs, changes, False, sorted(set(refetch)))
+
+
+def _apply_delta(defs: Defs, delta: dict[str, Any], changes: list[NodeChange], refetch: list[str]) -> None:
+    """Apply each node's mementos in place, appending to `changes` as it goes (so a failure leaves what was done)."""
+    names: dict[int, str] = {}
     for compound in delta.get("compound_mementos_", []):
         body = compound.get("ptr_wrapper", {}).get("data", {})
         path = str(body.get("absNodePath_", ""))
-        mementos = list(_polymorphic(body.get("vec_", [])))
+        mementos = list(_polymorphic(body.get("vec_", []), names))
         if path in ("", "/"):
             changes.extend(_apply_server(defs, mementos))
             continue
@@ -156,9 +177,6 @@ def apply_sync(defs: Defs | None, reply: Reply, where: str = "") -> SyncResult:
             refetch.append(path)
         for name, memento in mementos:
             changes.extend(_apply_node(node, name, memento, refetch))
-    defs.state_change_no = int(delta.get("server_state_change_no_", defs.state_change_no))
-    defs.modify_change_no = int(delta.get("server_modify_change_no_", defs.modify_change_no))
-    return SyncResult(defs, changes, False, sorted(set(refetch)))
 
 
 def _apply_server(defs: Defs, mementos: list[tuple[str, dict[str, Any]]]) -> list[NodeChange]:

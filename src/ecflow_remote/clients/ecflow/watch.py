@@ -78,12 +78,13 @@ class Watch:
         state_no, modify_no = (defs.state_change_no, defs.modify_change_no) if defs is not None else (0, 0)
         return sync.sync_request(self.client._identity, api, state_no, modify_no)
 
-    async def _full_sync(self, spent: int = 0) -> sync.WatchUpdate:
+    async def _full_sync(self, spent: int = 0, applied: list[sync.NodeChange] | None = None) -> sync.WatchUpdate:
+        # `applied`: changes an unusable reply already made in place, which the diff below can no longer see.
         reply, size = await self._ask(self.request(sync.SYNC_FULL))
         result = sync.apply_sync(self._defs, reply, self.client.where)
         self._defs = result.defs
         self.full_syncs += 1
-        return self._update(result.changes, True, spent + size)
+        return self._update([*(applied or []), *result.changes], True, spent + size)
 
     def _update(self, changes: list[sync.NodeChange], full: bool, size: int) -> sync.WatchUpdate:
         defs = self.defs
@@ -101,8 +102,8 @@ class Watch:
         spent += size
         try:
             result = sync.apply_sync(self._defs, reply, self.client.where)
-        except sync.NeedsFullSync:
-            return await self._full_sync(spent)
+        except sync.NeedsFullSync as e:
+            return await self._full_sync(spent, e.applied)
         self._defs = result.defs
         if result.full:
             self.full_syncs += 1
@@ -112,5 +113,5 @@ class Watch:
                 fresh = await self.client.get_node(path)
                 sync.replace_attributes(self.defs.find(path), fresh)
             except (UnknownNode, ServerError):
-                return await self._full_sync(spent)
+                return await self._full_sync(spent, result.changes)
         return self._update(result.changes, result.full, spent)

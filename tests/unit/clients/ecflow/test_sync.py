@@ -93,3 +93,25 @@ def test_a_memento_for_a_node_not_in_the_tree_asks_for_a_full_sync() -> None:
     defs.suites[0].children[0].children.pop(2)  # /s/f/c
     with pytest.raises(sync.NeedsFullSync, match="/s/f/c"):
         sync.apply_sync(defs, reply("reply_sync_suspended"))
+
+
+def test_a_memento_type_named_once_per_reply_applies_to_every_node() -> None:
+    # Captured from 5.9.2 after `suspend /lab/f1/hello /lab/f2/later`: cereal names SuspendedMemento in the first
+    # node's list only; the second node's carries just its number, and must not force a whole definition.
+    defs = sync.apply_sync(None, reply("reply_sync_full_lab")).defs
+    result = sync.apply_sync(defs, reply("reply_sync_suspended_two"))
+    assert not result.full
+    got = [(c.path, c.what, c.old, c.new) for c in result.changes if c.what == "suspended"]
+    assert got == [("/lab/f1/hello", "suspended", False, True), ("/lab/f2/later", "suspended", False, True)]
+    assert defs.find("/lab/f2/later").suspended
+
+
+def test_a_reply_found_unusable_midway_reports_what_it_already_changed() -> None:
+    # The first node's memento is applied in place before the second node proves missing: a diff against the
+    # whole definition fetched next no longer sees that change, so the exception must carry it.
+    defs = sync.apply_sync(None, reply("reply_sync_full_lab")).defs
+    f2 = defs.find("/lab/f2")
+    f2.children = [c for c in f2.children if c.name != "later"]
+    with pytest.raises(sync.NeedsFullSync, match="/lab/f2/later") as caught:
+        sync.apply_sync(defs, reply("reply_sync_suspended_two"))
+    assert [(c.path, c.what, c.new) for c in caught.value.applied] == [("/lab/f1/hello", "suspended", True)]
