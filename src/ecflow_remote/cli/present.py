@@ -35,7 +35,8 @@ def status_table(data: dict[str, Any]) -> Table:
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
-        notes
+        _origins(rows)
+        + notes
         + [f"warning: {w}" for w in t.get("warnings", [])]
         + [f"{r.get('name') or r['host']}: {r.get('error')}" for r in rows if not r["reachable"] and r.get("error")]
     )
@@ -57,10 +58,7 @@ def status_table(data: dict[str, Any]) -> Table:
                 local = f"SOCKS {local}"
             name = r.get("name") or r["host"]
             if r.get("origin", "profile") != "profile":
-                # Not in the profile: found in the servers' suites, or from a system server list; and who uses it.
-                users = list(r.get("used_by") or [])
-                more = f" +{len(users) - 3}" if len(users) > 3 else ""
-                name += f"\n[dim]{r['origin']}: {', '.join(users[:3]) or '-'}{more}[/]"
+                name += "[dim]*[/]"  # found or from a system list: which, and who uses it, in the caption
             table.add_row(
                 name,
                 f"{r['host']}:{r['port']}",
@@ -71,6 +69,18 @@ def status_table(data: dict[str, Any]) -> Table:
             )
         table.add_section()
     return table
+
+
+def _origins(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows not from the profile (found in the servers' suites, or from a system server list), with who uses them:
+    caption lines (a second line in the name column wraps badly at 80 columns)."""
+    out = []
+    for r in rows:
+        if r.get("origin", "profile") != "profile":
+            users = list(r.get("used_by") or [])
+            more = f" +{len(users) - 3}" if len(users) > 3 else ""
+            out.append(f"*{r.get('name') or r['host']}: {r['origin']}: {', '.join(users[:3]) or '-'}{more}")
+    return out
 
 
 def _rich_label(node: Node) -> Text:
