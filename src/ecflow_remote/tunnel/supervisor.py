@@ -422,7 +422,8 @@ class Supervisor:
                 self.profile, merged, self.rundir.path, self.passwords, self.credentials, run_files
             )
             self._warn(problems)
-        note = found.uncarried_note(waiting, why) if waiting and why else None
+        # A call that tried nothing new (a request for a service already carried) keeps the last round's note.
+        note = found.uncarried_note(waiting, why) if waiting and why else (None if new else self.state.found_note)
         if merged != plan or note != self.state.found_note:
             self._set(plan=merged, files=run_files, found_note=note)
 
