@@ -235,11 +235,8 @@ class Supervisor:
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
             sessions=dict(self.sessions),
         )
-        # Only `transport = "agent"` (or nothing for ssh to forward) waits for the agent before ready; otherwise
-        # ssh's own channels carry connections until it is there, and it starts once the tunnel is up, so its
-        # start (a Python starting at the far end) never delays ready: start-up costs what plain forwards do.
-        must_wait = agent and (self.profile.gateway.transport == "agent" or not waited)
-        if must_wait:
+        if agent:
+            # While it starts, ssh's own channels carry connections: start-up costs no more than plain forwards.
             self.pending_agent = self._launch_agent()
         deadline = time.monotonic() + READY_TIMEOUT
         while not all(accepts(path) for path in waited):
@@ -252,19 +249,17 @@ class Supervisor:
             time.sleep(0.01)
         self.net.upstreams.sockets = sockets
         self.net.upstreams.socks = socks_sock
-        if must_wait:
-            failure = self._settle_agent(wait=True)
-            if failure is not None:
-                return failure
-        elif agent:
+        if agent:
             self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
+            if self.profile.gateway.transport == "agent" or not waited:
+                failure = self._settle_agent(wait=True)
+                if failure is not None:
+                    return failure
         else:
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
         self._set("up", message=self._certificate_message(), checks=self._health(self.state.plan or plan))
-        if agent and not must_wait:
-            self.pending_agent = self._launch_agent()
         return None
 
     def _start_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
