@@ -189,6 +189,25 @@ def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, lis
     return parse_ssh_g(done.stdout) if done.returncode == 0 else {}
 
 
+_FORWARD_KEYS = {"localforward": "LocalForward", "remoteforward": "RemoteForward", "dynamicforward": "DynamicForward"}
+
+
+def riding_forwards(profile: Profile) -> list[str]:
+    """Warnings for forwards the user's own ssh config adds to a hop of the tunnel: they would ride along on its
+    all-day connection (ssh cannot clear them without clearing the tunnel's own: ClearAllForwardings)."""
+    hops = [*profile.gateway.jump, profile.gateway.host]
+    out = []
+    for hop in hops:
+        found = [f"{_FORWARD_KEYS[k]} {v}" for k in _FORWARD_KEYS for v in settings(profile, hop).get(k, [])]
+        if found:
+            out.append(
+                f"your ssh config adds {', '.join(found)} to {hop}: it rides along on the tunnel's connection all "
+                "day; move it under a Host entry the tunnel does not use, or set ssh_config in the profile to a file "
+                "without it"
+            )
+    return out
+
+
 def first_hop_address(profile: Profile) -> tuple[str, int] | None:
     """Where the tunnel's first TCP connection goes, as `ssh -G` reads the user's config; None when ssh gets there
     through a proxy of its own (nothing for us to probe) or cannot say."""

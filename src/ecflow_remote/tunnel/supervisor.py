@@ -154,7 +154,8 @@ class Supervisor:
         self._set(files=system_files)
         self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
-        self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings])
+        riding = ssh.riding_forwards(self.profile)
+        self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings, *riding])
         return plan
 
     @functools.cached_property
