@@ -241,14 +241,14 @@ def main() -> int:
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         print("bench: needs Linux and root (the simulated Centre uses network namespaces)", file=sys.stderr)
         return 2
-    from centre.isolation import isolate_resolver
+    from centre.isolation import isolate_resolver, private_runtime
 
     isolate_resolver()  # before any thread: Centre names never reach the machine's resolver
     from centre import Centre, cleanup_stale
 
     cleanup_stale()
     n, rounds = (40, 2) if args.quick else (200, 4)
-    with bench.private_runtime() as work, Centre() as centre:
+    with private_runtime() as work, Centre() as centre:
         print(f"bench: Centre {centre.run_id} up; writing 2 × 50 MB payloads", flush=True)
         files = bench.payloads(centre)
         ways: list[Way] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from run import Target, ecflow_client, machine, payloads, pct, private_runtime, save, timed
+from run import Target, ecflow_client, machine, payloads, pct, save, timed
 
 MB20 = 20 * 1024 * 1024
 PROFILES = [  # (round trip s, down Mbit/s, up Mbit/s): the two home links
@@ -252,7 +252,7 @@ def main() -> int:
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         print("bench: needs Linux and root (the simulated Centre uses network namespaces)", file=sys.stderr)
         return 2
-    from centre.isolation import isolate_resolver
+    from centre.isolation import isolate_resolver, private_runtime
 
     isolate_resolver()  # before any thread
     from centre import Centre, HomeLink, cleanup_stale

@@ -14,10 +14,9 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -549,15 +548,6 @@ def table(cfgs: list[Config], status: dict[str, float], stall: dict[str, dict[st
     return "\n".join(out)
 
 
-@contextlib.contextmanager
-def private_runtime() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="ecfr-bench-") as d:
-        rt = Path(d) / "rt"
-        rt.mkdir(mode=0o700)
-        os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = str(rt)
-        yield Path(d)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples, a 10 s link cut (a smoke run)")
@@ -565,7 +555,7 @@ def main() -> int:
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         print("bench: needs Linux and root (the simulated Centre uses network namespaces)", file=sys.stderr)
         return 2
-    from centre.isolation import isolate_resolver
+    from centre.isolation import isolate_resolver, private_runtime
 
     # Before any thread: the Centre's host names must never reach the machine's own resolver.
     isolate_resolver()

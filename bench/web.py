@@ -120,15 +120,13 @@ def main() -> int:
 
     isolate_resolver()  # before any thread
     from centre import Centre, cleanup_stale
+    from centre.isolation import private_runtime
     from centre.webshot import start_web
 
     from ecflow_remote.tunnel.handle import Tunnel
 
     cleanup_stale()
-    runtime = tempfile.mkdtemp(prefix="ecfr-bench-web-")
-    os.chmod(runtime, 0o700)
-    os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = runtime
-    with Centre() as centre:
+    with private_runtime("ecfr-bench-web-"), Centre() as centre:
         spec = centre.server("machine1")
         definition = centre.ecf_home(spec) / "big.def"
         definition.write_text(suite_text())

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from centre import Centre
-from centre.isolation import isolate_resolver
+from centre.isolation import isolate_resolver, private_runtime
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 RESET = "\033[0m" if sys.stdout.isatty() else ""
@@ -78,10 +78,9 @@ def has_command(name: str) -> bool:
 
 def main() -> None:
     isolate_resolver()
-    os.environ.setdefault("ECFLOW_REMOTE_RUNTIME_DIR", tempfile.mkdtemp(prefix="ecfr-demo-"))
     t0 = time.monotonic()
     step("Starting a simulated Centre: jump host, workstation machine1, ecFlow servers, two log servers")
-    with Centre() as centre:
+    with private_runtime("ecfr-demo-"), Centre() as centre:
         print(f"Centre {centre.run_id} up in {time.monotonic() - t0:.1f} s; home cannot reach it except through jump")
         # logserver2 (ops' ECF_LOGHOST) is left out: the tunnel finds it in the suite by itself.
         profile = centre.write_profile(centre.base / "profile.toml", "hosts", logservers=("logserver1",))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _CLONE_NEWNS = 0x00020000
@@ -51,3 +54,21 @@ def is_resolver_isolated(path: Path = Path("/etc/resolv.conf")) -> bool:
         return path.read_text() == RESOLV_CONF
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def private_runtime(prefix: str = "ecfr-bench-") -> Iterator[Path]:
+    """A private ECFLOW_REMOTE_RUNTIME_DIR (0700) for the demo and the benches, removed afterwards with all in it;
+    yields its parent, a scratch directory."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        rt = Path(d) / "rt"
+        rt.mkdir(mode=0o700)
+        before = os.environ.get("ECFLOW_REMOTE_RUNTIME_DIR")
+        os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = str(rt)
+        try:
+            yield Path(d)
+        finally:
+            if before is None:
+                os.environ.pop("ECFLOW_REMOTE_RUNTIME_DIR", None)
+            else:
+                os.environ["ECFLOW_REMOTE_RUNTIME_DIR"] = before
