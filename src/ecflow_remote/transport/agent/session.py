@@ -242,10 +242,6 @@ class AgentSession:
         is gone."""
         return self.mux.open(host, port)
 
-    async def relay(self, chan: channel.Channel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy between an open stream and a local connection until both are done (aborted on any failure)."""
-        await far.relay(chan, reader, writer)
-
     async def pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int) -> None:
         """Relay an accepted local connection to host:port through the agent; a dead agent aborts it."""
         try:
