@@ -361,7 +361,7 @@ def test_supervisor_killed_then_up_and_down_clean(profile_for: Callable[..., Pat
     os.kill(first["supervisor_pid"], signal.SIGKILL)
     # ssh dies with its supervisor (PR_SET_PDEATHSIG): no orphan holds the ports.
     assert wait_for(lambda: not ssh_pids(tunnel.rundir.path), 5), [cmdline(p) for p in ssh_pids(tunnel.rundir.path)]
-    assert not tunnel.is_running()
+    assert wait_for(lambda: not tunnel.is_running(), 5)  # the kernel frees the lock as the process ends, not at kill
     # `up` again takes over cleanly from the leftovers.
     again = Tunnel(profile)
     again.up()

@@ -13,7 +13,6 @@ from pathlib import Path
 from ecflow_remote.errors import SshMissing
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile, SshTarget
-from ecflow_remote.transport.agent.bootstrap import control_session_argv
 
 # A pty-backed session on each leg: OpenSSH turns Nagle off (TCP_NODELAY) only for connections that carry an
 # interactive session, and without it every small forwarded reply waits ~40 ms for a delayed ACK.
@@ -79,12 +78,9 @@ def legs(
     forward_sockets = forward_sockets or {}
     gw = profile.gateway
     main = [*_common(profile, master=True)]
-    jump_master = None
-    if len(gw.jump) == 1 and jump_session:
-        sock = control_dir / "jump.sock"
-        target = destination(gw.jump[0])
-        master = ["-M", "-S", str(sock), "-o", "ControlPersist=no", "-tt", target, HOLD_COMMAND]
-        jump_master = [*_common(profile, master=True), *master]
+    master = jump_master(profile, control_dir, session=jump_session)
+    if master is not None:
+        sock, target = jump_socket(control_dir), destination(gw.jump[0])
         config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
         # Through the master's pty-backed connection; if the master is gone ssh simply connects on its own.
         proxy = f"{shlex.quote(ssh_binary())} {config}-o BatchMode=yes -S {shlex.quote(str(sock))} -W %h:%p {target}"
@@ -101,7 +97,21 @@ def legs(
             raise ValueError("the socks method needs the path of ssh's SOCKS socket")
         main += ["-D", str(socks_socket.absolute())]
     main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
-    return Legs(jump_master, main)
+    return Legs(master, main)
+
+
+def jump_master(profile: Profile, control_dir: Path, *, session: bool = True) -> list[str] | None:
+    """The jump master's argv (control_dir/jump.sock), which needs nothing but the profile: None without exactly one
+    jump host, or when that hop gives no session (ssh -J then reaches the workstation on its own)."""
+    if len(profile.gateway.jump) != 1 or not session:
+        return None
+    target = destination(profile.gateway.jump[0])
+    master = ["-M", "-S", str(jump_socket(control_dir)), "-o", "ControlPersist=no", "-tt", target, HOLD_COMMAND]
+    return [*_common(profile, master=True), *master]
+
+
+def jump_socket(control_dir: Path) -> Path:
+    return control_dir / "jump.sock"
 
 
 def main_socket(control_dir: Path) -> Path:
@@ -126,6 +136,9 @@ def control_forwards(
 
 def agent_argv(profile: Profile, control_dir: Path) -> list[str]:
     """ssh argv, up to the remote command, for the agent's session on the main leg's connection."""
+    # Here, not at the top: the agent's package loads asyncio, which the supervisor's head start must not wait for.
+    from ecflow_remote.transport.agent.bootstrap import control_session_argv
+
     options = ["-F", str(profile.gateway.ssh_config)] if profile.gateway.ssh_config else []
     options += ["-o", "BatchMode=yes"]
     return control_session_argv(ssh_binary(), main_socket(control_dir), destination(profile.gateway.host), options)
@@ -159,7 +172,7 @@ def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
     argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
     if len(gw.jump) == 1:
         config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""
-        sock = shlex.quote(str((control_dir / "jump.sock").absolute()))
+        sock = shlex.quote(str(jump_socket(control_dir).absolute()))
         # With the master gone (a reconnect under way, or a jump host without sessions), ssh -S connects itself.
         hop = f"{shlex.quote(ssh_binary())} {config}-o BatchMode=yes -S {sock} -W %h:%p {destination(gw.jump[0])}"
         argv += ["-o", f"ProxyCommand={hop}"]

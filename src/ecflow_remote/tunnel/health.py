@@ -15,8 +15,8 @@ async def check_server(clients: Clients, endpoint: Endpoint, timeout: float) -> 
     client = clients.ecflow(endpoint.name, connect_timeout=timeout, read_timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
-            latency = await client.ping()
-            version = await client.server_version()
+            # Side by side: each is a new connection (two round trips through ssh's own channels), and `up` waits.
+            latency, version = await asyncio.gather(client.ping(), client.server_version())
     except Exception as e:  # every failure is a status to show, not a crash
         return Check(endpoint, False, error=words(e))
     return Check(endpoint, True, round(latency * 1000, 2), version)

@@ -8,8 +8,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,13 +17,13 @@ from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, plan_for, port_free
-from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import decisions, files, forwards, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
+from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
@@ -68,6 +66,8 @@ class Supervisor:
         self.credentials: socks.Credentials | None = None
         # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
         self.finder = FinderProcess(profile)
+        # The jump master a head start launched (headstart.py), until the first start of the legs takes it.
+        self.early_jump: Leg | None = None
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -82,15 +82,23 @@ class Supervisor:
         self.stopping = True
 
     # ------------------------------------------------------------------------------------------ run
-    def run(self) -> int:
-        lock = self.rundir.try_lock()
-        if lock is None:
-            return 3
+    def run(self, head: HeadStart | None = None) -> int:
+        """Until stopped or failed for good: the exit code. `head`: the lock and jump master taken before (main)."""
+        if head is None:
+            lock = self.rundir.try_lock()
+            if lock is None:
+                return 3
+            self.rundir.kill_leftovers()
+            self.rundir.clean_files(keep=("supervisor.log",))  # our own stdout: `up` opened it afresh
+        else:
+            lock, self.early_jump = head.lock, head.jump
         try:
             return self._run()
         finally:
             self.finder.stop()
             self._stop_legs()
+            if self.early_jump is not None:  # never taken over (the plan failed)
+                self.early_jump.stop()
             self.net.stop()
             with contextlib.suppress(EcflowRemoteError):  # not ours to write: `down` says how (sudo)
                 files.remove_system_hosts(self.rundir.path.name, self.state.files)
@@ -98,8 +106,6 @@ class Supervisor:
             lock.close()
 
     def _run(self) -> int:
-        self.rundir.kill_leftovers()
-        self.rundir.clean_files(keep=("supervisor.log",))  # our own stdout: `up` opened it afresh
         self.state.started = time.time()
         self._set("starting")
         try:
@@ -217,8 +223,11 @@ class Supervisor:
             main_session=self.sessions["main"],
         )
         self.legs = []
-        if legs.jump_master:
-            failure = self._start_master(Leg("jump", legs.jump_master), rundir / "jump.sock", "the jump host")
+        jump = self._jump_leg(legs.jump_master)
+        # Looked up while the first hop logs in (ssh -G and ssh-keygen: tens of milliseconds).
+        message = self._certificate_message()
+        if jump is not None:
+            failure = self._await_master(jump, ssh.jump_socket(rundir), "the jump host")
             if failure is not None:
                 return failure
         # Stale sockets of a killed ssh would pass the readiness checks below before ssh listens.
@@ -228,7 +237,8 @@ class Supervisor:
                 path.unlink()
         # A ControlMaster with either transport: what joins later is forwarded through it (_forward_joined).
         main = Leg("main", legs.main)
-        failure = self._start_master(main, ssh.main_socket(rundir), "the workstation")
+        self._launch_master(main, ssh.main_socket(rundir))
+        failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
             return failure
         self._set(
@@ -260,17 +270,34 @@ class Supervisor:
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
-        self._set("up", message=self._certificate_message(), checks=self._health(self.state.plan or plan))
+        self._set("up", message=message, checks=self._health(self.state.plan or plan))
         return None
 
-    def _start_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
-        """Start a ControlMaster leg and wait until its socket takes connections."""
+    def _jump_leg(self, argv: list[str] | None) -> Leg | None:
+        """The jump master, started: the head start's when it is the one wanted, else a new one (None: no master)."""
+        early, self.early_jump = self.early_jump, None
+        if early is not None and (argv is None or early.argv != argv):
+            early.stop()
+            early = None
+        if argv is None:
+            return None
+        if early is not None:
+            self.legs.append(early)
+            return early
+        leg = Leg("jump", argv)
+        self._launch_master(leg, ssh.jump_socket(self.rundir.path))
+        return leg
+
+    def _launch_master(self, leg: Leg, sock: Path) -> None:
         # A master killed by SIGKILL leaves its socket: waiting on a stale one would go on before the new master
         # listens (and the jump leg's ProxyCommand would fall back to a session-less hop: a Nagle stall).
         with contextlib.suppress(OSError):
             sock.unlink()
         leg.start(self.rundir.path)
         self.legs.append(leg)
+
+    def _await_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
+        """Until a ControlMaster leg's socket takes connections; None then, else why not."""
         if not wait_for(lambda: accepts(sock) or not leg.alive() or self.stopping, 15, interval=0.01):
             return decisions.Failure(f"{what} did not answer within 15 s")
         if self.stopping:
@@ -459,14 +486,3 @@ class Supervisor:
         for leg in reversed(self.legs):
             leg.stop()
         self.legs = []
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m ecflow_remote.tunnel PROFILE METHOD`: the background supervisor that `up` starts."""
-    args = sys.argv[1:] if argv is None else argv
-    profile = load_profile(Path(args[0])).with_method(args[1])
-    supervisor = Supervisor(profile, RunDir.for_profile(profile.path))
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    sys.exit(supervisor.run())

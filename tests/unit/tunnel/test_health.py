@@ -31,16 +31,13 @@ def logserver(port: int) -> Endpoint:
 
 
 def ecflow_answering(serve: Serve) -> int:
-    """An ecFlow server answering its first request with 5.9.2's ping reply and the next ones with its version."""
-    replies = iter([PING_REPLY])
-    lock = threading.Lock()
+    """An ecFlow server answering a ping with 5.9.2's ping reply and anything else with its version (the check
+    sends both at once, on two connections)."""
 
     def on_connection(conn: socket.socket) -> None:
         header = conn.recv(wire.HEADER_SIZE, socket.MSG_WAITALL)
-        conn.recv(wire.decode_header(header), socket.MSG_WAITALL)
-        with lock:
-            reply = next(replies, VERSION_REPLY)
-        conn.sendall(reply)
+        body = conn.recv(wire.decode_header(header), socket.MSG_WAITALL)
+        conn.sendall(PING_REPLY if b'"api_": 8' in body.replace(b'"api_":8', b'"api_": 8') else VERSION_REPLY)
 
     return serve(on_connection)
 
