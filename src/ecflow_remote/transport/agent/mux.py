@@ -229,6 +229,7 @@ class Mux(object):
                         room -= n
                 if parts:
                     self.writer.write(b"".join(parts))
+                    self.pacer.on_sent(self.wire_out, self.wire_out + size, time.monotonic())
                     self.wire_out += size
                 elif not self._control:
                     # Nothing to send, or data waiting for the peer's ACKs (on_ack kicks, as does new work).
