@@ -30,6 +30,8 @@ RTT_MEMORY = 10.0  # seconds a round-trip sample counts for the minimum
 QUEUE_LOW, QUEUE_LOW_FLOOR = 0.10, 0.002
 QUEUE_TARGET, QUEUE_TARGET_FLOOR = 0.15, 0.003
 GROW = 1.25  # the cap's step per round trip while the queue is short (doubling before the first queue)
+RATE_ROUNDS = 8  # the link's rate: the best of this many rounds' delivery rates (one round's is noisy: ±30 %)
+IDLE_RESTART = 0.5  # seconds without a write after which the cap doubles again until a queue stands
 SENT_RECORDS = 4096  # (offset, time) pairs kept to time ACKs: plenty for a cap of writes of up to 64 KiB
 
 
@@ -42,9 +44,11 @@ class Pacer:
         self._rtts: "Deque[Tuple[float, float]]" = collections.deque()  # (when, round trip)
         self._sent: "Deque[Tuple[int, float]]" = collections.deque()  # (wire offset written, when)
         self._starting = True  # doubling until the first standing queue
+        self._sent_last: "Optional[float]" = None
         self._round_start, self._round_acked, self._round_end = 0.0, 0, 0.0
         self._round_min: "Optional[float]" = None  # the smallest ACK time this round
         self._round_full = False  # whether the cap was used up this round (else growing it proves nothing)
+        self._rates: "Deque[float]" = collections.deque(maxlen=RATE_ROUNDS)
 
     @property
     def min_rtt(self) -> "Optional[float]":
@@ -65,6 +69,9 @@ class Pacer:
     def on_sent(self, start: int, end: int, now: float) -> None:
         """Wire bytes [start, end) were written at `now`. The first ACK_EVERY of them time the write: the peer
         acknowledges that much at a time, and more would add their own crossing of the link to the sample."""
+        if self._sent_last is not None and now - self._sent_last > IDLE_RESTART:
+            self._starting = True  # after a pause the link may be another's: find its rate again, doubling
+        self._sent_last = now
         self._sent.append((min(end, start + ACK_EVERY), now))
         if len(self._sent) > SENT_RECORDS:
             self._sent.popleft()
@@ -89,8 +96,9 @@ class Pacer:
         if rtt is None or now < self._round_end:
             return
         if self._round_min is not None and self._round_full and rtt >= SLOW_LINK_RTT:
-            rate = (self.acked - self._round_acked) / max(now - self._round_start, 1e-3)
-            own = ACK_EVERY / rate if rate > 0 else 0.0  # a sample's own crossing, at this round's rate
+            self._rates.append((self.acked - self._round_acked) / max(now - self._round_start, 1e-3))
+            rate = max(self._rates)
+            own = ACK_EVERY / rate if rate > 0 else 0.0  # a sample's own crossing, at the link's rate
             if self._round_min - rtt - own > max(QUEUE_LOW * rtt, QUEUE_LOW_FLOOR):
                 # Set, not stepped: the queue seen now is what the cap of a round trip ago made.
                 self._starting = False
