@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from centre import Centre
+from centre import Centre, HomeLink
 from centre.isolation import isolate_resolver, private_runtime
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
@@ -80,8 +80,11 @@ def main() -> None:
     isolate_resolver()
     t0 = time.monotonic()
     step("Starting a simulated Centre: jump host, workstation machine1, ecFlow servers, two log servers")
-    with private_runtime("ecfr-demo-"), Centre() as centre:
+    # As at home: the far-side agent runs where the link is slow (on a LAN ssh's own channels are as quick).
+    link = HomeLink(rtt=0.030, down_mbit=100, up_mbit=20)
+    with private_runtime("ecfr-demo-"), Centre(home_link=link) as centre:
         print(f"Centre {centre.run_id} up in {time.monotonic() - t0:.1f} s; home cannot reach it except through jump")
+        print(f"Home link: {link.describe()} (emulated), as from a laptop at home")
         # logserver2 (ops' ECF_LOGHOST) is left out: the tunnel finds it in the suite by itself.
         profile = centre.write_profile(centre.base / "profile.toml", "hosts", logservers=("logserver1",))
         step(f"The profile ({profile}): one log server named, the other for the tunnel to find")

@@ -116,7 +116,8 @@ def test_white_list_identity_per_server(white_list_centre: Any, tmp_path: Path) 
     c = white_list_centre
     m1, m2 = c.servers
     servers = {"machine1": {"ecflow_user": "user1"}, "machine2": {"ecflow_user": "user2"}}
-    profile = write_profile(c, tmp_path / "p.toml", servers)
+    # The agent, as over a home link (on this LAN `auto` would leave it out: ssh's own channels are as quick).
+    profile = write_profile(c, tmp_path / "p.toml", servers, transport="agent")
     tunnel = Tunnel(profile)
     try:
         tunnel.up()

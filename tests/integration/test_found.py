@@ -146,8 +146,7 @@ def test_system_list_servers_join_the_running_tunnel(
 
     main, more = write_lists(centre, workstation_lists)
     path = one_server_profile(centre, tmp_path / "p.toml", method, f'[ui]\nsystem_servers = ["{main}"]')
-    if transport == "plain":
-        path.write_text(path.read_text().replace(f'method = "{method}"', f'method = "{method}"\ntransport = "plain"'))
+    path.write_text(path.read_text().replace(f'method = "{method}"', f'method = "{method}"\ntransport = "{transport}"'))
     tunnel = Tunnel(path)
     try:
         tunnel.up()

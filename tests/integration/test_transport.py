@@ -29,9 +29,19 @@ def _status(profile: Path) -> dict[str, Any]:
 def test_no_python_on_the_far_side_falls_back_to_plain_forwards_and_says_why(
     centre: Any, tunnel_up: Callable[..., Tunnel], method: str
 ) -> None:
+    from centre.homelink import HomeLink
+
+    # Over a home link, where `auto` wants the agent (on this LAN it would not even try).
+    centre.set_home_link(HomeLink(rtt=0.010, down_mbit=100, up_mbit=100))
+    try:
+        _falls_back_and_says_why(centre, tunnel_up(method, agent_python="/nonexistent/python3"))
+    finally:
+        centre.set_home_link(None)
+
+
+def _falls_back_and_says_why(centre: Any, tunnel: Tunnel) -> None:
     from ecflow_remote.clients.ecflow import EcflowClient
 
-    tunnel = tunnel_up(method, agent_python="/nonexistent/python3")
     state = settled(tunnel)
     assert state is not None and state.state == "up"
     assert state.transport == "plain" and state.transport_note and "no python3" in state.transport_note
@@ -56,8 +66,24 @@ def test_agent_only_refuses_to_fall_back(profile_for: Callable[..., Path]) -> No
         tunnel.down()
 
 
-def test_the_agent_is_the_default_and_status_says_so(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
+def test_on_a_fast_link_auto_runs_no_agent_and_says_why(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
+    """This Centre's LAN answers in well under SLOW_LINK_RTT: ssh's own channels are as quick, the agent would
+    only cost. (Over a home link `auto` runs it: test_homelink.)"""
+    from ecflow_remote.clients.ecflow import EcflowClient
+
     tunnel = tunnel_up("hosts")
+    state = settled(tunnel)
+    assert state is not None and state.transport == "plain"
+    assert state.transport_note and "fast link" in state.transport_note and "ms round trip" in state.transport_note
+    report = _status(tunnel.profile.path)["tunnel"]
+    assert report["transport"] == "plain" and "fast link" in report["transport_note"]
+    assert not any(_agent_session(p) for p in ssh_pids(tunnel.rundir.path))
+    host, port = tunnel.endpoint("machine1")
+    assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="fast"))
+
+
+def test_the_agent_when_asked_for_and_status_says_so(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
+    tunnel = tunnel_up("hosts", transport="agent")
     settled(tunnel)
     report = _status(tunnel.profile.path)["tunnel"]
     assert report["transport"] == "agent" and report["transport_text"] == "far-side agent"
@@ -70,3 +96,24 @@ def _agent_session(pid: int) -> bool:
     """The agent's ssh: a session on the main leg's control socket."""
     args = cmdline(pid)
     return "ControlMaster=no" in args and any(a.endswith("/main.sock") for a in args)
+
+
+def test_over_a_home_link_auto_runs_the_agent(centre: Any, tmp_path: Path) -> None:
+    """The same Centre behind a 20 ms home link: the first hop's round trip is over SLOW_LINK_RTT, so `auto` starts
+    the agent, and requests go through it."""
+    from centre.homelink import HomeLink
+
+    from ecflow_remote.clients.ecflow import EcflowClient
+
+    tunnel = Tunnel(centre.write_profile(tmp_path / "p.toml", "local"))
+    centre.set_home_link(HomeLink(rtt=0.020, down_mbit=100, up_mbit=100))
+    try:
+        tunnel.up()
+        state = settled(tunnel)
+        assert state is not None and state.transport == "agent", state
+        assert sum(_agent_session(p) for p in ssh_pids(tunnel.rundir.path)) == 1
+        host, port = tunnel.endpoint("machine1")
+        assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="home"))
+    finally:
+        tunnel.down()
+        centre.set_home_link(None)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+import time
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict
 
@@ -308,6 +309,25 @@ def accepts(address: str | Path | tuple[str, int], timeout: float = 0.5) -> bool
     except OSError:
         return False
     return True
+
+
+def connect_time(address: tuple[str, int], timeout: float = 1.0) -> float | None:
+    """Seconds a TCP connection to `address` takes to open — one round trip (the SYN's answer), the name lookup
+    not counted; None when it does not open within `timeout`."""
+    try:
+        infos = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+    except OSError:
+        return None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.settimeout(timeout)
+            t0 = time.perf_counter()
+            try:
+                s.connect(sockaddr)
+            except OSError:
+                continue
+            return time.perf_counter() - t0
+    return None
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:

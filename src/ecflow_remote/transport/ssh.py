@@ -60,7 +60,6 @@ def legs(
     plan: Plan,
     control_dir: Path,
     *,
-    agent: bool = False,
     forward_sockets: Mapping[str, Path] | None = None,
     socks_socket: Path | None = None,
     jump_session: bool = True,
@@ -70,8 +69,8 @@ def legs(
 
     Every local listener is the supervisor's (kept across reconnects; no other account can take a port while ssh
     is away), so ssh itself never listens on TCP. The main leg is a ControlMaster (control_dir/main.sock) either
-    way: endpoints that join later get their forwards through it (control_forwards); with `agent` its second
-    session runs the far-side agent (agent_argv). Either way ssh forwards each endpoint to the unix socket
+    way: endpoints that join later get their forwards through it (control_forwards), and the far-side agent runs as
+    its second session (agent_argv). Either way ssh forwards each endpoint to the unix socket
     `forward_sockets[name]` and, for the socks method, runs its SOCKS server on `socks_socket` — both in the 0700
     run directory, sockets 0600 — behind the supervisor's listeners: the plain transport, the channels that serve
     while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route)."""

@@ -81,3 +81,14 @@ def retry_message(message: str, delay: float) -> str:
 def renewal_message(message: str) -> str:
     """A refused login of a tunnel that was up: it waits for the renewal (only then, never in `up`'s answer)."""
     return f"{message}; the tunnel reconnects by itself once the certificate is renewed (and tries every minute)"
+
+
+def agent_for_link(transport: str, first_hop_rtt: float | None, slow_link: float) -> bool:
+    """Whether this start runs the far-side agent. `auto` runs it unless the first hop answered within `slow_link`
+    (the same site, or a fast VPN): there ssh's own channels are as quick, so the agent would only cost (its start
+    at every reconnect, a process at the Centre). Unknown round trip (a proxy of the user's own): run it."""
+    if transport == "plain":
+        return False
+    if transport == "agent":
+        return True
+    return first_hop_rtt is None or first_hop_rtt >= slow_link

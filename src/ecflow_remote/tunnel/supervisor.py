@@ -14,13 +14,14 @@ from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
-from ecflow_remote.clients.connect import accepts
+from ecflow_remote.clients.connect import accepts, connect_time
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, plan_for, port_free
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
+from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
 from ecflow_remote.tunnel import decisions, files, forwards, found, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
@@ -210,7 +211,6 @@ class Supervisor:
         """Start ssh (and the agent) and wait until our listeners' connections can be carried; None when ready,
         else why not."""
         rundir = self.rundir.path
-        agent = self.use_agent
         plan = self.state.plan or plan  # with the endpoints that joined before a reconnect
         # ssh's own forwards, to private unix sockets: the plain transport, or beside the agent for a fast link.
         sockets = forwards.sockets_for(rundir, plan.forwards)
@@ -219,7 +219,6 @@ class Supervisor:
             self.profile,
             plan,
             rundir,
-            agent=agent,
             forward_sockets=forwards.by_name(plan.forwards, sockets),
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
@@ -227,8 +226,14 @@ class Supervisor:
         )
         self.legs = []
         jump = self._jump_leg(legs.jump_master)
-        # Looked up while the first hop logs in (ssh -G and ssh-keygen: tens of milliseconds).
+        # While the first hop logs in: the certificate (ssh -G, ssh-keygen) and the link's round trip (a TCP
+        # connection to the first hop: one round trip, on the link that decides whether the agent pays).
         message = self._certificate_message()
+        agent, fast = self.use_agent, None
+        if agent and self.profile.gateway.transport == "auto" and self.first_hop is not None:
+            rtt = connect_time(self.first_hop)
+            if not decisions.agent_for_link("auto", rtt, SLOW_LINK_RTT):
+                agent, fast = False, rtt
         if jump is not None:
             failure = self._await_master(jump, ssh.jump_socket(rundir), "the jump host")
             if failure is not None:
@@ -272,6 +277,11 @@ class Supervisor:
         else:
             if self.profile.gateway.transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
+            elif fast is not None:
+                self.state.transport_note = (
+                    f"ssh's own channels: a fast link ({fast * 1000:.1f} ms round trip to the first hop; the "
+                    "far-side agent pays only on a slow one)"
+                )
             self._set(transport="plain")
         self._set("up", message=message, checks=self._health(self.state.plan or plan))
         return None

@@ -49,7 +49,7 @@ def test_the_all_day_connection_carries_nothing_of_the_users_own() -> None:
 
 def test_agent_main_leg_is_a_master_with_its_own_forwards_and_the_agent_rides_on_it() -> None:
     # ssh's own channels serve while the agent starts (and on a fast link after): same forwards as plain.
-    main = ssh.legs(_profile(), PLAN, Path("/run/x"), agent=True, forward_sockets=SOCKETS).main
+    main = ssh.legs(_profile(), PLAN, Path("/run/x"), forward_sockets=SOCKETS).main
     assert main[main.index("-L") + 1] == "/run/x/fwd.sock:machine1:4141"
     assert main[main.index("-S") + 1] == "/run/x/main.sock" and "-M" in main and "-tt" in main
     agent = ssh.agent_argv(_profile(), Path("/run/x"))
@@ -78,7 +78,7 @@ def test_single_jump_gets_a_pty_master_and_the_main_leg_rides_on_it() -> None:
 
 
 def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
-    legs = ssh.legs(_profile(jumps=2), PLAN, Path("/run/x"), agent=True, forward_sockets=SOCKETS)
+    legs = ssh.legs(_profile(jumps=2), PLAN, Path("/run/x"), forward_sockets=SOCKETS)
     assert legs.jump_master is None
     assert legs.main[legs.main.index("-J") + 1] == "u@jump0,u@jump1"
     plain = ssh.legs(

@@ -97,3 +97,12 @@ def test_permanent_failures_end_a_first_start_at_once(messages: str, permanent: 
 
 def test_renewal_message_only_when_waiting_for_one() -> None:
     assert "reconnects by itself" in decisions.renewal_message("your SSH certificate expired at 10:00")
+
+
+def test_auto_runs_the_agent_unless_the_first_hop_is_fast() -> None:
+    slow = 0.005
+    assert decisions.agent_for_link("auto", 0.030, slow)  # a home link
+    assert decisions.agent_for_link("auto", None, slow)  # unknown (a proxy of the user's own): run it
+    assert not decisions.agent_for_link("auto", 0.0004, slow)  # the same site
+    assert decisions.agent_for_link("agent", 0.0004, slow)  # asked for: always
+    assert not decisions.agent_for_link("plain", 0.030, slow)
