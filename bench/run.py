@@ -201,7 +201,8 @@ def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Co
 
 
 def ours_config(centre: Any, method: str, workdir: Path, transport: str = "auto") -> Config:
-    """`transport`: the profile's gateway.transport (auto: the far-side agent; plain: OpenSSH's forwards)."""
+    """`transport`: the profile's gateway.transport (auto: on this LAN ssh's own channels, the agent only over a
+    slow link; plain: OpenSSH's forwards always)."""
     from ecflow_remote.plan import free_port
     from ecflow_remote.tunnel.handle import Tunnel
 
@@ -574,7 +575,6 @@ def main() -> int:
             raw_config(centre, "raw-D", "raw `ssh -J -D`", lambda: howto.socks_proxy(centre)),
             ours_config(centre, "local", work),
             ours_config(centre, "socks", work),
-            ours_config(centre, "local", work, "plain"),
         ]
         try:
             print("bench: latency and throughput, every configuration in interleaved rounds", flush=True)

@@ -144,9 +144,15 @@ def test_kill_9_of_ssh_recovers(centre: Any, tunnel_up: Any) -> None:
 
 def test_second_up_reports_the_first(centre: Any, tunnel_up: Any) -> None:
     tunnel = tunnel_up("local")
-    second = cli(tunnel.profile.path, "up", "--detach", check=False)
-    assert second.returncode == 1
-    assert "already running" in second.stderr and str(tunnel.state().pid) in second.stderr  # type: ignore[union-attr]
+    pid = str(tunnel.state().pid)  # type: ignore[union-attr]
+    # The same tunnel again (a login script calling `up --detach` each time): it is there, so that is success.
+    again = cli(tunnel.profile.path, "up", "--detach", check=False)
+    assert again.returncode == 0 and again.stdout.startswith("Already up.") and pid in again.stdout, again
+    # Another method for the same profile: not while this one runs.
+    other = cli(tunnel.profile.path, "up", "--detach", "--method", "hosts", check=False)
+    assert other.returncode == 1
+    assert "already running" in other.stderr and pid in other.stderr
+    assert tunnel.state().pid == int(pid)  # type: ignore[union-attr]
 
 
 def test_failed_up_leaves_nothing(make_centre: Any, profile_for: Any) -> None:

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unreachable: bool) -> None:
     """Start the tunnel to the profile's servers and log servers (and to those their suites name)."""
     tunnel = c.tunnel(method)
+    if detach and (running := _already_up(tunnel)) is not None:
+        # A login script may call `up --detach` every time: the tunnel it wants is there, so that is success.
+        click.echo("Already up.")
+        _print_up(tunnel, running)
+        return
     _offer_login(tunnel.profile)
     state = _up_with_progress(tunnel, timeout, not allow_unreachable)
     if detach:
@@ -52,6 +57,15 @@ def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unrea
     finally:
         tunnel.down()
         click.echo("Tunnel down.")
+
+
+def _already_up(tunnel: Tunnel) -> TunnelState | None:
+    """The running tunnel's state when it is this profile's, up, with the method asked for; else None (`up` then
+    starts one, or says why it cannot)."""
+    state = tunnel.state()
+    if state is None or state.state != "up" or state.method != tunnel.profile.gateway.method:
+        return None
+    return state
 
 
 def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> TunnelState:
