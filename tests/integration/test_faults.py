@@ -97,9 +97,12 @@ def kill_sshd_sessions(centre: Any, host: str) -> None:
 def test_kill_main_ssh_recovers(tunnel_up: Callable[..., Tunnel], method: str) -> None:
     tunnel = tunnel_up(method, **free_socks(method))
     before = state(tunnel)
+    masters = _jump_masters(tunnel)
     os.kill(before["pid"], signal.SIGKILL)
     assert recovered(tunnel, before["reconnects"]), state(tunnel)
     assert state(tunnel)["pid"] != before["pid"]
+    # Only the killed leg starts again: the jump master lives on and carries the new main leg (one login).
+    assert len(masters) == 1 and _jump_masters(tunnel) == masters
     tunnel.down()
     assert_nothing_left(tunnel)
 
@@ -123,6 +126,10 @@ def test_kill_jump_helpers_recovers(tunnel_up: Callable[..., Tunnel], which: str
     assert recovered(tunnel, before["reconnects"]), state(tunnel)
     tunnel.down()
     assert_nothing_left(tunnel)
+
+
+def _jump_masters(tunnel: Tunnel) -> list[int]:
+    return [p for p in ssh_pids(tunnel.rundir.path) if "-M" in cmdline(p) and _uses(p, "jump.sock")]
 
 
 def _uses(pid: int, socket_name: str) -> bool:

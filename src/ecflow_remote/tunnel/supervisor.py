@@ -68,7 +68,8 @@ class Supervisor:
         self.credentials: socks.Credentials | None = None
         # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
         self.finder = FinderProcess(profile)
-        # The jump master a head start launched (headstart.py), until the first start of the legs takes it.
+        # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
+        # start of the legs takes it.
         self.early_jump: Leg | None = None
 
     # ------------------------------------------------------------------------------------------ state
@@ -128,7 +129,7 @@ class Supervisor:
                 failure = self._why_down()
             if any(ssh.is_auth_failure(leg.messages()) for leg in self.legs):
                 failure = decisions.Failure(self._refusal(failure.message), refused=True)
-            self._stop_legs()
+            self._stop_legs(keep_jump=self._jump_outlived_main())
             if self.stopping:
                 break
             step = decisions.after_failure(failure, been_up=been_up, attempt=attempt)
@@ -484,7 +485,23 @@ class Supervisor:
         if new:
             self._set(warnings=[*self.state.warnings, *new])
 
-    def _stop_legs(self) -> None:
+    def _jump_outlived_main(self) -> bool:
+        """Whether the main leg was killed (a signal: the OOM killer, a user) while the jump master lives on: then
+        only the main leg need start again, through it (one login, not two). A main leg that ended by itself may
+        have lost the link the jump master is on too, and a master on a dead link would hold the next start up."""
+        jump = next((leg for leg in self.legs if leg.name == "jump"), None)
+        main = next((leg for leg in self.legs if leg.name == "main"), None)
+        return (
+            jump is not None
+            and jump.alive()
+            and main is not None
+            and not main.alive()
+            and (main.exit_code or 0) < 0
+            and accepts(ssh.jump_socket(self.rundir.path))
+        )
+
+    def _stop_legs(self, keep_jump: bool = False) -> None:
+        """Stop ssh and the agent; with keep_jump, the jump master lives on, for the next start (_jump_leg)."""
         # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
         self.net.upstreams.agent = None
         self.net.upstreams.sockets = {}
@@ -497,5 +514,8 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 self.net.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
-            leg.stop()
+            if keep_jump and leg.name == "jump":
+                self.early_jump = leg
+            else:
+                leg.stop()
         self.legs = []
