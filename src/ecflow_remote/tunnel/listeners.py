@@ -41,7 +41,13 @@ class Listeners:
         """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
         (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
-        routes = [pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in endpoints if not e.relay_user]
+        # ecFlow's clients read the answer by its length and close: ssh's master may take them over (pipe.Client
+        # ._hand_off). A log server's client reads until EOF, which ssh would not pass on to a handed-over socket.
+        routes = [
+            pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=e.kind == "server")
+            for e in endpoints
+            if not e.relay_user
+        ]
         relayed = [
             relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
             for e in endpoints
