@@ -6,10 +6,6 @@ client gets its own connection to ssh's socket, and once the subclass's own work
 SOCKS handshake, the request rewrite) bytes go straight through both ways: backpressure from either side pauses
 reading on the other, a half-close is passed on (the answer may still be on its way), a reset aborts both.
 
-On ssh's side of a plain forward to an ecFlow server (Route.handoff), the accepted socket itself is handed to
-ssh's ControlMaster (transport/control.py) as a stdio forward: ssh then moves the bytes, none pass through here
-(on a LAN this hop cost 0.5-0.7 ms a request). Where the master cannot take it, the pipe below serves it.
-
 Protocol callbacks, not streams: each chunk is handed straight to the other transport (no task switch, no extra
 copy), which keeps the added latency of this hop in the tens of microseconds.
 
@@ -36,7 +32,6 @@ from ecflow_remote.access import peers
 from ecflow_remote.transport.agent.bridge import ChannelTransport
 from ecflow_remote.transport.agent.frames import MuxError
 from ecflow_remote.transport.agent.session import AgentSession
-from ecflow_remote.transport.control import Handoff
 
 T = TypeVar("T")
 # Where a client's bytes go: a unix socket of ssh's, or a Centre host:port (through Upstreams: the far-side
@@ -52,7 +47,7 @@ class Upstreams:
     agent: AgentSession | None = None
     sockets: dict[tuple[str, int], Path] = field(default_factory=dict)  # plain: Centre host:port -> ssh's -L socket
     socks: Path | None = None  # plain: ssh's -D socket
-    control: Path | None = None  # the ControlMaster's socket: sockets handed to ssh where one is forwarded
+    control: Path | None = None  # the ControlMaster's socket (handover.py hands ecFlow clients to it)
 
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
@@ -124,7 +119,6 @@ class Client(asyncio.Protocol):
     """
 
     upstream_protocol: type[Upstream] = Upstream  # a subclass for ssh's side, if it has work of its own
-    handoff = False  # ssh's channel may take the socket itself (Handoff: only where the client closes first)
 
     def __init__(self, server: Server, target: Target) -> None:
         self.server = server
@@ -161,8 +155,7 @@ class Client(asyncio.Protocol):
             return
         agent = self.server.upstreams.route(target)
         if not isinstance(agent, AgentSession):
-            if agent is None or not self._hand_off(target):
-                self._connect_unix(agent)
+            self._connect_unix(agent)
             return
         # The stream exists at once and what is written follows its OPEN without waiting (one round trip per
         # request); a failed connect at the far end resets the client.
@@ -172,42 +165,6 @@ class Client(asyncio.Protocol):
             self.unreachable()
             return
         ChannelTransport(chan, self.upstream_protocol(self), self.server.loop)
-
-    def _hand_off(self, target: tuple[str, int]) -> bool:
-        """Hand the client's socket to ssh's master if it may (False: the pipe serves it); from started()."""
-        control, transport = self.server.upstreams.control, self.transport
-        if not self.handoff or control is None or transport is None or transport.get_extra_info("socket") is None:
-            return False
-        # Not a byte may be read here first. A pause in connection_made does not hold on Python 3.11.2 (Debian 12):
-        # the reader asyncio adds right after it ignores the pause. Paused one turn later, the reader is removed
-        # before any read it was woken for runs (removing it cancels that handle).
-        self.server.loop.call_soon(self._give, target, control)
-        return True
-
-    def _give(self, target: tuple[str, int], control: Path) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        transport.pause_reading()
-        fd = transport.get_extra_info("socket").fileno()
-        handoff = Handoff(self.server.loop, control, fd, target, self._handed, self.server.handoffs.discard)
-        if handoff.start():
-            self.server.handoffs.add(handoff)
-        else:
-            self._handed(False)
-
-    def _handed(self, opened: bool) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if opened:
-            # Our copy of the socket only: close() never shuts it down, ssh's copies keep the connection.
-            self.server.handed_off += 1
-            transport.close()
-        else:
-            self.handoff = False
-            transport.resume_reading()
-            self.connect()
 
     def _connect_unix(self, path: Path | None) -> None:
         if path is None:
@@ -342,8 +299,6 @@ class Server:
         self.loop = io.loop if io is not None else asyncio.new_event_loop()
         self.connections: set[Client] = set()
         self.foreign = 0  # connections refused because another account (or no account found) opened them
-        self.handoffs: set[Handoff] = set()  # clients in ssh's hands: their control connections
-        self.handed_off = 0  # clients handed to ssh in all
         # What carries clients whose target is a Centre host:port; the supervisor shares one among its servers.
         self.upstreams = Upstreams()
         self._servers: list[asyncio.Server] = []
@@ -355,9 +310,12 @@ class Server:
 
     def admits(self, transport: asyncio.BaseTransport) -> bool:
         """Whether a new client may be served: its socket belongs to our own uid (always, where not checked)."""
+        return self.admits_address(transport.get_extra_info("peername"), transport.get_extra_info("sockname"))
+
+    def admits_address(self, peer: object, local: object) -> bool:
+        """admits() for a client connected from `peer` to our `local` address."""
         if not self.check_peers:
             return True
-        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         if not (isinstance(peer, tuple) and isinstance(local, tuple)):
             return False
         try:
@@ -418,8 +376,6 @@ class Server:
             server.close()
         for client in list(self.connections):
             client.abort()
-        for handoff in list(self.handoffs):
-            handoff.close()  # the master ends their forwards
         # Let the transports' connection_lost callbacks run (they close sockets) before the loop stops.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -437,14 +393,10 @@ class Route:
 
     listen: tuple[str, int]
     target: Target
-    handoff: bool = False  # its clients may be handed to ssh's master (an ecFlow server: they close first)
+    handoff: bool = False  # its clients may be handed to ssh's master (handover.py: an ecFlow server's)
 
 
 class _Forwarded(Client):
-    def __init__(self, server: Server, route: Route) -> None:
-        super().__init__(server, route.target)
-        self.handoff = route.handoff
-
     def started(self) -> None:
         self.piping = True
         self.connect()
@@ -461,6 +413,11 @@ class Forwards(Server):
 
     def open_listeners(self) -> None:
         for i, route in enumerate(self.routes):
-            host, port = route.listen
-            actual = self.listen_on(host, port, lambda route=route: _Forwarded(self, route))  # type: ignore[misc]
-            self.routes[i] = Route((host, actual), route.target, route.handoff)
+            self.routes[i] = Route((route.listen[0], self.listen_route(route)), route.target, route.handoff)
+
+    def listen_route(self, route: Route) -> int:
+        """Listen for the route's clients; the port listened on."""
+        return self.listen_on(*route.listen, lambda: self.client(route))
+
+    def client(self, route: Route) -> Client:
+        return _Forwarded(self, route.target)

@@ -8,8 +8,11 @@
 # the control connection must then stay open for the channel's life (the master kills the channel when it closes,
 # and closes it when the channel ends).
 #
-# Given the same socket twice, the master never shuts it down: it close()s the write fd at the far side's EOF, and
-# no FIN reaches the client until the channel is gone (see Handoff).
+# Given the same socket as two fds, the master never shut()s it down: at the far side's EOF it close()s its write fd
+# only, which sends no FIN while the read fd is open. The FIN still comes: a stdio forward's channel has force_drain
+# set, so that EOF also ends its input (channels.c channel_input_ieof), both sides exchange CLOSE, and freeing the
+# channel closes both fds (one round trip later than a shutdown; seen with ssh -vvv: "FORCE input drain"). A client
+# that reads until EOF (a log server's) gets it; what it would send after the far side's EOF is dropped.
 
 from __future__ import annotations
 
@@ -113,8 +116,7 @@ class Handoff:
     `decided(False)` if it refused or went away first (the socket is untouched: the caller serves it itself);
     `ended(self)` once the control connection is closed.
 
-    Only for protocols whose client closes first or reads its answer by length (ecFlow's): the master holds two
-    fds of the socket, so the far side's EOF is not passed on as a half-close."""
+    The far side's EOF reaches the client once the channel is closed, not as a half-close (module comment)."""
 
     def __init__(
         self,
@@ -139,15 +141,13 @@ class Handoff:
     def start(self) -> bool:
         """Send the request and the fds, without waiting (False: nothing was handed over, the master cannot be
         reached now; the socket is the caller's alone)."""
-        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl.setblocking(False)
         host, port = self.target
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            # Non-blocking: a full accept queue (EAGAIN) is a refusal here, not a wait.
-            ctl.connect(str(self.control))
-            request = hello() + stdio_forward(host, port)
-            if ctl.send(request) != len(request):
-                raise BlockingIOError("control socket full")
+            ctl.setblocking(False)
+            ctl.connect(str(self.control))  # a full accept queue (EAGAIN) is a refusal here, not a wait
+            # Not waiting for the master's HELLO (it is read with the answer): one turn of each side less.
+            ctl.send(hello() + stdio_forward(host, port))  # a few dozen bytes into an empty buffer: all or an error
             for _ in range(2):  # the channel's read end, then its write end: the same socket
                 socket.send_fds(ctl, [b"\0"], [self.fd])
         except (OSError, ValueError) as e:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecflow_remote.access import pipe, relay, socks
+from ecflow_remote.access import handover, pipe, relay, socks
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
 
@@ -41,8 +41,7 @@ class Listeners:
         """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
         (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
-        # ecFlow's clients read the answer by its length and close: ssh's master may take them over (pipe.Client
-        # ._hand_off). A log server's client reads until EOF, which ssh would not pass on to a handed-over socket.
+        # ecFlow's clients read the answer by its length and close: ssh's master may take them over (handover.py).
         routes = [
             pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=e.kind == "server")
             for e in endpoints
@@ -55,7 +54,7 @@ class Listeners:
         ]
         servers: list[pipe.Server] = []
         if routes:
-            servers.append(pipe.Forwards(routes, self.io))
+            servers.append(handover.Forwards(routes, self.io))
         if relayed:
             servers.append(relay.Relay(relayed, io=self.io))
         started: list[pipe.Server] = []
