@@ -98,12 +98,15 @@ def test_many_at_once(forwards: Callable[..., _Forwards]) -> None:
     fw = forwards()
     with fake_master(fw.control):
         clients = [socket.create_connection(("127.0.0.1", fw.port), timeout=5) for _ in range(30)]
-        for i, c in enumerate(clients):
-            c.sendall(b"%03d" % i)
-        assert _until(lambda: len(fw.handoffs) == 30)  # all live together, each with its control connection
-        for i, c in enumerate(clients):
-            assert c.recv(3, socket.MSG_WAITALL) == b"%03d" % i
-            c.close()
+        try:
+            for i, c in enumerate(clients):
+                c.sendall(b"%03d" % i)
+            assert _until(lambda: len(fw.handoffs) == 30)  # all live together, each with its control connection
+            for i, c in enumerate(clients):
+                assert c.recv(3, socket.MSG_WAITALL) == b"%03d" % i
+        finally:
+            for c in clients:
+                c.close()
         assert _until(lambda: not fw.handoffs) and fw.handed_off == 30 and fw.piped == 0
 
 

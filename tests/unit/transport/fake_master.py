@@ -36,7 +36,7 @@ class FakeMaster:
         self.ended = threading.Event()  # set each time a forward's fds are closed
         self._sock = socket.socket(socket.AF_UNIX)
         self._sock.bind(str(path))
-        self._sock.listen(16)
+        self._sock.listen(64)  # as the master's (mux.c unix_listener backlog); a full queue refuses a handoff
         self._threads: list[threading.Thread] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
@@ -98,7 +98,7 @@ class FakeMaster:
     def close(self) -> None:
         self._sock.close()
         for thread in self._threads:
-            thread.join(5)
+            thread.join(1)
 
 
 def _watch(conn: socket.socket, client: socket.socket) -> None:
