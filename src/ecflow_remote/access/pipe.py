@@ -47,6 +47,7 @@ class Upstreams:
     agent: AgentSession | None = None
     sockets: dict[tuple[str, int], Path] = field(default_factory=dict)  # plain: Centre host:port -> ssh's -L socket
     socks: Path | None = None  # plain: ssh's -D socket
+    control: Path | None = None  # the ControlMaster's socket (handover.py hands ecFlow clients to it)
 
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
@@ -309,9 +310,12 @@ class Server:
 
     def admits(self, transport: asyncio.BaseTransport) -> bool:
         """Whether a new client may be served: its socket belongs to our own uid (always, where not checked)."""
+        return self.admits_address(transport.get_extra_info("peername"), transport.get_extra_info("sockname"))
+
+    def admits_address(self, peer: object, local: object) -> bool:
+        """admits() for a client connected from `peer` to our `local` address."""
         if not self.check_peers:
             return True
-        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         if not (isinstance(peer, tuple) and isinstance(local, tuple)):
             return False
         try:
@@ -389,6 +393,7 @@ class Route:
 
     listen: tuple[str, int]
     target: Target
+    handoff: bool = False  # its clients may be handed to ssh's master (handover.py: an ecFlow server's)
 
 
 class _Forwarded(Client):
@@ -408,6 +413,11 @@ class Forwards(Server):
 
     def open_listeners(self) -> None:
         for i, route in enumerate(self.routes):
-            host, port = route.listen
-            actual = self.listen_on(host, port, lambda target=route.target: _Forwarded(self, target))  # type: ignore[misc]
-            self.routes[i] = Route((host, actual), route.target)
+            self.routes[i] = Route((route.listen[0], self.listen_route(route)), route.target, route.handoff)
+
+    def listen_route(self, route: Route) -> int:
+        """Listen for the route's clients; the port listened on."""
+        return self.listen_on(*route.listen, lambda: self.client(route))
+
+    def client(self, route: Route) -> Client:
+        return _Forwarded(self, route.target)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecflow_remote.access import pipe, relay, socks
+from ecflow_remote.access import handover, pipe, relay, socks
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
 
@@ -41,7 +41,12 @@ class Listeners:
         """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
         (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
-        routes = [pipe.Route((e.local_host, e.local_port), (e.host, e.port)) for e in endpoints if not e.relay_user]
+        # ecFlow's clients read the answer by its length and close: ssh's master may take them over (handover.py).
+        routes = [
+            pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=e.kind == "server")
+            for e in endpoints
+            if not e.relay_user
+        ]
         relayed = [
             relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
             for e in endpoints
@@ -49,7 +54,7 @@ class Listeners:
         ]
         servers: list[pipe.Server] = []
         if routes:
-            servers.append(pipe.Forwards(routes, self.io))
+            servers.append(handover.Forwards(routes, self.io))
         if relayed:
             servers.append(relay.Relay(relayed, io=self.io))
         started: list[pipe.Server] = []

@@ -269,6 +269,7 @@ class Supervisor:
             time.sleep(0.01)
         self.net.upstreams.sockets = sockets
         self.net.upstreams.socks = socks_sock
+        self.net.upstreams.control = ssh.main_socket(rundir)  # ecFlow clients are handed to the master
         if agent:
             self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
             if self.profile.gateway.transport == "agent" or not waited:
@@ -506,6 +507,7 @@ class Supervisor:
         self.net.upstreams.agent = None
         self.net.upstreams.sockets = {}
         self.net.upstreams.socks = None
+        self.net.upstreams.control = None
         agent, self.agent = self.agent, None
         if self.pending_agent is not None:
             self.pending_agent.cancel()  # its start, cancelled, stops its ssh
