@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.integration.centres import assert_ping_reaches, settled
 
 from ecflow_remote.access import handover, pipe
@@ -68,9 +69,13 @@ def _up(tunnel_up: Callable[..., Tunnel], **gateway: Any) -> tuple[Tunnel, int, 
     return tunnel, state.supervisor_pid, ssh.main_socket(tunnel.rundir.path)
 
 
-def test_lan_ecflow_clients_are_handed_to_ssh(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
-    tunnel, supervisor, main_sock = _up(tunnel_up)  # the agent, on a LAN: ssh's own channels carry ecFlow
-    assert tunnel.state().transport == "agent"  # type: ignore[union-attr]
+@pytest.mark.parametrize(("transport", "runs"), [("auto", "plain"), ("agent", "agent")])
+def test_lan_ecflow_clients_are_handed_to_ssh(
+    centre: Any, tunnel_up: Callable[..., Tunnel], transport: str, runs: str
+) -> None:
+    # On a LAN `auto` runs no agent; asked for, it runs, and ssh's own channels still carry ecFlow (fast route).
+    tunnel, supervisor, main_sock = _up(tunnel_up, transport=transport)
+    assert tunnel.state().transport == runs  # type: ignore[union-attr]
     address = tunnel.endpoint("machine1")
     before = _control_connections(supervisor, main_sock)
     with _held(address, 5) as clients:

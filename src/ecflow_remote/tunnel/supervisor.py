@@ -16,13 +16,13 @@ from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
 from ecflow_remote.clients.connect import accepts, connect_time
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
-from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, plan_for, port_free
+from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
 from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
-from ecflow_remote.tunnel import decisions, files, forwards, found, health
+from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
@@ -438,48 +438,25 @@ class Supervisor:
                     path.unlink()
 
     def _join(self, wanted: list[found.Wanted]) -> None:
-        """Add wanted services to the running tunnel: ssh's forwards through the main leg's control socket, listeners
-        on our loop, the hosts view, the state. What ssh could not forward waits (named in status; the next round
-        tries again) unless the agent carries it."""
+        """Add wanted services to the running tunnel (joining.py), and say so in the state."""
         plan = self.state.plan
         if plan is None or self.net.io is None:
             return
-        net, user = alias_net(self.profile), self.profile.gateway.ecflow_user
-        try:
-            merged = found.merge(plan, wanted, net, port_free, free_port, user)
-        except ValueError as e:
-            self._warn([str(e)])
-            return
-        new = [e for e in found.added(plan, merged) if e.forwarded]
-        why = self._forward_joined(new)
-        waiting = new if why is not None and self.agent is None else []
-        merged = found.without(merged, waiting)
-        try:
-            self.net.add([e for e in new if e not in waiting])
-        except OSError as e:  # a port taken since it was chosen: the next round picks another
-            merged, waiting = plan, []
-            self._warn([f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}"])
-        run_files = self.state.files
-        if merged.hosts != plan.hosts:
-            run_files, problems = found.rewrite_files(
-                self.profile, merged, self.rundir.path, self.passwords, self.credentials, run_files
-            )
-            self._warn(problems)
-        # A call that tried nothing new (a request for a service already carried) keeps the last round's note.
-        note = found.uncarried_note(waiting, why) if waiting and why else (None if new else self.state.found_note)
-        if merged != plan or note != self.state.found_note:
-            self._set(plan=merged, files=run_files, found_note=note)
-
-    def _forward_joined(self, new: list[Endpoint]) -> str | None:
-        """ssh's own forwards for endpoints joining the running tunnel, added beside the first ones (with the agent:
-        taken while the link is fast); None when added, else ssh's reason."""
-        if not new:
-            return None
-        sockets = forwards.sockets_for(self.rundir.path, new)
-        why = forwards.ControlForwards(self.profile, self.rundir.path, new, sockets).result()
-        if why is None:
-            self.net.upstreams.sockets = {**self.net.upstreams.sockets, **sockets}
-        return why
+        done = joining.join(
+            self.profile,
+            self.rundir.path,
+            plan,
+            wanted,
+            self.net,
+            agent_runs=self.agent is not None,
+            passwords=self.passwords,
+            credentials=self.credentials,
+            files=self.state.files,
+            note=self.state.found_note,
+        )
+        self._warn(done.warnings)
+        if done.plan != plan or done.note != self.state.found_note:
+            self._set(plan=done.plan, files=done.files, found_note=done.note)
 
     def _warn(self, problems: list[str]) -> None:
         new = [p for p in problems if p not in self.state.warnings]

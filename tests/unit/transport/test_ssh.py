@@ -58,10 +58,9 @@ def test_agent_main_leg_is_a_master_with_its_own_forwards_and_the_agent_rides_on
 
 
 def test_forwards_added_later_go_through_the_main_legs_control_socket() -> None:
-    # The same for either transport: the control socket is the main leg's, whatever its first session runs.
-    for agent in (False, True):
-        main = ssh.legs(_profile(), PLAN, Path("/run/x"), agent=agent, forward_sockets=SOCKETS).main
-        assert "-M" in main and "StreamLocalBindUnlink=yes" in main and "-tt" in main  # the pty session stays
+    # The same for either transport (the legs do not depend on it): the control socket is the main leg's.
+    main = ssh.legs(_profile(), PLAN, Path("/run/x"), forward_sockets=SOCKETS).main
+    assert "-M" in main and "StreamLocalBindUnlink=yes" in main and "-tt" in main  # the pty session stays
     added = Plan("local", [Endpoint("logserver", "ls1", "logserver1", 9316, "127.0.0.1", 9316)])
     argv = ssh.control_forwards(_profile(), added, Path("/run/x"), {"ls1": Path("/run/x/ls.sock")}, None)
     assert argv[argv.index("-S") + 1] == "/run/x/main.sock" and argv[argv.index("-O") + 1] == "forward"
@@ -81,9 +80,7 @@ def test_several_jumps_and_no_session_fall_back_to_plain_proxyjump() -> None:
     legs = ssh.legs(_profile(jumps=2), PLAN, Path("/run/x"), forward_sockets=SOCKETS)
     assert legs.jump_master is None
     assert legs.main[legs.main.index("-J") + 1] == "u@jump0,u@jump1"
-    plain = ssh.legs(
-        _profile(), PLAN, Path("/run/x"), agent=True, forward_sockets=SOCKETS, jump_session=False, main_session=False
-    )
+    plain = ssh.legs(_profile(), PLAN, Path("/run/x"), forward_sockets=SOCKETS, jump_session=False, main_session=False)
     assert plain.jump_master is None and "-N" in plain.main and "-tt" not in plain.main
 
 

@@ -1,0 +1,72 @@
+"""Services joining a running tunnel: merged into its plan, forwarded through the main leg, listened for, named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecflow_remote.access.socks import Credentials
+from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, port_free
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel import forwards, found
+from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.state import RunFiles
+
+
+@dataclass
+class Joined:
+    """The running tunnel after a join: its plan, run files and note on what waits; warnings for status."""
+
+    plan: Plan
+    files: RunFiles
+    note: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def join(
+    profile: Profile,
+    rundir: Path,
+    plan: Plan,
+    wanted: list[found.Wanted],
+    net: Listeners,
+    *,
+    agent_runs: bool,
+    passwords: dict[str, str],
+    credentials: Credentials | None,
+    files: RunFiles,
+    note: str | None,
+) -> Joined:
+    """Add wanted services: ssh's forwards through the main leg's control socket, listeners on the supervisor's
+    loop, the hosts view. What ssh could not forward waits (named in status; the next round tries again) unless
+    the agent carries it. `note`: the last round's, kept by a call that tries nothing new."""
+    try:
+        merged = found.merge(plan, wanted, alias_net(profile), port_free, free_port, profile.gateway.ecflow_user)
+    except ValueError as e:
+        return Joined(plan, files, note, [str(e)])
+    warnings: list[str] = []
+    new = [e for e in found.added(plan, merged) if e.forwarded]
+    why = _forward(profile, rundir, new, net)
+    waiting = new if why is not None and not agent_runs else []
+    merged = found.without(merged, waiting)
+    try:
+        net.add([e for e in new if e not in waiting])
+    except OSError as e:  # a port taken since it was chosen: the next round picks another
+        merged, waiting = plan, []
+        warnings.append(f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}")
+    if merged.hosts != plan.hosts:
+        files, problems = found.rewrite_files(profile, merged, rundir, passwords, credentials, files)
+        warnings += problems
+    note = found.uncarried_note(waiting, why) if waiting and why else (None if new else note)
+    return Joined(merged, files, note, warnings)
+
+
+def _forward(profile: Profile, rundir: Path, new: list[Endpoint], net: Listeners) -> str | None:
+    """ssh's own forwards for the new endpoints, beside the first ones (with the agent: taken while the link is
+    fast); None when added, else ssh's reason."""
+    if not new:
+        return None
+    sockets = forwards.sockets_for(rundir, new)
+    why = forwards.ControlForwards(profile, rundir, new, sockets).result()
+    if why is None:
+        net.upstreams.sockets = {**net.upstreams.sockets, **sockets}
+    return why
