@@ -1,11 +1,12 @@
 """ecFlow clients handed to ssh's ControlMaster on the LAN (access/handover.py), with real OpenSSH, ecflow_server and
-ecflow_client: the supervisor keeps no copy of their sockets, its control connections end with them, log servers
-and a missing master are piped as before."""
+ecflow_client, and log servers: the supervisor keeps no copy of their sockets, its control connections end with
+them, and a missing master means the pipe as before."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import socket
 import subprocess
@@ -114,15 +115,25 @@ def test_many_concurrent_clients_and_none_left_behind(tunnel_up: Callable[..., T
     assert wait_for(lambda: _control_connections(supervisor, main_sock) == before, 5)
 
 
-def test_log_servers_are_piped_not_handed_over(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
+def test_log_servers_are_handed_over_too_and_a_whole_output_arrives(
+    centre: Any, tunnel_up: Callable[..., Tunnel]
+) -> None:
     tunnel, supervisor, main_sock = _up(tunnel_up, transport="plain")
     spec = centre.logservers[0]
     address = next((e.local_host, e.local_port) for e in tunnel.endpoints() if e.host == spec.host)
     before = _control_connections(supervisor, main_sock)
     with _held(address, 1) as [held]:
-        assert wait_for(lambda: "python" in "".join(_holders(held)), 5), _holders(held)  # the supervisor's pipe
-        assert _control_connections(supervisor, main_sock) == before
+        assert wait_for(lambda: _holders(held) == {"ssh"}, 5), _holders(held)
+        assert _control_connections(supervisor, main_sock) == before + 1
     assert LogServerClient(*address).version()
+    # A 4 MB job output read until the log server closes: every byte, then the end (not a hang until the timeout).
+    job = centre.outputs_dir / "handoff-test.1"
+    job.write_bytes(os.urandom(4 << 20))
+    job.chmod(0o644)
+    try:
+        assert LogServerClient(*address, read_timeout=10).get(str(job)) == job.read_bytes()
+    finally:
+        job.unlink()
 
 
 def test_without_the_control_socket_clients_are_piped(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
@@ -149,7 +160,7 @@ def test_a_log_server_answer_still_ends_through_a_handed_over_socket(
 ) -> None:
     """The half-close question, answered for the ssh installed (9.2p1): given the socket as two fds the master never
     shuts it down, yet the far side's EOF reaches a client that reads until EOF (the stdio forward's force_drain
-    closes the whole channel). Log servers are not handed over all the same (Listeners); this says they could be."""
+    closes the whole channel), so Listeners hands log servers over too; this checks it on a bare handover.Forwards."""
     tunnel, _, main_sock = _up(tunnel_up, transport="plain")
     spec = centre.logservers[0]
     target = (spec.host, spec.port)

@@ -41,9 +41,10 @@ class Listeners:
         """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
         (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
-        # ecFlow's clients read the answer by its length and close: ssh's master may take them over (handover.py).
+        # ssh's master takes the plain forwards over (handover.py): ecFlow's clients read the answer by its length,
+        # and a log server's EOF still reaches its client (ssh drains and closes a stdio forward on the far EOF).
         routes = [
-            pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=e.kind == "server")
+            pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=True)
             for e in endpoints
             if not e.relay_user
         ]
