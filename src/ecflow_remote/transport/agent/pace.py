@@ -28,7 +28,7 @@ RTT_MEMORY = 10.0  # seconds a round-trip sample counts for the minimum
 # below QUEUE_LOW the link is not full yet and the cap grows; above it the link is full, its delivery rate is the
 # link's, and the cap becomes that rate times the round trip plus QUEUE_TARGET.
 QUEUE_LOW, QUEUE_LOW_FLOOR = 0.10, 0.002
-QUEUE_TARGET, QUEUE_TARGET_FLOOR = 0.15, 0.003
+QUEUE_TARGET, QUEUE_TARGET_FLOOR = 0.25, 0.004
 GROW = 1.25  # the cap's step per round trip while the queue is short (doubling before the first queue)
 RATE_ROUNDS = 8  # the link's rate: the best of this many rounds' delivery rates (one round's is noisy: ±30 %)
 IDLE_RESTART = 0.5  # seconds without a write after which the cap doubles again until a queue stands
@@ -49,6 +49,7 @@ class Pacer:
         self._round_min: "Optional[float]" = None  # the smallest ACK time this round
         self._round_full = False  # whether the cap was used up this round (else growing it proves nothing)
         self._rates: "Deque[float]" = collections.deque(maxlen=RATE_ROUNDS)
+        self._queued_rounds = 0  # rounds in a row that saw a queue
 
     @property
     def min_rtt(self) -> "Optional[float]":
@@ -99,11 +100,15 @@ class Pacer:
             self._rates.append((self.acked - self._round_acked) / max(now - self._round_start, 1e-3))
             rate = max(self._rates)
             own = ACK_EVERY / rate if rate > 0 else 0.0  # a sample's own crossing, at the link's rate
-            if self._round_min - rtt - own > max(QUEUE_LOW * rtt, QUEUE_LOW_FLOOR):
-                # Set, not stepped: the queue seen now is what the cap of a round trip ago made.
+            queued = self._round_min - rtt - own > max(QUEUE_LOW * rtt, QUEUE_LOW_FLOOR)
+            self._queued_rounds = self._queued_rounds + 1 if queued else 0
+            cap = self.cap
+            if self._queued_rounds >= 2:
+                # A standing queue (one round's may be a burst's, or the rate still ramping up): set, not stepped,
+                # as the queue seen now is what the cap of a round trip ago made.
                 self._starting = False
                 cap = rate * (rtt + own + max(QUEUE_TARGET * rtt, QUEUE_TARGET_FLOOR))
-            else:
+            elif not queued:
                 cap = self.cap * (2.0 if self._starting else GROW)
             self.cap = max(MIN_INFLIGHT, min(MAX_INFLIGHT, int(cap)))
         self._round_min = None
