@@ -102,7 +102,7 @@ class Pacer:
             own = ACK_EVERY / rate if rate > 0 else 0.0  # a sample's own crossing, at the link's rate
             queued = self._round_min - rtt - own > max(QUEUE_LOW * rtt, QUEUE_LOW_FLOOR)
             self._queued_rounds = self._queued_rounds + 1 if queued else 0
-            cap = self.cap
+            cap = float(self.cap)
             if self._queued_rounds >= 2:
                 # A standing queue (one round's may be a burst's, or the rate still ramping up): set, not stepped,
                 # as the queue seen now is what the cap of a round trip ago made.
