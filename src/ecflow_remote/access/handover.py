@@ -1,15 +1,15 @@
 """Plain forwards whose clients ssh's ControlMaster takes over: accepted here, checked, handed over at once.
 
-On a fast link (and with the plain transport) a client of an ecFlow server's listener would be piped through
+On a fast link (and with the plain transport) a client of a forwarded endpoint's listener would be piped through
 Python to the unix socket ssh forwards that server to: 0.5-0.7 ms a request on a LAN. Here its socket itself goes
 to ssh's master as a stdio forward (transport/control.py), right after accept() and the uid check, in the same
 callback: no transport, no task, no turn of the loop first, and not a byte read. ssh moves the bytes from then on.
 What the master cannot take (no master now, a refusal), the agent's routes and every route without `handoff` are
 served by pipe.Forwards' clients as before.
 
-Only ecFlow servers' routes hand off (Listeners sets Route.handoff): their clients read the answer by its length
-and close. Log servers' clients read until EOF; ssh 9.2 does pass the far side's EOF on to a handed-over socket
-(control.py), so they could be handed over too, but they are not on the path of every request.
+Every plain forward hands off (Listeners sets Route.handoff; the relay rewrites bytes, so it cannot): ecFlow's
+clients read the answer by its length and close, and log servers' clients, which read until EOF, get it too: ssh
+drains and closes a stdio forward when the far side ends it (force_drain, control.py).
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import select
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypedDict
 
@@ -328,6 +330,54 @@ def connect_time(address: tuple[str, int], timeout: float = 1.0) -> float | None
                 continue
             return time.perf_counter() - t0
     return None
+
+
+def wait_accepting(
+    address: tuple[str, int], stop: Callable[[], bool], every: float = 0.1, patience: float = 2.0
+) -> bool:
+    """Until `address` takes a TCP connection (True) or stop() says so (False). A new attempt starts every `every`
+    seconds and each is given `patience`, several in flight at once: a link that comes back is seen about one
+    round trip later however slow it is (one attempt at a time with a short timeout would never see a slow link,
+    with a long one it would wait out that timeout first)."""
+    infos: list[Any] = []
+    pending: dict[socket.socket, float] = {}
+    try:
+        while not stop():
+            started = time.monotonic()
+            if not infos:
+                with contextlib.suppress(OSError):
+                    infos = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+            if infos:
+                family, kind, proto, _, sockaddr = infos[0]
+                s = socket.socket(family, kind, proto)
+                s.setblocking(False)
+                code = s.connect_ex(sockaddr)
+                if code == 0:
+                    s.close()
+                    return True
+                if code in (errno.EINPROGRESS, errno.EAGAIN):
+                    pending[s] = started + patience
+                else:
+                    s.close()  # refused or unreachable at once: the next attempt in `every`
+            while (left := started + every - time.monotonic()) > 0:
+                if not pending:
+                    time.sleep(left)
+                    break
+                _, ready, _ = select.select([], list(pending), [], left)
+                for s in ready:
+                    del pending[s]
+                    ok = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                    s.close()
+                    if ok:
+                        return True
+            for s, deadline in list(pending.items()):
+                if time.monotonic() > deadline:
+                    del pending[s]
+                    s.close()
+        return False
+    finally:
+        for s in pending:
+            s.close()
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
-from ecflow_remote.clients.connect import accepts, connect_time
+from ecflow_remote.clients.connect import accepts, connect_time, wait_accepting
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
@@ -177,13 +177,12 @@ class Supervisor:
     def _wait_for_first_hop(self) -> None:
         """Start no ssh while the first hop refuses even TCP (link down, laptop offline, sshd down): an ssh started
         then sits in SYN retransmits (1, 2, 4, 8 s apart) and is back seconds after the network; a fresh probe
-        every 0.1-0.4 s starts it within a moment of the network's return."""
+        every 0.1 s starts it about one round trip after the network's return."""
         hop = self.first_hop
         if hop is None or self.stopping or accepts(hop, timeout=0.3):
             return
         self._set(message=f"{self.state.message}; waiting for {hop[0]} port {hop[1]} to answer")
-        while not self.stopping and not accepts(hop, timeout=0.3):
-            time.sleep(0.1)
+        wait_accepting(hop, lambda: self.stopping)
 
     def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
