@@ -28,6 +28,7 @@ lint: deps
 	$(VENV)/bin/ruff check src centre tests bench
 	$(VENV)/bin/ruff format --check src centre tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench/*.py
 
 bench: deps
 	PYTHONPATH=. $(PY) bench/run.py

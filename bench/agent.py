@@ -20,8 +20,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,12 @@ async def serve(spec: dict[str, Any]) -> None:
     session = await AgentSession.start(spec["argv"], AgentOptions(compress=spec.get("compress", "auto")))
     ports = {}
     servers = []
+
+    def piped(host: str, port: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        return lambda r, w: session.pipe(r, w, host, port)
+
     for host, port in spec["targets"]:
-        server = await asyncio.start_server(lambda r, w, h=host, p=port: session.pipe(r, w, h, p), "127.0.0.1", 0)
+        server = await asyncio.start_server(piped(host, port), "127.0.0.1", 0)
         servers.append(server)
         ports[f"{host}:{port}"] = server.sockets[0].getsockname()[1]
     print(json.dumps({"ports": ports, "far_pid": session.hello["pid"]}), flush=True)
@@ -63,7 +68,7 @@ class Way:
     key: str
     title: str
     endpoints: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
-    stop: Callable[[], None] = lambda: None
+    stop: Callable[[], object] = lambda: None
     stats_file: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
 
@@ -175,7 +180,7 @@ def ping_during_transfer(way: Way, path: Path, n: int) -> list[float]:
     thread = threading.Thread(target=transfer)
     thread.start()
     client = bench.ecflow_client(*way.ping())
-    times = []
+    times: list[float] = []
     time.sleep(0.05)
     while not done.is_set() and len(times) < n:
         t0 = time.perf_counter()
@@ -192,7 +197,7 @@ def measure(ways: list[Way], files: dict[str, Path], n: int, rounds: int) -> Non
             got = samples[way.key]
             target = way.log()
             target.request("version")
-            got.setdefault("log", []).extend(bench.timed(lambda t=target: t.request("version"), n // rounds))
+            got.setdefault("log", []).extend(bench.timed(partial(target.request, "version"), n // rounds))
             got.setdefault("ping", []).extend(bench.ping_times(*way.ping(), n // rounds))
             for kind, path in files.items():
                 got.setdefault(f"mbps_{kind}", []).append(bench.throughput(target, path))

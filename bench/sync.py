@@ -71,9 +71,9 @@ def throwaway_server(tasks: int) -> Iterator[int]:
 
 
 async def measure(port: int, tasks: int) -> None:
-    from ecflow_remote.ecflow import AsyncEcflowClient
-    from ecflow_remote.ecflow.defs import parse_defs
-    from ecflow_remote.ecflow.wire import HEADER_SIZE
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
+    from ecflow_remote.clients.ecflow.defs import parse_defs
+    from ecflow_remote.clients.ecflow.wire import HEADER_SIZE
 
     client = AsyncEcflowClient("127.0.0.1", port, read_timeout=120)
     actor = AsyncEcflowClient("127.0.0.1", port)
@@ -92,6 +92,7 @@ async def measure(port: int, tasks: int) -> None:
     poll_times: list[float] = []
     idle_bytes: list[int] = []
     idle_times: list[float] = []
+    families = (tasks + 99) // 100
     async with client.watch() as w:
         assert sum(1 for n in w.defs if n.is_task) == tasks
         for i in range(ROUNDS):
@@ -99,7 +100,7 @@ async def measure(port: int, tasks: int) -> None:
             idle = await w.poll()
             idle_times.append(time.perf_counter() - t0)
             idle_bytes.append(idle.reply_bytes)
-            path = f"/big/f{i % 100}/t{i}"
+            path = f"/big/f{i % families}/t{i % min(tasks, 100)}"  # a task that exists at any size
             await actor.node_action("suspend", path)
             t0 = time.perf_counter()
             update = await w.poll()

@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def measure(centre: Any, url: str, rounds: int) -> None:
         print(f"filter 10 000 nodes by state: {filtered * 1000:.0f} ms; open a 100-task family: {opened * 1000:.0f} ms")
 
         # Two kinds of change: a state forced (its family's state changes too) and a suspension.
-        changes = {
+        changes: dict[str, Callable[[int], tuple[list[str], str, str]]] = {
             "state forced": lambda i: (
                 [f"--force={'aborted' if i % 2 == 0 else 'queued'}"],
                 "state",
