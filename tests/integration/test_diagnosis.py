@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,24 @@ def test_up_says_the_first_hop_does_not_answer(centre: Any, tmp_path: Path) -> N
         centre.set_home_link(None)
     assert any("port 22 does not answer" in m for m in seen), seen
     assert "port 22 does not answer" in str(raised.value), raised.value
+
+
+def test_a_first_up_without_network_fails_on_its_own_attempts(centre: Any, tmp_path: Path) -> None:
+    """The laptop has no way to the jump host (link down: ssh's connect ends in "No route to host" after the
+    failed address lookup of the link layer): a first `up` ends after its few attempts, saying why, not at its
+    timeout (a tunnel that was up waits for the network instead: test_faults)."""
+    profile = centre.write_profile(tmp_path / "p.toml")
+    centre.cut_link()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(TunnelError) as raised:
+            Tunnel(profile).up(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        centre.restore_link()
+    assert took < 45, took
+    assert "cannot be reached" in str(raised.value) or "No route" in str(raised.value), raised.value
+    assert not Tunnel(profile).is_running()
 
 
 def _cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -149,7 +149,8 @@ class Supervisor:
                 continue
             self._set("reconnecting", message=decisions.retry_message(failure.message, step.delay), pid=None)
             self._sleep(step.delay)
-            self._wait_for_first_hop()
+            if been_up:  # else a user waits for `up`: its attempts end it with ssh's reason, not its timeout
+                self._wait_for_first_hop()
         self._set("stopped", message="stopped", pid=None)
         return 0
 
