@@ -4,8 +4,6 @@ accept, and piped through ssh's socket when it cannot take them."""
 from __future__ import annotations
 
 import socket
-import socketserver
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,24 +33,6 @@ class _Forwards(handover.Forwards):
     @property
     def port(self) -> int:
         return self.routes[0].listen[1]
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-@pytest.fixture
-def echo(tmp_path: Path) -> Iterator[Path]:
-    """ssh's -L socket for TARGET: an echo."""
-    path = tmp_path / "ecf.sock"
-    srv = socketserver.ThreadingUnixStreamServer(str(path), _Echo)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
-    yield path
-    srv.shutdown()
-    srv.server_close()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import socketserver
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,26 +33,6 @@ class _Server(pipe.Server):
 
     def open_listeners(self) -> None:
         self.port = self.listen_on("127.0.0.1", self.port, lambda: _Straight(self, self.upstream))
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    """A unix-socket 'ssh': echoes everything, and half-closes once the client has."""
-
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-        self.request.shutdown(socket.SHUT_WR)
-
-
-@pytest.fixture
-def echo(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "ssh.sock"
-    srv = socketserver.ThreadingUnixStreamServer(str(path), _Echo)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
-    yield path
-    srv.shutdown()
-    srv.server_close()
 
 
 def _wait_idle(server: pipe.Server, timeout: float = 5.0) -> None:
