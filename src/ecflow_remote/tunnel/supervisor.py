@@ -85,16 +85,9 @@ class Supervisor:
         self.stopping = True
 
     # ------------------------------------------------------------------------------------------ run
-    def run(self, head: HeadStart | None = None) -> int:
-        """Until stopped or failed for good: the exit code. `head`: the lock and jump master taken before (main)."""
-        if head is None:
-            lock = self.rundir.try_lock()
-            if lock is None:
-                return 3
-            self.rundir.kill_leftovers()
-            self.rundir.clean_files(keep=("supervisor.log",))  # our own stdout: `up` opened it afresh
-        else:
-            lock, self.early_jump = head.lock, head.jump
+    def run(self, head: HeadStart) -> int:
+        """Until stopped or failed for good: the exit code. `head`: the lock and jump master (headstart.py)."""
+        lock, self.early_jump = head.lock, head.jump
         try:
             return self._run()
         finally:
@@ -230,11 +223,11 @@ class Supervisor:
         # While the first hop logs in: the certificate (ssh -G, ssh-keygen) and the link's round trip (a TCP
         # connection to the first hop: one round trip, on the link that decides whether the agent pays).
         message = self._certificate_message()
-        agent, fast = self.use_agent, None
-        if agent and self.profile.gateway.transport == "auto" and self.first_hop is not None:
+        transport, rtt = self.profile.gateway.transport, None
+        if self.use_agent and transport == "auto" and self.first_hop is not None:
             rtt = connect_time(self.first_hop)
-            if not decisions.agent_for_link("auto", rtt, SLOW_LINK_RTT):
-                agent, fast = False, rtt
+        agent = self.use_agent and decisions.agent_for_link(transport, rtt, SLOW_LINK_RTT)
+        fast = rtt if self.use_agent and not agent else None
         if jump is not None:
             failure = self._await_master(jump, ssh.jump_socket(rundir), "the jump host")
             if failure is not None:
@@ -269,15 +262,15 @@ class Supervisor:
             time.sleep(0.01)
         self.net.upstreams.sockets = sockets
         self.net.upstreams.socks = socks_sock
-        self.net.upstreams.control = ssh.main_socket(rundir)  # ecFlow clients are handed to the master
+        self.net.upstreams.control = ssh.main_socket(rundir)  # plain forwards' clients go to the master
         if agent:
             self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
-            if self.profile.gateway.transport == "agent" or not waited:
+            if transport == "agent" or not waited:
                 failure = self._settle_agent(wait=True)
                 if failure is not None:
                     return failure
         else:
-            if self.profile.gateway.transport == "plain":
+            if transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             elif fast is not None:
                 self.state.transport_note = (
