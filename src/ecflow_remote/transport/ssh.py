@@ -89,14 +89,20 @@ def legs(
     main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
     main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets; also for control_forwards' ones
     main += ["-o", "ExitOnForwardFailure=yes"]
-    for e in plan.forwards:
-        main += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
+    main += _local_forwards(plan, forward_sockets)
     if plan.socks_port is not None:
         if socks_socket is None:
             raise ValueError("the socks method needs the path of ssh's SOCKS socket")
         main += ["-D", str(socks_socket.absolute())]
     main += ["-tt", destination(gw.host), HOLD_COMMAND] if main_session else ["-N", destination(gw.host)]
     return Legs(master, main)
+
+
+def _local_forwards(plan: Plan, forward_sockets: Mapping[str, Path]) -> list[str]:
+    """-L options, one per socket: two endpoints naming the same host:port share one (forwards.sockets_for), and
+    a second -L to it would unlink the first's socket (StreamLocalBindUnlink) and leave its listener orphaned."""
+    specs = dict.fromkeys(f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}" for e in plan.forwards)
+    return [arg for spec in specs for arg in ("-L", spec)]
 
 
 def jump_master(profile: Profile, control_dir: Path, *, session: bool = True) -> list[str] | None:
@@ -126,8 +132,7 @@ def control_forwards(
     running tunnel (either transport)."""
     argv = [ssh_binary(), *(["-F", str(profile.gateway.ssh_config)] if profile.gateway.ssh_config else [])]
     argv += ["-o", "BatchMode=yes", "-S", str(main_socket(control_dir)), "-O", "forward"]
-    for e in plan.forwards:
-        argv += ["-L", f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}"]
+    argv += _local_forwards(plan, forward_sockets)
     if socks_socket is not None:
         argv += ["-D", str(socks_socket.absolute())]
     return [*argv, destination(profile.gateway.host)]

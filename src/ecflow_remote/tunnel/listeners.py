@@ -43,21 +43,23 @@ class Listeners:
         assert self.io is not None
         # ssh's master takes the plain forwards over (handover.py): ecFlow's clients read the answer by its length,
         # and a log server's EOF still reaches its client (ssh drains and closes a stdio forward on the far EOF).
-        routes = [
+        # Two names for one server (same host:port, so the same local address where it is picked by host) are one
+        # listener: a second would find the address taken.
+        routes = dict.fromkeys(
             pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=True)
             for e in endpoints
             if not e.relay_user
-        ]
-        relayed = [
+        )
+        relayed = dict.fromkeys(
             relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
             for e in endpoints
             if e.relay_user
-        ]
+        )
         servers: list[pipe.Server] = []
         if routes:
-            servers.append(handover.Forwards(routes, self.io))
+            servers.append(handover.Forwards(list(routes), self.io))
         if relayed:
-            servers.append(relay.Relay(relayed, io=self.io))
+            servers.append(relay.Relay(list(relayed), io=self.io))
         started: list[pipe.Server] = []
         try:
             for server in servers:

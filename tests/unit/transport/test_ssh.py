@@ -41,6 +41,16 @@ def test_plain_forwards_go_to_private_sockets_and_never_use_the_users_control_ma
     assert "4141:machine1" not in " ".join(main).replace("/run/x/fwd.sock:machine1:4141", "")
 
 
+def test_two_endpoints_at_one_host_port_share_one_forward() -> None:
+    # An alias (two server names for one server): one socket, one -L; a second would unlink the first's socket.
+    twice = Plan("local", [*PLAN.endpoints, Endpoint("server", "alias", "machine1", 4141, "127.0.0.2", 4141)])
+    sockets = {"m1": SOCKETS["m1"], "alias": SOCKETS["m1"]}
+    main = ssh.legs(_profile(), twice, Path("/run/x"), forward_sockets=sockets).main
+    added = ssh.control_forwards(_profile(), twice, Path("/run/x"), sockets, None)
+    for argv in (main, added):
+        assert argv.count("-L") == 1 and argv[argv.index("-L") + 1] == "/run/x/fwd.sock:machine1:4141"
+
+
 def test_the_all_day_connection_carries_nothing_of_the_users_own() -> None:
     legs = ssh.legs(_profile(), PLAN, Path("/run/x"), forward_sockets=SOCKETS)
     for argv in (legs.main, legs.jump_master or []):
