@@ -73,7 +73,9 @@ def test_certificate_expiry_announced_reported_and_renewed(make_centre: Any, tmp
         down = wait_state(tunnel, lambda s: s.get("state") == "reconnecting" and "expired" in s.get("message"), 30)
         assert "your SSH certificate expired" in down["message"] and "ecflow-remote login" in down["message"]
         assert "reconnects by itself" in down["message"]
-        report = json.loads(cli(profile, "status", "--json").stdout)
+        reconnecting = cli(profile, "status", "--json")
+        assert reconnecting.returncode == 3  # not up
+        report = json.loads(reconnecting.stdout)
         assert report["tunnel"]["certificate"]["seconds_left"] <= 0
 
         # A second `up` (another profile file, same Centre) names the certificate, not a generic failure.

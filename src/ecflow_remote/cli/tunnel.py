@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
     from ecflow_remote.tunnel.state import TunnelState
 
+NOT_UP = 3  # `status`'s exit status when the tunnel is not up (1 and 2 are errors: cli/app.py)
+
 
 # ------------------------------------------------------------------------------------------------- up / down
 
@@ -185,7 +187,10 @@ def doctor(c: Context, as_json: bool, timeout: float) -> None:
 @click.option("--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per check.")
 @pass_context
 def status(c: Context, as_json: bool, timeout: float) -> None:
-    """Tunnel state, and whether each server and log server answers now."""
+    """Tunnel state, and whether each server and log server answers now.
+
+    Exit status 0 while the tunnel is up (the table says which servers answer), 3 when it is not: not running,
+    starting, reconnecting or failed (as systemctl's for a unit that is not active)."""
     from ecflow_remote import status as status_view
 
     report = status_view.report(c.tunnel(), live=True, timeout=timeout)
@@ -197,3 +202,4 @@ def status(c: Context, as_json: bool, timeout: float) -> None:
         from ecflow_remote.cli.present import status_table
 
         Console().print(status_table(report))
+    sys.exit(0 if report["tunnel"]["state"] == "up" else NOT_UP)

@@ -17,7 +17,7 @@ def test_status_of_a_stopped_tunnel_says_it_once(tmp_path: Path, monkeypatch: py
     profile.write_text(LOCAL_PROFILE)
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(main, ["--profile", str(profile), "status"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # not up: for scripts
     assert result.output.count("not running") == 1, result.output
     assert "start it with `ecflow-remote up`" in result.output
     # The endpoints are still listed (what `up` would give), answering no.
