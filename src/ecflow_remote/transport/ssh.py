@@ -99,8 +99,9 @@ def legs(
 
 
 def _local_forwards(plan: Plan, forward_sockets: Mapping[str, Path]) -> list[str]:
-    """-L options, one per socket: two endpoints naming the same host:port share one (forwards.sockets_for), and
-    a second -L to it would unlink the first's socket (StreamLocalBindUnlink) and leave its listener orphaned."""
+    """-L options, one per socket: two endpoints at one host:port (a log server at an ecFlow server's) share one
+    (forwards.sockets_for), and a second -L to it would unlink the first's socket (StreamLocalBindUnlink) and leave
+    its listener orphaned in ssh."""
     specs = dict.fromkeys(f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}" for e in plan.forwards)
     return [arg for spec in specs for arg in ("-L", spec)]
 

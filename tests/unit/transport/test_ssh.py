@@ -42,9 +42,9 @@ def test_plain_forwards_go_to_private_sockets_and_never_use_the_users_control_ma
 
 
 def test_two_endpoints_at_one_host_port_share_one_forward() -> None:
-    # An alias (two server names for one server): one socket, one -L; a second would unlink the first's socket.
-    twice = Plan("local", [*PLAN.endpoints, Endpoint("server", "alias", "machine1", 4141, "127.0.0.2", 4141)])
-    sockets = {"m1": SOCKETS["m1"], "alias": SOCKETS["m1"]}
+    # A log server at an ecFlow server's host:port: one socket, one -L; a second would unlink the first's socket.
+    twice = Plan("local", [*PLAN.endpoints, Endpoint("logserver", "ls", "machine1", 4141, "127.0.0.1", 4142)])
+    sockets = {"m1": SOCKETS["m1"], "ls": SOCKETS["m1"]}
     main = ssh.legs(_profile(), twice, Path("/run/x"), forward_sockets=sockets).main
     added = ssh.control_forwards(_profile(), twice, Path("/run/x"), sockets, None)
     for argv in (main, added):

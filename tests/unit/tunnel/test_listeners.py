@@ -17,11 +17,15 @@ def _accepts(port: int) -> bool:
         return True
 
 
-def test_two_names_for_one_server_are_one_listener() -> None:
+def test_two_endpoints_at_one_address_are_one_listener() -> None:
+    # Under hosts, a log server at an ecFlow server's host:port gets the same address and port.
     port = free_port()
     plan = Plan(
         "hosts",
-        [Endpoint("server", name, "machine1", 4141, "127.0.0.1", port) for name in ("m1", "alias")],
+        [
+            Endpoint(kind, name, "machine1", 4141, "127.0.0.1", port)
+            for kind, name in (("server", "m1"), ("logserver", "m1:4141"))
+        ],
     )
     listeners = Listeners()
     listeners.start(plan, None, Path("/p.toml"))
