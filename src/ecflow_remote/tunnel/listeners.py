@@ -44,7 +44,7 @@ class Listeners:
         # ssh's master takes the plain forwards over (handover.py): ecFlow's clients read the answer by its length,
         # and a log server's EOF still reaches its client (ssh drains and closes a stdio forward on the far EOF).
         # Two endpoints at one host:port (a profile refuses two servers there, but a log server may share an ecFlow
-        # server's, and under hosts/socks both get that host's address and port) are one listener: a second would
+        # server's, and under hosts both get that host's address and its port) are one listener: a second would
         # find the address taken.
         routes = dict.fromkeys(
             pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=True)
