@@ -121,9 +121,13 @@ def setup(tmp_path: Path) -> Iterator[tuple[SocksFront, int]]:
         yield front, echo_port
     finally:
         front.stop()
-        for server in (upstream, echo):
-            server.close()  # type: ignore[attr-defined]
+        helpers.run(_close(upstream, echo))  # on their loop: Server.close() from another thread races its detach
         helpers.stop()
+
+
+async def _close(*servers: object) -> None:
+    for server in servers:
+        server.close()  # type: ignore[attr-defined]
 
 
 def _proxy(front: SocksFront, user: str | None = None, password: str | None = None) -> Proxy:
