@@ -29,6 +29,17 @@ SERVER_USER = "ecfadmin"
 SERVER_UID = 4243
 
 
+def _without(text: str, names: set[str], id_field: int | None) -> str:
+    """An /etc/passwd-style file's lines less those whose name (or, with id_field, numeric id) is in `names`."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        fields = line.split(":")
+        if fields[0] in names or (id_field is not None and len(fields) > id_field and fields[id_field] in names):
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    return "".join(kept)
+
+
 class CentreError(RuntimeError):
     """The simulated Centre could not be built or driven."""
 
@@ -205,9 +216,13 @@ class Centre:
 
     def _etc_views(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each Centre host's /etc/passwd, group and shadow views, with the Centre account added."""
-        passwd = Path("/etc/passwd").read_text()
-        group = Path("/etc/group").read_text()
-        shadow = Path("/etc/shadow").read_text()
+        # The machine's own accounts stay (sshd and the services need root, nobody, sshd...), but never one that
+        # shares a name or id with the Centre's: lookups take the first match, so a machine with its own user1
+        # (or a uid 4242) would hand its home and id to the Centre's logins.
+        ours = {CENTRE_USER, SERVER_USER, str(CENTRE_UID), str(SERVER_UID)}
+        passwd = _without(Path("/etc/passwd").read_text(), ours, id_field=2)
+        group = _without(Path("/etc/group").read_text(), ours, id_field=2)
+        shadow = _without(Path("/etc/shadow").read_text(), ours, id_field=None)
         home = self.base / "centre-home" / CENTRE_USER
         admin_home = self.base / "centre-home" / SERVER_USER
         views = {

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import ProfileError
 from ecflow_remote.profile.load import parse_text
@@ -187,26 +188,36 @@ def set_value(text: str, table: str, key: str, value: Value, *, index: int | Non
         raise ProfileError(f"{label} is not a table.", key=label)
     if value is None:
         section.pop(key, None)
-    elif key in section or not section:
-        section[key] = value
-    else:
-        _add_after_last_key(section, key, value)
-    return tomlkit.dumps(doc)
+        return tomlkit.dumps(doc)
+    new_key = key not in section and bool(section)
+    section[key] = value
+    result = tomlkit.dumps(doc)
+    return _after_last_key(text, result) if new_key else result
 
 
-def _add_after_last_key(section: dict[str, Any], key: str, value: Value) -> None:
-    """A new key right after the table's last key: tomlkit's add() would put it after the comments and blank lines
-    that end the table, which a reader takes for the next table's."""
-    import tomlkit
+def _after_last_key(before: str, after: str) -> str:
+    """`after` (= `before` with one key added to a table) with the added lines moved up past the blank and
+    comment lines that end the table, so the key follows the table's last key.
 
-    last = list(section)[-1]
-    # A Table's (or InlineTable's) Container has no public insert; _insert_after has kept its signature from
-    # tomlkit 0.7 to 0.15. Without it the key still lands in the right table, only lower down.
-    insert = getattr(getattr(section, "value", None), "_insert_after", None)
-    if insert is None:
-        section[key] = value
-    else:
-        insert(last, key, tomlkit.item(value))
+    tomlkit adds a key after those lines (from 0.15.3 on; before, only through a private method that 0.15.3
+    removed), where a reader takes them for the next table's. Done on the text, from what the edit added, so it
+    depends on no tomlkit internals: if the change is not one block of added lines it is kept as tomlkit made it
+    (the key is in the right table either way).
+    """
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    changes = [op for op in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes() if op[0] != "equal"]
+    if len(changes) != 1 or changes[0][0] != "insert":
+        return after
+    _, at, _, start, end = changes[0]
+    added = new[start:end]
+    if old and not old[-1].endswith("\n") and at == len(old):
+        return after  # appended to a last line without a newline: nothing to move past
+    top = at
+    # Blank and comment lines only: the last key's own lines (a multi-line array's "]", a string's closing
+    # quotes) are neither, so the walk stops at them or at the table's header.
+    while top > 0 and (not old[top - 1].strip() or old[top - 1].lstrip().startswith("#")):
+        top -= 1
+    return "".join(old[:top] + added + old[top:])
 
 
 def update_profile(path: Path, table: str, key: str, value: Value, *, index: int | None = None) -> None:

@@ -197,3 +197,11 @@ def test_update_profile_refuses_an_edit_that_would_not_load(tmp_path: Path) -> N
     assert info.value.key == "server[2].port" and info.value.path == path
     assert info.value.line == USERS.splitlines().index("port = 3142") + 1
     assert path.read_text() == USERS
+
+
+def test_a_new_key_stops_at_a_multiline_value_and_keeps_trailing_notes() -> None:
+    text = '[gateway]\nhost = "m1"\nlist = [\n  "a",\n  # not a trailing comment\n]\n\n# about the end\n'
+    changed = set_value(text, "gateway", "method", "hosts")
+    assert changed == text.replace("]\n\n", ']\nmethod = "hosts"\n\n')
+    # A table whose only lines are comments takes the key under its header.
+    assert set_value("[ui]\n# nothing yet\n", "ui", "x", 1).startswith("[ui]\n")
