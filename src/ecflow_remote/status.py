@@ -45,7 +45,15 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
     logservers = [_row(c) for c in checks if c["kind"] == "logserver"]
     for row in logservers:
         row.pop("name", None)
-    return {"tunnel": tunnel_info, "servers": servers, "logservers": logservers, "checked": time.time()}
+    return {
+        "tunnel": tunnel_info,
+        "servers": servers,
+        "logservers": logservers,
+        # The Centre's web pages: the proxy and its PAC file, while the supervisor runs (access/webproxy.py).
+        "web_proxy": state.web_proxy if state else None,
+        "web_pac": state.web_pac if state else None,
+        "checked": time.time(),
+    }
 
 
 def _unreachable(name: str, host: str, port: int, kind: str) -> dict[str, Any]:

@@ -117,6 +117,15 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The [web] table: the Centre's names the web proxy carries, and its port."""
+
+    # Shell patterns ("*.ecmwf.int", "jupyterhub"), lower case; None: derived from the profile's host names.
+    domains: tuple[str, ...] | None = None
+    port: int | None = None  # None: a free port, chosen at each `up`
+
+
+@dataclass(frozen=True)
 class Profile:
     """A loaded, validated profile."""
 
@@ -125,6 +134,7 @@ class Profile:
     servers: tuple[Server, ...]
     logservers: tuple[LogServer, ...] = ()
     ui: UiSettings = UiSettings()
+    web: WebSettings = WebSettings()
 
     def server(self, name: str) -> Server:
         """The server called `name`; ProfileError listing the known names otherwise."""

@@ -1,4 +1,5 @@
-"""The supervisor's loopback listeners (forwards, the user-name relay, the SOCKS front) on one loop thread.
+"""The supervisor's loopback listeners (forwards, the user-name relay, the SOCKS front, the web proxy) on one loop
+thread.
 
 They stay up for the supervisor's whole life: ssh reconnects under them, so no other account can take a port
 meanwhile, and `upstreams` says what carries their connections now (the agent, ssh's sockets, or nothing).
@@ -8,11 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ecflow_remote.access import handover, pipe, relay, socks
+from ecflow_remote.access import handover, pipe, relay, socks, webproxy
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.profile.webtable import domains
+
+
+@dataclass(frozen=True)
+class Web:
+    """Where the web proxy listens and serves its PAC file, and the file with its password (where it asks one)."""
+
+    proxy: str
+    pac: str
+    auth: Path | None
 
 
 class Listeners:
@@ -36,6 +49,25 @@ class Listeners:
         except OSError as e:
             self.stop()
             raise EcflowRemoteError(_in_use(plan, e, profile)) from None
+
+    def start_web(self, profile: Profile, rundir: Path) -> Web:
+        """The web proxy for the profile's Centre names, on 127.0.0.1 ([web] port, else the kernel's choice): its
+        own uid only on Linux, elsewhere a password made now (in a 0600 run file); EcflowRemoteError when the port
+        is in use."""
+        assert self.io is not None
+        credentials = None if pipe.Server.check_peers else socks.Credentials.new()
+        port = profile.web.port or 0
+        proxy = webproxy.WebProxy(("127.0.0.1", port), domains(profile), credentials, self.io)
+        proxy.upstreams = self.upstreams
+        try:
+            self.servers.append(proxy.start())
+        except OSError as e:
+            raise EcflowRemoteError(
+                f"127.0.0.1:{port} (web.port) is in use ({e.strerror or e}): set another port in {profile.path}, or "
+                "remove the key for a free one."
+            ) from None
+        auth = credentials.write(rundir, webproxy.CREDENTIALS_NAME) if credentials else None
+        return Web(proxy.url, proxy.pac_url, auth)
 
     def add(self, endpoints: Sequence[Endpoint]) -> None:
         """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError

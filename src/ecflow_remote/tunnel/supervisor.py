@@ -29,7 +29,7 @@ from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
-from ecflow_remote.tunnel.state import Check, Phase, TunnelState
+from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
@@ -152,15 +152,17 @@ class Supervisor:
         self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
         self.net.start(plan, credentials, self.profile.path)
+        web = self.net.start_web(self.profile, self.rundir.path)  # the Centre's web pages (access/webproxy.py)
+        self._set(web_proxy=web.proxy, web_pac=web.pac, files=RunFiles(web_auth=str(web.auth) if web.auth else None))
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
-        self._set(files=system_files)
+        self._set(files=self.state.files.merged(system_files))
         self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
         riding = ssh.riding_forwards(self.profile)
         if self.use_agent:
             far_source()  # made now, while the jump host logs in, not when the agent starts
-        self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings, *riding])
+        self._set(plan=plan, files=self.state.files.merged(run_files), warnings=[*errors, *warnings, *riding])
         return plan
 
     @functools.cached_property
