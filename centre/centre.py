@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,9 @@ class Centre:
     jump_sessions: bool = True  # False: the jump host refuses sessions (forwarding only), as a Teleport proxy
     detached: bool = False  # True: outlives this process (the `python -m centre up` case)
     home_link: HomeLink | None = None  # round trip and rates between home and jump; None: a LAN
+    # Hosts for web services only (centre/jupyter.py starts them), by short name, with their other names (a full
+    # name in the Centre's domain, or one that looks like an outside name) in the Centre's hosts files.
+    web_hosts: Mapping[str, Sequence[str]] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: RUN_PREFIX + secrets.token_hex(3)[:5])
     base: Path = field(init=False)
     topology: Topology | None = field(init=False, default=None)
@@ -186,8 +189,9 @@ class Centre:
         hosts = list(dict.fromkeys([s.host for s in self.servers] + [lg.host for lg in self.logservers]))
         if "machine1" not in hosts:
             hosts.insert(0, "machine1")  # the workstation always exists
+        hosts += [h for h in self.web_hosts if h not in hosts]
         etc = self._etc_views(["jump", *hosts])
-        self.topology = topo = network.build(self.run_id, hosts, etc)
+        self.topology = topo = network.build(self.run_id, hosts, etc, self.web_hosts)
         state = json.loads(self._state_file.read_text())
         state["lan_net"] = topo.lan_net
         self._state_file.write_text(json.dumps(state))

@@ -8,7 +8,7 @@ import ipaddress
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +99,14 @@ class Topology:
         return self.hosts[name]
 
 
-def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str, str]]) -> Topology:
-    """Create the namespaces, links, addresses, routes and per-namespace /etc files."""
+def build(
+    run_id: str,
+    host_names: Sequence[str],
+    extra_etc: dict[str, dict[str, str]],
+    aliases: Mapping[str, Sequence[str]] | None = None,
+) -> Topology:
+    """Create the namespaces, links, addresses, routes and per-namespace /etc files (`aliases`: a host's other names
+    in the Centre's hosts files)."""
     with allocation_lock():
         home_net, lan_net = choose_subnets()
         home_hosts = list(home_net.hosts())
@@ -162,7 +168,7 @@ def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str,
         run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
         run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
     hosts_lines = ["127.0.0.1\tlocalhost", f"{jump.address}\tjump"]
-    hosts_lines += [f"{h.address}\t{h.name}" for h in hosts.values()]
+    hosts_lines += ["\t".join([h.address, h.name, *(aliases or {}).get(h.name, ())]) for h in hosts.values()]
     for host in [jump, *hosts.values()]:
         etc = NETNS_ETC / host.netns
         etc.mkdir(parents=True, exist_ok=True)
