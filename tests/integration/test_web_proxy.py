@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from centre.webshot import CHROMIUM, CHROMIUM_ARGS
+from tests.integration.centres import settled
 from tests.unit.access.other_account import foreign_client
 
 from ecflow_remote.tunnel.handle import Tunnel
@@ -151,6 +153,68 @@ def test_open_starts_a_private_browser_profile_with_the_pac(web_centre: Any, tun
     assert wait_for(lambda: dom.exists() and "last_activity" in dom.read_text(), 45, 0.2), dom.read_text()
     profile_dir = tunnel.rundir.path / "browser" / "chromium"
     assert profile_dir.is_dir() and (profile_dir.stat().st_mode & 0o777) == 0o700
+
+
+def test_the_proxy_outlives_a_reconnect(web_centre: Any, tunnel: Tunnel) -> None:
+    state = tunnel.state()
+    assert state is not None and state.web_proxy is not None and state.pid is not None
+    old, proxy = state.pid, state.web_proxy
+    os.kill(old, signal.SIGKILL)  # the main ssh leg: the supervisor reconnects under its listeners
+    assert wait_for(lambda: (s := tunnel.state()) is not None and s.state == "up" and s.pid not in (None, old), 30)
+    assert tunnel.state().web_proxy == proxy  # type: ignore[union-attr]  # the same listener, not a new port
+    via_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    assert json.loads(via_proxy.open(f"http://{JUPYTER}:8888/api", timeout=10).read())["version"]
+
+
+def test_the_far_side_agent_carries_them_too(web_centre: Any, tmp_path: Path) -> None:
+    """As over a home link: the agent, not ssh's master, opens the connections (resolving the name at the far
+    side): a kernel made over the REST API (absolute-form requests) and a cell run over its websocket (CONNECT),
+    with Python's clients this time (one browser per module)."""
+    websocket = pytest.importorskip("websocket", reason="websocket-client comes with jupyter_server")
+    profile = web_centre.write_profile(tmp_path / "agent.toml", "local", transport="agent")
+    with open(profile, "a") as f:
+        f.write('\n[web]\ndomains = ["*.centre.test"]\n')
+    t = Tunnel(profile)
+    t.up()
+    try:
+        state = settled(t)
+        assert state.transport == "agent" and state.web_proxy is not None
+        j = web_centre.jupyter
+        via_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": state.web_proxy}))
+        made = urllib.request.Request(
+            f"{j.url}/api/kernels", data=b"{}", method="POST", headers={"Authorization": f"token {j.token}"}
+        )
+        kernel = json.loads(via_proxy.open(made, timeout=30).read())["id"]
+        port = int(state.web_proxy.rsplit(":", 1)[1])
+        ws = websocket.create_connection(
+            f"ws://{JUPYTER}:8888/api/kernels/{kernel}/channels?token={j.token}",
+            http_proxy_host="127.0.0.1",
+            http_proxy_port=port,
+            proxy_type="http",
+            timeout=60,
+        )
+        try:
+            assert _run(ws, "print(sum(range(10)))") == "45\n"
+        finally:
+            ws.close()
+    finally:
+        t.down()
+
+
+def _run(ws: Any, code: str) -> str:
+    """A cell run over a kernel's websocket (Jupyter's JSON messages): what it printed."""
+    header = {"msg_id": "m1", "msg_type": "execute_request", "username": "", "session": "s1", "version": "5.3"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    ws.send(json.dumps({"channel": "shell", "header": header, "parent_header": {}, "metadata": {}, "content": content}))
+    text = ""
+    while True:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != "m1":
+            continue
+        if msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return text
 
 
 def test_with_the_tunnel_down_open_says_so_in_one_line(web_centre: Any, tmp_path: Path) -> None:
