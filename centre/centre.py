@@ -27,6 +27,7 @@ CENTRE_UID = 4242  # the Centre account's uid inside the Centre's own /etc/passw
 # as, so with its own account only the white list decides whether user1 (or anyone else) gets in.
 SERVER_USER = "ecfadmin"
 SERVER_UID = 4243
+WEB_DOMAIN = "centre.test"  # the Centre's web hosts' domain (.test: reserved, never a real name)
 
 
 def _without(text: str, names: set[str], id_field: int | None) -> str:
@@ -414,6 +415,8 @@ Host *
         for lg in self.logservers:
             if logservers is None or lg.host in logservers:
                 lines += ["", "[[logserver]]", f'host = "{lg.host}"', f"port = {lg.port}"]
+        if self.web_hosts:
+            lines += ["", "[web]", f'domains = ["*.{WEB_DOMAIN}"]  # the web proxy carries these names (open URL)']
         path.write_text("\n".join(lines) + "\n")
         return path
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from centre.centre import Centre
 
 PORT = 8888
-DOMAIN = "centre.test"  # the simulated Centre's web domain (.test: reserved, never a real name)
 STARTUP = 90.0  # jupyter_server imports a lot: on a loaded 2-CPU machine it can take a while
 
 
@@ -122,3 +121,22 @@ def run_cell(page: object, jupyter: Jupyter, code: str) -> str:
     """Run `code` in a new kernel of `jupyter` from a playwright page that shows one of its pages; its output."""
     result = page.evaluate(RUN_CELL_JS, [jupyter.url, jupyter.token, code])  # type: ignore[attr-defined]
     return str(result)
+
+
+def show(jupyter: Jupyter, pac: str, code: str) -> str:
+    """`make demo`'s step: headless Chromium at home, its only proxy setting the tunnel's PAC, opens the Jupyter
+    server by its Centre name and runs `code` in a new kernel; what happened, in words."""
+    from centre.webshot import CHROMIUM, browser
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (the dev extra): no browser"
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (sh scripts/install-deps): no browser"
+    with browser(1200, 700, args=(f"--proxy-pac-url={pac}",)) as context:
+        page = context.new_page()
+        page.goto(f"{jupyter.url}/login", timeout=30000)
+        title = page.title()
+        out = run_cell(page, jupyter, code)
+    return f"chromium opened {jupyter.url} ({title!r}); the cell {code!r} printed: {out.strip()}"

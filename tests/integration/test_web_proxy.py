@@ -50,8 +50,7 @@ def web_centre() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def tunnel(web_centre: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tunnel]:
     profile = web_centre.write_profile(tmp_path_factory.mktemp("webproxy") / "profile.toml", "local")
-    with open(profile, "a") as f:
-        f.write('\n[web]\ndomains = ["*.centre.test"]\n')
+    assert '[web]\ndomains = ["*.centre.test"]' in profile.read_text()
     t = Tunnel(profile)
     t.up()
     try:
@@ -172,8 +171,6 @@ def test_the_far_side_agent_carries_them_too(web_centre: Any, tmp_path: Path) ->
     with Python's clients this time (one browser per module)."""
     websocket = pytest.importorskip("websocket", reason="websocket-client comes with jupyter_server")
     profile = web_centre.write_profile(tmp_path / "agent.toml", "local", transport="agent")
-    with open(profile, "a") as f:
-        f.write('\n[web]\ndomains = ["*.centre.test"]\n')
     t = Tunnel(profile)
     t.up()
     try:
