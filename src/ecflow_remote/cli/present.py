@@ -32,6 +32,8 @@ def status_table(data: dict[str, Any]) -> Table:
         if cert.get("warning"):
             title += "[/]"
     notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
+    if data.get("web_proxy") and t["state"] != "down":
+        notes.append(f"web: proxy {data['web_proxy']}, PAC {data.get('web_pac')} (ecflow-remote open URL)")
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
