@@ -125,6 +125,16 @@ def test_a_name_outside_the_centre_never_goes_through_the_tunnel(
     assert json.loads(via_proxy.open(f"http://{JUPYTER}:8888/api", timeout=10).read())["version"]
 
 
+def test_a_centre_name_the_centre_cannot_reach_is_a_502_that_says_why(tunnel: Tunnel) -> None:
+    state = tunnel.state()
+    assert state is not None and state.web_proxy is not None
+    via_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": state.web_proxy}))
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        via_proxy.open("http://nohost.centre.test:8888/api", timeout=20)
+    body = failed.value.read().decode()
+    assert failed.value.code == 502 and "could not open nohost.centre.test:8888" in body, body
+
+
 def test_another_local_account_is_refused_by_the_proxy(tunnel: Tunnel) -> None:
     state = tunnel.state()
     assert state is not None and state.web_proxy is not None
