@@ -3,11 +3,14 @@ Centre's web services as `ecflow-remote open` and the web proxy meet them."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from centre import services
@@ -21,26 +24,29 @@ STARTUP = 90.0  # jupyter_server imports a lot: on a loaded 2-CPU machine it can
 
 @dataclass(frozen=True)
 class Jupyter:
-    """One running Jupyter server: its URL by the Centre's name, its token, and its process."""
+    """One running Jupyter server: its URL by the Centre's name, its token, its process, and with https the
+    base64 SHA-256 of its certificate's public key (what Chromium's --ignore-certificate-errors-spki-list takes)."""
 
     host: str
     port: int
     token: str
     proc: subprocess.Popen[bytes]
+    spki: str | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.spki else 'http'}://{self.host}:{self.port}"
 
 
-def start(centre: Centre, host: str, port: int = PORT) -> Jupyter:
+def start(centre: Centre, host: str, port: int = PORT, tls: bool = False) -> Jupyter:
     """jupyter_server on `host` (a Centre web host, by its full name), run as the Centre account with this
-    interpreter (the project's venv, which has jupyter_server and ipykernel), token auth on; returns once it
-    listens. Stopped by centre.down() with everything in the Centre's namespaces, or by stop()."""
+    interpreter (the project's venv, which has jupyter_server and ipykernel), token auth on, with tls over https
+    (a self-signed certificate for `host`); returns once it listens. Stopped by centre.down() with everything in
+    the Centre's namespaces, or by stop()."""
     from centre.centre import CENTRE_UID
 
     name = host.split(".")[0]
-    home = services.ensure_dir(centre.base / "jupyter" / name, 0o700)
+    home = services.ensure_dir(centre.base / "jupyter" / f"{name}-{port}", 0o700)
     os.chown(home, CENTRE_UID, CENTRE_UID)
     token = secrets.token_hex(16)
     argv = [
@@ -59,6 +65,10 @@ def start(centre: Centre, host: str, port: int = PORT) -> Jupyter:
         f"--ServerApp.root_dir={home}",
         f"--IdentityProvider.token={token}",
     ]
+    spki = None
+    if tls:
+        key, cert, spki = certificate(home, host)
+        argv += [f"--ServerApp.certfile={cert}", f"--ServerApp.keyfile={key}"]
     env = {
         "HOME": str(home),
         "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
@@ -67,13 +77,31 @@ def start(centre: Centre, host: str, port: int = PORT) -> Jupyter:
         "IPYTHONDIR": str(home / ".ipython"),
         "JUPYTER_PLATFORM_DIRS": "1",
     }
-    proc = services.spawn(centre.host(name), argv, centre.base / "jupyter" / f"{name}.log", env=env, cwd=home)
+    log = centre.base / "jupyter" / f"{name}-{port}.log"
+    proc = services.spawn(centre.host(name), argv, log, env=env, cwd=home)
     try:
         services.wait_port(centre.host(name), port, timeout=STARTUP)
     except BaseException:
         services.stop(proc)
         raise
-    return Jupyter(host, port, token, proc)
+    return Jupyter(host, port, token, proc, spki)
+
+
+def certificate(directory: Path, host: str) -> tuple[Path, Path, str]:
+    """A self-signed certificate for `host` (openssl, in `directory`, readable by its owner only): the key, the
+    certificate and the base64 SHA-256 of its public key."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    request = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+    files = ["-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}"]
+    subprocess.run(["openssl", *request, *files], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], check=True, capture_output=True)
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=public.stdout, check=True, capture_output=True
+    ).stdout
+    stat = directory.stat()
+    for path in (key, cert):
+        os.chown(path, stat.st_uid, stat.st_gid)
+    return key, cert, base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def stop(jupyter: Jupyter) -> None:

@@ -43,7 +43,8 @@ def web_centre() -> Iterator[Any]:
     from centre import Centre, jupyter
 
     with Centre(web_hosts={"jupyter": (JUPYTER, OUTSIDE)}) as c:
-        c.jupyter = jupyter.start(c, JUPYTER)
+        c.jupyter = jupyter.start(c, JUPYTER)  # plain http: the browser's requests in absolute form
+        c.jupyter_tls = jupyter.start(c, JUPYTER, 8443, tls=True)  # https: the browser's CONNECT, end to end
         yield c
 
 
@@ -60,14 +61,16 @@ def tunnel(web_centre: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def chromium(tunnel: Tunnel) -> Iterator[Any]:
+def chromium(web_centre: Any, tunnel: Tunnel) -> Iterator[Any]:
     """Chromium at home whose only proxy setting is the tunnel's PAC file."""
     pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra")
     from centre.webshot import browser
 
     state = tunnel.state()
     assert state is not None and state.web_pac is not None
-    with browser(1200, 700, args=(f"--proxy-pac-url={state.web_pac}",)) as context:
+    # The https server's own key is trusted, and only it: the TLS session ends at Jupyter, not in between.
+    spki = f"--ignore-certificate-errors-spki-list={web_centre.jupyter_tls.spki}"
+    with browser(1200, 700, args=(f"--proxy-pac-url={state.web_pac}", spki)) as context:
         yield context
 
 
@@ -88,7 +91,8 @@ def test_chromium_reads_jupyter_by_its_centre_name_and_runs_a_cell_over_its_webs
 ) -> None:
     from centre import jupyter
 
-    j = web_centre.jupyter
+    j = web_centre.jupyter_tls  # as JupyterHub: https, the websocket wss, both through CONNECT untouched
+    assert j.url == f"https://{JUPYTER}:8443"
     page = chromium.new_page()
     try:
         response = page.goto(f"{j.url}/api/status?token={j.token}", timeout=30000)
@@ -109,7 +113,8 @@ def test_a_name_outside_the_centre_never_goes_through_the_tunnel(
     web_centre: Any, tunnel: Tunnel, chromium: Any
 ) -> None:
     # The Centre itself knows the name: carried through the tunnel, it would load.
-    assert "version" in web_centre.exec("machine1", ["curl", "-s", f"http://{OUTSIDE}:8888/api"]).stdout
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{OUTSIDE}:8888/api').read())"
+    assert "version" in web_centre.exec("machine1", ["/usr/bin/python3", "-c", fetch]).stdout
     page = chromium.new_page()
     try:
         with pytest.raises(Exception, match="ERR_NAME_NOT_RESOLVED"):  # DIRECT, by the PAC: unknown at home
