@@ -53,10 +53,12 @@ class Browser:
 def web_access(tunnel: Tunnel) -> WebAccess:
     """The running tunnel's web proxy; TunnelError (one line) when the tunnel is not up."""
     state = tunnel.state()
-    if state is None or state.web_proxy is None or state.web_pac is None:
+    if state is None:
         raise TunnelError(
             "no tunnel is running, so the Centre's web pages cannot be reached: start it with `ecflow-remote up`."
         )
+    if state.web_proxy is None or state.web_pac is None:
+        raise TunnelError("this tunnel was started without a web proxy (an older ecflow-remote): `down`, then `up`.")
     if state.state != "up":
         raise TunnelError(f"the tunnel is {state.state} ({state.message}): the Centre's web pages load once it is up.")
     return WebAccess(state.web_proxy, state.web_pac, domains(tunnel.profile), state.files.web_auth, tunnel.rundir.path)
