@@ -6,6 +6,7 @@ says so in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,17 +155,24 @@ def test_open_starts_a_private_browser_profile_with_the_pac(web_centre: Any, tun
     bin_dir.mkdir()
     dom = tmp_path / "dom.html"
     wrapper = bin_dir / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec {CHROMIUM} {" ".join(CHROMIUM_ARGS)} --dump-dom "$@" > {dom} 2>/dev/null\n')
+    pid = tmp_path / "chromium.pid"  # its process group, killed at the end whatever happened
+    wrapper.write_text(
+        f'#!/bin/sh\necho $$ > {pid}\nexec {CHROMIUM} {" ".join(CHROMIUM_ARGS)} --dump-dom "$@" > {dom} 2>/dev/null\n'
+    )
     wrapper.chmod(0o755)
     j = web_centre.jupyter
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
     url = f"{j.url}/api/status?token={j.token}"
-    done = subprocess.run(
-        [CLI, "--profile", str(tunnel.profile.path), "open", url], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert "private chromium profile" in done.stdout
-    assert wait_for(lambda: dom.exists() and "last_activity" in dom.read_text(), 45, 0.2), dom.read_text()
+    try:
+        argv = [CLI, "--profile", str(tunnel.profile.path), "open", url]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "private chromium profile" in done.stdout
+        assert wait_for(lambda: dom.exists() and "last_activity" in dom.read_text(), 45, 0.2), dom.read_text()
+    finally:
+        if pid.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid.read_text()), signal.SIGKILL)  # `open` started it in a session of its own
     profile_dir = tunnel.rundir.path / "browser" / "chromium"
     assert profile_dir.is_dir() and (profile_dir.stat().st_mode & 0o777) == 0o700
 
