@@ -51,3 +51,19 @@ def test_status_lines_end_without_padding(tmp_path: Path, monkeypatch: pytest.Mo
     lines = screen.getvalue().split("\n")
     assert lines[-2] == "Tunnel down." and "logserver1:9316" in lines[-3], repr(screen.getvalue())
     assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_doctor_says_what_to_do_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The advice under a broken link reads as a sentence: never "fix: fix …"."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text('#!/bin/sh\necho "OpenSSH_9.2p1 (a stand-in)" >&2\n')
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    profile = tmp_path / "p.toml"
+    profile.write_text('[gateway]\nhots = "ws"\n')
+    result = CliRunner().invoke(main, ["--profile", str(profile), "doctor"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL  profile" in result.output and "Did you mean 'host'?" in result.output
+    assert "what to do: edit the profile as the line above says" in result.output
+    assert "fix: fix" not in result.output
