@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from ecflow_remote.errors import OutputError
+from ecflow_remote.errors import EcflowRemoteError, OutputError
 from ecflow_remote.plan import Endpoint
 
 if TYPE_CHECKING:
@@ -177,7 +177,10 @@ async def follow(
 
 async def _ended(source: Source) -> bool:
     """Whether the task has finished since it was located (asked before a read: that read then has its end)."""
-    source.state = (await source.ecflow.get_node(source.node)).state
+    try:
+        source.state = (await source.ecflow.get_node(source.node)).state
+    except EcflowRemoteError:
+        return False  # the ecFlow server not answering for a moment: the output (a log server's) goes on
     return source.finished
 
 
