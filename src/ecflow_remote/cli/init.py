@@ -85,7 +85,7 @@ def init(
         method=method or newprofile.default_method(),
     )
     # The flags first: a wrong one ends here, before any question is answered in vain.
-    if host is not None and (problem := answers.problem()):
+    if problem := answers.problem():
         fail(problem)
     if ask:
         answers = _questions(

@@ -94,8 +94,9 @@ class NewServer:
     password: str | None = None
 
 
-# While no server is given yet, answers are checked with this one in the profile (it must load to be checked).
-_STAND_IN = NewServer("stand-in", "stand-in.invalid", 1)
+# While no workstation or server is given yet, answers are checked with these in the profile (it must load).
+_STAND_IN_HOST = "stand-in.invalid"
+_STAND_IN = NewServer("stand-in", _STAND_IN_HOST, 1)
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,10 @@ class Answers:
             return replace(self, servers=tuple(server if s.name == server.name else s for s in self.servers))
         return replace(self, servers=(*self.servers, server))
 
-    def _render(self, servers: Sequence[NewServer]) -> str:
+    def _render(self, servers: Sequence[NewServer], host: str) -> str:
         return render_profile(
             self.jump or None,
-            self.host,
+            host,
             [(s.name, s.host, s.port) for s in servers],
             list(self.logservers),
             self.method,
@@ -134,7 +135,7 @@ class Answers:
     def problem(self) -> str | None:
         """Why these answers would not load back as a profile (the key and what is wrong, one line), or None."""
         try:
-            self._render(self.servers or (_STAND_IN,))
+            self._render(self.servers or (_STAND_IN,), self.host or _STAND_IN_HOST)
         except ProfileError as exc:
             return f"{exc.key}: {exc.message}" if exc.key else exc.message
         return None
@@ -146,7 +147,7 @@ class Answers:
                 "no ecFlow server given: add --server NAME=HOST:PORT (repeatable), or --import-ui-servers to take "
                 "them from ecflow_ui's servers.txt"
             )
-        return self._render(self.servers)
+        return self._render(self.servers, self.host)
 
 
 @dataclass

@@ -201,9 +201,11 @@ def test_answers_skip_and_none(tmp_path: Path, terminal: None, monkeypatch: pyte
     assert (password.kind, password.ref) == ("keyring", "centre-ecflow")
 
 
-def test_a_wrong_flag_fails_before_any_question(tmp_path: Path, terminal: None) -> None:
-    code, out = invoke(tmp_path / "p.toml", "--host", "machine1", "--jump", "a b", input="whatever\n" * 20)
-    assert code == 1 and "gateway.jump" in out and "?" not in out.split("gateway.jump")[0]
+@pytest.mark.parametrize("host", [["--host", "machine1"], []])
+def test_a_wrong_flag_fails_before_any_question(tmp_path: Path, terminal: None, host: list[str]) -> None:
+    """Not after the questions, nor blamed on an answer (which would then be asked for ever)."""
+    code, out = invoke(tmp_path / "p.toml", *host, "--jump", "a b", input="machine1\n" * 20)
+    assert code == 1 and "gateway.jump" in out and "?" not in out and out.count("\n") == 1, out
     assert not (tmp_path / "p.toml").exists()
 
 
