@@ -28,6 +28,7 @@ _STARTS = "pgid_starts"
 # its `down` removes them, and any `up` those a day old (a profile moved or never started again leaves no trace).
 FAILED_START_LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
 FAILED_START_KEPT = 24 * 3600.0
+_KEY_LENGTH = 10  # hex digits of a profile's run directory name
 
 
 def runtime_root() -> Path:
@@ -111,7 +112,7 @@ class RunDir:
 
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
-        key = hashlib.sha256(str(profile_path.resolve()).encode()).hexdigest()[:10]
+        key = hashlib.sha256(str(profile_path.resolve()).encode()).hexdigest()[:_KEY_LENGTH]
         return cls(runtime_root() / key)  # made by `up`, removed by `down`
 
     @property
@@ -236,7 +237,10 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
                 if child.is_symlink() or not child.is_dir():
                     continue
                 entries = list(child.iterdir())
-                if any(e.name not in allowed for e in entries):
+                # A profile's run directory (for_profile's key), with some log and nothing else of a tunnel's.
+                if not _is_key(child.name) or any(e.name not in allowed for e in entries):
+                    continue
+                if not any(e.name in FAILED_START_LOGS for e in entries):
                     continue
                 if time.time() - max((os.lstat(e).st_mtime for e in entries), default=0.0) < older_than:
                     continue
@@ -250,6 +254,10 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
                     lock.close()
                 removed.append(child)
     return removed
+
+
+def _is_key(name: str) -> bool:
+    return len(name) == _KEY_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 
 def _same_start(info: procs.ProcessInfo, recorded: object, started: float, written: float) -> bool:

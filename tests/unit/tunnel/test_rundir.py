@@ -204,10 +204,11 @@ def test_old_failed_starts_age_out(tmp_path: Path) -> None:
             os.utime(path, (time.time() - age, time.time() - age))
         return run
 
-    old = failed_start("old", FAILED_START_KEPT + 60)
-    recent = failed_start("recent", FAILED_START_KEPT - 600)
-    crashed = failed_start("crashed", FAILED_START_KEPT + 60, "state.json")
-    starting = failed_start("starting", FAILED_START_KEPT + 60)
+    old = failed_start("0123456789", FAILED_START_KEPT + 60)
+    recent = failed_start("aaaaaaaaaa", FAILED_START_KEPT - 600)
+    crashed = failed_start("bbbbbbbbbb", FAILED_START_KEPT + 60, "state.json")
+    starting = failed_start("cccccccccc", FAILED_START_KEPT + 60)
+    not_a_run_dir = failed_start("something", FAILED_START_KEPT + 60)
     held = starting.try_lock()
     assert held is not None
     try:
@@ -215,5 +216,7 @@ def test_old_failed_starts_age_out(tmp_path: Path) -> None:
     finally:
         held.close()
     assert not old.path.exists()
-    assert all((run.path / "ssh-main.log").is_file() for run in (recent, crashed, starting))
+    assert all((run.path / "ssh-main.log").is_file() for run in (recent, crashed, starting, not_a_run_dir))
+    assert RunDir.for_profile(tmp_path / "p.toml").path.name.isalnum()  # the form the sweep looks for
+    assert len(RunDir.for_profile(tmp_path / "p.toml").path.name) == len(old.path.name)
     assert remove_old_failed_starts(root / "missing") == []  # no run root yet: nothing to do, no error
