@@ -25,7 +25,7 @@ from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
-from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, remove_old_failed_starts, wait_for
 from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[TunnelState | None], None]
 # What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
-LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
+LOGS = FAILED_START_LOGS
 
 
 class Tunnel:
@@ -129,6 +129,7 @@ class Tunnel:
     def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
         """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
         self.rundir.make()
+        remove_old_failed_starts(self.rundir.path.parent)  # other profiles' (this one's go at this start)
         with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
             argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
