@@ -57,7 +57,8 @@ def silent(serve: Serve) -> Iterator[int]:
 def test_check_json_is_the_endpoint_plus_the_outcome() -> None:
     endpoint = server("m1", 40000, forwarded=False)
     data = Check(endpoint, True, 1.5, "5.9.2").to_json()
-    assert data == {**endpoint.to_json(), "reachable": True, "latency_ms": 1.5, "version": "5.9.2", "error": None}
+    expected = {"reachable": True, "latency_ms": 1.5, "version": "5.9.2", "error": None, "lasting": False}
+    assert data == {**endpoint.to_json(), **expected}
     assert "endpoint" not in data
     assert json.loads(json.dumps(data)) == data  # what state.json and --json hold
 
