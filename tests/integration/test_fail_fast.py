@@ -18,6 +18,7 @@ from tests.integration.centres import PASSWORD_BESIDE_PLAIN
 from tests.integration.procs import pids_naming, ssh_pids
 from tests.integration.profiles import write_profile
 
+from ecflow_remote.errors import TunnelError
 from ecflow_remote.tunnel.handle import Tunnel
 
 pytestmark = pytest.mark.integration
@@ -153,3 +154,26 @@ def test_a_silent_server_still_gets_the_whole_wait(centre: Any, profile_for: Any
         os.killpg(silent.pid, signal.SIGKILL)
         silent.wait()
         Tunnel(profile).down()
+
+
+def test_through_the_far_side_agent_too(make_centre: Any, profile_for: Any) -> None:
+    """Over a home link, with the far-side agent running: the question to the far end goes through the agent (its
+    OPEN, waited for, says refused) once the agent has timed the link as slow, else through ssh's master; either
+    way `up` fails at once. (The agent's own answer: tests/unit/tunnel/test_causes.py.)"""
+    from centre import HomeLink
+
+    c = make_centre(home_link=HomeLink(rtt=0.030, down_mbit=50, up_mbit=10))
+    profile = with_server(profile_for("local", c, transport="agent"), "maintenance", "machine2", 3999)
+    tunnel = Tunnel(profile)
+    t0 = time.monotonic()
+    with pytest.raises(TunnelError) as failed:
+        tunnel.up()
+    took = time.monotonic() - t0
+    message = str(failed.value)
+    try:
+        assert took < FAST, (took, message)
+        assert "maintenance (machine2:3999): connection refused at machine1" in message, message
+        assert_way_on(message)
+        assert not tunnel.is_running() and pids_naming(tunnel.rundir.path) == []
+    finally:
+        tunnel.down()
