@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -44,15 +45,22 @@ async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) 
 
 async def check_all(clients: Clients, timeout: float = 3.0, why: Why | None = None) -> list[Check]:
     """All endpoints at once: the whole check takes as long as the slowest one, never the sum. With `why`, each
-    server that failed is then looked into, one after the other (each asks the far end once more), and marked
-    lasting, in the words `why` gives, when waiting cannot change it."""
+    server that failed is then looked into, one after the other (each asks the far end once more; all within one
+    more `timeout`), and marked lasting, in the words `why` gives, when waiting cannot change it."""
     plan = clients.plan
     servers = asyncio.gather(*(_check_server(clients, e, timeout) for e in plan.servers()))
     logservers = asyncio.gather(*(check_logserver(clients, e, timeout) for e in plan.logservers()))
     checked, logs = await asyncio.gather(servers, logservers)
+    # All of them within one more `timeout`: the supervisor waits for its checks (a master on a dead link would
+    # hold each question that long).
+    deadline = asyncio.get_running_loop().time() + timeout
     checks = []
     for check, error in checked:
-        cause = await why(check.endpoint, error) if why is not None and error is not None else None
+        cause = None
+        if why is not None and error is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    cause = await why(check.endpoint, error)
         checks.append(dataclasses.replace(check, error=cause, lasting=True) if cause else check)
     return [*checks, *logs]
 
