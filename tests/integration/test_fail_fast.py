@@ -1,5 +1,5 @@
 """`up` stops within seconds on what waiting cannot change (issue 19, item 4): a port nothing listens on at the far
-end, a name the far end cannot resolve, a password file missing or readable by others. Each names the server and
+end, a name the far end cannot resolve, a password file missing or unreadable. Each names the server and
 the cause, says that nothing is left running and how to go on; none waits out the 30 s timeout, and nothing of the
 tunnel is left. A server that is merely silent still gets the whole wait."""
 
