@@ -264,7 +264,9 @@ def _problem_parts(profile: Profile, cert: Certificate | None, now: float | None
 class Refusal:
     """Why the gateway refused the login, decided from the certificate and ssh's own message: what, and the fix."""
 
-    cause: str  # "certificate" (expired, not yet valid), "no certificate", "user" (a valid certificate), "unknown"
+    # "certificate" (expired, not yet valid), "key" (a file ssh could not use), "no certificate", "user" (a valid
+    # certificate), "unknown"
+    cause: str
     what: str
     fix: str
 
