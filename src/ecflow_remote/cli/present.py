@@ -79,7 +79,7 @@ def _status_table(data: dict[str, Any]) -> Table:
             title += "[/]"
     notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
     if data.get("web_proxy") and t["state"] != "down":
-        notes.append(f"web: proxy {data['web_proxy']}, PAC {data.get('web_pac')} (ecflow-remote open URL)")
+        notes.append(f"web: proxy {data['web_proxy']}, PAC {data.get('web_pac')}")  # 80 columns: no more
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
