@@ -12,7 +12,8 @@ copy), which keeps the added latency of this hop in the tens of microseconds.
 Only our own account's clients are served (Linux): the owner of each client's socket is asked of the kernel
 (peers.owner_uid, ~10 µs) before anything is read, and a connection from any other uid, or whose owner cannot be
 found, is reset at once and counted in `Server.foreign`. Root is not let in either (it can read our run directory
-anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's password remains.
+anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's and the web proxy's
+passwords remain.
 """
 
 from __future__ import annotations
