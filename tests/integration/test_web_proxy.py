@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -219,6 +220,8 @@ def test_the_far_side_agent_carries_them_too(web_centre: Any, tmp_path: Path) ->
             ws.close()
     finally:
         t.down()
+    with pytest.raises(ConnectionRefusedError):  # `down` closed it with the tunnel's other listeners
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def _run(ws: Any, code: str) -> str:
