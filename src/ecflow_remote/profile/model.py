@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, NoReturn, get_args
@@ -145,6 +146,12 @@ class Profile:
         chosen = next(m for m in METHODS if m == method)
         gateway = dataclasses.replace(self.gateway, method=chosen)
         return dataclasses.replace(self, gateway=gateway)
+
+    def without_password_variables(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """`environ` less every variable a server's password is read from (`password = "env:VAR"`), read yet or
+        not: the environment of every process ecflow-remote starts (ssh, launched programs)."""
+        names = {s.password.ref for s in self.servers if s.password is not None and s.password.kind == "env"}
+        return {k: v for k, v in environ.items() if k not in names}
 
     def centre_hosts(self) -> list[str]:
         """The distinct host names of the servers and log servers, in profile order."""
