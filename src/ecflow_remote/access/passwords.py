@@ -57,10 +57,9 @@ def read_password(source: PasswordSource) -> str:
 
 
 def _one_word(password: str, where: str) -> str:
-    # ecFlow's password files (ECF_CUSTOM_PASSWD, the server's own) are `user host port password` split at
-    # whitespace, with `#` starting a comment (ACore PasswdFile::load), so such a password can neither be written
-    # for launched programs nor be the server's: refused here rather than written as a line that means something
-    # else (no encoding exists that ecFlow would decode).
+    # ecFlow's password files (the server's ECF_CUSTOM_PASSWD) are `user host port password` split at whitespace,
+    # with `#` starting a comment (ACore PasswdFile::load), so such a password cannot be the server's: refused here,
+    # with the cause, rather than sent and refused without one (no encoding exists that ecFlow would decode).
     if any(ch.isspace() for ch in password):
         what = "a space, tab or line break"
     elif "#" in password:
