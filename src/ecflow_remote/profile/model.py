@@ -147,10 +147,14 @@ class Profile:
         gateway = dataclasses.replace(self.gateway, method=chosen)
         return dataclasses.replace(self, gateway=gateway)
 
+    def password_variables(self) -> set[str]:
+        """Every variable a server's password is read from (`password = "env:VAR"`)."""
+        return {s.password.ref for s in self.servers if s.password is not None and s.password.kind == "env"}
+
     def without_password_variables(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """`environ` less every variable a server's password is read from (`password = "env:VAR"`), read yet or
-        not: the environment of every process ecflow-remote starts (ssh, launched programs)."""
-        names = {s.password.ref for s in self.servers if s.password is not None and s.password.kind == "env"}
+        """`environ` less the password variables, read yet or not: the environment of every process ecflow-remote
+        starts (ssh, launched programs)."""
+        names = self.password_variables()
         return {k: v for k, v in environ.items() if k not in names}
 
     def centre_hosts(self) -> list[str]:
