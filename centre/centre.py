@@ -333,6 +333,7 @@ Host *
 
     def start_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
+        env = self._server_env(spec)  # written first: its files become the server account's below, as ECF_HOME
         as_user = None
         if spec.white_list is not None:
             # Run by its own account (ecFlow always admits the server's own user: root, or user1, would be let in).
@@ -340,7 +341,7 @@ Host *
             for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
                 subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
-            self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec), as_user
+            self.host(host), spec.port, self.ecf_home(spec), env, as_user
         )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.

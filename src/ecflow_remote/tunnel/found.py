@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
@@ -147,13 +147,12 @@ def rewrite_files(
     profile: Profile,
     plan: Plan,
     rundir: Path,
-    passwords: Mapping[str, str],
     credentials: Credentials | None,
     old: RunFiles,
 ) -> tuple[RunFiles, list[str]]:
     """The launched programs' files again for a plan with new names (the hosts view; the opt-in system block):
     programs launched from now on see them. The run files, and problems for the status warnings."""
-    run_files = old.merged(files.write_support_files(profile, plan, rundir, passwords, credentials))
+    run_files = old.merged(files.write_support_files(profile, plan, rundir, credentials))
     if not old.system_hosts:
         return run_files, []
     try:

@@ -205,7 +205,7 @@ class Tunnel:
         return state.plan
 
     def files(self) -> RunFiles:
-        """The files the supervisor wrote for launched programs (hosts view, proxychains, passwords)."""
+        """The files the supervisor wrote for launched programs (hosts view, proxychains; no password)."""
         return self._running_state().files
 
     def endpoint(self, server: str) -> tuple[str, int]:

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ecflow_remote.access.passwords import ssh_environ
 from ecflow_remote.safefile import open_private
 
 
@@ -37,7 +37,8 @@ class Leg:
     stdin_keep: IO[bytes] | None = None
     started: float = 0.0
 
-    def start(self, rundir: Path) -> None:
+    def start(self, rundir: Path, env: Mapping[str, str]) -> None:
+        """Start ssh with `env`: ssh.ssh_environ(profile), never this process's own (it may hold passwords)."""
         self.log = rundir / f"ssh-{self.name}.log"
         argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
         with open_private(self.log, "wb") as err:  # never through a link put in its place
@@ -48,7 +49,7 @@ class Leg:
                 stderr=err,
                 start_new_session=True,
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
-                env=ssh_environ(),  # without env: passwords (SendEnv, ProxyCommand would get them)
+                env=dict(env),
             )
         self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.

@@ -8,7 +8,7 @@ meanwhile, and `upstreams` says what carries their connections now (the agent, s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +35,21 @@ class Listeners:
         self.io: pipe.LoopThread | None = None
         self.servers: list[pipe.Server] = []
         self.upstreams = pipe.Upstreams()
+        # Custom users' passwords as the relay sends them (crypt()ed), by server name: in memory only.
+        self.passwords: Mapping[str, str] = {}
 
-    def start(self, plan: Plan, credentials: socks.Credentials | None, profile: Path) -> None:
+    def start(
+        self,
+        plan: Plan,
+        credentials: socks.Credentials | None,
+        profile: Path,
+        passwords: Mapping[str, str] | None = None,
+    ) -> None:
         """A listener for every forwarded endpoint and, for the socks method, the password-checking SOCKS front on
-        socks_port; EcflowRemoteError naming the address when one is in use (nothing is left listening)."""
+        socks_port; EcflowRemoteError naming the address when one is in use (nothing is left listening).
+        `passwords`: what the relay presents for custom users (relay.Presented.password), by server name."""
         self.io = pipe.LoopThread()
+        self.passwords = dict(passwords or {})
         try:
             self.add(plan.forwards)
             if plan.socks_port is not None and credentials is not None:
@@ -70,8 +80,8 @@ class Listeners:
         return Web(proxy.url, proxy.pac_url, auth)
 
     def add(self, endpoints: Sequence[Endpoint]) -> None:
-        """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
-        (a port taken since it was chosen) after stopping the ones this call started."""
+        """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user or a custom
+        user); OSError (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
         # ssh's master takes the plain forwards over (handover.py): ecFlow's clients read the answer by its length,
         # and a log server's EOF still reaches its client (ssh drains and closes a stdio forward on the far EOF).
@@ -84,9 +94,9 @@ class Listeners:
             if not e.relay_user
         )
         relayed = dict.fromkeys(
-            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
+            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), presented)
             for e in endpoints
-            if e.relay_user
+            if (presented := relay.presented_for(e, self.passwords)) is not None
         )
         servers: list[pipe.Server] = []
         if routes:

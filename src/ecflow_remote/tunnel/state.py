@@ -23,7 +23,6 @@ class RunFiles:
     resolv: str | None = None  # the view's resolv.conf (the caller's own resolver)
     proxychains: str | None = None  # socks: the private proxychains config (0600: it holds the SOCKS password)
     socks_auth: str | None = None  # socks: the front's user and password for native clients (0600)
-    custom_passwd: str | None = None  # ECF_CUSTOM_PASSWD for custom users (0600)
     system_hosts: str | None = None  # the system hosts file holding the tunnel's block (system_hosts = true)
     web_auth: str | None = None  # the web proxy's user and password, where no peer check exists (macOS; 0600)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
-from ecflow_remote.access.passwords import read_passwords, ssh_environ
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts, connect_time, wait_accepting
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
@@ -151,14 +151,15 @@ class Supervisor:
         """The plan, the listeners the supervisor owns and the run files."""
         self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
-        self.net.start(plan, credentials, self.profile.path)
+        self.passwords, errors = read_passwords(self.profile)
+        # The relay presents custom users' passwords to their servers: launched programs are given none.
+        self.net.start(plan, credentials, self.profile.path, identity.relay_passwords(self.profile, self.passwords))
         web = self.net.start_web(self.profile, self.rundir.path)  # the Centre's web pages (access/webproxy.py)
         self._set(web_proxy=web.proxy, web_pac=web.pac, files=RunFiles(web_auth=str(web.auth) if web.auth else None))
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
         self._set(files=self.state.files.merged(system_files))
-        self.passwords, errors = read_passwords(self.profile)
-        run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
+        run_files = files.write_support_files(self.profile, plan, self.rundir.path, credentials)
         riding = ssh.riding_forwards(self.profile)
         if self.use_agent:
             far_source()  # made now, while the jump host logs in, not when the agent starts
@@ -303,7 +304,7 @@ class Supervisor:
         # listens (and the jump leg's ProxyCommand would fall back to a session-less hop: a Nagle stall).
         with contextlib.suppress(OSError):
             sock.unlink()
-        leg.start(self.rundir.path)
+        leg.start(self.rundir.path, ssh.ssh_environ(self.profile))
         self.legs.append(leg)
 
     def _await_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
@@ -321,7 +322,7 @@ class Supervisor:
         assert self.net.io is not None
         argv = ssh.agent_argv(self.profile, self.rundir.path)
         # Like the legs: without password variables, and dying with the supervisor.
-        spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+        spawn = {"env": ssh.ssh_environ(self.profile), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
         options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
         if self.profile.gateway.agent_python:
             options = dataclasses.replace(options, pythons=(self.profile.gateway.agent_python,))
@@ -446,7 +447,6 @@ class Supervisor:
             wanted,
             self.net,
             agent_runs=self.agent is not None,
-            passwords=self.passwords,
             credentials=self.credentials,
             files=self.state.files,
             note=self.state.found_note,

@@ -192,8 +192,8 @@ def test_rewrite_files_writes_the_hosts_view_for_new_names(tmp_path: Path) -> No
 
     profile = Profile(tmp_path / "p.toml", Gateway((), SshTarget("u", "machine1")), ())
     plan = merge(base("hosts"), wanted())
-    files, problems = found.rewrite_files(profile, plan, tmp_path, {}, None, RunFiles(custom_passwd="/x"))
-    assert problems == [] and files.custom_passwd == "/x" and files.hosts == str(tmp_path / "hosts")
+    files, problems = found.rewrite_files(profile, plan, tmp_path, None, RunFiles(socks_auth="/x"))
+    assert problems == [] and files.socks_auth == "/x" and files.hosts == str(tmp_path / "hosts")
     assert f"{NET}3\tlogserver3" in (tmp_path / "hosts").read_text()
 
 
