@@ -40,15 +40,6 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def private_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A run directory of the test's own: `--all` must meet only the tunnels this test starts."""
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
-    monkeypatch.setenv("ECFLOW_REMOTE_RUNTIME_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def detached(profile_for: Callable[..., Path]) -> Iterator[Callable[[str], tuple[Path, Tunnel, list[int]]]]:
     """detached(method) -> (profile, its Tunnel, the pids of its supervisor and every ssh), up by `up --detach`;
     every one downed after the test, whatever became of its profile."""
@@ -120,7 +111,7 @@ def test_down_of_a_moved_profile(centre: Any, detached: Any) -> None:
         moved.rename(profile)  # for the fixture's own down
 
 
-def test_down_all_stops_every_tunnel(centre: Any, detached: Any, private_runtime: Path, tmp_path: Path) -> None:
+def test_down_all_stops_every_tunnel(centre: Any, detached: Any, own_run_root: Path, tmp_path: Path) -> None:
     first, tunnel1, pids1 = detached("local")
     second, tunnel2, pids2 = detached("hosts")
     everything = cli("status", "--all", "--json")
@@ -135,7 +126,7 @@ def test_down_all_stops_every_tunnel(centre: Any, detached: Any, private_runtime
     assert sorted(down.stdout.splitlines()) == sorted([f"Tunnel down: {first}", f"Tunnel down: {second}"])
     assert_all_gone(tunnel1, pids1)
     assert_all_gone(tunnel2, pids2)
-    assert [p for p in private_runtime.iterdir()] == []
+    assert [p for p in own_run_root.iterdir()] == []
 
     nothing = cli("status", "--all")
     assert nothing.returncode == 3 and "No tunnel is running." in nothing.stdout

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 
-# Python's default for these ends the process at once, without a `finally`: the tunnel would run on, unseen.
+# Python's default for the first two ends the process at once, without a `finally`: the tunnel would run on, unseen.
 ENDING = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 
 
@@ -24,6 +25,36 @@ class Ended(KeyboardInterrupt):
         return 0 if self.signum == signal.SIGINT else 128 + self.signum
 
 
+class Owner:
+    """The first ending signal, kept by the handler and raised as Ended only where `up` checks: raised from the
+    handler itself it could strike inside a library's `with lock:` before the block is entered, leaving the lock
+    held (rich's refresh lock: the exit would then hang for ever). Later signals are kept from cutting short the
+    tunnel's going down."""
+
+    STEP = 0.1  # seconds: how soon a wait notices a signal
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if signum == signal.SIGHUP:
+            hang_up_now()
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Ended(self.signum)
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep, ended by a signal within STEP (Python resumes a sleep after a handler that does not raise)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.check()
+            time.sleep(min(self.STEP, left))
+        self.check()
+
+
 def hang_up_now() -> None:
     """The terminal is gone (a hang-up, or found so): what is still written goes nowhere instead of failing (EIO)."""
     with contextlib.suppress(OSError):
@@ -34,25 +65,16 @@ def hang_up_now() -> None:
 
 
 @contextlib.contextmanager
-def owning() -> Iterator[None]:
-    """While a foreground `up` runs, each of ENDING raises Ended. The first one also sets them all aside, so that
-    taking the tunnel down is not cut short by the next (a terminal sends a hang-up, then maybe a TERM). A signal
-    ignored from the start stays ignored (`nohup ecflow-remote up`: the user chose that the tunnel outlives the
-    terminal)."""
-
-    def end(signum: int, _frame: object) -> None:
-        for sig in ENDING:
-            signal.signal(sig, signal.SIG_IGN)
-        if signum == signal.SIGHUP:
-            hang_up_now()
-        raise Ended(signum)
-
+def owning() -> Iterator[Owner]:
+    """While a foreground `up` runs, each of ENDING goes to an Owner. A signal ignored from the start stays ignored
+    (`nohup ecflow-remote up`: the user chose that the tunnel outlives the terminal)."""
+    owner = Owner()
     old = {sig: signal.getsignal(sig) for sig in ENDING}
     for sig, handler in old.items():
         if handler is not signal.SIG_IGN:
-            signal.signal(sig, end)
+            signal.signal(sig, owner.handle)
     try:
-        yield
+        yield owner
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -47,14 +47,17 @@ def down_despite(c: Context, problem: ProfileError) -> None:
 
 
 def others_note(c: Context) -> None:
-    """After `down` found nothing for this profile: the tunnels that do run (a profile since moved, another one)."""
+    """When `down` or `status` found no tunnel for this profile: those that do run (a profile moved since, another
+    one), named with the way to stop them."""
     from ecflow_remote.tunnel import running
 
     here = running.for_profile(profile_file(c))
     others = [r.profile for r in running.running() if here is None or r.rundir != here.rundir]
     if others:
         click.echo(
-            f"Running for other profiles: {', '.join(others)} (`ecflow-remote down --all` stops every one)", err=True
+            f"Running for other profiles: {', '.join(others)} (`ecflow-remote status --all` shows them, "
+            "`ecflow-remote down --all` stops them)",
+            err=True,
         )
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,6 +13,7 @@ import click
 from ecflow_remote.cli.app import METHOD_CHOICE, POSITIVE_SECONDS, Context, fail, pass_context
 
 if TYPE_CHECKING:
+    from ecflow_remote.cli.foreground import Owner
     from ecflow_remote.plan import Endpoint, Plan
     from ecflow_remote.profile.model import Profile
     from ecflow_remote.tunnel.handle import Tunnel
@@ -62,16 +62,16 @@ def _foreground(tunnel: Tunnel, timeout: float, require_all: bool) -> None:
     from ecflow_remote.cli import foreground
 
     code = 0
-    with foreground.owning():
+    with foreground.owning() as owner:
         try:
-            state = _up_with_progress(tunnel, timeout, require_all, owned=True)
+            state = _up_with_progress(tunnel, timeout, require_all, owner)
         except foreground.Ended as e:
             if e.signum == signal.SIGINT:
                 raise  # as ever: click says "Aborted!" (up() stopped what it started)
             sys.exit(e.exit_code)
         try:
             _print_up(tunnel, state)
-            _follow(tunnel)
+            _follow(tunnel, owner)
         except foreground.Ended as e:
             code = e.exit_code
         finally:
@@ -89,19 +89,26 @@ def _already_up(tunnel: Tunnel) -> TunnelState | None:
     return state
 
 
-def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool, owned: bool = False) -> TunnelState:
+def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool, owner: Owner | None = None) -> TunnelState:
+    """Owner: a foreground `up`'s, whose signals end the start where its progress is shown (up() then stops what
+    it started), and whose tunnel ends with this process."""
+
+    def check(_: TunnelState | None) -> None:
+        if owner is not None:
+            owner.check()
+
     if not sys.stderr.isatty():
-        return tunnel.up(timeout, require_all=require_all, owned=owned)
+        return tunnel.up(timeout, progress=check, require_all=require_all, owned=owner is not None)
     from rich.console import Console
 
     console = Console(stderr=True)
-    with console.status("starting ssh…") as status:
-        return tunnel.up(
-            timeout,
-            progress=lambda s: status.update(f"{s.state}: {s.message}" if s else "starting…"),
-            require_all=require_all,
-            owned=owned,
-        )
+
+    def show(s: TunnelState | None) -> None:
+        check(s)
+        spinner.update(f"{s.state}: {s.message}" if s else "starting…")
+
+    with console.status("starting ssh…") as spinner:
+        return tunnel.up(timeout, progress=show, require_all=require_all, owned=owner is not None)
 
 
 def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
@@ -133,8 +140,8 @@ def _moved(plan: Plan, e: Endpoint) -> str:
     return f"  (port {e.port} was taken by another program)"
 
 
-def _follow(tunnel: Tunnel) -> None:
-    """Foreground: a live status until Ctrl-C (the caller takes the tunnel down)."""
+def _follow(tunnel: Tunnel, owner: Owner) -> None:
+    """Foreground: a live status until Ctrl-C, a hang-up or TERM (the caller takes the tunnel down)."""
     from rich.console import Console
     from rich.live import Live
 
@@ -149,7 +156,7 @@ def _follow(tunnel: Tunnel) -> None:
                 foreground.hang_up_now()
                 raise foreground.Ended(signal.SIGHUP)
             live.update(status_table(status_view.report(tunnel, live=False)))
-            time.sleep(1)
+            owner.sleep(1)
     click.echo("The tunnel stopped.", err=True)
 
 
@@ -250,6 +257,8 @@ def status(c: Context, as_json: bool, timeout: float, everything: bool) -> None:
             raise
         report = status_view.recorded(found.state, str(problem))
     _print_reports([report], as_json, single=True)
+    if report["tunnel"]["state"] == "down" and not as_json:
+        running.others_note(c)
     sys.exit(0 if report["tunnel"]["state"] == "up" else NOT_UP)
 
 

@@ -79,11 +79,14 @@ def stop_all(timeout: float = 10.0) -> list[Running]:
     """Stop every tunnel of this user (and clear what killed ones left); those that were running."""
     everything = rundirs()
     was = [Running(r, r.read_state()) for r in everything if r.is_locked()]
-    # Every supervisor told at once, so that they stop side by side; stop() then waits for each and clears up.
+    # Every supervisor told at once, so that they stop side by side; then stop() clears up after each (and tells
+    # again one that did not stop: never twice at once, which could end a supervisor as it exits, untidily).
     for r in was:
         if r.state is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(r.state.supervisor_pid, signal.SIGTERM)
+    for r in was:
+        wait_for(lambda r=r: not r.rundir.is_locked(), timeout)
     for rundir in everything:
         stop(rundir, timeout)
     return was
