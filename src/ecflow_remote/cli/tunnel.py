@@ -143,14 +143,13 @@ def _moved(plan: Plan, e: Endpoint) -> str:
 def _follow(tunnel: Tunnel, owner: Owner) -> None:
     """Foreground: a live status until Ctrl-C, a hang-up or TERM (the caller takes the tunnel down)."""
     from rich.console import Console
-    from rich.live import Live
 
     from ecflow_remote import status as status_view
     from ecflow_remote.cli import foreground
-    from ecflow_remote.cli.present import status_table
+    from ecflow_remote.cli.present import StatusLive, status_table
 
     terminal = os.isatty(1)
-    with Live(console=Console(), refresh_per_second=2) as live:
+    with StatusLive(console=Console(), refresh_per_second=2) as live:
         while tunnel.is_running():
             if terminal and foreground.terminal_gone(1):  # hung up, and no hang-up signal reached us
                 foreground.hang_up_now()

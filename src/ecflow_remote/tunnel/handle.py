@@ -24,8 +24,8 @@ from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
-from ecflow_remote.tunnel.rundir import RunDir, wait_for
-from ecflow_remote.tunnel.running import LOGS, stop
+from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, remove_old_failed_starts, wait_for
+from ecflow_remote.tunnel.running import stop
 from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class Tunnel:
 
     def _logs_note(self) -> str:
         """Where the logs a failed start left are (only those really there)."""
-        logs = [self.rundir.path / name for name in LOGS]
+        logs = [self.rundir.path / name for name in FAILED_START_LOGS]
         kept = [p for p in logs if p.is_file() and p.stat().st_size > 0]
         if not kept:
             return ""
@@ -139,6 +139,7 @@ class Tunnel:
         argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path.absolute())]
         argv.append(self.profile.gateway.method)
         self._release_owner()
+        remove_old_failed_starts(self.rundir.path.parent)  # other profiles' (this one's go at this start)
         fds: tuple[int, ...] = ()
         if owned:
             read, self._owner = os.pipe()

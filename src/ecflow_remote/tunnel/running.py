@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecflow_remote.tunnel import files
-from ecflow_remote.tunnel.rundir import RunDir, runtime_root, wait_for
+from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, is_key, runtime_root, wait_for
 from ecflow_remote.tunnel.state import TunnelState
-
-# What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
-LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
-# A tunnel's directory under the run root (RunDir.for_profile): anything else there is not ecflow-remote's (the
-# root may be a directory the user chose, holding their own files).
-_KEY = re.compile(r"[0-9a-f]{10}")
 
 
 @dataclass(frozen=True)
@@ -34,11 +27,12 @@ class Running:
 
 
 def rundirs() -> list[RunDir]:
-    """Every tunnel directory of this user, running or left by a supervisor that was killed."""
+    """Every tunnel directory of this user, running or left by a supervisor that was killed. Only those named as
+    RunDir.for_profile names them: the root may be a directory the user chose, holding files of their own."""
     root = runtime_root()
     found = []
     for child in sorted(root.iterdir()):
-        if _KEY.fullmatch(child.name) and child.is_dir() and not child.is_symlink():
+        if is_key(child.name) and child.is_dir() and not child.is_symlink():
             found.append(RunDir(child))
     return found
 
@@ -67,7 +61,7 @@ def stop(rundir: RunDir, timeout: float = 10.0, *, keep_logs: bool = False) -> b
     rundir.kill_leftovers()
     if not rundir.is_locked():
         if keep_logs:
-            rundir.clean_files(keep=LOGS)
+            rundir.clean_files(keep=FAILED_START_LOGS)
         else:
             rundir.remove()
         # Raises, with the sudo command, if it cannot.
