@@ -151,7 +151,7 @@ def test_foreground_up_ends_on_a_signal(centre: Any, profile_for: Any, sig: int)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # printed once every server answered
-        assert first.startswith("Tunnel up"), first
+        assert first.startswith("Tunnel up"), first + proc.communicate(timeout=30)[1]
         pids = _owned(tunnel)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
@@ -205,11 +205,11 @@ def test_foreground_up_ends_with_its_terminal(centre: Any, profile_for: Any) -> 
 def test_foreground_up_killed_takes_its_tunnel(centre: Any, profile_for: Any) -> None:
     """kill -9 of a foreground `up` runs none of its code: the supervisor notices its owner's end by itself."""
     tunnel = Tunnel(profile_for("local"))
-    proc = _foreground(tunnel.profile.path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = _foreground(tunnel.profile.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()
-        assert first.startswith("Tunnel up"), first
+        assert first.startswith("Tunnel up"), first + proc.communicate(timeout=30)[1]
         pids = _owned(tunnel)
         proc.kill()
         proc.wait(timeout=10)
@@ -230,4 +230,22 @@ def test_detached_up_outlives_its_caller(centre: Any, profile_for: Any) -> None:
         time.sleep(1)
         assert tunnel.is_running() and tunnel.state() is not None
     finally:
+        tunnel.down()
+
+
+def test_open_tunnel_goes_with_its_program(centre: Any, profile_for: Any) -> None:
+    """A script's `with open_tunnel(...)` ended by TERM (Python's default: no `finally` runs): the tunnel goes too."""
+    tunnel = Tunnel(profile_for("local"))
+    code = "import sys, time\nfrom ecflow_remote import open_tunnel\nwith open_tunnel(sys.argv[1]):\n"
+    code += "    print('up', flush=True)\n    time.sleep(60)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tunnel.profile.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        pids = _owned(tunnel)
+        proc.terminate()
+        assert proc.wait(10) == -signal.SIGTERM
+        assert_all_gone(tunnel, pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         tunnel.down()
