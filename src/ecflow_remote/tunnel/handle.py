@@ -172,6 +172,9 @@ class Tunnel:
                 progress(state)
             if state is not None and state.state == "up" and (state.all_servers_ok() or not require_all):
                 return state
+            if state is not None and state.state == "up" and state.lasting_failures():
+                # Refused or unknown at the far end, a password not read: waiting out the timeout cannot help.
+                raise TunnelError(cannot_answer_message(state))
             if (state is not None and state.state == "failed") or proc.poll() is not None:
                 proc.wait()
                 if proc.returncode == 3:
@@ -324,12 +327,28 @@ def not_ready_message(state: TunnelState | None, timeout: float) -> str:
     if state is None or state.state != "up":
         message = state.message if state else "no word from the supervisor"
         return f"tunnel not up after {timeout:.0f} s: {message}"
-    bad = [
-        f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}"
-        for c in state.server_checks()
-        if not c.reachable
-    ]
-    return f"tunnel up, but not every server answered a ping within {timeout:.0f} s: " + "; ".join(bad)
+    # `up` takes the tunnel down on this: say so, not "tunnel up".
+    return f"not every server answered a ping within {timeout:.0f} s: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+def cannot_answer_message(state: TunnelState) -> str:
+    """A server cannot answer while `up` waits (tunnel/causes.py): which, why, and the way on."""
+    lasting = state.lasting_failures()
+    which = "a server cannot" if len(lasting) == 1 else f"{len(lasting)} servers cannot"
+    return f"{which} answer, whatever the wait: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+# What `up` leaves when it fails on servers, and the way on.
+NOTHING_LEFT = (
+    "; nothing is left running. `ecflow-remote up --allow-unreachable` starts the tunnel without waiting for "
+    "every server"
+)
+
+
+def _not_answering(state: TunnelState) -> str:
+    """Each server that did not answer, with why (the lasting causes first)."""
+    bad = sorted((c for c in state.server_checks() if not c.reachable), key=lambda c: not c.lasting)
+    return "; ".join(f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}" for c in bad)
 
 
 @contextlib.contextmanager

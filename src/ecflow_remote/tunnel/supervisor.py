@@ -22,7 +22,7 @@ from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
 from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
-from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining
+from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
@@ -418,7 +418,9 @@ class Supervisor:
         return Clients(plan, identity.client_auth(self.profile, self.passwords))
 
     def _health(self, plan: Plan) -> list[Check]:
-        return asyncio.run(health.check_all(self._clients(plan), 3.0))
+        # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
+        why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
+        return asyncio.run(health.check_all(self._clients(plan), 3.0, why.explain))
 
     def _join_requested(self) -> None:
         """Carry the servers `ui` asked for (request files in the run directory); a file goes once answered."""
