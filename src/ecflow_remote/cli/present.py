@@ -91,7 +91,8 @@ def _status_table(data: dict[str, Any]) -> Table:
     table = Table(
         title=title,
         title_justify="left",
-        caption="\n".join(problems) or None,
+        # Plain text: a profile's problem names its table in brackets ("in [gateway]"), which is no markup.
+        caption=Text("\n".join(problems)) if problems else None,
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

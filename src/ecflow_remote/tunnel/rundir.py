@@ -238,7 +238,7 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
                     continue
                 entries = list(child.iterdir())
                 # A profile's run directory (for_profile's key), with some log and nothing else of a tunnel's.
-                if not _is_key(child.name) or any(e.name not in allowed for e in entries):
+                if not is_key(child.name) or any(e.name not in allowed for e in entries):
                     continue
                 if not any(e.name in FAILED_START_LOGS for e in entries):
                     continue
@@ -256,7 +256,8 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
     return removed
 
 
-def _is_key(name: str) -> bool:
+def is_key(name: str) -> bool:
+    """Whether `name` is a profile's run directory name (for_profile's key)."""
     return len(name) == _KEY_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 
