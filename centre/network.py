@@ -178,6 +178,20 @@ def set_link(netns: str, device: str, up: bool) -> None:
     run(["ip", "-n", netns, "link", "set", device, "up" if up else "down"])
 
 
+def move_home(topo: Topology, keep_old: bool = False) -> str:
+    """The laptop moves to another network (Wi-Fi to a phone's hotspot): its end of the home link gets a new
+    address, the route to the jump host goes out from it, and the old address is removed (keep_old: it stays, as
+    when a VPN comes up and routes the jump host anew). Only this Centre's own link changes. The new address."""
+    new = str(ipaddress.ip_network(topo.home_net)[101])
+    dev, jump = topo.home_veth, topo.jump_home_address
+    if not keep_old:
+        run(["ip", "addr", "del", f"{topo.home_address}/24", "dev", dev])  # its routes go with it
+    run(["ip", "addr", "add", f"{new}/32", "dev", dev])
+    run(["ip", "route", "replace", f"{jump}/32", "dev", dev, "src", new])
+    topo.home_address = new
+    return new
+
+
 def netns_pids(netns: str) -> list[int]:
     proc = run(["ip", "netns", "pids", netns], check=False)
     return [int(p) for p in proc.stdout.split() if p.isdigit()]

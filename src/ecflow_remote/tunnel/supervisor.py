@@ -28,6 +28,7 @@ from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, TunnelState
 
@@ -71,6 +72,7 @@ class Supervisor:
         # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
+        self.netwatch = NetWatch()  # a new home address or route: the connection probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -93,6 +95,7 @@ class Supervisor:
         finally:
             self.finder.stop()
             self._stop_legs()
+            self.netwatch.stop()
             if self.early_jump is not None:  # never taken over (the plan failed)
                 self.early_jump.stop()
             self.net.stop()
@@ -157,7 +160,7 @@ class Supervisor:
         self._set(files=system_files)
         self.passwords, errors = read_passwords(self.profile)
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
-        riding = ssh.riding_forwards(self.profile)
+        riding = ssh.riding_forwards(self.profile) + self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
         if self.use_agent:
             far_source()  # made now, while the jump host logs in, not when the agent starts
         self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings, *riding])
@@ -243,6 +246,7 @@ class Supervisor:
         failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
             return failure
+        self.netwatch.connected(lambda: self.first_hop)
         self._set(
             pid=main.proc.pid if main.proc else None,
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
@@ -378,6 +382,8 @@ class Supervisor:
         for leg in self.legs:
             if not leg.alive():
                 return self._leg_failed(leg)
+        if self.netwatch.lost is not None:
+            return decisions.Failure(self.netwatch.lost)
         if self.agent is not None and self.agent.closed:
             return decisions.Failure(f"the far-side agent ended: {self.agent.reason}")
         return decisions.Failure("health check failed")
@@ -389,7 +395,7 @@ class Supervisor:
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
                 return
-            if self.agent is not None and self.agent.closed:
+            if (self.agent is not None and self.agent.closed) or self.netwatch.lost is not None:
                 return
             if self._settle_agent() is not None:
                 return
@@ -474,6 +480,7 @@ class Supervisor:
     def _stop_legs(self, keep_jump: bool = False) -> None:
         """Stop ssh and the agent; with keep_jump, the jump master lives on, for the next start (_jump_leg)."""
         # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
+        self.netwatch.disconnected()
         self.net.upstreams.agent = None
         self.net.upstreams.sockets = {}
         self.net.upstreams.socks = None
