@@ -489,12 +489,12 @@ class Supervisor:
         if self.pending_agent is not None:
             self.pending_agent.cancel()  # its start, cancelled, stops its ssh
             self.pending_agent = None
-        if agent is not None and self.net.io is not None:
-            with contextlib.suppress(Exception):
-                self.net.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
             if keep_jump and leg.name == "jump":
                 self.early_jump = leg
             else:
                 leg.stop()
         self.legs = []
+        if agent is not None and self.net.io is not None:  # after ssh: on a dead link its ssh waits out 3 s
+            with contextlib.suppress(Exception):
+                self.net.io.run(agent.close(), 10)

@@ -1,0 +1,153 @@
+"""netwatch.py and netevents.py without a network change: the verdicts, the kernel's messages, and one watch."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.unit.transport.fake_master import fake_master
+
+from ecflow_remote.access.pipe import LoopThread
+from ecflow_remote.tunnel import netevents
+from ecflow_remote.tunnel.netevents import Change, parse
+from ecflow_remote.tunnel.netwatch import Look, NetWatch, carrier_back, is_local, route_source, verdict
+from ecflow_remote.tunnel.rundir import wait_for
+
+OLD, NEW = "192.0.2.10", "198.51.100.7"
+
+
+@pytest.mark.parametrize(
+    ("used", "before", "now", "stale", "step"),
+    [
+        (OLD, OLD, Look(OLD, True), False, "keep"),  # another interface's change
+        (OLD, OLD, Look(NEW, False), False, "reconnect"),  # the address went (Wi-Fi to a hotspot)
+        (OLD, OLD, Look(None, False), False, "reconnect"),  # gone, and no new way yet: reconnect waits for one
+        (OLD, OLD, Look(NEW, True), False, "probe"),  # a VPN routes the first hop anew, the old address stays
+        (OLD, OLD, Look(None, True), False, "wait"),  # no route at all: nothing to probe over
+        (OLD, None, Look(OLD, True), False, "probe"),  # the way back after none: did the connection survive?
+        (OLD, OLD, Look(OLD, True), True, "probe"),  # a carrier back (a wake from sleep), events lost
+        (None, None, Look(None, True), False, "probe"),  # the first hop is behind the user's own proxy
+    ],
+)
+def test_verdict(used: str | None, before: str | None, now: Look, stale: bool, step: str) -> None:
+    assert verdict(used, before, now, stale) == step
+
+
+def test_a_carrier_back_is_one_seen_without_before() -> None:
+    known: dict[int, bool] = {}
+    assert not carrier_back(known, [Change("link", index=3, carrier=True)])  # first sight: not "back"
+    assert not carrier_back(known, [Change("link", index=3, carrier=False)])
+    assert carrier_back(known, [Change("link", index=3, carrier=True)])
+    assert not carrier_back(known, [Change("link", index=3, carrier=True)])  # still up (an MTU change)
+    assert not carrier_back(known, [Change("link", added=False, index=3), Change("address", address=OLD)])
+    assert known == {}
+
+
+def test_route_source_and_is_local_on_loopback() -> None:
+    assert route_source(socket.AF_INET, ("127.0.0.1", 9)) == "127.0.0.1"
+    assert is_local(socket.AF_INET, "127.0.0.1")
+    assert not is_local(socket.AF_INET, "192.0.2.10")  # TEST-NET-1: no machine's address
+
+
+# ------------------------------------------------------------------------------------------ netlink messages
+
+
+def _message(kind: int, body: bytes, flags: int = 0) -> bytes:
+    length = 16 + len(body)
+    return struct.pack("=IHHII", length, kind, flags, 0, 0) + body + b"\0" * (-length % 4)
+
+
+def _attribute(kind: int, value: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
+
+
+def test_parse_the_kernels_messages() -> None:
+    v4 = socket.inet_pton(socket.AF_INET, OLD)
+    v6 = socket.inet_pton(socket.AF_INET6, "2001:db8::5")
+    data = b"".join(
+        [
+            # An IPv4 address removed: IFA_LOCAL is the address (IFA_ADDRESS the peer's on a point-to-point link).
+            _message(
+                21, struct.pack("=BBBBI", socket.AF_INET, 24, 0, 0, 7) + _attribute(1, b"\1\2\3\4") + _attribute(2, v4)
+            ),
+            _message(20, struct.pack("=BBBBI", socket.AF_INET6, 64, 0, 0, 7) + _attribute(1, v6)),
+            _message(24, struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, 4, 0, 1, 0)),
+            _message(24, struct.pack("=BBBBBBBBI", socket.AF_INET6, 128, 0, 0, 254, 4, 0, 1, 0x200)),  # cloned
+            _message(16, struct.pack("=BxHiII", 0, 1, 7, 0x10043, 0)),  # up, running, carrier
+            _message(16, struct.pack("=BxHiII", 0, 1, 8, 0x1003, 0)),  # up, no carrier
+            _message(3, b"\0\0\0\0"),  # NLMSG_DONE: skipped
+        ]
+    )
+    assert parse(data) == [
+        Change("address", added=False, address=OLD, index=7),
+        Change("address", added=True, address="2001:db8::5", index=7),
+        Change("route", added=True),
+        Change("link", added=True, index=7, carrier=True),
+        Change("link", added=True, index=8, carrier=False),
+    ]
+
+
+def test_parse_stops_at_a_message_cut_short() -> None:
+    whole = _message(24, struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, 4, 0, 1, 0))
+    assert parse(whole + whole[:20]) == [Change("route", added=True)]
+    assert parse(b"\xff" * 7) == []
+
+
+def test_no_watcher_on_another_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "sunos5")
+    watcher, note = netevents.watch(asyncio.new_event_loop(), print)
+    assert watcher is None and note is not None and "keepalives" in note
+
+
+# ------------------------------------------------------------------------------------------ NetWatch
+
+
+@pytest.fixture
+def io() -> Iterator[LoopThread]:
+    thread = LoopThread("test-netwatch")
+    yield thread
+    thread.stop()
+
+
+def _changed(watch: NetWatch, io: LoopThread, *changes: Change) -> None:
+    io.loop.call_soon_threadsafe(watch._changed, list(changes))
+
+
+def test_a_lost_address_is_a_lost_connection(io: LoopThread, tmp_path: Path) -> None:
+    lost: list[str] = []
+    watch = NetWatch(on_lost=lambda: lost.append("woken"))
+    watch.start(io, tmp_path / "main.sock")
+    watch.connected(lambda: ("127.0.0.1", 22))
+    assert wait_for(lambda: watch._used == "127.0.0.1", 5, 0.01)
+    _changed(watch, io, Change("route"))  # nothing that concerns the connection
+    assert not wait_for(lambda: watch.lost is not None, 0.2, 0.01) and watch.probes == 0
+    watch._used = "192.0.2.10"  # as if the connection had gone out from an address this machine no longer has
+    _changed(watch, io, Change("address", added=False, address="192.0.2.10"))
+    assert wait_for(lambda: watch.lost is not None, 5, 0.01)
+    assert "192.0.2.10 is no longer this machine's address" in str(watch.lost) and lost == ["woken"]
+    watch.connected(lambda: ("127.0.0.1", 22))  # the next connection starts afresh
+    assert watch.lost is None
+    watch.stop()
+
+
+@pytest.mark.parametrize(("mode", "kept"), [("refuse", True), ("hang", False)])
+def test_a_changed_route_is_probed(io: LoopThread, tmp_path: Path, mode: str, kept: bool) -> None:
+    with fake_master(tmp_path / "main.sock", mode):
+        watch = NetWatch()
+        notes = watch.start(io, tmp_path / "main.sock")
+        assert notes == [] or not sys.platform.startswith("linux")  # netlink needs no privilege to listen
+        watch.connected(lambda: ("127.0.0.1", 22))
+        assert wait_for(lambda: watch._used == "127.0.0.1", 5, 0.01)
+        watch._before = "192.0.2.10"  # the route went out from another address until now
+        _changed(watch, io, Change("route"))
+        assert wait_for(lambda: watch.probes == 1, 5, 0.01)
+        lost = wait_for(lambda: watch.lost is not None, 2, 0.01)
+        assert lost is not kept, watch.lost
+        if not kept:
+            assert "did not answer within 1 s" in str(watch.lost)
+        watch.stop()
