@@ -98,9 +98,17 @@ def test_parse_stops_at_a_message_cut_short() -> None:
     assert parse(b"\xff" * 7) == []
 
 
-def test_no_watcher_on_another_system(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "platform", "sunos5")
-    watcher, note = netevents.watch(asyncio.new_event_loop(), print)
+@pytest.mark.parametrize("platform", ["sunos5", "darwin"])
+def test_no_watcher_where_the_system_has_none(monkeypatch: pytest.MonkeyPatch, platform: str) -> None:
+    """Another system, or macOS's frameworks missing (here, on Linux): a warning for `status`, keepalives remain."""
+    if sys.platform == "darwin":
+        pytest.skip("the frameworks are there")
+    monkeypatch.setattr(sys, "platform", platform)
+    loop = asyncio.new_event_loop()
+    try:
+        watcher, note = netevents.watch(loop, print)
+    finally:
+        loop.close()
     assert watcher is None and note is not None and "keepalives" in note
 
 
@@ -151,3 +159,49 @@ def test_a_changed_route_is_probed(io: LoopThread, tmp_path: Path, mode: str, ke
         if not kept:
             assert "did not answer within 1 s" in str(watch.lost)
         watch.stop()
+
+
+# ------------------------------------------------------------------------------------------ the kernel's own
+
+WATCH_IN_A_PRIVATE_NETWORK = """
+import asyncio, subprocess, sys
+from ecflow_remote.tunnel.netevents import NetlinkWatcher
+changes = []
+async def main():
+    loop = asyncio.get_running_loop()
+    watcher = NetlinkWatcher(loop, changes.extend)
+    for argv in (
+        "ip link add a0 type veth peer name b0", "ip addr add 192.0.2.1/24 dev a0", "ip link set a0 up",
+        "ip link set b0 up", "ip link set b0 down", "ip link set b0 up", "ip addr del 192.0.2.1/24 dev a0",
+    ):
+        subprocess.run(argv.split(), check=True)
+        await asyncio.sleep(0.05)
+    watcher.stop()
+asyncio.run(main())
+for change in changes:
+    print(change.kind, change.added, change.address, change.index, change.carrier)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink is Linux's")
+def test_netlink_reports_the_kernels_changes() -> None:
+    """In a network namespace of the test's own (a user namespace: no root needed where the kernel allows it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rn", "true"]).returncode != 0:
+        pytest.skip("no unprivileged network namespace here")
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-c", WATCH_IN_A_PRIVATE_NETWORK], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    added = [line for line in lines if line.startswith("address True 192.0.2.1 ")]
+    removed = [line for line in lines if line.startswith("address False 192.0.2.1 ")]
+    assert added and removed, lines
+    assert any(line.startswith("route ") for line in lines), lines
+    # b0 down then up: its peer a0 loses its carrier and gets it back (a cut link restored), and that is seen so.
+    known: dict[int, bool] = {}
+    links = [line.split() for line in lines if line.startswith("link True")]
+    backs = [carrier_back(known, [Change("link", index=int(f[3]), carrier=f[4] == "True")]) for f in links]
+    assert backs.count(True) >= 2, lines  # at the first bring-up, and after the cut
