@@ -20,7 +20,8 @@ from typing import Any, Literal, Protocol
 
 # linux/rtnetlink.h
 RTM_NEWLINK, RTM_DELLINK = 16, 17
-RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTMGRP_LINK = 0x1
@@ -113,6 +114,9 @@ class NetlinkWatcher:
         try:
             self.sock.setblocking(False)
             self.sock.bind((0, GROUPS))
+            # Every address there is now, reported as added (which interface has the connection's is asked later).
+            ask = IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+            self.sock.send(NLMSG.pack(NLMSG.size + len(ask), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + ask)
             loop.add_reader(self.sock.fileno(), self._readable)
         except OSError:
             self.sock.close()

@@ -53,9 +53,9 @@ def verdict(used: str | None, before: str | None, now: Look, stale: bool) -> Ver
     return "keep"  # another interface's business (a container's, another tunnel's)
 
 
-def carrier_back(known: dict[int, bool], changes: Iterable[Change]) -> bool:
-    """Whether an interface's carrier came back after it had been seen without one (a link cut and restored, a
-    Wi-Fi after sleep); `known` (interface -> carrier) is updated."""
+def carrier_back(known: dict[int, bool], changes: Iterable[Change], watched: int | None = None) -> bool:
+    """Whether the interface `watched` (None: any) got its carrier back after it had been seen without one (a link
+    cut and restored, a Wi-Fi after sleep); `known` (interface -> carrier) is updated for every interface."""
     back = False
     for change in changes:
         if change.kind != "link" or change.index is None:
@@ -63,9 +63,20 @@ def carrier_back(known: dict[int, bool], changes: Iterable[Change]) -> bool:
         if not change.added:
             known.pop(change.index, None)
             continue
-        back = back or (bool(change.carrier) and known.get(change.index) is False)
+        returned = bool(change.carrier) and known.get(change.index) is False
+        back = back or (returned and watched in (None, change.index))
         known[change.index] = bool(change.carrier)
     return back
+
+
+def note_addresses(interfaces: dict[str, int], changes: Iterable[Change]) -> None:
+    """Keep `interfaces` (this machine's addresses -> their interface) as the system reports them."""
+    for change in changes:
+        if change.kind == "address" and change.address is not None and change.index is not None:
+            if change.added:
+                interfaces[change.address] = change.index
+            else:
+                interfaces.pop(change.address, None)
 
 
 def route_source(family: int, address: Any) -> str | None:
@@ -97,7 +108,7 @@ class NetWatch:
     def __init__(self, on_lost: Callable[[], None] | None = None) -> None:
         self.on_lost = on_lost
         self.lost: str | None = None
-        self.probes = 0  # probes sent (tests and status read it)
+        self.probes = 0  # probes sent, for tests
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control: Path | None = None
         self._watcher: netevents.Watcher | None = None
@@ -107,6 +118,7 @@ class NetWatch:
         self._used: str | None = None
         self._before: str | None = None
         self._carrier: dict[int, bool] = {}
+        self._interfaces: dict[str, int] = {}
         self._resolving: asyncio.Task[None] | None = None
         self._probing: asyncio.Task[None] | None = None
 
@@ -123,7 +135,10 @@ class NetWatch:
             self._watcher, note = netevents.watch(loop, self._changed)
             return note
 
-        note = asyncio.run_coroutine_threadsafe(open_watcher(), loop).result(5)
+        try:
+            note = asyncio.run_coroutine_threadsafe(open_watcher(), loop).result(5)
+        except concurrent.futures.TimeoutError:
+            note = "network changes are not watched (the tunnel's loop did not answer): keepalives notice a dead link"
         return [note] if note else []
 
     def connected(self, first_hop: Callable[[], tuple[str, int] | None]) -> None:
@@ -181,7 +196,10 @@ class NetWatch:
         self._used = self._before = route_source(family, address)
 
     def _changed(self, changes: list[Change]) -> None:
-        stale = carrier_back(self._carrier, changes) or any(c.kind == "lost" for c in changes)
+        note_addresses(self._interfaces, changes)
+        # Only the connection's own interface counts (containers and other tunnels come and go); not known: any.
+        watched = self._interfaces.get(self._used) if self._used is not None else None
+        stale = carrier_back(self._carrier, changes, watched) or any(c.kind == "lost" for c in changes)
         if not self._connected or self.lost is not None or not _done(self._resolving):
             return  # not up, already lost, or still learning its address (milliseconds after each start)
         if self._hop is None:

@@ -15,7 +15,15 @@ from tests.unit.transport.fake_master import fake_master
 from ecflow_remote.access.pipe import LoopThread
 from ecflow_remote.tunnel import netevents
 from ecflow_remote.tunnel.netevents import Change, parse
-from ecflow_remote.tunnel.netwatch import Look, NetWatch, carrier_back, is_local, route_source, verdict
+from ecflow_remote.tunnel.netwatch import (
+    Look,
+    NetWatch,
+    carrier_back,
+    is_local,
+    note_addresses,
+    route_source,
+    verdict,
+)
 from ecflow_remote.tunnel.rundir import wait_for
 
 OLD, NEW = "192.0.2.10", "198.51.100.7"
@@ -46,6 +54,21 @@ def test_a_carrier_back_is_one_seen_without_before() -> None:
     assert not carrier_back(known, [Change("link", index=3, carrier=True)])  # still up (an MTU change)
     assert not carrier_back(known, [Change("link", added=False, index=3), Change("address", address=OLD)])
     assert known == {}
+
+
+def test_only_the_connections_interface_counts_once_known() -> None:
+    known: dict[int, bool] = {}
+    down = [Change("link", index=3, carrier=False), Change("link", index=4, carrier=False)]
+    assert not carrier_back(known, down, watched=3)
+    assert not carrier_back(known, [Change("link", index=4, carrier=True)], watched=3)  # a container's veth
+    assert carrier_back(known, [Change("link", index=3, carrier=True)], watched=3)
+
+
+def test_addresses_are_kept_by_interface() -> None:
+    interfaces: dict[str, int] = {}
+    note_addresses(interfaces, [Change("address", address=OLD, index=3), Change("address", address=NEW, index=4)])
+    note_addresses(interfaces, [Change("address", added=False, address=OLD, index=3), Change("route")])
+    assert interfaces == {NEW: 4}
 
 
 def test_route_source_and_is_local_on_loopback() -> None:
@@ -169,6 +192,8 @@ from ecflow_remote.tunnel.netevents import NetlinkWatcher
 changes = []
 async def main():
     loop = asyncio.get_running_loop()
+    for argv in ("ip link add c0 type veth peer name d0", "ip addr add 198.51.100.9/24 dev c0"):
+        subprocess.run(argv.split(), check=True)  # there before the watch: the watcher's first question finds it
     watcher = NetlinkWatcher(loop, changes.extend)
     for argv in (
         "ip link add a0 type veth peer name b0", "ip addr add 192.0.2.1/24 dev a0", "ip link set a0 up",
@@ -199,6 +224,7 @@ def test_netlink_reports_the_kernels_changes() -> None:
     added = [line for line in lines if line.startswith("address True 192.0.2.1 ")]
     removed = [line for line in lines if line.startswith("address False 192.0.2.1 ")]
     assert added and removed, lines
+    assert any(line.startswith("address True 198.51.100.9 ") for line in lines), lines
     assert any(line.startswith("route ") for line in lines), lines
     # b0 down then up: its peer a0 loses its carrier and gets it back (a cut link restored), and that is seen so.
     known: dict[int, bool] = {}
