@@ -207,13 +207,13 @@ class NetWatch:
         else:
             look = Look(route_source(*self._hop), self._used is None or is_local(self._hop[0], self._used))
         step = verdict(self._used, self._before, look, stale)
-        self._before = look.source
+        moved, self._before = look.source != self._before, look.source
         if step == "reconnect":
             self._lose(f"the network changed ({self._used} is no longer this machine's address)")
         elif step == "probe" and _done(self._probing):  # one in flight answers for this change too
-            why = (
-                f"the route to the first hop changed (now from {look.source})" if self._used else "the network changed"
-            )
+            why = "the network changed"
+            if self._used is not None:
+                why = f"the route to the first hop changed (now from {look.source})" if moved else "the link came back"
             self._probing = asyncio.ensure_future(self._probe(self._generation, why))
 
     async def _probe(self, generation: int, why: str) -> None:
