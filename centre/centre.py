@@ -367,6 +367,11 @@ Host *
     def restore_link(self) -> None:
         network.set_link(self.host("jump").netns, "home0", up=True)
 
+    def move_home(self, keep_old: bool = False, gap: float = 0.0) -> str:
+        """A new home address, the route to the jump host from it, the old one gone (network.move_home)."""
+        assert self.topology is not None, "Centre is not up"
+        return network.move_home(self.topology, keep_old, gap)
+
     def set_home_link(self, link: HomeLink | None) -> None:
         """Give the home↔jump link a round trip, rates and a bottleneck buffer (None: a LAN again), also while up."""
         assert self.topology is not None, "Centre is not up"

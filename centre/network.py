@@ -8,6 +8,7 @@ import ipaddress
 import random
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,6 +183,30 @@ def build(
 
 def set_link(netns: str, device: str, up: bool) -> None:
     run(["ip", "-n", netns, "link", "set", device, "up" if up else "down"])
+
+
+def move_home(topo: Topology, keep_old: bool = False, gap: float = 0.0) -> str:
+    """The laptop moves to another network (Wi-Fi to a phone's hotspot): its end of the home link gets a new
+    address, the route to the jump host goes out from it, and the old address is removed first (keep_old: it stays,
+    as when a VPN comes up and routes the jump host anew; gap: seconds without an address in between, as while a
+    DHCP server answers). Only this Centre's own link changes. The new address."""
+    new = str(ipaddress.ip_network(topo.home_net)[101])
+    dev, jump = topo.home_veth, topo.jump_home_address
+    if not keep_old:
+        run(["ip", "addr", "del", f"{topo.home_address}/24", "dev", dev])  # its routes go with it
+    if gap:
+        # No way to the jump host meanwhile, as on a laptop between networks (here the machine's own default route
+        # would take the packets instead, to wherever this machine's network sends them).
+        run(["ip", "route", "replace", "unreachable", f"{jump}/32"])
+    try:
+        time.sleep(gap)
+        run(["ip", "addr", "add", f"{new}/32", "dev", dev])
+        run(["ip", "route", "replace", f"{jump}/32", "dev", dev, "src", new])
+    except BaseException:
+        run(["ip", "route", "del", f"{jump}/32"], check=False)  # the veth takes the rest with it at teardown
+        raise
+    topo.home_address = new
+    return new
 
 
 def netns_pids(netns: str) -> list[int]:

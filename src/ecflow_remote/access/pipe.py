@@ -51,6 +51,10 @@ class Upstreams:
     socks: Path | None = None  # plain: ssh's -D socket
     control: Path | None = None  # the ControlMaster's socket (handover.py hands ecFlow clients to it)
 
+    def clear(self) -> None:
+        """Nothing carries connections (ssh stopped): new clients are told so at once, not sent into a dead ssh."""
+        self.agent, self.sockets, self.socks, self.control = None, {}, None, None
+
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
         return agent if agent is not None and not agent.closed else None

@@ -28,6 +28,7 @@ from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.legs import Leg, die_with_parent
 from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
 
@@ -71,6 +72,7 @@ class Supervisor:
         # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
+        self.netwatch = NetWatch()  # a new home address or route: the connection probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -93,6 +95,7 @@ class Supervisor:
         finally:
             self.finder.stop()
             self._stop_legs()
+            self.netwatch.stop()
             if self.early_jump is not None:  # never taken over (the plan failed)
                 self.early_jump.stop()
             self.net.stop()
@@ -160,7 +163,7 @@ class Supervisor:
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
         self._set(files=self.state.files.merged(system_files))
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, credentials)
-        riding = ssh.riding_forwards(self.profile)
+        riding = ssh.riding_forwards(self.profile) + self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
         if self.use_agent:
             far_source()  # made now, while the jump host logs in, not when the agent starts
         self._set(plan=plan, files=self.state.files.merged(run_files), warnings=[*errors, *warnings, *riding])
@@ -191,17 +194,18 @@ class Supervisor:
                 next_poll = time.monotonic() + CERT_POLL
             time.sleep(0.05)
 
-    def _refusal(self, error: str) -> str:
-        """The gateway refused us: say whether the certificate is why, and how to renew it."""
+    def _certificate(self) -> certs.Certificate | None:
         cert = certs.find(self.profile)
         self.state.certificate = cert.to_json() if cert else None
-        return certs.refusal(self.profile, cert, "\n".join(leg.messages() for leg in self.legs)).text
+        return cert
+
+    def _refusal(self, error: str) -> str:
+        """The gateway refused us: say whether the certificate is why, and how to renew it."""
+        return certs.refusal(self.profile, self._certificate(), "\n".join(leg.messages() for leg in self.legs)).text
 
     def _certificate_message(self) -> str:
         """The `up` message, with a warning when the certificate ends within gateway.warn_before."""
-        cert = certs.find(self.profile)
-        self.state.certificate = cert.to_json() if cert else None
-        warning = certs.warning(self.profile, cert)
+        warning = certs.warning(self.profile, self._certificate())
         return f"tunnel up; {warning}" if warning else "tunnel up"
 
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
@@ -246,6 +250,7 @@ class Supervisor:
         failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
             return failure
+        self.netwatch.connected(lambda: self.first_hop)
         self._set(
             pid=main.proc.pid if main.proc else None,
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
@@ -381,6 +386,8 @@ class Supervisor:
         for leg in self.legs:
             if not leg.alive():
                 return self._leg_failed(leg)
+        if self.netwatch.lost is not None:
+            return decisions.Failure(self.netwatch.lost)
         if self.agent is not None and self.agent.closed:
             return decisions.Failure(f"the far-side agent ended: {self.agent.reason}")
         return decisions.Failure("health check failed")
@@ -392,7 +399,7 @@ class Supervisor:
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
                 return
-            if self.agent is not None and self.agent.closed:
+            if (self.agent is not None and self.agent.closed) or self.netwatch.lost is not None:
                 return
             if self._settle_agent() is not None:
                 return
@@ -461,9 +468,8 @@ class Supervisor:
             self._set(warnings=[*self.state.warnings, *new])
 
     def _jump_outlived_main(self) -> bool:
-        """Whether the main leg was killed (a signal: the OOM killer, a user) while the jump master lives on: then
-        only the main leg need start again, through it (one login, not two). A main leg that ended by itself may
-        have lost the link the jump master is on too, and a master on a dead link would hold the next start up."""
+        """Whether the main leg was killed (OOM killer, a user) while the jump master lives: only the main leg restarts,
+        through it (one login). A main leg that ended by itself may have lost the jump master's link too."""
         jump = next((leg for leg in self.legs if leg.name == "jump"), None)
         main = next((leg for leg in self.legs if leg.name == "main"), None)
         return (
@@ -477,21 +483,18 @@ class Supervisor:
 
     def _stop_legs(self, keep_jump: bool = False) -> None:
         """Stop ssh and the agent; with keep_jump, the jump master lives on, for the next start (_jump_leg)."""
-        # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
-        self.net.upstreams.agent = None
-        self.net.upstreams.sockets = {}
-        self.net.upstreams.socks = None
-        self.net.upstreams.control = None
+        self.netwatch.disconnected()
+        self.net.upstreams.clear()
         agent, self.agent = self.agent, None
         if self.pending_agent is not None:
             self.pending_agent.cancel()  # its start, cancelled, stops its ssh
             self.pending_agent = None
-        if agent is not None and self.net.io is not None:
-            with contextlib.suppress(Exception):
-                self.net.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
             if keep_jump and leg.name == "jump":
                 self.early_jump = leg
             else:
                 leg.stop()
         self.legs = []
+        if agent is not None and self.net.io is not None:  # after ssh: on a dead link its ssh waits out 3 s
+            with contextlib.suppress(Exception):
+                self.net.io.run(agent.close(), 10)
