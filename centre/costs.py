@@ -47,20 +47,25 @@ def tree(roots: Iterable[int]) -> set[int]:
     return found
 
 
-def switches(pid: int) -> int:
-    """Context switches of every thread of `pid` (/proc/PID/status counts the main thread only)."""
-    total = 0
+def threads(pid: int) -> dict[int, tuple[float | None, int]]:
+    """Per thread of `pid`: its CPU seconds on the nanosecond clock (/proc/…/schedstat; None without it) and its
+    context switches (/proc/PID/status alone counts the main thread only)."""
+    out: dict[int, tuple[float | None, int]] = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return 0
+        return out
     for task in tasks:
         try:
             lines = (task / "status").read_text().splitlines()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
-    return total
+        try:
+            ns: float | None = int((task / "schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            ns = None
+        out[int(task.name)] = (ns, sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line))
+    return out
 
 
 def sample(roots: Iterable[int]) -> Sample:
@@ -70,8 +75,15 @@ def sample(roots: Iterable[int]) -> Sample:
     each: dict[int, tuple[float, int]] = {}
     for pid in pids:
         fields = _stat(pid)
-        if fields is not None:  # utime, stime, cutime, cstime
-            each[pid] = (sum(int(f) for f in fields[11:15]) / TICK, switches(pid))
+        if fields is None:
+            continue
+        # utime + stime (clock ticks: 10 ms steps), or the threads' nanosecond clock where the kernel keeps it;
+        # plus cutime + cstime: reaped children.
+        ticks, reaped = sum(int(f) for f in fields[11:13]) / TICK, sum(int(f) for f in fields[13:15]) / TICK
+        tasks = threads(pid)
+        precise = [ns for ns, _ in tasks.values()]
+        own = sum(ns for ns in precise if ns is not None) if precise and None not in precise else ticks
+        each[pid] = (own + reaped, sum(n for _, n in tasks.values()))
     cpu = sum(c for c, _ in each.values())
     return Sample(time.monotonic(), cpu, sum(n for _, n in each.values()), frozenset(each), each)
 

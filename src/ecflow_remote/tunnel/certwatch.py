@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from ecflow_remote.access import certs
 from ecflow_remote.profile.model import Profile
@@ -46,6 +47,9 @@ class CertWatch:
         now = time.monotonic()
         if [_stamp(p) for p in self._files] != self._stamps or (self._asks and now >= self._next_ask):
             self.find()
+
+    def to_json(self) -> dict[str, Any] | None:
+        return self.cert.to_json() if self.cert is not None else None
 
     def warning(self) -> str | None:
         return certs.warning(self.profile, self.cert)

@@ -136,18 +136,19 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
 
     finder = Finder()
     servers = [s.name for s in profile.servers]
-    for _ in requests:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
-            try:
-                clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
-            except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
-                answers.write("[]\n")
-                answers.flush()
-                continue
-        trees = asyncio.run(finder.round(clients, servers))
-        answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
-        answers.flush()
+    with asyncio.Runner() as runner:  # one event loop for every round, not one each
+        for _ in requests:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
+                try:
+                    clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
+                except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
+                    answers.write("[]\n")
+                    answers.flush()
+                    continue
+            trees = runner.run(finder.round(clients, servers))
+            answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
+            answers.flush()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,6 +75,7 @@ class Supervisor:
         self.finder = FinderProcess(profile, self.events)
         self.inbox = Inbox(rundir.path, self.events)
         self.certs = CertWatch(profile)
+        self.rounds = health.Rounds()
         # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
@@ -102,6 +103,7 @@ class Supervisor:
         finally:
             self.inbox.stop()
             self.finder.stop()
+            self.rounds.close()
             self._stop_legs()
             if self.early_jump is not None:  # never taken over (the plan failed)
                 self.early_jump.stop()
@@ -132,7 +134,7 @@ class Supervisor:
                     break
                 failure = self._why_down()
             if any(ssh.is_auth_failure(leg.messages()) for leg in self.legs):
-                failure = decisions.Failure(self._refusal(failure.message), refused=True)
+                failure = decisions.Failure(self._refusal(), refused=True)
             self._stop_legs(keep_jump=jump_outlived_main(self.legs, ssh.jump_socket(self.rundir.path)))
             if self.stopping:
                 break
@@ -201,18 +203,17 @@ class Supervisor:
                 next_poll = now + CERT_POLL
             self.events.wait(min(deadline, next_poll) - now)
 
-    def _refusal(self, error: str) -> str:
+    def _refusal(self) -> str:
         """The gateway refused us: say whether the certificate is why, and how to renew it."""
-        cert = certs.find(self.profile)
-        self.state.certificate = cert.to_json() if cert else None
-        return certs.refusal(self.profile, cert, "\n".join(leg.messages() for leg in self.legs)).text
+        self.certs.find()
+        self.state.certificate = self.certs.to_json()
+        return certs.refusal(self.profile, self.certs.cert, "\n".join(leg.messages() for leg in self.legs)).text
 
     def _certificate_message(self, look: Callable[[], object]) -> str:
         """The `up` message, with a warning when the certificate ends within gateway.warn_before. `look`: how to
         find the certificate (certwatch.py: the whole way at a start, cheaply while up)."""
         look()
-        cert = self.certs.cert
-        self.state.certificate = cert.to_json() if cert else None
+        self.state.certificate = self.certs.to_json()
         return self.certs.message()
 
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
@@ -292,6 +293,7 @@ class Supervisor:
                     "far-side agent pays only on a slow one)"
                 )
             self._set(transport="plain")
+        self.rounds.forget()
         self._set("up", message=message, checks=self._health(self.state.plan or plan))
         return None
 
@@ -414,15 +416,14 @@ class Supervisor:
             if self._settle_agent() is not None:
                 return
             unproven = [leg for leg in self.legs if self.sessions[leg.name] and leg.name not in self.sessions_proven]
-            for leg in unproven:
-                if time.monotonic() - leg.started > SESSION_PROOF:
-                    self.sessions_proven.add(leg.name)
+            self.sessions_proven |= {leg.name for leg in unproven if time.monotonic() - leg.started > SESSION_PROOF}
             self._answer_requests()
             wanted = self.finder.answer()
             if wanted is not None:
                 self.state.found_rounds += 1
-                self._join(wanted)
-                self._set()
+                self._join(wanted)  # (writes the state if something joined)
+                if self.state.found_rounds == 1:  # `run` and `ui` wait for the first (wait_found); later ones
+                    self._set()  # reach the state file with the next health round
             now = time.monotonic()
             if now >= next_health or now >= next_cert:
                 message = self._certificate_message(self.certs.look)
@@ -436,11 +437,8 @@ class Supervisor:
             proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
             self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
 
-    def _clients(self, plan: Plan) -> Clients:
-        return Clients(plan, identity.client_auth(self.profile, self.passwords))
-
     def _health(self, plan: Plan) -> list[Check]:
-        return asyncio.run(health.check_all(self._clients(plan), 3.0))
+        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0)
 
     def _answer_requests(self) -> None:
         """Carry the servers `ui` and `run` asked for (inbox.py), and answer once the state has them."""
