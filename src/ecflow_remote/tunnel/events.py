@@ -49,7 +49,9 @@ class Events:
             self.selector.unregister(fd)
 
     def wake(self) -> None:
-        """End the current (or next) wait: thread-safe, never blocks."""
+        """End the current (or next) wait: thread-safe, never blocks; nothing once closed."""
+        if self._write < 0:
+            return
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._write, b"\0")
 
@@ -70,6 +72,7 @@ class Events:
             signal.set_wakeup_fd(old_fd)
             signal.signal(signal.SIGCHLD, old_chld)
         self.selector.close()
-        for fd in (self._read, self._write):
+        fds, self._read, self._write = (self._read, self._write), -1, -1  # a late signal writes nowhere
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
