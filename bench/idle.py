@@ -32,21 +32,28 @@ def main() -> int:
     isolate_resolver()  # before any thread: the Centre's names never reach the machine's resolver
     from centre import Centre, cleanup_stale, costs, howto
 
+    from ecflow_remote.transport.ssh import KEEPALIVE
     from ecflow_remote.tunnel.handle import Tunnel
 
     cleanup_stale()
     with private_runtime() as work, Centre() as centre, howto.local_forward(centre) as raw:
+        # The same command with ecflow-remote's keepalives (transport/ssh.py): their share of the cost.
+        alive = howto.local_forward(centre)
+        alive.argv += KEEPALIVE
+        alive.log = None
+        alive.start()
         profile = centre.write_profile(Path(work) / "profile-idle.toml", "local", transport=args.transport)
         tunnel = Tunnel(profile)
         tunnel.up()
         try:
             state = tunnel.state()
-            assert state is not None and raw.proc is not None
+            assert state is not None and raw.proc is not None and alive.proc is not None
             roots = {
                 "raw `ssh -J -N -L`": [raw.proc.pid],
+                "raw, with keepalives every 3 s": [alive.proc.pid],
                 f"ecflow-remote (transport {args.transport})": [state.supervisor_pid],
             }
-            print(f"bench: Centre {centre.run_id}; both tunnels up; settling {SETTLE:.0f} s", flush=True)
+            print(f"bench: Centre {centre.run_id}; the tunnels up; settling {SETTLE:.0f} s", flush=True)
             time.sleep(SETTLE)
             first = {name: costs.sample(pids) for name, pids in roots.items()}
             print(f"bench: sampling {args.seconds:.0f} s of idling", flush=True)
@@ -55,6 +62,7 @@ def main() -> int:
             names = {pid: costs.name(pid) for s in last.values() for pid in s.pids}
         finally:
             tunnel.down()
+            alive.stop()
     print()
     print("| tunnel | processes | CPU s per idle minute | CPU s per idle hour | wakeups per second |")
     print("|---|---|---|---|---|")

@@ -9,6 +9,7 @@ health round). Portable: selectors (epoll on Linux, kqueue on macOS), a pipe, an
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import selectors
 import signal
@@ -56,8 +57,11 @@ class Events:
             os.write(self._write, b"\0")
 
     def wait(self, timeout: float | None) -> None:
-        """Until something happens or `timeout` seconds (None: no deadline); the ready fds' callbacks run here."""
-        for key, _ in self.selector.select(None if timeout is None else max(0.0, timeout)):
+        """Until something happens or `timeout` seconds (None or inf: no deadline); the ready fds' callbacks run
+        here."""
+        if timeout is not None:
+            timeout = None if math.isinf(timeout) else max(0.0, timeout)
+        for key, _ in self.selector.select(timeout):
             if key.fd == self._read:
                 with contextlib.suppress(BlockingIOError, OSError):
                     while os.read(self._read, 4096):
