@@ -1,7 +1,8 @@
 """`python bench/idle.py`: what a tunnel costs while nothing uses it, beside the how-to's raw `ssh -N -L`.
 
-Both run at once against one fresh simulated Centre (two ecFlow servers, two log servers, a LAN): ecflow-remote
-with plain OpenSSH forwards (gateway.transport = "plain") and the raw command. After a settling time (its first
+All run at once against one fresh simulated Centre (two ecFlow servers, two log servers, a LAN): ecflow-remote
+with plain OpenSSH forwards (gateway.transport = "plain"), the raw command, and the raw command with ecflow-remote's
+keepalives (their share). After a settling time (its first
 health round and log-server search), each process tree is sampled from /proc for --seconds: CPU seconds per idle
 minute (user + system, the whole tree: supervisor, finder, ssh legs, and what they reaped) and wakeups per second
 (voluntary + involuntary context switches of every thread). Linux and root (network namespaces).
