@@ -51,15 +51,18 @@ class Inbox:
         self.problems: list[str] = []  # for the status warnings
 
     def start(self) -> None:
+        """Listen; a socket that cannot be made (a path too long for AF_UNIX) is a warning for status, not a failed
+        tunnel: only servers that `ui` and `run` ask for would not join."""
         with contextlib.suppress(OSError):
             self.path.unlink()  # a killed supervisor's
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(str(self.path))
             sock.listen(MAX_OPEN)
-        except OSError:
+        except OSError as e:
             sock.close()
-            raise
+            self.problems.append(f"`ui` and `run` cannot ask for more servers: no socket at {self.path}: {e}")
+            return
         sock.setblocking(False)
         self.sock = sock
         self.events.watch(sock.fileno(), self._accept)

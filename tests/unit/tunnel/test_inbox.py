@@ -140,3 +140,14 @@ def test_a_child_ending_and_another_thread_end_a_wait_at_once() -> None:
         assert 0.25 < time.monotonic() - t0 < 3
     finally:
         events.close()
+
+
+def test_an_inbox_that_cannot_listen_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    events = Events()
+    box = inbox.Inbox(tmp_path / ("d" * 120), events)  # longer than any AF_UNIX path
+    try:
+        box.start()
+        assert box.sock is None and len(box.problems) == 1 and "cannot ask for more servers" in box.problems[0]
+    finally:
+        box.stop()
+        events.close()
