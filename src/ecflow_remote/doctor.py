@@ -62,7 +62,8 @@ class Report:
         for s in self.steps:
             lines.append(f"{marks.get(s.status, s.status)}  {s.name:{width}}  {s.detail}")
             if s.fix:
-                lines.append(f"{'':4}  {'':{width}}  fix: {s.fix}")
+                # Not "fix:": the advice is a sentence of its own, often starting with "fix" or "check".
+                lines.append(f"{'':4}  {'':{width}}  what to do: {s.fix}")
         broken = self.broken
         lines.append(f"\nBroken link: {broken.name}." if broken else "\nEvery link works.")
         return "\n".join(lines)
@@ -105,7 +106,7 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
     try:
         profile = load_profile(profile_path)
     except EcflowRemoteError as e:
-        w.fail("profile", str(e), "fix the profile as the message says (or write one: ecflow-remote init)")
+        w.fail("profile", str(e), "edit the profile as the line above says (or write a new one: ecflow-remote init)")
     method = _running_method(profile)
     running = f"; a tunnel runs ({method} method)" if method else ""
     w.ok(

@@ -116,12 +116,11 @@ def _moved(plan: Plan, e: Endpoint) -> str:
 def _follow(tunnel: Tunnel) -> None:
     """Foreground: a live status until Ctrl-C (the caller takes the tunnel down)."""
     from rich.console import Console
-    from rich.live import Live
 
     from ecflow_remote import status as status_view
-    from ecflow_remote.cli.present import status_table
+    from ecflow_remote.cli.present import StatusLive, status_table
 
-    with Live(console=Console(), refresh_per_second=2) as live:
+    with StatusLive(console=Console(), refresh_per_second=2) as live:
         while tunnel.is_running():
             live.update(status_table(status_view.report(tunnel, live=False)))
             time.sleep(1)

@@ -471,7 +471,14 @@ def load_profile(path: Path | None = None) -> Profile:
     except PermissionError:
         # chmod is only the owner's to run: another account's profile needs a copy of one's own.
         theirs = f"It belongs to another account (uid {info.st_uid}): write your own (`ecflow-remote init`)."
-        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else theirs
+        shown = display_path(path)
+        # Either mode is right: a profile holds no secret (a password only says where it comes from), but what
+        # hosts and servers one uses may be one's own business.
+        mine = (
+            f"Make it readable: chmod 600 {shown} (for you alone), or chmod 644 {shown} (for others too: a profile "
+            "holds no secret, only where passwords come from)."
+        )
+        todo = mine if info.st_uid == os.getuid() else theirs
         raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
     except OSError as exc:
         raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None

@@ -25,7 +25,7 @@ from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
-from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, remove_old_failed_starts, wait_for
 from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[TunnelState | None], None]
 # What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
-LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
+LOGS = FAILED_START_LOGS
 
 
 class Tunnel:
@@ -129,6 +129,7 @@ class Tunnel:
     def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
         """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
         self.rundir.make()
+        remove_old_failed_starts(self.rundir.path.parent)  # other profiles' (this one's go at this start)
         with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
             argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -145,6 +146,9 @@ class Tunnel:
                 progress(state)
             if state is not None and state.state == "up" and (state.all_servers_ok() or not require_all):
                 return state
+            if state is not None and state.state == "up" and state.lasting_failures():
+                # Refused or unknown at the far end, a password not read: waiting out the timeout cannot help.
+                raise TunnelError(cannot_answer_message(state))
             if (state is not None and state.state == "failed") or proc.poll() is not None:
                 proc.wait()
                 if proc.returncode == 3:
@@ -310,12 +314,28 @@ def not_ready_message(state: TunnelState | None, timeout: float) -> str:
     if state is None or state.state != "up":
         message = state.message if state else "no word from the supervisor"
         return f"tunnel not up after {timeout:.0f} s: {message}"
-    bad = [
-        f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}"
-        for c in state.server_checks()
-        if not c.reachable
-    ]
-    return f"tunnel up, but not every server answered a ping within {timeout:.0f} s: " + "; ".join(bad)
+    # `up` takes the tunnel down on this: say so, not "tunnel up".
+    return f"not every server answered a ping within {timeout:.0f} s: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+def cannot_answer_message(state: TunnelState) -> str:
+    """A server cannot answer while `up` waits (tunnel/causes.py): which, why, and the way on."""
+    lasting = state.lasting_failures()
+    which = "a server cannot" if len(lasting) == 1 else f"{len(lasting)} servers cannot"
+    return f"{which} answer, whatever the wait: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+# What `up` leaves when it fails on servers, and the way on.
+NOTHING_LEFT = (
+    "; nothing is left running. `ecflow-remote up --allow-unreachable` starts the tunnel without waiting for "
+    "every server"
+)
+
+
+def _not_answering(state: TunnelState) -> str:
+    """Each server that did not answer, with why (the lasting causes first)."""
+    bad = sorted((c for c in state.server_checks() if not c.reachable), key=lambda c: not c.lasting)
+    return "; ".join(f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}" for c in bad)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,9 @@ class Check:
     latency_ms: float | None = None
     version: str | None = None
     error: str | None = None
+    # Waiting cannot change it (refused or unknown at the far end, a password not read: tunnel/causes.py); `up`
+    # stops at once on it.
+    lasting: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = self.endpoint.to_json()
@@ -54,7 +57,14 @@ class Check:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Check:
         endpoint = Endpoint.from_json(data)
-        return cls(endpoint, bool(data["reachable"]), data.get("latency_ms"), data.get("version"), data.get("error"))
+        return cls(
+            endpoint,
+            bool(data["reachable"]),
+            data.get("latency_ms"),
+            data.get("version"),
+            data.get("error"),
+            bool(data.get("lasting")),
+        )
 
 
 @dataclass
@@ -92,6 +102,10 @@ class TunnelState:
 
     def server_checks(self) -> list[Check]:
         return [c for c in self.checks if c.endpoint.kind == "server"]
+
+    def lasting_failures(self) -> list[Check]:
+        """The servers that cannot answer while `up` waits."""
+        return [c for c in self.server_checks() if not c.reachable and c.lasting]
 
     def all_servers_ok(self) -> bool:
         checks = self.server_checks()

@@ -22,7 +22,7 @@ from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
 from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
-from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining
+from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining
 from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
@@ -438,7 +438,9 @@ class Supervisor:
             self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
 
     def _health(self, plan: Plan) -> list[Check]:
-        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0)
+        # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
+        why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
+        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0, why.explain)
 
     def _answer_requests(self) -> None:
         """Carry the servers `ui` and `run` asked for (inbox.py), and answer once the state has them."""

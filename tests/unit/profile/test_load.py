@@ -380,6 +380,9 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ProfileError, match="permission denied") as info:
         load_profile(path)
     assert info.value.path == path
+    # Either mode, and why either is safe: not "chmod 644" alone for a file that may be meant to stay private.
+    assert f"chmod 600 {path}" in str(info.value) and f"chmod 644 {path}" in str(info.value)
+    assert "holds no secret" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------------ good paths
