@@ -205,13 +205,11 @@ class Supervisor:
 
     def _refusal(self) -> str:
         """The gateway refused us: say whether the certificate is why, and how to renew it."""
-        self.certs.find()
-        self.state.certificate = self.certs.to_json()
+        self._certificate_message(self.certs.find)
         return certs.refusal(self.profile, self.certs.cert, "\n".join(leg.messages() for leg in self.legs)).text
 
     def _certificate_message(self, look: Callable[[], object]) -> str:
-        """The `up` message, with a warning when the certificate ends within gateway.warn_before. `look`: how to
-        find the certificate (certwatch.py: the whole way at a start, cheaply while up)."""
+        """The `up` message (certificate warning included); `look`: CertWatch.find at a start, .look while up."""
         look()
         self.state.certificate = self.certs.to_json()
         return self.certs.message()
