@@ -272,11 +272,11 @@ class Tunnel:
         """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
         not name; found.py) and return its plan once it has answered (or after `timeout`). What ssh could not
         forward (plain transport, no agent) the plan then lacks; status says why."""
-        from ecflow_remote.tunnel import found
+        from ecflow_remote.tunnel import found, inbox
 
         plan = self.plan()
         missing = [w for w in wanted if found.known(plan, w) is None]
-        if missing and found.ask(self.rundir.path, missing, timeout, alive=self.is_running):
+        if missing and inbox.ask(self.rundir.path, missing, timeout, alive=self.is_running):
             self._clients = None
             plan = self.plan()
         return plan

@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ecflow_remote.clients.connect import accepts
 from ecflow_remote.safefile import open_private
 
 
@@ -80,3 +81,19 @@ class Leg:
             with contextlib.suppress(OSError):
                 self.stdin_keep.close()
         self.proc = None
+
+
+def jump_outlived_main(legs: Sequence[Leg], jump_socket: Path) -> bool:
+    """Whether the main leg was killed (a signal: the OOM killer, a user) while the jump master lives on: then only
+    the main leg need start again, through it (one login, not two). A main leg that ended by itself may have lost
+    the link the jump master is on too, and a master on a dead link would hold the next start up."""
+    jump = next((leg for leg in legs if leg.name == "jump"), None)
+    main = next((leg for leg in legs if leg.name == "main"), None)
+    return (
+        jump is not None
+        and jump.alive()
+        and main is not None
+        and not main.alive()
+        and (main.exit_code or 0) < 0
+        and accepts(jump_socket)
+    )

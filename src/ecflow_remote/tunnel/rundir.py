@@ -142,7 +142,8 @@ class RunDir:
             if pgid not in self._starts and (info := procs.process_info(pgid)) is not None:
                 self._starts[pgid] = info.start
         data[_STARTS] = {str(pgid): self._starts[pgid] for pgid in state.pgids if pgid in self._starts}
-        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600)
+        # Not synced to the disk: rewritten at every health round all day long, and meaningless after a reboot.
+        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600, durable=False)
 
     def make(self) -> None:
         """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
