@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-import ecflow_remote.profile.load as profile_module
 from ecflow_remote.access.passwords import read_password
 from ecflow_remote.errors import EcflowRemoteError, ProfileError
 from ecflow_remote.profile.load import default_profile_path, load_profile
@@ -379,11 +378,15 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = tmp_path / "profile.toml"
     path.write_text(GOOD)
 
-    # chmod 0 does not stop root (the test may run as root), so the refusal is simulated.
-    def refuse(*args: object, **kwargs: object) -> NoReturn:
-        raise PermissionError(13, "Permission denied")
+    # chmod 0 does not stop root (the test may run as root), so the refusal is simulated (at the one open).
+    real_open = os.open
 
-    monkeypatch.setattr(profile_module, "open", refuse, raising=False)
+    def refuse(file: str, *args: int) -> int:
+        if str(file).endswith("profile.toml"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ProfileError, match="permission denied") as info:
         load_profile(path)
     assert info.value.path == path

@@ -32,7 +32,9 @@ PROFILE_FILES = [
     pytest.param(0o666, None, r"can be changed by other accounts \(mode 0666\).*chmod go-w", id="world-writable"),
     pytest.param(0o664, None, r"\(mode 0664\)", id="group-writable"),
     pytest.param(0o602, None, r"\(mode 0602\)", id="other-writable-only"),
-    pytest.param(0o644, _give_away, r"belongs to another account \(uid 65534\)", marks=needs_root, id="not-ours"),
+    pytest.param(
+        0o644, _give_away, r"belongs to another account, nobody \(uid 65534\)", marks=needs_root, id="not-ours"
+    ),
     pytest.param(0o644, None, None, id="0644"),
     pytest.param(0o600, None, None, id="0600"),
     pytest.param(0o400, None, None, id="read-only"),
