@@ -14,21 +14,28 @@ import click
 def web(c: Any, port: int, no_open: bool) -> None:
     """Every profile server's suites in your browser, live, with job output and node actions (Ctrl-C stops)."""
     import asyncio
+    import os
     import signal
     import threading
     import webbrowser
 
+    from ecflow_remote.safefile import write_private
+    from ecflow_remote.tunnel.rundir import runtime_root
     from ecflow_remote.web.app import serve
+    from ecflow_remote.web.security import redirect_page
 
     tunnel = c.tunnel()
     if not tunnel.is_running():
         click.echo("ecflow-remote: no tunnel is running; the page says so until `ecflow-remote up`.", err=True)
+    opener = None if no_open else runtime_root() / f"web-{os.getpid()}-open.html"
 
     def ready(url: str) -> None:
         click.echo(f"Serving on 127.0.0.1 for your account only. Open:\n    {url}\nCtrl-C stops.", err=False)
-        if not no_open:
-            # webbrowser may wait for the browser it starts: never on the event loop.
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        if opener is not None:
+            # The browser gets a 0600 page that leads on to the URL: the token never sits in its command line,
+            # which every local account can read. webbrowser may wait for the browser: never on the event loop.
+            write_private(opener, redirect_page(url))
+            threading.Thread(target=webbrowser.open, args=(opener.as_uri(),), daemon=True).start()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -37,7 +44,11 @@ def web(c: Any, port: int, no_open: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(tunnel, port, ready, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if opener is not None:
+            opener.unlink(missing_ok=True)
     click.echo("Stopped.")
 
 

@@ -11,6 +11,7 @@ cross-site fetch cannot send without a CORS preflight that is never granted).
 from __future__ import annotations
 
 import hmac
+import html
 import os
 import secrets
 import sys
@@ -74,3 +75,15 @@ class Guard:
             return peers.owner_uid(peer[:2], local[:2]) == self.uid
         except (OSError, ValueError):
             return False
+
+
+def redirect_page(url: str) -> str:
+    """A page that sends the browser on to `url` (which carries the token), for a 0600 file the browser is given
+    instead of the URL itself: a browser's command line is readable by every local account (/proc/PID/cmdline,
+    ps), a file of ours is not. Jupyter's way (its jpserver-PID-open.html)."""
+    quoted = html.escape(url, quote=True)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="refresh" content="0;url={quoted}"><title>ecflow-remote web</title></head>\n'
+        f'<body><p>Opening <a href="{quoted}">ecflow-remote web</a>…</p></body></html>\n'
+    )
