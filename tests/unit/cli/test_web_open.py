@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from tests.unit.samples import LOCAL_PROFILE
 
 # The "browser": records its command line and the page it was given.
