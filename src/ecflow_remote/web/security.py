@@ -83,7 +83,7 @@ def redirect_page(url: str) -> str:
     ps), a file of ours is not. Jupyter's way (its jpserver-PID-open.html)."""
     quoted = html.escape(url, quote=True)
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f'<meta http-equiv="refresh" content="0;url={quoted}"><title>ecflow-remote web</title></head>\n'
         f'<body><p>Opening <a href="{quoted}">ecflow-remote web</a>…</p></body></html>\n'
     )
