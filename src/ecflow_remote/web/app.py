@@ -18,7 +18,7 @@ from aiohttp import web
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.web import adapter, model
 from ecflow_remote.web.live import Hub, sse
-from ecflow_remote.web.security import COOKIE, CSRF_HEADER, TOKEN_PARAM, Guard
+from ecflow_remote.web.security import COOKIE, CSRF_HEADER, TOKEN_PARAM, Guard, PeerCheckedSite
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
@@ -337,7 +337,7 @@ class PageServer:
     async def start(self) -> None:
         self.runner = web.AppRunner(make_app(self.hub, self.guard), access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
+        await PeerCheckedSite(self.runner, self.sock, self.guard).start()
         self.hub.start()
 
     async def stop(self) -> None:
