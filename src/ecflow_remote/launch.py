@@ -122,14 +122,20 @@ def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
     if plan.method != "local" or (argv and Path(argv[0]).name in PROGRAMS):
         return None
     words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
-    for e in plan.endpoints:
-        if e.kind == "server" and e.forwarded and e.host in words:
-            return (
-                f"with the local method {e.host} is not a name here: server {e.name} is at {e.local_host} port "
-                f"{e.local_port} (--host {e.local_host} --port {e.local_port}, or `ecflow-remote run --server "
-                f"{e.name} -- ...`, which sets ECF_HOST/ECF_PORT); the hosts method keeps the Centre's names and ports"
-            )
-    return None
+    on_host = [e for e in plan.endpoints if e.kind == "server" and e.forwarded and e.host in words]
+    # Two servers of one host (3142 and 3144): the one whose port the command names, else each of them.
+    named = [e for e in on_host if str(e.port) in words] or on_host
+    if not named:
+        return None
+    where = "; ".join(
+        f"server {e.name} ({e.host}:{e.port}) is at {e.local_host} port {e.local_port} (--host {e.local_host} "
+        f"--port {e.local_port}, or `ecflow-remote run --server {e.name} -- ...`, which sets ECF_HOST/ECF_PORT)"
+        for e in named
+    )
+    return (
+        f"with the local method {named[0].host} is not a name here: {where}; the hosts method keeps the Centre's "
+        "names and ports"
+    )
 
 
 def default_server_hint(plan: Plan, argv: Sequence[str], server: str | None, environ: Mapping[str, str]) -> str | None:
