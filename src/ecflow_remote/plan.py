@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from ecflow_remote.errors import EcflowRemoteError, PortInUse
+from ecflow_remote.portowner import held_by
 from ecflow_remote.profile.model import Profile
 
 # Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
@@ -235,7 +236,7 @@ def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint],
 def _check_free(host: str, port: int, what: str) -> None:
     if not port_free(host, port):
         raise PortInUse(
-            f"{host}:{port} for {what} is in use: is another tunnel (or ecflow-remote) running? "
+            f"{host}:{port} for {what} is in use{held_by(host, port)}: is another tunnel (or ecflow-remote) running? "
             "See `ecflow-remote status`, or stop the other program."
         )
 
@@ -252,7 +253,8 @@ def _plan_socks(profile: Profile, proxy_auth: tuple[str, str] | None) -> Plan:
     port = profile.gateway.socks_port
     if not port_free("127.0.0.1", port):
         raise PortInUse(
-            f"127.0.0.1:{port} (gateway.socks_port) is in use: another SOCKS proxy or tunnel runs "
+            f"127.0.0.1:{port} (gateway.socks_port) is in use{held_by('127.0.0.1', port)}: another SOCKS proxy or "
+            "tunnel runs "
             f"there. Stop it, or set socks_port in {profile.path} to a free port."
         )
     endpoints, hosts = _aliased(profile, {"logserver"})
