@@ -28,7 +28,7 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
-from ecflow_remote.profile.trust import login_problem, password_file_problem, read_profile, untrusted_problem
+from ecflow_remote.profile.trust import login_problem, password_file_problem, read_profile, ssh_config_problem
 from ecflow_remote.profile.uitable import check_ui
 from ecflow_remote.profile.values import short, type_name
 from ecflow_remote.profile.webtable import check_web
@@ -276,7 +276,7 @@ class _Checker:
             self.fail(f"{display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
         if not path.is_file():
             self.fail(f"{display_path(path)} is not a file.", "gateway", None, key)
-        if problem := untrusted_problem(path, what="ProxyCommand or LocalCommand"):
+        if problem := ssh_config_problem(path):
             self.fail(f"{display_path(path)} {problem}", "gateway", None, key)
         return path
 

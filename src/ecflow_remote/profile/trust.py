@@ -41,6 +41,52 @@ def untrusted_problem(path: Path, what: str = "") -> str | None:
     return _fix(problem, path, runs)
 
 
+def ssh_config_problem(path: Path) -> str | None:
+    """untrusted_problem for an ssh_config and every file it Includes (recursively, as ssh does): ssh reads them
+    all later, by name. As OpenSSH resolves them: ~ expanded, a relative path against ~/.ssh (also for a file
+    given with -F), globs matched; a file that does not exist is skipped, as ssh skips it."""
+    what = "ProxyCommand or LocalCommand"
+    return _config_problem(path, what, depth=0)
+
+
+def _config_problem(path: Path, what: str, depth: int) -> str | None:
+    if problem := untrusted_problem(path, what):
+        return problem
+    if depth >= 16:  # OpenSSH's READCONF_MAX_DEPTH: deeper, ssh itself refuses the config
+        return None
+    try:
+        text = path.read_text(errors="replace")  # safe to read by name now: nobody else can change it
+    except OSError:
+        return None
+    for included in included_files(text):
+        if problem := _config_problem(included, what, depth + 1):
+            return f"includes {display_path(included)}, which {problem}"
+    return None
+
+
+def included_files(text: str) -> list[Path]:
+    """The files the Include lines of ssh_config `text` name, as ssh finds them (readconf.c: ~ expanded, relative
+    to ~/.ssh, globs sorted)."""
+    import glob
+    import re
+
+    found: list[Path] = []
+    for line in text.splitlines():
+        match = re.match(r"\s*include(?:\s*=\s*|\s+)(.*)", line, re.IGNORECASE)
+        if not match:
+            continue
+        try:
+            words = shlex.split(match.group(1), comments=True)
+        except ValueError:
+            continue  # ssh refuses such a line itself
+        for word in words:
+            pattern = os.path.expanduser(word)
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
+            found += [Path(p) for p in sorted(glob.glob(pattern))]
+    return found
+
+
 def read_profile(path: Path) -> bytes:
     """The bytes of the profile at `path`, read once from a descriptor that was checked (read_checked); a
     ProfileError naming the file otherwise."""

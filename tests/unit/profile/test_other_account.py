@@ -201,7 +201,21 @@ def _config_in_writable_dir(shared: Path) -> Path:
     return config
 
 
+def _config_including_nobodys(shared: Path) -> Path:
+    theirs = _nobodys_dir(shared, "theirs") / "extra.conf"
+    theirs.write_text("Host *\n  ProxyCommand touch /tmp/x\n")
+    os.chown(theirs, NOBODY, NOBODY)
+    config = shared / "ssh_config"
+    config.write_text(f"Host m1\n  Include {shared}/theirs/*.conf\n")
+    return config
+
+
 SSH_CONFIGS = [
+    pytest.param(
+        _config_including_nobodys,
+        r"includes .*/theirs/extra.conf, which is in .*/theirs, which belongs to nobody",
+        id="includes-nobodys",
+    ),
     pytest.param(_config_by_nobody, r"belongs to another account, nobody \(uid 65534\)", id="owned-by-nobody"),
     pytest.param(_config_link_by_nobody, r"is in .*/theirs, which belongs to nobody \(uid 65534\)", id="nobodys-link"),
     pytest.param(_config_in_writable_dir, r"which other accounts can change \(mode 0775\)", id="group-writable-dir"),

@@ -98,3 +98,20 @@ def test_a_login_that_cannot_be_split_is_refused_at_load(tmp_path: Path, login: 
 def test_good_logins_load(tmp_path: Path, login: str) -> None:
     escaped = login.replace('"', '\\"')
     assert load_profile(_write(tmp_path, f'login = "{escaped}"')).gateway.login == login
+
+
+def test_included_files_resolve_as_openssh_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative Include paths are under ~/.ssh (even in a -F file elsewhere), ~ is expanded, globs are sorted."""
+    from ecflow_remote.profile.trust import included_files
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh" / "conf.d").mkdir(parents=True)
+    for name in ("b.conf", "a.conf", "x.txt"):
+        (tmp_path / ".ssh" / "conf.d" / name).write_text("")
+    (tmp_path / "abs").write_text("")
+    text = "Include conf.d/*.conf\n  include=~/abs  # mine\nHost x\n  Include missing\n"
+    assert included_files(text) == [
+        tmp_path / ".ssh/conf.d/a.conf",
+        tmp_path / ".ssh/conf.d/b.conf",
+        tmp_path / "abs",
+    ]
