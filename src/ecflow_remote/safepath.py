@@ -121,6 +121,23 @@ def check_path(path: Path, *, private: bool = False) -> FileProblem | None:
     return file_problem(info, path, private=private)
 
 
+def check_dir(path: Path) -> FileProblem | None:
+    """Why the directory `path` (one that is copied or read whole, as ecflow_ui's config dir) is not safe to
+    take from, else None: yours or root's, writable by no one else, in directories likewise (as check_path)."""
+    if problem := directories_problem(path):
+        return problem
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # absent or unreadable: the reader says so
+    if not _trusted(info.st_uid):
+        return FileProblem("owner", f"belongs to {account(info.st_uid)}", path, info.st_uid)
+    if info.st_mode & 0o022:
+        mode = stat.S_IMODE(info.st_mode)
+        return FileProblem("writable", f"can be changed by other accounts (mode {mode:04o})", path, info.st_uid)
+    return None
+
+
 def read_checked(path: Path, limit: int, *, private: bool = False, follow: bool = True) -> bytes | FileProblem:
     """The bytes of `path` (at most `limit`, else a problem), or why it is not read. The file is opened once
     (O_NOFOLLOW on its resolved path, or on `path` itself when not `follow`: a symbolic link there is refused),

@@ -241,3 +241,31 @@ def test_a_link_of_your_own_in_safe_directories_is_followed(shared: Path) -> Non
     real.write_text(PROFILE.format(extra="", server=""))
     (shared / "link.toml").symlink_to(real)
     assert load_profile(shared / "link.toml").gateway.host.host == "machine1"
+
+
+@pytest.mark.parametrize("how", ["nobodys", "group-writable"])
+def test_an_ecflow_ui_config_dir_others_can_change_is_not_copied(shared: Path, how: str) -> None:
+    """Its files say what ecflow_ui runs (custom commands): never seeded from a directory others can change."""
+    from ecflow_remote.errors import UiError
+    from ecflow_remote.plan import plan_for
+    from ecflow_remote.ui import confdir
+
+    own = shared / "own_ui"
+    own.mkdir()
+    (own / "servers.txt").write_text("")
+    if how == "nobodys":
+        os.chown(own, NOBODY, NOBODY)
+        words = r"belongs to nobody \(uid 65534\)"
+    else:
+        own.chmod(0o775)
+        words = r"can be changed by other accounts \(mode 0775\)"
+    profile = shared / "profile.toml"
+    profile.write_text(PROFILE.format(extra="", server=""))
+    dest = shared / "data" / "ui"
+    loaded = load_profile(profile)
+    with pytest.raises(UiError, match=rf"config dir {own} {words}, so it is not copied") as info:
+        confdir.prepare_config(dest, loaded, plan_for(loaded), own)
+    assert "\n" not in str(info.value) and not dest.exists()
+    own.chmod(0o755)
+    os.chown(own, 0, 0)
+    assert confdir.prepare_config(dest, loaded, plan_for(loaded), own).path == dest
