@@ -133,7 +133,9 @@ def password_file_problem(path: Path) -> str | None:
             problem = FileProblem("link", "is a symbolic link", path, info.st_uid)
         else:
             problem = file_problem(info, path, private=True)
-    return None if problem is None else password_refusal(problem, path)
+    if problem is None or problem.kind == "type":
+        return None  # not a file at all: left to its reader, which names it for the one server that needs it
+    return password_refusal(problem, path)
 
 
 def password_refusal(problem: FileProblem, path: Path) -> str:
