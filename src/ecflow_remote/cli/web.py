@@ -27,15 +27,15 @@ def web(c: Any, port: int, no_open: bool) -> None:
     tunnel = c.tunnel()
     if not tunnel.is_running():
         click.echo("ecflow-remote: no tunnel is running; the page says so until `ecflow-remote up`.", err=True)
-    opener = None if no_open else runtime_root() / f"web-{os.getpid()}-open.html"
+    openers = [] if no_open else [runtime_root() / f"web-{os.getpid()}-open.html"]
 
     def ready(url: str) -> None:
         click.echo(f"Serving on 127.0.0.1 for your account only. Open:\n    {url}\nCtrl-C stops.", err=False)
-        if opener is not None:
+        if not no_open:
             # The browser gets a 0600 page that leads on to the URL: the token never sits in its command line,
             # which every local account can read. webbrowser may wait for the browser: never on the event loop.
-            write_private(opener, redirect_page(url))
-            threading.Thread(target=webbrowser.open, args=(opener.as_uri(),), daemon=True).start()
+            write_private(openers[0], redirect_page(url))
+            threading.Thread(target=webbrowser.open, args=(openers[0].as_uri(),), daemon=True).start()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -47,7 +47,7 @@ def web(c: Any, port: int, no_open: bool) -> None:
     try:
         asyncio.run(main())
     finally:
-        if opener is not None:
+        for opener in openers:
             opener.unlink(missing_ok=True)
     click.echo("Stopped.")
 
