@@ -17,6 +17,7 @@ from ecflow_remote.profile.model import (
     DEFAULT_WARN_BEFORE,
     METHODS,
     PASSWORD_KINDS,
+    PROTOCOLS,
     TRANSPORTS,
     Gateway,
     LogServer,
@@ -55,7 +56,7 @@ _GATEWAY_KEYS: Final = (
     "transport",
     "agent_python",
 )
-_SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
+_SERVER_KEYS: Final = ("name", "host", "port", "protocol", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
 _PASSWORD_HELP: Final = (
     'write where the password comes from: "env:VARIABLE", "file:~/path" or "keyring:SERVICE"'
@@ -250,9 +251,18 @@ class _Checker:
             agent_python=agent_python,
         )
 
-    def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
-        """gateway.`key`: one of `choices`, with a did-you-mean for a near miss."""
-        text = self.get_str(table, key, "gateway") or default
+    def choice(
+        self,
+        table: dict[str, object],
+        key: str,
+        choices: tuple[T, ...],
+        default: T,
+        note: str = "",
+        where: str = "gateway",
+        index: int | None = None,
+    ) -> T:
+        """`where`.`key` (gateway's, or server[index]'s): one of `choices`, with a did-you-mean for a near miss."""
+        text = self.get_str(table, key, where, index) or default
         for choice in choices:
             if choice == text:
                 return choice
@@ -261,7 +271,7 @@ class _Checker:
         close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         options = ", ".join(str(c) for c in choices)
-        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", "gateway", None, key)
+        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", where, index, key)
 
     def target(self, text: str, key: str) -> SshTarget:
         try:
@@ -339,11 +349,13 @@ class _Checker:
             if custom_user is not None:
                 self.check_user(custom_user, "server", index, "custom_user")
             password = self.password(entry, index, custom_user)
+            protocol = self.choice(entry, "protocol", PROTOCOLS, "plain", where="server", index=index)
             servers.append(
                 Server(
                     name=name,
                     host=host,
                     port=port,
+                    protocol=protocol,
                     ecflow_user=ecflow_user if ecflow_user is not None else gateway.ecflow_user,
                     custom_user=custom_user,
                     password=password,

@@ -14,6 +14,9 @@ Method = Literal["local", "socks", "hosts"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
 Transport = Literal["auto", "agent", "plain"]
 TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
+# How an ecFlow server talks: its own framing in clear, inside TLS (ECF_SSL), or over HTTP(S) (5.15 and later).
+Protocol = Literal["plain", "ssl", "http", "https"]
+PROTOCOLS: Final[tuple[Protocol, ...]] = get_args(Protocol)
 PasswordKind = Literal["env", "file", "keyring"]
 PASSWORD_KINDS: Final[tuple[PasswordKind, ...]] = get_args(PasswordKind)
 
@@ -97,6 +100,7 @@ class Server:
     ecflow_user: str | None = None
     custom_user: str | None = None
     password: PasswordSource | None = None
+    protocol: Protocol = "plain"
 
 
 @dataclass(frozen=True)
