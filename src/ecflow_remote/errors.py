@@ -159,6 +159,18 @@ class ProtocolError(EcflowRemoteError):
     """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
 
 
+class NoReply(ProtocolError):
+    """The peer closed the connection before the first byte of a reply (a dead server, or one that speaks TLS)."""
+
+
+class ProtocolMismatch(ProtocolError):
+    """The server speaks another protocol (TLS, HTTP) than the one the profile says."""
+
+
+class ServerCertificateError(ProtocolError):
+    """A TLS server's certificate is missing at home, unreadable, or not the one the server presents."""
+
+
 class ReplyTooLarge(ProtocolError):
     """A peer announced or sent more than the client's limit for one reply (a size from the network is a claim)."""
 

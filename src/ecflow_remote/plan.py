@@ -36,6 +36,8 @@ class Endpoint:
     origin: Literal["profile", "found", "system"] = "profile"
     # Who uses it (found: "server /suite" per suite; system: the list files naming it).
     used_by: tuple[str, ...] = ()
+    # An ecFlow server's protocol (the profile's server.protocol): "plain", "ssl", "http" or "https".
+    protocol: str = "plain"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -186,8 +188,11 @@ def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str,
 
 
 def _server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
-    # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name).
-    return Endpoint("server", name, host, port, local_host, local_port, relay_user=profile.server(name).ecflow_user)
+    # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name);
+    # not TLS or HTTP ones: the relay cannot rewrite what it cannot read (launched programs then send the login name).
+    server = profile.server(name)
+    relay_user = server.ecflow_user if server.protocol == "plain" else None
+    return Endpoint("server", name, host, port, local_host, local_port, relay_user=relay_user, protocol=server.protocol)
 
 
 def _plan_local(profile: Profile) -> Plan:

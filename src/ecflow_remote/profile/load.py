@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -56,6 +57,8 @@ _GATEWAY_KEYS: Final = (
     "transport",
     "agent_python",
 )
+At = tuple[str, int | None]  # which table a value is in: ("gateway", None), or ("server", its index)
+_GW: Final[At] = ("gateway", None)
 _SERVER_KEYS: Final = ("name", "host", "port", "protocol", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
 _PASSWORD_HELP: Final = (
@@ -86,8 +89,6 @@ class _Checker:
     # -- generic helpers
 
     def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None:
-        import difflib
-
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -252,22 +253,14 @@ class _Checker:
         )
 
     def choice(
-        self,
-        table: dict[str, object],
-        key: str,
-        choices: tuple[T, ...],
-        default: T,
-        note: str = "",
-        where: str = "gateway",
-        index: int | None = None,
+        self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "", at: At = _GW
     ) -> T:
-        """`where`.`key` (gateway's, or server[index]'s): one of `choices`, with a did-you-mean for a near miss."""
+        """`key` of `at` (the gateway, or ("server", index)): one of `choices`, with a did-you-mean for a near miss."""
+        where, index = at
         text = self.get_str(table, key, where, index) or default
         for choice in choices:
             if choice == text:
                 return choice
-        import difflib
-
         close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         options = ", ".join(str(c) for c in choices)
@@ -349,7 +342,7 @@ class _Checker:
             if custom_user is not None:
                 self.check_user(custom_user, "server", index, "custom_user")
             password = self.password(entry, index, custom_user)
-            protocol = self.choice(entry, "protocol", PROTOCOLS, "plain", where="server", index=index)
+            protocol = self.choice(entry, "protocol", PROTOCOLS, "plain", at=("server", index))
             servers.append(
                 Server(
                     name=name,
