@@ -445,6 +445,7 @@ Host *
                 f'name = "{spec.host}"' if spec.port in (4141, 3142) else f'name = "{spec.host}-{spec.port}"',
                 f'host = "{spec.host}"',
                 f"port = {spec.port}",
+                *([f'protocol = "{spec.protocol}"'] if spec.protocol != "plain" else []),
             ]
         for lg in self.logservers:
             if logservers is None or lg.host in logservers:

@@ -320,6 +320,7 @@ async def _services(
             proxy_auth=proxy_auth,
             connect_timeout=timeout,
             read_timeout=timeout,
+            protocol=s.protocol,
             **auth.client_kwargs(),
         )
         try:

@@ -1,0 +1,181 @@
+"""Issue 22: every server the Centre runs — ecFlow 5.9, 5.13 (plain, TLS) and 5.19 (plain, HTTP) — through a tunnel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecflow_remote.tunnel.rundir import wait_for
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).parent / "ecflow-remote")
+
+
+def _specs() -> tuple[Any, ...]:
+    from centre.centre import EcflowServerSpec
+
+    return (
+        EcflowServerSpec("machine1", 4141, "lab", "logserver1"),
+        EcflowServerSpec("machine2", 3150, "new13", "logserver2", version="5.13"),
+        EcflowServerSpec("machine2", 3151, "tls13", "logserver2", version="5.13", protocol="ssl"),
+        EcflowServerSpec("machine3", 3190, "new19", "logserver1", version="5.19"),
+        EcflowServerSpec("machine3", 3191, "http19", "logserver2", version="5.19", protocol="http"),
+    )
+
+
+# Profile name -> (version the server reports, its spec's index).
+SERVERS = {
+    "machine1": ("5.9.2", 0),
+    "machine2-3150": ("5.13.8", 1),
+    "machine2-3151": ("5.13.8", 2),
+    "machine3-3190": ("5.19.0", 3),
+    "machine3-3191": ("5.19.0", 4),
+}
+
+
+def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([CLI, "--profile", str(profile), *args], capture_output=True, text=True, timeout=90)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def newer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Path]]:
+    """One Centre with the newer servers beside 5.9, a tunnel to all of them, and the laptop's certificate
+    directory (ECF_SSL_DIR, which ecflow_client honours too) holding the TLS server's certificate."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        pytest.skip("integration tests need Linux and root")
+    from centre import Centre
+    from centre.chroots import ChrootMissing
+
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    tmp = tmp_path_factory.mktemp("versions")
+    ssl_dir = tmp / "ssl"
+    ssl_dir.mkdir()
+    old = os.environ.get("ECF_SSL_DIR")
+    os.environ["ECF_SSL_DIR"] = str(ssl_dir)
+    centre = Centre(servers=_specs())
+    tunnel = None
+    try:
+        try:
+            centre.up()
+        except ChrootMissing as e:
+            pytest.skip(str(e))
+        shutil.copy(centre.server_ssl_dir / "server.crt", ssl_dir / "machine2.3151.crt")
+        profile = centre.write_profile(tmp / "profile.toml")
+        tunnel = Tunnel(profile)
+        tunnel.up()
+        yield centre, tunnel, profile
+    finally:
+        if tunnel is not None:
+            tunnel.down()
+        centre.down()
+        if old is None:
+            os.environ.pop("ECF_SSL_DIR", None)
+        else:
+            os.environ["ECF_SSL_DIR"] = old
+
+
+def test_status_suites_node_why_output_on_every_version(newer: tuple[Any, Any, Path]) -> None:
+    centre, tunnel, profile = newer
+    report = json.loads(cli(profile, "status", "--json").stdout)
+    versions = {s["name"]: s["version"] for s in report["servers"] if s["reachable"]}
+    assert versions == {name: version for name, (version, _) in SERVERS.items()}, report
+
+    for name, (_, index) in SERVERS.items():
+        spec = centre.servers[index]
+        tree = cli(profile, "suites", name).stdout
+        assert "task hello  complete" in tree and "family f2  queued suspended" in tree, (name, tree)
+
+        path = f"/{spec.suite}/f1/hello"
+        log = centre.server_log(spec)
+        assert cli(profile, "node", "suspend", name, path).stdout == f"Suspended {path} on {name}.\n"
+        # Read back by the server's own client (a newer one from its chroot, in its protocol).
+        dstate = centre.ecflow_client(spec.host, spec.port, ["--query", "dstate", path]).stdout
+        assert dstate.strip().splitlines()[-1] == "suspended", (name, dstate)
+        assert wait_for(lambda: f"--suspend {path}" in log.read_text(), 5), name  # noqa: B023
+        assert cli(profile, "node", "resume", name, path).returncode == 0
+        dstate = centre.ecflow_client(spec.host, spec.port, ["--query", "dstate", path]).stdout
+        assert dstate.strip().splitlines()[-1] == "complete", (name, dstate)
+
+        why = cli(profile, "why", name, f"/{spec.suite}/f2/later").stdout
+        assert f"Parent /{spec.suite}/f2 is suspended" in why.splitlines(), (name, why)
+
+        got = cli(profile, "output", name, path).stdout
+        assert got == centre.jobout(spec).read_text(), name
+
+
+def test_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
+    """The live tree (news/sync polling) over TLS and over HTTP: a suspend arrives as a change."""
+    centre, tunnel, _ = newer
+    for name in ("machine2-3151", "machine3-3191"):
+        spec = centre.servers[SERVERS[name][1]]
+        path = f"/{spec.suite}/f1/hello"
+        client = tunnel.ecflow_client(name)
+
+        async def watch() -> list[Any]:
+            async with client.watch(0.2) as w:
+                await client.node_action("suspend", path)  # noqa: B023
+                seen: list[Any] = []
+                for _ in range(25):
+                    seen.extend((await w.poll()).changes)
+                    if any(c.path == path and c.what == "suspended" for c in seen):  # noqa: B023
+                        break
+                    await asyncio.sleep(0.2)
+                await client.node_action("resume", path)  # noqa: B023
+                return seen
+
+        seen = asyncio.run(watch())
+        assert any(c.path == path and c.what == "suspended" and c.new is True for c in seen), (name, seen)
+
+
+def test_protocol_mismatch_and_missing_certificate(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    """A profile that says plain for the TLS and the HTTP server, and one whose certificate is nowhere: one line
+    each, naming the protocol to set or the files looked for."""
+    centre, tunnel, _ = newer
+    host, port = tunnel.endpoint("machine2-3151")
+    from ecflow_remote.clients.ecflow import EcflowClient
+    from ecflow_remote.errors import ProtocolMismatch, ServerCertificateError
+
+    with pytest.raises(ProtocolMismatch, match='speaks TLS: set protocol = "ssl" for it in the profile'):
+        EcflowClient(host, port, name="machine2-3151").ping()
+    host, port = tunnel.endpoint("machine3-3191")
+    with pytest.raises(ProtocolMismatch, match='speaks HTTP: set protocol = "http" for it in the profile'):
+        EcflowClient(host, port, name="machine3-3191").ping()
+
+    empty = tmp_path / "no-certificates"
+    empty.mkdir()
+    host, port = tunnel.endpoint("machine2-3151")
+    client = EcflowClient(host, port, name="machine2-3151", protocol="ssl", server=("machine2", 3151))
+    old = os.environ["ECF_SSL_DIR"]
+    os.environ["ECF_SSL_DIR"] = str(empty)
+    try:
+        with pytest.raises(ServerCertificateError) as info:
+            client.ping()
+    finally:
+        os.environ["ECF_SSL_DIR"] = old
+    assert f"looked for {empty}/machine2.3151.crt or {empty}/server.crt" in str(info.value)
+
+    # A wrong certificate (another server's): the handshake is refused, named as such.
+    wrong = tmp_path / "wrong"
+    from centre.chroots import make_tls_files
+
+    shutil.copy(make_tls_files(wrong / "made", "another server"), wrong / "machine2.3151.crt")
+    os.environ["ECF_SSL_DIR"] = str(wrong)
+    try:
+        with pytest.raises(ServerCertificateError, match="does not vouch for"):
+            client.ping()
+    finally:
+        os.environ["ECF_SSL_DIR"] = old
