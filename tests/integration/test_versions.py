@@ -89,7 +89,7 @@ def newer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
 
 
 def test_status_suites_node_why_output_on_every_version(newer: tuple[Any, Any, Path]) -> None:
-    centre, tunnel, profile = newer
+    centre, _, profile = newer
     report = json.loads(cli(profile, "status", "--json").stdout)
     versions = {s["name"]: s["version"] for s in report["servers"] if s["reachable"]}
     assert versions == {name: version for name, (version, _) in SERVERS.items()}, report
@@ -125,26 +125,28 @@ def test_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
         path = f"/{spec.suite}/f1/hello"
         client = tunnel.ecflow_client(name)
 
-        async def watch() -> list[Any]:
-            async with client.watch(0.2) as w:
-                await client.node_action("suspend", path)  # noqa: B023
-                seen: list[Any] = []
-                for _ in range(25):
-                    seen.extend((await w.poll()).changes)
-                    if any(c.path == path and c.what == "suspended" for c in seen):  # noqa: B023
-                        break
-                    await asyncio.sleep(0.2)
-                await client.node_action("resume", path)  # noqa: B023
-                return seen
-
-        seen = asyncio.run(watch())
+        seen = asyncio.run(_watch_suspend(client, path))
         assert any(c.path == path and c.what == "suspended" and c.new is True for c in seen), (name, seen)
+
+
+async def _watch_suspend(client: Any, path: str) -> list[Any]:
+    """The changes a watch sees while `path` is suspended (and resumed after)."""
+    async with client.watch(0.2) as w:
+        await client.node_action("suspend", path)
+        seen: list[Any] = []
+        for _ in range(25):
+            seen.extend((await w.poll()).changes)
+            if any(c.path == path and c.what == "suspended" for c in seen):
+                break
+            await asyncio.sleep(0.2)
+        await client.node_action("resume", path)
+        return seen
 
 
 def test_protocol_mismatch_and_missing_certificate(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
     """A profile that says plain for the TLS and the HTTP server, and one whose certificate is nowhere: one line
     each, naming the protocol to set or the files looked for."""
-    centre, tunnel, _ = newer
+    _, tunnel, _ = newer
     host, port = tunnel.endpoint("machine2-3151")
     from ecflow_remote.clients.ecflow import EcflowClient
     from ecflow_remote.errors import ProtocolMismatch, ServerCertificateError
