@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import LaunchError
 from ecflow_remote.hosts.view import no_view_message, private_view, private_view_available
-from ecflow_remote.plan import Plan
+from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.tunnel.state import RunFiles
 
 if TYPE_CHECKING:
@@ -108,12 +111,31 @@ def run(
     env = {**run_env(plan, server), **(extra_env or {})}
     if tunnel is not None:
         ssh_through_tunnel(tunnel, env)
-    proc = spawn(argv, plan, files, env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.wait()
-        return 130
+    with contextlib.ExitStack() as stack:
+        if server is not None and plan.endpoint(server).protocol == "ssl":
+            env.update(stack.enter_context(tls_env(plan.endpoint(server))))
+        proc = spawn(argv, plan, files, env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+
+
+@contextlib.contextmanager
+def tls_env(endpoint: Endpoint) -> Iterator[dict[str, str]]:
+    """ECF_SSL and ECF_SSL_DIR (ecflow_client 5.13 and later) for a TLS server reached at a local endpoint: the
+    client looks for server.crt, then for <ECF_HOST>.<ECF_PORT>.crt, so a private directory holds the server's
+    certificate under both names while the command runs."""
+    from ecflow_remote.clients.ecflow import certs
+
+    found = certs.find(endpoint.host, endpoint.port)
+    if found is None:
+        raise LaunchError(certs.missing_words(endpoint.host, endpoint.port, f"ecFlow server {endpoint.name}"))
+    with tempfile.TemporaryDirectory(prefix="ecflow-remote-ssl-") as d:
+        for name in ("server.crt", f"{endpoint.local_host}.{endpoint.local_port}.crt"):
+            shutil.copyfile(found, Path(d) / name)
+        yield {"ECF_SSL": "1", "ECF_SSL_DIR": d}
 
 
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:

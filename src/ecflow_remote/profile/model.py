@@ -118,6 +118,8 @@ class UiSettings:
     # Server-list files on the workstation (ECFLOW_SYSTEM_SERVERS_LIST at the Centre): None when the profile does
     # not say (then the workstation's login environment is asked), () for none at all.
     system_servers: tuple[str, ...] | None = None
+    # The ecflow_ui to run; None: the first on PATH (a conda or Homebrew one before the system's), else Debian's.
+    ecflow_ui: str | None = None
 
 
 @dataclass(frozen=True)
