@@ -66,6 +66,10 @@ class PasswordWarning(UserWarning):
     """A one-shot command goes on without a password it could not read; the command line prints the warning."""
 
 
+class CertificateFetched(UserWarning):
+    """A TLS server's certificate was missing at home and was copied from the workstation (said once)."""
+
+
 class InitError(EcflowRemoteError):
     """A value given to `ecflow-remote init` cannot go into a profile."""
 

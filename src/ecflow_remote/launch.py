@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,7 +113,8 @@ def run(
         ssh_through_tunnel(tunnel, env)
     with contextlib.ExitStack() as stack:
         if server is not None and plan.endpoint(server).protocol == "ssl":
-            env.update(stack.enter_context(tls_env(plan.endpoint(server))))
+            fetch = tunnel.clients().fetch_certificate if tunnel is not None else None
+            env.update(stack.enter_context(tls_env(plan.endpoint(server), fetch)))
         proc = spawn(argv, plan, files, env)
         try:
             return proc.wait()
@@ -123,13 +124,15 @@ def run(
 
 
 @contextlib.contextmanager
-def tls_env(endpoint: Endpoint) -> Iterator[dict[str, str]]:
+def tls_env(endpoint: Endpoint, fetch: Callable[[list[Path]], Path | None] | None = None) -> Iterator[dict[str, str]]:
     """ECF_SSL and ECF_SSL_DIR (ecflow_client 5.13 and later) for a TLS server reached at a local endpoint: the
     client looks for server.crt, then for <ECF_HOST>.<ECF_PORT>.crt, so a private directory holds the server's
     certificate under both names while the command runs."""
     from ecflow_remote.clients.ecflow import certs
 
     found = certs.find(endpoint.host, endpoint.port)
+    if found is None and fetch is not None:
+        found = fetch(certs.candidates(endpoint.host, endpoint.port))
     if found is None:
         raise LaunchError(certs.missing_words(endpoint.host, endpoint.port, f"ecFlow server {endpoint.name}"))
     with tempfile.TemporaryDirectory(prefix="ecflow-remote-ssl-") as d:

@@ -181,3 +181,44 @@ def test_protocol_mismatch_and_missing_certificate(newer: tuple[Any, Any, Path],
             client.ping()
     finally:
         os.environ["ECF_SSL_DIR"] = old
+
+
+def test_certificate_fetched_from_the_workstation_once(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    """Missing at home, present in the workstation user's ~/.ecflowrc/ssl: copied home through the tunnel, and
+    said so, the first time only."""
+    centre, _, profile = newer
+    from centre.centre import CENTRE_UID
+
+    far = centre.base / "centre-home" / centre.centre_user / ".ecflowrc" / "ssl"
+    far.mkdir(parents=True, exist_ok=True)
+    shutil.copy(centre.server_ssl_dir / "server.crt", far / "server.crt")
+    for p in (far.parent, far, far / "server.crt"):
+        os.chown(p, CENTRE_UID, CENTRE_UID)
+    home = tmp_path / "home-ssl"
+    env = {**os.environ, "ECF_SSL_DIR": str(home)}
+    first = subprocess.run(
+        [CLI, "--profile", str(profile), "suites", "machine2-3151"], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert first.returncode == 0, first.stderr
+    assert "task hello  complete" in first.stdout
+    assert f"fetched the server certificate user1@machine1:~/.ecflowrc/ssl/server.crt to {home}/server.crt" in (
+        first.stderr
+    )
+    assert (home / "server.crt").read_bytes() == (centre.server_ssl_dir / "server.crt").read_bytes()
+    again = subprocess.run(
+        [CLI, "--profile", str(profile), "suites", "machine2-3151"], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert again.returncode == 0 and "fetched" not in again.stderr, again.stderr
+
+
+def test_run_gives_ecflow_client_what_tls_needs(newer: tuple[Any, Any, Path]) -> None:
+    """`run --server` for a TLS server: ECF_SSL=1 and a private ECF_SSL_DIR holding the certificate under the
+    names ecflow_client looks for (server.crt, <ECF_HOST>.<ECF_PORT>.crt); gone after the command."""
+    _, tunnel, profile = newer
+    show = 'echo "$ECF_SSL $ECF_SSL_DIR"; ls "$ECF_SSL_DIR"'
+    done = cli(profile, "run", "--server", "machine2-3151", "--", "sh", "-c", show)
+    first, *names = done.stdout.split()
+    ssl_dir = Path(names.pop(0))
+    host, port = tunnel.endpoint("machine2-3151")
+    assert first == "1" and sorted(names) == sorted([f"{host}.{port}.crt", "server.crt"]), done.stdout
+    assert not ssl_dir.exists()

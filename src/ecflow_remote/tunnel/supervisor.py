@@ -23,6 +23,7 @@ from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
 from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
 from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining
+from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
@@ -50,6 +51,7 @@ class Supervisor:
         self.profile = profile
         self.rundir = rundir
         self.method = profile.gateway.method
+        self._fetch: Callable[[list[Path]], Path | None] | None = None  # TLS certificates from the workstation
         self.legs: list[Leg] = []
         self.stopping = False
         # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
@@ -415,7 +417,9 @@ class Supervisor:
             time.sleep(0.05)
 
     def _clients(self, plan: Plan) -> Clients:
-        return Clients(plan, identity.client_auth(self.profile, self.passwords))
+        if self._fetch is None:
+            self._fetch = workstation_fetcher(self.profile, self.rundir.path)
+        return Clients(plan, identity.client_auth(self.profile, self.passwords), self._fetch)
 
     def _health(self, plan: Plan) -> list[Check]:
         # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -110,7 +110,7 @@ def launch(
         full_env[SYSTEM_ENV] = lists.env
     argv, extra_env = command(config.path, plan, files, extra, tunnel.profile.ui.ecflow_ui)
     full_env.update(extra_env)
-    full_env.update(tls_certificates(config.path, tunnel.profile, plan))
+    full_env.update(tls_certificates(config.path, tunnel.profile, plan, tunnel.clients().fetch_certificate))
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
     if files.custom_passwd:
@@ -124,7 +124,9 @@ def launch(
     return proc, replace(config, system=lists)
 
 
-def tls_certificates(config_dir: Path, profile: Profile, plan: Plan) -> dict[str, str]:
+def tls_certificates(
+    config_dir: Path, profile: Profile, plan: Plan, fetch: Callable[[list[Path]], Path | None] | None = None
+) -> dict[str, str]:
     """ECF_SSL_DIR for the TLS servers (ecflow_ui 5.13 and later read it): a directory in the UI's config dir with
     each one's certificate under the <host>.<port>.crt of the row servers.txt gives it (a local endpoint's, for
     the local method). None missing at home is an error here; ecflow_ui would only say it cannot connect."""
@@ -137,6 +139,8 @@ def tls_certificates(config_dir: Path, profile: Profile, plan: Plan) -> dict[str
     found = {}
     for server in tls:
         path = certs.find(server.host, server.port)
+        if path is None and fetch is not None:
+            path = fetch(certs.candidates(server.host, server.port))
         if path is None:
             raise UiError(certs.missing_words(server.host, server.port, f"ecFlow server {server.name}"))
         found[server.name] = path
