@@ -222,3 +222,30 @@ def test_run_gives_ecflow_client_what_tls_needs(newer: tuple[Any, Any, Path]) ->
     host, port = tunnel.endpoint("machine2-3151")
     assert first == "1" and sorted(names) == sorted([f"{host}.{port}.crt", "server.crt"]), done.stdout
     assert not ssl_dir.exists()
+
+
+def test_doctor_and_found_logservers_over_tls_and_http(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    """doctor pings every version and protocol; a profile naming no log server: the tunnel finds them in the TLS
+    and HTTP servers' definitions (ECF_LOGHOST), and `output` reads through them."""
+    centre, _, _ = newer
+    from ecflow_remote import doctor
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    profile = centre.write_profile(tmp_path / "found.toml", "local", logservers=())
+    report = doctor.diagnose(profile, timeout=10)
+    assert report.broken is None, report.text()
+    names = [s.name for s in report.steps]
+    assert all(f"ping {name}" in names for name in SERVERS), names
+
+    tunnel = Tunnel(profile)
+    try:
+        tunnel.up()
+        assert tunnel.wait_found(20)
+        for name in ("machine2-3151", "machine3-3191"):
+            spec = centre.servers[SERVERS[name][1]]
+            got = cli(profile, "output", name, f"/{spec.suite}/f1/hello").stdout
+            assert got == centre.jobout(spec).read_text(), name
+        found = {e.host for e in tunnel.endpoints() if e.kind == "logserver" and e.origin == "found"}
+        assert found == {"logserver1", "logserver2"}, tunnel.endpoints()
+    finally:
+        tunnel.down()
