@@ -138,7 +138,8 @@ def tls_env(endpoint: Endpoint, fetch: Callable[[list[Path]], Path | None] | Non
     with tempfile.TemporaryDirectory(prefix="ecflow-remote-ssl-") as d:
         for name in ("server.crt", f"{endpoint.local_host}.{endpoint.local_port}.crt"):
             shutil.copyfile(found, Path(d) / name)
-        yield {"ECF_SSL": "1", "ECF_SSL_DIR": d}
+        # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
+        yield {"ECF_SSL": "1", "ECF_SSL_DIR": f"{d}/"}
 
 
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:

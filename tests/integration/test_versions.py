@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.centres import new_text, size
+from tests.integration.test_ui import UI_HOST, launch_ui, stop_ui
+from tests.integration.test_ui import display as display  # the X server fixture
 
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -218,7 +222,9 @@ def test_run_gives_ecflow_client_what_tls_needs(newer: tuple[Any, Any, Path]) ->
     show = 'echo "$ECF_SSL $ECF_SSL_DIR"; ls "$ECF_SSL_DIR"'
     done = cli(profile, "run", "--server", "machine2-3151", "--", "sh", "-c", show)
     first, *names = done.stdout.split()
-    ssl_dir = Path(names.pop(0))
+    given = names.pop(0)
+    assert given.endswith("/")  # ecFlow appends the file name to it as it is
+    ssl_dir = Path(given)
     host, port = tunnel.endpoint("machine2-3151")
     assert first == "1" and sorted(names) == sorted([f"{host}.{port}.crt", "server.crt"]), done.stdout
     assert not ssl_dir.exists()
@@ -247,5 +253,61 @@ def test_doctor_and_found_logservers_over_tls_and_http(newer: tuple[Any, Any, Pa
             assert got == centre.jobout(spec).read_text(), name
         found = {e.host for e in tunnel.endpoints() if e.kind == "logserver" and e.origin == "found"}
         assert found == {"logserver1", "logserver2"}, tunnel.endpoints()
+    finally:
+        tunnel.down()
+
+
+# ecflow_ui from a chroot: it sees this machine's /tmp (the X socket, its config dir, the run directory) and the
+# /etc view `ui` gives it (the private hosts file), in a mount namespace of its own.
+CHROOT_UI = """#!/bin/sh
+exec unshare --mount --propagation private -- /bin/sh -c '
+r={root}
+for f in hosts resolv.conf passwd group; do touch $r/etc/$f; mount --bind /etc/$f $r/etc/$f; done
+mount --rbind /tmp $r/tmp
+mount --bind /dev $r/dev
+mount -t proc proc $r/proc
+exec chroot $r /usr/bin/ecflow_ui "$@"' sh "$@"
+"""
+
+
+def test_ecflow_ui_5_19_reaches_every_version_and_protocol(
+    newer: tuple[Any, Any, Path], display: str, tmp_path: Path
+) -> None:
+    """`ui` with `[ui] ecflow_ui` naming ecflow_ui 5.19 (from the Debian unstable chroot): its server list carries
+    the protocol codes, and every server's own log shows the UI's full sync, TLS and HTTP ones included."""
+    centre, _, _ = newer
+    from centre.chroots import root
+
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    sid = root("5.19")
+    wrapper = tmp_path / "bin" / "ecflow_ui"
+    wrapper.parent.mkdir()
+    wrapper.write_text(CHROOT_UI.format(root=sid))
+    wrapper.chmod(0o755)
+    profile = centre.write_profile(tmp_path / "ui.toml", "hosts")
+    profile.write_text(profile.read_text() + f'\n[ui]\necflow_ui = "{wrapper}"\n')
+    logs = {spec: centre.server_log(spec) for spec in centre.servers}
+    offsets = {spec: size(path) for spec, path in logs.items()}
+    own = tmp_path / "own"
+    own.mkdir()
+    tunnel = Tunnel(profile)
+    try:
+        tunnel.up()
+        proc, config = launch_ui(centre, tunnel, display, own, tmp_path / "ui.log")
+        try:
+            codes = {s.name: s.row().split(",")[5] for s in config.servers}
+            assert codes == {n: {"machine2-3151": "1", "machine3-3191": "2"}.get(n, "0") for n in SERVERS}, codes
+
+            def synced(spec: Any) -> bool:
+                return re.search(rf"--sync_full\S*\s*:\S+@{UI_HOST}", new_text(logs[spec], offsets[spec])) is not None
+
+            wait_for(lambda: all(synced(s) for s in centre.servers) or proc.poll() is not None, 90, 0.5)
+            text = (tmp_path / "ui.log").read_text(errors="replace")
+            assert proc.poll() is None, f"ecflow_ui exited: {text[-3000:]}"
+            for spec in centre.servers:
+                assert synced(spec), f"{spec.host}:{spec.port}: {new_text(logs[spec], offsets[spec])[-1500:]}"
+        finally:
+            stop_ui(proc)
     finally:
         tunnel.down()

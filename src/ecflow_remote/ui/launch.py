@@ -149,7 +149,8 @@ def tls_certificates(
     for name, path in found.items():
         host, port = rows[name]
         shutil.copyfile(path, directory / f"{host}.{port}.crt")
-    return {"ECF_SSL_DIR": str(directory)}
+    # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
+    return {"ECF_SSL_DIR": f"{directory}/"}
 
 
 def carry_through(tunnel: Tunnel) -> Carry:

@@ -37,7 +37,7 @@ def test_tls_certificates_named_after_the_rows(tmp_path: Path, monkeypatch: pyte
     (home / "server.crt").write_text("certificate\n")
     (tmp_path / "conf").mkdir()
     env = launch.tls_certificates(tmp_path / "conf", profile, local_plan(5001, 5002))
-    assert env == {"ECF_SSL_DIR": str(tmp_path / "conf" / "ssl")}
+    assert env == {"ECF_SSL_DIR": f"{tmp_path / 'conf' / 'ssl'}/"}
     assert (tmp_path / "conf" / "ssl" / "localhost.5001.crt").read_text() == "certificate\n"
 
 
