@@ -317,3 +317,36 @@ def test_ecflow_ui_reaches_every_version_and_protocol(
             stop_ui(proc)
     finally:
         tunnel.down()
+
+
+def test_web_page_serves_every_version_and_protocol(newer: tuple[Any, Any, Path]) -> None:
+    """`ecflow-remote web`: each server's tree (read by its live feed over plain, TLS or HTTP) in the page's API."""
+    import http.client
+
+    from tests.integration.test_web_browser import WebProcess
+
+    _, _, profile = newer
+    web = WebProcess(profile)
+    try:
+        port = int(web.url.split(":")[2].split("/")[0])
+        token = web.url.split("token=")[1]
+
+        def tree(name: str) -> tuple[int, str]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                headers = {"Authorization": f"Bearer {token}", "Host": f"127.0.0.1:{port}"}
+                conn.request("GET", f"/api/tree?server={name}", headers=headers)
+                reply = conn.getresponse()
+                return reply.status, reply.read().decode()
+            finally:
+                conn.close()
+
+        for name, (_, index) in SERVERS.items():
+            assert wait_for(lambda: tree(name)[0] == 200, 20, 0.2), (name, tree(name))  # noqa: B023
+            reply = json.loads(tree(name)[1])
+            # Nodes as [parent index, name, kind, state, ...]: the suite first, its tasks in it.
+            rows = {row[1]: row[3] for row in reply["nodes"]}
+            assert reply["nodes"][0][1] == _specs()[index].suite, (name, reply)
+            assert rows["hello"] == "complete" and rows["fails"] == "aborted", (name, reply)
+    finally:
+        web.stop()
