@@ -108,13 +108,14 @@ def uses_tsh(profile: Profile) -> bool:
     return bool(parts) and Path(parts[0]).name == "tsh"
 
 
-def find(profile: Profile) -> Certificate | None:
-    """The certificate the gateway connection uses, or None when none is found."""
+def find(profile: Profile, settings: dict[str, list[str]] | None = None) -> Certificate | None:
+    """The certificate the gateway connection uses, or None when none is found. `settings`: ssh -G's for the first
+    hop, when the caller has them already."""
     if uses_tsh(profile):
         cert = _from_tsh()
         if cert is not None:
             return cert
-    return _from_openssh(profile)
+    return _from_openssh(profile, settings)
 
 
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:
@@ -186,8 +187,8 @@ def _from_agent(settings: dict[str, list[str]]) -> list[Certificate]:
     return found
 
 
-def _from_openssh(profile: Profile) -> Certificate | None:
-    settings = ssh.settings(profile)
+def _from_openssh(profile: Profile, settings: dict[str, list[str]] | None = None) -> Certificate | None:
+    settings = ssh.settings(profile) if settings is None else settings
     found = [c for c in (read_certificate_file(p) for p in certificate_files(settings)) if c is not None]
     found += _from_agent(settings)
     if not found:
@@ -207,12 +208,13 @@ def fingerprint(profile: Profile) -> tuple[object, ...]:
         with contextlib.suppress(OSError):
             st = path.stat()
             stamps.append((str(path), st.st_mtime_ns, st.st_size))
-    if _from_agent_possible(settings):
+    if agent_possible(settings):
         stamps.append(tuple(c.valid_until for c in _from_agent(settings)))
     return tuple(stamps)
 
 
-def _from_agent_possible(settings: dict[str, list[str]]) -> bool:
+def agent_possible(settings: dict[str, list[str]]) -> bool:
+    """Whether ssh would ask an agent for keys (a certificate may come from there)."""
     agent = (settings.get("identityagent") or ["SSH_AUTH_SOCK"])[0]
     return agent.lower() != "none" and (agent != "SSH_AUTH_SOCK" or bool(os.environ.get("SSH_AUTH_SOCK")))
 

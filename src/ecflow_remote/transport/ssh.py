@@ -23,6 +23,13 @@ HOLD_COMMAND = "exec sleep 2147483647"
 KEEPALIVE = ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3"]
 
 
+def ssh_environ(profile: Profile) -> dict[str, str]:
+    """The environment of every ssh ecflow-remote starts: this process's, without the profile's password
+    variables, which ssh would hand to ProxyCommand, LocalCommand and Match exec, and SendEnv to the far side. From
+    the profile, not from what was read: the jump host's ssh starts before any password is (tunnel/headstart.py)."""
+    return profile.without_password_variables(os.environ)
+
+
 def ssh_binary() -> str:
     path = shutil.which("ssh")
     if path is None:
@@ -202,7 +209,9 @@ def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, lis
     if hop.port is not None:
         argv += ["-p", str(hop.port)]
     try:
-        done = subprocess.run([*argv, "--", hop.host], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(
+            [*argv, "--", hop.host], capture_output=True, text=True, timeout=5, env=ssh_environ(profile)
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     return parse_ssh_g(done.stdout) if done.returncode == 0 else {}
