@@ -343,13 +343,12 @@ class _Checker:
             if custom_user is not None:
                 self.check_user(custom_user, "server", index, "custom_user")
             password = self.password(entry, index, custom_user)
-            protocol = self.choice(entry, "protocol", PROTOCOLS, "plain", at=("server", index))
             servers.append(
                 Server(
                     name=name,
                     host=host,
                     port=port,
-                    protocol=protocol,
+                    protocol=self.choice(entry, "protocol", PROTOCOLS, "plain", at=("server", index)),
                     ecflow_user=ecflow_user if ecflow_user is not None else gateway.ecflow_user,
                     custom_user=custom_user,
                     password=password,
