@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -146,7 +147,9 @@ def tls_certificates(
     directory.mkdir(mode=0o700, exist_ok=True)
     for name, path in found.items():
         host, port = rows[name]
-        shutil.copyfile(path, directory / f"{host}.{port}.crt")
+        # ecFlow names a `localhost` server's certificate after the machine's host name (Openssl::enable).
+        for alias in {host, socket.gethostname()} if host == "localhost" else {host}:
+            shutil.copyfile(path, directory / f"{alias}.{port}.crt")
     # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
     return {"ECF_SSL_DIR": f"{directory}/"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,8 @@ def test_tls_certificates_named_after_the_rows(tmp_path: Path, monkeypatch: pyte
     env = launch.tls_certificates(tmp_path / "conf", profile, local_plan(5001, 5002))
     assert env == {"ECF_SSL_DIR": f"{tmp_path / 'conf' / 'ssl'}/"}
     assert (tmp_path / "conf" / "ssl" / "localhost.5001.crt").read_text() == "certificate\n"
+    # ecflow_ui looks for a localhost server's certificate under the machine's host name.
+    assert (tmp_path / "conf" / "ssl" / f"{socket.gethostname()}.5001.crt").read_text() == "certificate\n"
 
 
 def test_first_ecflow_ui_on_path_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
