@@ -133,6 +133,34 @@ def test_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
         assert any(c.path == path and c.what == "suspended" and c.new is True for c in seen), (name, seen)
 
 
+@pytest.mark.timeout(120)  # readline waits for lines that a bug would never print
+def test_suites_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
+    """`suites NAME --watch`: the tree, then the line for a suspend made by the server's own client."""
+    centre, _, profile = newer
+    for name in ("machine2-3151", "machine3-3191"):
+        spec = centre.servers[SERVERS[name][1]]
+        path = f"/{spec.suite}/f1/hello"
+        follower = subprocess.Popen(
+            [CLI, "--profile", str(profile), "suites", name, "--watch", "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert follower.stdout is not None
+            assert follower.stdout.readline().strip() == f"{name}  RUNNING"
+            centre.ecflow_client(spec.host, spec.port, ["--suspend", path])
+            line = ""
+            while f"{path} suspended" not in line:
+                line = follower.stdout.readline()
+                assert line, follower.stderr.read() if follower.stderr else ""
+            assert line.rstrip().endswith(f"{path} suspended: False -> True"), line
+        finally:
+            follower.terminate()
+            follower.wait(10)
+            centre.ecflow_client(spec.host, spec.port, ["--resume", path])
+
+
 async def _watch_suspend(client: Any, path: str) -> list[Any]:
     """The changes a watch sees while `path` is suspended (and resumed after)."""
     async with client.watch(0.2) as w:
