@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import LaunchError
 from ecflow_remote.hosts.view import no_view_message, private_view, private_view_available
-from ecflow_remote.plan import Plan
+from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.tunnel.state import RunFiles
 
 if TYPE_CHECKING:
@@ -105,12 +108,35 @@ def run(
     if tunnel is not None:
         env = tunnel.profile.without_password_variables(env)
         ssh_through_tunnel(tunnel, env)
-    proc = spawn(argv, plan, files, env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.wait()
-        return 130
+    with contextlib.ExitStack() as stack:
+        if server is not None and plan.endpoint(server).protocol == "ssl":
+            fetch = tunnel.clients().fetch_certificate if tunnel is not None else None
+            env.update(stack.enter_context(tls_env(plan.endpoint(server), fetch)))
+        proc = spawn(argv, plan, files, env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+
+
+@contextlib.contextmanager
+def tls_env(endpoint: Endpoint, fetch: Callable[[list[Path]], Path | None] | None = None) -> Iterator[dict[str, str]]:
+    """ECF_SSL and ECF_SSL_DIR (ecflow_client 5.13 and later) for a TLS server reached at a local endpoint: the
+    client looks for server.crt, then for <ECF_HOST>.<ECF_PORT>.crt, so a private directory holds the server's
+    certificate under both names while the command runs."""
+    from ecflow_remote.clients.ecflow import certs
+
+    found = certs.find(endpoint.host, endpoint.port)
+    if found is None and fetch is not None:
+        found = fetch(certs.candidates(endpoint.host, endpoint.port))
+    if found is None:
+        raise LaunchError(certs.missing_words(endpoint.host, endpoint.port, f"ecFlow server {endpoint.name}"))
+    with tempfile.TemporaryDirectory(prefix="ecflow-remote-ssl-") as d:
+        for name in ("server.crt", f"{endpoint.local_host}.{endpoint.local_port}.crt"):
+            shutil.copyfile(found, Path(d) / name)
+        # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
+        yield {"ECF_SSL": "1", "ECF_SSL_DIR": f"{d}/"}
 
 
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:

@@ -39,6 +39,8 @@ class Endpoint:
     origin: Literal["profile", "found", "system"] = "profile"
     # Who uses it (found: "server /suite" per suite; system: the list files naming it).
     used_by: tuple[str, ...] = ()
+    # An ecFlow server's protocol (the profile's server.protocol): "plain", "ssl", "http" or "https".
+    protocol: str = "plain"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -190,11 +192,24 @@ def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str,
 
 def server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
     # Servers with a custom user or an ecflow_user are reached through the relay (only their own endpoints, their
-    # identity): launched programs send the login name, the relay presents the server's own.
+    # identity): launched programs send the login name, the relay presents the server's own. Not TLS or HTTP ones:
+    # the relay cannot rewrite what it cannot read.
     server = profile.server(name)
     custom = server.custom_user is not None
     user = server.custom_user if custom else server.ecflow_user
-    return Endpoint("server", name, host, port, local_host, local_port, relay_user=user, relay_custom=custom)
+    if server.protocol != "plain":
+        user, custom = None, False
+    return Endpoint(
+        "server",
+        name,
+        host,
+        port,
+        local_host,
+        local_port,
+        relay_user=user,
+        relay_custom=custom,
+        protocol=server.protocol,
+    )
 
 
 def _plan_local(profile: Profile) -> Plan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from ecflow_remote.profile.model import (
     DEFAULT_WARN_BEFORE,
     METHODS,
     PASSWORD_KINDS,
+    PROTOCOLS,
     TRANSPORTS,
     Gateway,
     LogServer,
@@ -53,7 +55,9 @@ _GATEWAY_KEYS: Final = (
     "transport",
     "agent_python",
 )
-_SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
+At = tuple[str, int | None]  # which table a value is in: ("gateway", None), or ("server", its index)
+_GW: Final[At] = ("gateway", None)
+_SERVER_KEYS: Final = ("name", "host", "port", "protocol", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
 _PASSWORD_HELP: Final = (
     'write where the password comes from: "env:VARIABLE", "file:~/path" or "keyring:SERVICE"'
@@ -83,8 +87,6 @@ class _Checker:
     # -- generic helpers
 
     def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None:
-        import difflib
-
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -248,18 +250,19 @@ class _Checker:
             agent_python=agent_python,
         )
 
-    def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
-        """gateway.`key`: one of `choices`, with a did-you-mean for a near miss."""
-        text = self.get_str(table, key, "gateway") or default
+    def choice(
+        self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "", at: At = _GW
+    ) -> T:
+        """`key` of `at` (the gateway, or ("server", index)): one of `choices`, with a did-you-mean for a near miss."""
+        where, index = at
+        text = self.get_str(table, key, where, index) or default
         for choice in choices:
             if choice == text:
                 return choice
-        import difflib
-
         close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         options = ", ".join(str(c) for c in choices)
-        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", "gateway", None, key)
+        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", where, index, key)
 
     def target(self, text: str, key: str) -> SshTarget:
         try:
@@ -342,6 +345,7 @@ class _Checker:
                     name=name,
                     host=host,
                     port=port,
+                    protocol=self.choice(entry, "protocol", PROTOCOLS, "plain", at=("server", index)),
                     ecflow_user=ecflow_user if ecflow_user is not None else gateway.ecflow_user,
                     custom_user=custom_user,
                     password=password,

@@ -74,7 +74,19 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
             host, port = "localhost", endpoint.local_port
         else:
             host, port = server.host, server.port
-        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True))
+        # ecflow_ui 5.9's ssl flag and newer releases' protocol code agree on 0 plain and 1 ssl; 2 http and 3 https
+        # only the newer ones know.
+        code = {"http": 2, "https": 3}.get(server.protocol)
+        servers.append(
+            UiServer(
+                name=server.name,
+                host=host,
+                port=port,
+                favourite=True,
+                ssl=server.protocol == "ssl",
+                protocol=code,
+            )
+        )
     return servers
 
 

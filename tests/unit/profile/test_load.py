@@ -123,6 +123,13 @@ CASES: list[Case] = [
     Case("socks-port-too-big", GATEWAY + f"socks_port = 65536  {MARK}\n" + SERVER1, "gateway.socks_port", "65536"),
     Case("method-typo", GATEWAY + f'method = "sock"  {MARK}\n' + SERVER1, "gateway.method", "Did you mean 'socks'"),
     Case("method-unknown", GATEWAY + f'method = "vpn"  {MARK}\n' + SERVER1, "gateway.method", "local, socks, hosts"),
+    Case(
+        "protocol-unknown",
+        GOOD + server(extra=f'protocol = "tls"  {MARK}\n'),
+        "server[2].protocol",
+        "plain, ssl, http, https",
+    ),
+    Case("protocol-typo", GOOD + server(extra=f'protocol = "htps"  {MARK}\n'), "server[2].protocol", "'http"),
     Case("transport-typo", GATEWAY + f'transport = "agnet"  {MARK}\n' + SERVER1, "gateway.transport", "'agent'"),
     Case("transport-unknown", GATEWAY + f'transport = "vpn"  {MARK}\n' + SERVER1, "gateway.transport", "auto, agent"),
     Case(
@@ -570,6 +577,11 @@ def test_ui_system_servers(tmp_path: Path) -> None:
     assert load_profile(path).ui.system_servers == ("/usr/local/ecflow/servers", "/home/u/s")
     path.write_text(GOOD + "\n[ui]\nsystem_servers = []\n")
     assert load_profile(path).ui.system_servers == ()  # none at all
+
+
+def test_protocol_defaults_to_plain_and_is_read(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, GOOD + server(extra='protocol = "ssl"\n')))
+    assert [s.protocol for s in profile.servers] == ["plain", "ssl"]
 
 
 def test_web_domains_given_or_from_the_profile_hosts(tmp_path: Path) -> None:

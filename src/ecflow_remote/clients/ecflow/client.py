@@ -12,11 +12,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ecflow_remote.clients.connect import Destination, DestinationOptions
-from ecflow_remote.errors import ConnectError, ProtocolError, ServerDown, ServerError, StreamTimeout
+from ecflow_remote.errors import (
+    ConnectError,
+    NoReply,
+    ProtocolError,
+    ServerDown,
+    ServerError,
+    StreamTimeout,
+)
 
-from . import actions, commands
+from . import actions, channel, commands
 from .defs import Defs, Node, parse_defs, parse_node
-from .wire import decode_json, encode_frame, encode_json, recv_frame, sock_read_frame
+from .wire import decode_json, encode_frame, encode_json, sock_read_frame
 
 if TYPE_CHECKING:
     from .watch import Watch
@@ -53,13 +60,20 @@ class AsyncEcflowClient(Destination):
         custom_user: bool = False,
         password: str | None = None,
         client_host: str | None = None,
+        protocol: str = "plain",
+        server: tuple[str, int] | None = None,
+        fetch_certificate: channel.CertificateFetcher | None = None,
         **options: Unpack[DestinationOptions],
     ) -> None:
         """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
         checks `password` against its custom password file). `password` is the plain text from the password
         file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Destination's: proxy,
-        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s)."""
+        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s). `protocol`: "plain", "ssl" (TLS,
+        the server's certificate from ~/.ecflowrc/ssl as ecflow_client finds it, named after `server`, the server's
+        own host and port when host:port is a tunnel's), "http" or "https" (5.15+); `fetch_certificate`: gets one
+        missing at home."""
         super().__init__(host, port, **options)
+        self.channel = channel.Channel(protocol, server, fetch_certificate)
         the_user = user or login_name()
         self._identity = commands.Identity(
             client_host=client_host or commands.default_client_host(),
@@ -129,12 +143,16 @@ class AsyncEcflowClient(Destination):
 
     def _exchange_sync(self, frame: bytes) -> commands.Reply:
         """One request over a blocking socket: no event loop, for EcflowClient."""
+        return self._decode(self._exchange_body_sync(frame))
+
+    def _exchange_body_sync(self, frame: bytes) -> bytes:
         sock = self.connect_socket()
         with self._talking(sock):
             deadline = time.monotonic() + self.read_timeout
-            sock.sendall(frame)
-            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
-        return self._decode(body)
+            where = f"ecFlow server {self.where}"
+            return channel.exchange(
+                sock, frame, self.channel, where, deadline, (self.host, self.port), self.connect_socket
+            )
 
     def _action_frame(self, action: str, paths: str | Sequence[str]) -> tuple[actions.NodeAction, list[str], bytes]:
         checked = actions.check_action(action)
@@ -157,13 +175,22 @@ class AsyncEcflowClient(Destination):
         return self._decode(await self._exchange_body(frame))
 
     async def _exchange_body(self, frame: bytes) -> bytes:
+        if self.channel.protocol != "plain":
+            # TLS and HTTP on a blocking socket in a thread: ssl sockets cannot use the loop's sock_* calls, and
+            # these servers are few; the socket's own timeouts bound the exchange.
+            return await asyncio.to_thread(self._exchange_body_sync, frame)
         # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
         # one timeout for the whole send and reply.
         sock = await self.connect_socket_async()
         with self._talking(sock):
-            async with asyncio.timeout(self.read_timeout):
-                await asyncio.get_running_loop().sock_sendall(sock, frame)
-                return await sock_read_frame(sock, f"ecFlow server {self.where}")
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    await asyncio.get_running_loop().sock_sendall(sock, frame)
+                    return await sock_read_frame(sock, f"ecFlow server {self.where}")
+            except NoReply as e:
+                # A TLS or HTTP server closes on a plain request without a word: ask it to tell.
+                where = f"ecFlow server {self.where}"
+                raise await asyncio.to_thread(channel.silent_server, where, self.connect_socket, frame) or e from None
 
     async def request(self, request: dict[str, Any]) -> commands.Reply:
         """Send one request and decode the reply; an ErrorCmd raises ServerError."""
