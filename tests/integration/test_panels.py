@@ -38,6 +38,9 @@ suite {SUITE}
     defstatus suspended
   task sleeps
     defstatus suspended
+  task waits
+    defstatus suspended
+    trigger edited == complete
 endsuite
 """
 
@@ -60,6 +63,9 @@ def panels_suite(centre: Any) -> Iterator[Any]:
     try:
         yield spec
     finally:
+        # A job still running when its suite goes would come back as a zombie in the next test: let it end.
+        for task in SCRIPTS:
+            wait_for(lambda: state(centre, spec, f"/{SUITE}/{task}") not in ("active", "submitted"), 30)
         centre.ecflow_client(spec.host, spec.port, ["--delete=force", "yes", f"/{SUITE}"], check=False)
 
 
@@ -79,6 +85,16 @@ def variable_by_python3_ecflow(centre: Any, spec: Any, path: str, name: str) -> 
     )
     last = centre.python_in(spec.host, code).strip().splitlines()[-1]
     return None if last == "<none>" else last.removeprefix("value=")
+
+
+def make_zombie(centre: Any, spec: Any, path: str, pid: str) -> None:
+    """A second `--init` of the running job at `path` (its password, another pid), as a job started twice makes."""
+    password = re.search(r"ECF_PASS=(\S+)", (centre.ecf_home(spec) / f"{path.lstrip('/')}.job1").read_text())
+    assert password is not None
+    env = [f"ECF_HOST={spec.host}", f"ECF_PORT={spec.port}", f"ECF_NAME={path}", f"ECF_PASS={password[1]}"]
+    env += ["ECF_TRYNO=1", f"ECF_RID={pid}", "ECF_TIMEOUT=4", "ECF_ZOMBIE_TIMEOUT=4"]
+    # The server blocks the zombie's client (its default action): cut it off once the server has it.
+    centre.exec(spec.host, ["timeout", "5", "env", *env, "ecflow_client", f"--init={pid}"], check=False)
 
 
 def test_files_log_history_variables_edit_submit_and_zombies(centre: Any, tunnel_up: Any, panels_suite: Any) -> None:
@@ -140,11 +156,7 @@ def test_files_log_history_variables_edit_submit_and_zombies(centre: Any, tunnel
     # lists it, then removed.
     real(centre, spec, f"--resume={sleeps}")
     assert wait_for(lambda: state(centre, spec, sleeps) == "active", 30)
-    password = re.search(r"ECF_PASS=(\S+)", (home / SUITE / "sleeps.job1").read_text())
-    assert password is not None
-    env = [f"ECF_HOST={spec.host}", f"ECF_PORT={spec.port}", f"ECF_NAME={sleeps}", f"ECF_PASS={password[1]}"]
-    env += ["ECF_TRYNO=1", "ECF_RID=99999", "ECF_TIMEOUT=4", "ECF_ZOMBIE_TIMEOUT=4"]
-    centre.exec(spec.host, ["timeout", "5", "env", *env, "ecflow_client", "--init=99999"], check=False)
+    make_zombie(centre, spec, sleeps, "99999")
     zombies = [z for z in client.zombies() if z.path == sleeps]
     assert [(z.type, z.pid, z.child_cmd, z.try_no) for z in zombies] == [("ecf_pid", "99999", "init", 1)]
     listed = [line.split() for line in real(centre, spec, "--zombie_get").splitlines()[1:] if line.strip()]

@@ -37,6 +37,58 @@ def why(defs: Defs, path: str) -> list[str]:
     return list(ecflow_why(defs, path))
 
 
+def _refs(expr: Any) -> list[Any]:
+    from ecflow_remote.clients.ecflow.expr import BinOp, Not, Ref
+
+    if isinstance(expr, Ref):
+        return [expr]
+    if isinstance(expr, Not):
+        return _refs(expr.operand)
+    if isinstance(expr, BinOp):
+        return _refs(expr.left) + _refs(expr.right)
+    return []
+
+
+def _referenced(node: Node) -> list[tuple[str, Node | None, str]]:
+    """(kind, node or None when unresolved, the reference's text) of each node named in the trigger/complete."""
+    from ecflow_remote.clients.ecflow import expr
+
+    found: list[tuple[str, Node | None, str]] = []
+    for kind, text in (("trigger", node.attrs.trigger), ("complete", node.attrs.complete)):
+        if not text:
+            continue
+        try:
+            refs = _refs(expr.parse(text))
+        except Exception:  # an expression this parser cannot read: shown as text, never a broken panel
+            continue
+        for ref in refs:
+            shown = ref.path + (f":{ref.attr}" if ref.attr else "")
+            try:
+                found.append((kind, expr.resolve(node, ref.path), shown))
+            except Exception:
+                found.append((kind, None, shown))
+    return found
+
+
+def triggers(defs: Defs, node: Node) -> dict[str, Any]:
+    """ecflow_ui's Triggers panel: the nodes this one waits for, and the nodes outside it whose trigger or complete
+    names it (or a node below it)."""
+    needs = [
+        {"kind": kind, "ref": shown, "path": n.path if n else None, "state": n.state if n else None}
+        for kind, n, shown in _referenced(node)
+    ]
+    needed_by = []
+    prefix = node.path.rstrip("/") + "/"
+    for other in defs:
+        if other is node or other.path.startswith(prefix) or not (other.attrs.trigger or other.attrs.complete):
+            continue
+        for kind, n, shown in _referenced(other):
+            if n is not None and (n is node or n.path.startswith(prefix)):
+                needed_by.append({"kind": kind, "ref": shown, "path": other.path, "state": other.state})
+                break
+    return {"trigger": node.attrs.trigger, "complete": node.attrs.complete, "needs": needs, "needed_by": needed_by}
+
+
 def attributes(node: Node) -> dict[str, Any]:
     """Labels, meters, events, trigger and the like as plain JSON values."""
     attrs = node.attrs

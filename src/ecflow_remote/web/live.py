@@ -115,8 +115,11 @@ class Hub:
         *,
         interval: float | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.tunnel = tunnel
+        # `web --read-only`: the page offers no writes and the server refuses them (app.guard_middleware).
+        self.read_only = read_only
         self.interval = interval
         self.feeds = {s.name: Feed(self, s.name) for s in tunnel.profile.servers}
         self.pages: set[asyncio.Queue[bytes | None]] = set()
@@ -171,6 +174,7 @@ class Hub:
             "servers": [{"name": s.name, "host": s.host, "port": s.port} for s in self.tunnel.profile.servers],
             "actions": list(adapter.node_actions()),
             "destructive": sorted(adapter.destructive_actions()),
+            "read_only": self.read_only,
         }
 
     # ------------------------------------------------------------------------------------------- status

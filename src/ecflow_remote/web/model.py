@@ -78,6 +78,20 @@ def variables_json(node: Node) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda e: (not e["own"], e["name"]))
 
 
+def server_json(server: str, defs: Defs) -> dict[str, Any]:
+    """The server node's variables: the user's own (editable with alter on `/`) and the server's generated ones."""
+    variables = [
+        {"name": n, "value": v, "origin": "server", "kind": "user", "own": True, "hidden": False, "overrides": []}
+        for n, v in sorted(defs.user_variables.items())
+    ]
+    variables += [
+        {"name": n, "value": v, "origin": "server", "kind": "generated", "own": False, "hidden": False, "overrides": []}
+        for n, v in sorted(defs.server_variables.items())
+        if n not in defs.user_variables
+    ]
+    return {"server": server, "path": "/", "kind": "server", "state": defs.server_state, "variables": variables}
+
+
 def node_json(server: str, defs: Defs, node: Node) -> dict[str, Any]:
     """What the details pane shows for one node."""
     data: dict[str, Any] = {

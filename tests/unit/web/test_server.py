@@ -4,8 +4,10 @@ guard in front of every request (a real aiohttp server on loopback, real HTTP re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,15 +126,11 @@ def write_profile(tmp_path: Path) -> Path:
     return profile
 
 
-@pytest.fixture
-def page_server(tmp_path: Path) -> Iterator[PageServer]:
-    """A page server for a profile whose tunnel is not running (the feeds just report that)."""
-    profile = write_profile(tmp_path)
+@contextlib.contextmanager
+def running(server: PageServer) -> Iterator[PageServer]:
+    """The page server on its own loop in a thread, for plain blocking HTTP requests; stopped at the end."""
     loop = asyncio.new_event_loop()
-    server = PageServer(Tunnel(profile), 0)
     loop.run_until_complete(server.start())
-    import threading
-
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
@@ -142,6 +140,13 @@ def page_server(tmp_path: Path) -> Iterator[PageServer]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def page_server(tmp_path: Path) -> Iterator[PageServer]:
+    """A page server for a profile whose tunnel is not running (the feeds just report that)."""
+    with running(PageServer(Tunnel(write_profile(tmp_path)), 0)) as server:
+        yield server
 
 
 def request(

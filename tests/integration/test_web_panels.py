@@ -1,0 +1,183 @@
+"""The page's panels in a real browser against the real servers through a real tunnel: deep links open the right
+panel, each shows what the server (or ecflow_client) has, a variable edited in the page is on the server, an
+edited script submitted runs, a real zombie is listed and handled, the back button walks the views, and
+`web --read-only` refuses every write. Screenshots go to tests/artifacts/web/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.integration.test_panels import SUITE, make_zombie, panels_suite, real, state, variable_by_python3_ecflow
+from tests.integration.webpage import ARTIFACTS, Web, WebProcess, browser, page, web
+
+from ecflow_remote.tunnel.rundir import wait_for
+
+__all__ = ["browser", "page", "panels_suite", "web"]  # the shared fixtures
+
+pytestmark = pytest.mark.integration
+
+EDITED, SLEEPS, WAITS = f"/{SUITE}/edited", f"/{SUITE}/sleeps", f"/{SUITE}/waits"
+
+
+def go(page: Any, base: str, route: str) -> None:
+    """Open the page at a deep link (signing in with the token first, as the printed address does)."""
+    page.goto(f"{base}#{route}")
+    page.wait_for_function("() => window.ecfWeb.ready")
+
+
+def panel(page: Any, tab: str) -> Any:
+    page.wait_for_selector(f"#tab-{tab}[data-loaded]:not([hidden])", timeout=20000)
+    return page.locator(f"#tab-{tab}")
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def wait_tree_has(page: Any, server: str, path: str) -> None:
+    page.wait_for_function(
+        "([s, p]) => { const r = document.querySelector(`.node[data-server='${s}'][data-path='${p}']`); return !!r; }",
+        arg=[server, path],
+        timeout=20000,
+    )
+
+
+def test_deep_links_panels_and_writes(web: Web, centre: Any, page: Any, panels_suite: Any) -> None:
+    spec = panels_suite
+    home = centre.ecf_home(spec)
+
+    # Script by deep link: the .ecf the server reads; the task is revealed and selected in the tree.
+    go(page, web.url, f"/machine1/{SUITE}/edited/script")
+    script = panel(page, "script")
+    assert script.locator("pre").text_content() == (home / SUITE / "edited.ecf").read_text()
+    wait_tree_has(page, "machine1", EDITED)
+    assert page.locator(f'.node.selected[data-path="{EDITED}"]').count() == 1
+    assert page.url.endswith(f"#/machine1/{SUITE}/edited/script")
+
+    # Manual, then Triggers: the views are links, and the back button walks them.
+    page.click('#tabs button[data-tab="manual"]')
+    assert "What edited does" in panel(page, "manual").inner_text()
+    page.click('#tabs button[data-tab="triggers"]')
+    triggers = panel(page, "triggers")
+    assert triggers.locator(f'tr[data-path="{WAITS}"]').count() == 1  # /panels/waits waits for edited
+    page.go_back()
+    page.wait_for_selector("#tab-manual:not([hidden])")
+    assert page.url.endswith(f"#/machine1/{SUITE}/edited/manual")
+    page.go_back()
+    page.wait_for_selector("#tab-script:not([hidden])")
+    # Following a trigger to the node it names.
+    page.click('#tabs button[data-tab="triggers"]')
+    panel(page, "triggers").locator(f'tr[data-path="{WAITS}"] a').click()
+    page.wait_for_selector(f"#d-path:text-is('{WAITS}')")
+    assert panel(page, "triggers").locator(f'tr[data-path="{EDITED}"]').count() == 1
+
+    # Variables: override an inherited one on the task, add one, delete it; each read back by python3-ecflow.
+    go(page, web.url, f"/machine1/{SUITE}/edited/variables")
+    page.wait_for_selector('#vars tr[data-name="GREETING"] button[data-edit="GREETING"]')
+    page.click('#vars tr[data-name="GREETING"] button[data-edit="GREETING"]')
+    page.fill('#vars tr[data-name="GREETING"] input.var-value', "from the browser")
+    page.click('#vars tr[data-name="GREETING"] button[data-save="GREETING"]')
+    assert wait_for(lambda: variable_by_python3_ecflow(centre, spec, EDITED, "GREETING") == "from the browser", 15)
+    page.wait_for_selector('#vars tr.own[data-name="GREETING"] button[data-delete="GREETING"]')
+    page.fill("#var-add-name", "ADDED_IN_PAGE")
+    page.fill("#var-add-value", "42")
+    page.click('#var-add button[type="submit"]')
+    assert wait_for(lambda: variable_by_python3_ecflow(centre, spec, EDITED, "ADDED_IN_PAGE") == "42", 15)
+    page.wait_for_selector('#vars tr[data-name="ADDED_IN_PAGE"] button[data-delete="ADDED_IN_PAGE"]')
+    shot(page, "panel_variables")
+    page.click('#vars tr[data-name="ADDED_IN_PAGE"] button[data-delete="ADDED_IN_PAGE"]')
+    assert "ADDED_IN_PAGE" in page.inner_text("#confirm-paths")  # asked first
+    page.click("#confirm-ok")
+    assert wait_for(lambda: variable_by_python3_ecflow(centre, spec, EDITED, "ADDED_IN_PAGE") is None, 15)
+
+    # Node log: the page's own alters, as ecflow_client --edit_history lists them.
+    page.click('#tabs button[data-tab="nodelog"]')
+    nodelog = panel(page, "nodelog").locator("pre").inner_text()
+    assert nodelog == real(centre, spec, f"--edit_history={EDITED}").rstrip("\n")
+    assert f"--alter add variable GREETING from the browser {EDITED}" in nodelog
+
+    # Edit: the script with its variables; change both, pre-process, submit; the job that runs is the edited one.
+    page.click('#tabs button[data-tab="edit"]')
+    panel(page, "edit")
+    text = page.input_value("#edit-text")
+    assert text.startswith("%comment - ecf user variables\n") and "GREETING = from the browser" in text
+    text = text.replace("GREETING = from the browser", "GREETING = edited-in-page").replace("as written", "edited")
+    page.fill("#edit-text", text)
+    page.click('button[data-edit="preprocess"]')
+    page.wait_for_selector("#edit-result:not([hidden])")
+    assert "ecflow_client --init=$$" in page.inner_text("#edit-result")  # head.h included
+    shot(page, "panel_edit")
+    page.click('button[data-edit="submit"]')
+    page.click("#confirm-ok")
+    assert wait_for(lambda: state(centre, spec, EDITED) == "complete", 30)
+    page.click('#tabs button[data-tab="job"]')
+    job = panel(page, "job").locator("pre").text_content()
+    assert "echo 'edited edited-in-page'" in job
+    assert job == (home / SUITE / "edited.job1").read_text()
+
+    # Job status: the server's own answer (these tasks have no ECF_STATUS_CMD), as ecflow_client gets it.
+    page.click('#tabs button[data-tab="jobstatus"]')
+    status = panel(page, "jobstatus").inner_text()
+    assert "Failed to open the status output file" in status
+
+    # Server log: the server's log file's last lines.
+    go(page, web.url, "/machine1//serverlog")
+    page.wait_for_function("() => document.querySelector('#serverlog-text')?.textContent.includes('--log=get')")
+    shown = page.inner_text("#serverlog-text").splitlines()
+    log_file = centre.server_log(spec).read_text().splitlines()
+    assert shown[-2] in log_file and shown[0] in log_file
+    shot(page, "panel_serverlog")
+
+    # Zombies: a second --init of a running job, listed in the page and removed from it.
+    real(centre, spec, f"--resume={SLEEPS}")
+    assert wait_for(lambda: state(centre, spec, SLEEPS) == "active", 30)
+    make_zombie(centre, spec, SLEEPS, "77777")
+    go(page, web.url, "/machine1//zombies")
+    zombie = panel(page, "zombies").locator(f'tr[data-path="{SLEEPS}"]')
+    assert zombie.locator("td").nth(4).inner_text() == "77777"
+    shot(page, "panel_zombies")
+    zombie.locator('button[data-zombie="remove"]').click()
+    assert SLEEPS in page.inner_text("#confirm-paths")
+    page.click("#confirm-ok")
+    assert wait_for(lambda: SLEEPS not in real(centre, spec, "--zombie_get"), 15)
+    page.wait_for_function("p => !document.querySelector(`#zombies tr[data-path='${p}']`)", arg=SLEEPS)
+
+
+def test_read_only_refuses_every_write(web: Web, centre: Any, page: Any, panels_suite: Any) -> None:
+    spec = panels_suite
+    process = WebProcess(web.tunnel.profile.path, "--read-only")
+    try:
+        assert "(read-only)" in process.printed
+        go(page, process.url, f"/machine1/{SUITE}/edited/variables")
+        page.wait_for_selector("#read-only:not([hidden])")
+        page.wait_for_selector('#vars tr[data-name="GREETING"]')
+        assert page.locator("#vars button").count() == 0 and page.locator("#d-actions button").count() == 0
+        assert page.locator("#var-add").is_hidden()
+        # Sent anyway, with the page's own CSRF token: refused, and nothing changed on the server.
+        writes = {
+            "alter": {"server": "machine1", "path": EDITED, "how": "add", "name": "RO", "value": "x"},
+            "action": {"server": "machine1", "action": "suspend", "paths": [EDITED]},
+            "submit": {"server": "machine1", "path": EDITED, "text": "echo x\n"},
+            "zombie": {"server": "machine1", "action": "remove", "paths": [SLEEPS]},
+        }
+        for name, body in writes.items():
+            status, text = page.evaluate(
+                """async ([name, body]) => {
+                  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+                  const r = await fetch('/api/' + name, {method: 'POST', body: JSON.stringify(body),
+                    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}});
+                  return [r.status, (await r.json()).error];
+                }""",
+                [name, body],
+            )
+            assert status == 403 and text.startswith("read-only"), (name, status, text)
+        assert variable_by_python3_ecflow(centre, spec, EDITED, "RO") is None
+        assert real(centre, spec, "--query", "dstate", EDITED).strip() == "suspended"  # its defstatus, untouched
+        # Reading still works: the script panel.
+        page.click('#tabs button[data-tab="script"]')
+        assert "%include <head.h>" in panel(page, "script").inner_text()
+        shot(page, "read_only")
+    finally:
+        process.stop()
