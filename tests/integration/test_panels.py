@@ -64,8 +64,8 @@ def panels_suite(centre: Any) -> Iterator[Any]:
         yield spec
     finally:
         # A job still running when its suite goes would come back as a zombie in the next test: let it end.
-        for task in SCRIPTS:
-            wait_for(lambda: state(centre, spec, f"/{SUITE}/{task}") not in ("active", "submitted"), 30)
+        busy = ("active", "submitted")
+        wait_for(lambda: all(state(centre, spec, f"/{SUITE}/{t}") not in busy for t in SCRIPTS), 30)
         centre.ecflow_client(spec.host, spec.port, ["--delete=force", "yes", f"/{SUITE}"], check=False)
 
 
