@@ -181,3 +181,48 @@ def test_read_only_refuses_every_write(web: Web, centre: Any, page: Any, panels_
         shot(page, "read_only")
     finally:
         process.stop()
+
+
+def selected_path(page: Any) -> str:
+    return str(page.eval_on_selector(".node.selected", "r => r.dataset.server + ' ' + r.dataset.path"))
+
+
+def test_search_table_and_keyboard(web: Web, page: Any) -> None:
+    go(page, web.url, "/machine1/lab/table")
+    # Table: the suite's tasks, then only the aborted ones.
+    table = panel(page, "table")
+    paths = table.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.path)")
+    assert paths == ["/lab/f1/hello", "/lab/f1/long", "/lab/f1/fails", "/lab/f2/later"]
+    table.locator("select").select_option("aborted")
+    assert table.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.path)") == ["/lab/f1/fails"]
+    shot(page, "panel_table")
+
+    # Search: every server's names; a pattern; Enter opens the highlighted one.
+    page.fill("#search", "f*s")
+    hits = page.eval_on_selector_all(
+        "#search-results li[data-path]", "ls => ls.map(l => l.dataset.server + l.dataset.path)"
+    )
+    assert hits == ["machine1/lab/f1/fails", "machine2/ops/f1/fails"]
+    page.fill("#search", "hel")
+    page.press("#search", "ArrowDown")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#d-path:text-is('/ops/f1/hello')")
+    assert page.url.endswith("#/machine2/ops/f1/hello/info")
+
+    # Keyboard in the tree: down, right (open, then into), left (up, then close); no history entry per key.
+    go(page, web.url, "/machine1/lab/info")
+    page.wait_for_selector("#d-path:text-is('/lab')")
+    page.focus("#tree")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("() => document.querySelector('#d-path').textContent === '/lab/f1'")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector('.node[data-path="/lab/f1/hello"]')
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#d-path').textContent === '/lab/f1/hello'")
+    assert selected_path(page) == "machine1 /lab/f1/hello"
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('#d-path').textContent === '/lab/f1'")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector('.node[data-path="/lab/f1/hello"]', state="detached")
+    page.go_back()  # back past the keyboard's moves: the view before them
+    page.wait_for_function("() => location.hash === '#/machine2/ops/f1/hello/info'")

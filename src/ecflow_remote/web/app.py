@@ -29,6 +29,7 @@ STATIC = {
     "app.js": "text/javascript",
     "tree.js": "text/javascript",
     "panels.js": "text/javascript",
+    "find.js": "text/javascript",
     "ui.js": "text/javascript",
     "style.css": "text/css",
     "index.html": "text/html",

@@ -1,4 +1,5 @@
 // ecflow-remote web: the page. Everything arrives on one event stream (/api/events); nothing reloads the page.
+import { setupKeys, setupSearch, tableView } from "./find.js";
 import { LOADERS, alter, renderVariables, tabsFor } from "./panels.js";
 import { ServerTree, VirtualList, el, escapeHtml, matcher, visibleRows } from "./tree.js";
 import { $, api, askConfirm, post, toast } from "./ui.js";
@@ -99,6 +100,8 @@ $("tree").addEventListener("dblclick", (event) => {
   refreshRows();
 });
 
+setupKeys($("tree"), list, () => page.selected, () => !!page.match, refreshRows, navigate);
+
 function applyFilter() {
   page.match = matcher($("filter").value, $("state-filter").value);
   refreshRows();
@@ -125,8 +128,10 @@ function parseRoute(hash) {
   const rest = parts.slice(1).filter((p) => p !== "");
   return { server: parts[0], path: rest.length ? "/" + rest.join("/") : "/", tab: tab || "info" };
 }
-export function navigate(server, path, tab) {
+// `replace`: the keyboard's moves through the tree replace the view in the history instead of adding one each.
+export function navigate(server, path, tab, replace = false) {
   const route = routeOf(server, path, tab || page.tab);
+  if (replace) history.replaceState(null, "", route);
   if (location.hash !== route) location.hash = route; else applyRoute();
 }
 let pendingRoute = null;
@@ -196,6 +201,11 @@ function showTab(tab, load = true) {
 }
 
 function loadPanel() {
+  if (page.tab === "table" && page.selected) {
+    const t = page.trees.get(page.selected.server);
+    if (t) tableView(context(), $("tab-table"), t, colour);
+    return;
+  }
   const loader = LOADERS[page.tab];
   if (!loader || !page.selected || !page.hello) return;
   if (page.tab === "why" && !page.details) return;  // drawn once the details arrive
@@ -456,4 +466,5 @@ function connect() {
   });
 }
 
+setupSearch(orderedTrees, (server, path) => navigate(server, path), colour);
 connect();

@@ -5,8 +5,8 @@ import { $, api, askConfirm, post, toast } from "./ui.js";
 // Which tabs a node of each kind has, in ecflow_ui's order (server-wide ones at the end of every list).
 const SERVER_WIDE = ["serverlog", "zombies", "timeline", "serverload"];
 const TABS = {
-  server: ["info", "variables", "nodelog", ...SERVER_WIDE],
-  suite: ["info", "why", "triggers", "variables", "nodelog", ...SERVER_WIDE],
+  server: ["info", "table", "variables", "nodelog", ...SERVER_WIDE],
+  suite: ["info", "table", "why", "triggers", "variables", "nodelog", ...SERVER_WIDE],
   task: ["info", "output", "script", "job", "manual", "jobstatus", "why", "triggers", "variables", "edit", "nodelog",
     ...SERVER_WIDE],
 };
