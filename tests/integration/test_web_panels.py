@@ -5,6 +5,8 @@ edited script submitted runs, a real zombie is listed and handled, the back butt
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ __all__ = ["browser", "page", "panels_suite", "web"]  # the shared fixtures
 
 pytestmark = pytest.mark.integration
 
+STATES = {"unknown", "queued", "submitted", "active", "complete", "aborted"}
 EDITED, SLEEPS, WAITS = f"/{SUITE}/edited", f"/{SUITE}/sleeps", f"/{SUITE}/waits"
 
 
@@ -226,3 +229,61 @@ def test_search_table_and_keyboard(web: Web, page: Any) -> None:
     page.wait_for_selector('.node[data-path="/lab/f1/hello"]', state="detached")
     page.go_back()  # back past the keyboard's moves: the view before them
     page.wait_for_function("() => location.hash === '#/machine2/ops/f1/hello/info'")
+
+
+LOG_TIME = re.compile(r"^(?:LOG|MSG):\[(\d\d:\d\d:\d\d \d+\.\d+\.\d{4})\] +(\S+)(?: (\S+))?")
+
+
+def canvas_fingerprint(page: Any, selector: str) -> tuple[int, int]:
+    """(pixels drawn in a colour other than white or transparent, a checksum of the image)."""
+    return tuple(
+        page.eval_on_selector(
+            selector,
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0, sum = 0;
+                 for (let i = 0; i < d.length; i += 4) {
+                   if (d[i + 3] && (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250)) n++;
+                   sum = (sum * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) % 1000000007;
+                 }
+                 return [n, sum]; }""",
+        )
+    )
+
+
+def test_timeline_and_server_load_from_the_log(web: Web, centre: Any, page: Any) -> None:
+    spec = centre.server("machine1")
+    go(page, web.url, "/machine1/lab/timeline")
+    panel(page, "timeline")
+    data = page.evaluate("() => window.ecfWeb.timeline")
+    # The log read here on its own (strptime, not the page's parser): each task's changes at the log's times.
+    expected: dict[str, list[list[Any]]] = {}
+    child = 0
+    for line in centre.server_log(spec).read_text().splitlines():
+        m = LOG_TIME.match(line)
+        if not m:
+            continue
+        when = int(datetime.strptime(m[1], "%H:%M:%S %d.%m.%Y").replace(tzinfo=UTC).timestamp())
+        if line.startswith("LOG:") and m[2].rstrip(":") in STATES and (m[3] or "").startswith("/lab/"):
+            expected.setdefault(m[3], []).append([when, m[2].rstrip(":")])
+        child += line.startswith("MSG:") and m[2].startswith("chd:")
+    shown = dict(data["timeline"])
+    for task in ("/lab/f1/hello", "/lab/f1/fails", "/lab/f1/long"):
+        assert shown[task] == expected[task], task
+    assert shown["/lab/f1/hello"][-1][1] == "complete" and shown["/lab/f1/fails"][-1][1] == "aborted"
+    drawn, before = canvas_fingerprint(page, "#timeline-canvas")
+    assert drawn > 500  # bars, labels and the axis
+    shot(page, "panel_timeline")
+    # The wheel zooms in (a different picture), a double click shows the whole log again.
+    page.locator("#timeline-canvas").hover(position={"x": 500, "y": 40})
+    page.mouse.wheel(0, -300)
+    assert canvas_fingerprint(page, "#timeline-canvas")[1] != before
+    page.locator("#timeline-canvas").dblclick(position={"x": 500, "y": 40})
+    assert canvas_fingerprint(page, "#timeline-canvas")[1] == before
+
+    # Server load: every child command of the log counted (no job sends any meanwhile: `long` only sleeps).
+    go(page, web.url, "/machine1//serverload")
+    panel(page, "serverload")
+    load = page.evaluate("() => window.ecfWeb.load.load")
+    assert sum(load["child"]) == child and child >= 5  # 3 inits, an abort, a complete
+    assert sum(load["user"]) > 0 and "lab" in load["suites"]
+    assert canvas_fingerprint(page, "#load-canvas")[0] > 100
+    shot(page, "panel_serverload")

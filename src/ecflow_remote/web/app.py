@@ -30,6 +30,7 @@ STATIC = {
     "tree.js": "text/javascript",
     "panels.js": "text/javascript",
     "find.js": "text/javascript",
+    "plots.js": "text/javascript",
     "ui.js": "text/javascript",
     "style.css": "text/css",
     "index.html": "text/html",

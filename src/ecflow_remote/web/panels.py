@@ -3,6 +3,7 @@ editable variables and the edit/pre-process/submit of a script (each one ecFlow 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ecflow_remote.clients.ecflow import VARIABLE_CHANGES, ZOMBIE_ACTIONS
+from ecflow_remote.clients.ecflow import VARIABLE_CHANGES, ZOMBIE_ACTIONS, serverlog
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.web import adapter, model
 
@@ -22,6 +23,9 @@ FILE_KINDS = ("script", "job", "jobout", "manual", "kill", "stat")
 # What a panel shows of a file or the server log at most (ecflow_ui's default is 10 000 lines too).
 MAX_LINES = 10000
 LOG_LINES = 1000
+# The plots read this many of the log's last lines by default, and up to PLOT_MAX (a day of a busy server).
+PLOT_LINES = 100_000
+PLOT_MAX = 2_000_000
 # What `web --read-only` refuses (pre-process is a POST for its body, but changes nothing).
 WRITES = frozenset({"/api/action", "/api/alter", "/api/submit", "/api/zombie"})
 
@@ -96,6 +100,23 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         feed, c = client(request.query.get("server"))
         return {"server": feed.name, "text": await c.server_log(lines), "lines": lines}
 
+    async def log_plot(request: web.Request) -> dict[str, Any]:
+        """Timeline and Server load: the log read once, digested off the event loop."""
+        under = _path(request.query.get("path") or "/", server_node=True)
+        lines = _lines(request.query.get("lines"), PLOT_LINES, PLOT_MAX)
+        feed, c = client(request.query.get("server"))
+        text = await c.server_log(lines)
+        d = await asyncio.to_thread(serverlog.digest, text)
+        return {
+            "server": feed.name,
+            "path": under,
+            "lines": lines,
+            "first": d.first,
+            "last": d.last,
+            "timeline": serverlog.timeline(d, under),
+            "load": serverlog.load_series(d),
+        }
+
     async def history(request: web.Request) -> dict[str, Any]:
         path = _path(request.query.get("path"), server_node=True)
         feed, c = client(request.query.get("server"))
@@ -169,6 +190,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
     for route, fn in (
         ("/api/file", file),
         ("/api/serverlog", server_log),
+        ("/api/logplot", log_plot),
         ("/api/history", history),
         ("/api/zombies", zombies),
         ("/api/edit", edit),

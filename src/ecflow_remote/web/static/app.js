@@ -16,6 +16,7 @@ const page = {
   selected: null,    // {server, path}
   kind: null,        // the selected node's kind ("server" for a server's own row)
   tab: "info",       // the details tab shown
+  view: {},          // the panels' own choices (lines of log, sort column…), kept from node to node
   details: null,
   output: null,      // the EventSource of the job output shown
 };
@@ -162,10 +163,15 @@ function revealInTree(t, path) {
   if (index >= 0) list.scrollTo(index);
 }
 
+function isTask(server, path) {
+  const n = page.trees.get(server)?.byPath.get(path);
+  return !!n && (n.kind === "task" || n.kind === "alias");
+}
+
 function context() {
   const sel = page.selected;
   return { server: sel.server, path: sel.path, kind: page.kind, details: page.details, readOnly: page.hello.read_only,
-    navigate, reload: loadDetails, logLines: page.logLines, logFilter: page.logFilter };
+    navigate, reload: loadDetails, colours: page.colours, isTask: (path) => isTask(sel.server, path), view: page.view };
 }
 
 async function select(server, path, tab) {

@@ -81,16 +81,16 @@ export function tableView(ctx, holder, tree, colour) {
   const under = ctx.path === "/" ? "" : ctx.path;
   const nodes = tree.nodes.filter((n) => n.path === under || n.path.startsWith(under + "/"));
   const state = el("select", { title: "Only nodes in this state" }, el("option", { value: "" }, "all states"),
-    ...["aborted", "active", "submitted", "queued", "complete", "unknown", "suspended"].map((s) => el("option", { value: s, selected: ctx.tableState === s }, s)));
-  const tasksOnly = el("input", { type: "checkbox", checked: ctx.tableTasks !== false });
+    ...["aborted", "active", "submitted", "queued", "complete", "unknown", "suspended"].map((s) => el("option", { value: s, selected: ctx.view.tableState === s }, s)));
+  const tasksOnly = el("input", { type: "checkbox", checked: ctx.view.tableTasks !== false });
   const body = el("tbody");
   const note = el("span", { className: "muted" });
-  let sortKey = ctx.tableSort || "path";
+  let sortKey = ctx.view.tableSort || "path";
   const columns = [["path", "path"], ["name", "name"], ["kind", "kind"], ["state", "state"]];
   const draw = () => {
-    ctx.tableState = state.value;
-    ctx.tableTasks = tasksOnly.checked;
-    ctx.tableSort = sortKey;
+    ctx.view.tableState = state.value;
+    ctx.view.tableTasks = tasksOnly.checked;
+    ctx.view.tableSort = sortKey;
     let rows = nodes.filter((n) => (!tasksOnly.checked || n.kind === "task" || n.kind === "alias") &&
       (!state.value || (state.value === "suspended" ? n.susp : n.state === state.value)));
     if (sortKey !== "path") rows = [...rows].sort((a, b) => String(a[sortKey]).localeCompare(String(b[sortKey])) || a.path.localeCompare(b.path));

@@ -1,4 +1,5 @@
 // The details panels besides Info and Output: each fills its tab from one request through the tunnel when shown.
+import { serverLoad, timeline } from "./plots.js";
 import { el } from "./tree.js";
 import { $, api, askConfirm, post, toast } from "./ui.js";
 
@@ -58,8 +59,8 @@ async function jobStatus(ctx, holder) {
 
 async function serverLog(ctx, holder) {
   const lines = el("select", { title: "How many of the log's last lines" },
-    ...[100, 1000, 10000].map((n) => el("option", { value: n, selected: n === (ctx.logLines || 1000) }, `last ${n} lines`)));
-  const filter = el("input", { type: "search", placeholder: "Filter lines", value: ctx.logFilter || "" });
+    ...[100, 1000, 10000].map((n) => el("option", { value: n, selected: n === (ctx.view.logLines || 1000) }, `last ${n} lines`)));
+  const filter = el("input", { type: "search", placeholder: "Filter lines", value: ctx.view.logFilter || "" });
   const pre = el("pre", { className: "text", id: "serverlog-text" }, "reading…");
   holder.replaceChildren(el("div", { className: "row-tools" }, lines, filter, el("span", { className: "muted note" })), pre);
   let text = "";
@@ -69,7 +70,7 @@ async function serverLog(ctx, holder) {
     pre.scrollTop = pre.scrollHeight;
   };
   const load = async () => {
-    ctx.logLines = Number(lines.value);
+    ctx.view.logLines = Number(lines.value);
     try {
       const data = await api("serverlog", { server: ctx.server, lines: lines.value });
       text = data.text;
@@ -81,7 +82,7 @@ async function serverLog(ctx, holder) {
     }
   };
   lines.addEventListener("change", load);
-  filter.addEventListener("input", () => { ctx.logFilter = filter.value; show(); });
+  filter.addEventListener("input", () => { ctx.view.logFilter = filter.value; show(); });
   await load();
 }
 
@@ -275,10 +276,6 @@ export async function alter(ctx, how, name, value) {
   }
 }
 
-function notYet(ctx, holder) {
-  message(holder, "Not in the page yet: see the README's table of ecflow_ui panels.");
-}
-
 export const LOADERS = {
   script: (ctx, h) => file(ctx, h, "script"),
   job: (ctx, h) => file(ctx, h, "job"),
@@ -290,6 +287,6 @@ export const LOADERS = {
   triggers,
   why,
   edit,
-  timeline: notYet,
-  serverload: notYet,
+  timeline,
+  serverload: serverLoad,
 };
