@@ -6,6 +6,7 @@ edited script submitted runs, a real zombie is listed and handled, the back butt
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -287,3 +288,36 @@ def test_timeline_and_server_load_from_the_log(web: Web, centre: Any, page: Any)
     assert sum(load["user"]) > 0 and "lab" in load["suites"]
     assert canvas_fingerprint(page, "#load-canvas")[0] > 100
     shot(page, "panel_serverload")
+
+
+def test_notifications_for_a_watched_suite(web: Web, centre: Any, page: Any, panels_suite: Any) -> None:
+    spec = panels_suite
+    page.context.grant_permissions(["notifications"], origin=web.url.split("/?")[0])
+    go(page, web.url, f"/machine1/{SUITE}/info")
+    page.click("#watch-suite")
+    assert page.inner_text("#watch-suite") == "watching"
+    page.reload()  # kept in this browser
+    page.wait_for_selector("#watch-suite.on")
+
+    def notified() -> list[tuple[str, str, str]]:
+        return [(n["what"], n["path"], n["how"]) for n in page.evaluate("() => window.ecfWeb.notified")]
+
+    real(centre, spec, "--force=aborted", EDITED)
+    page.wait_for_function("() => window.ecfWeb.notified.length >= 1")
+    real(centre, spec, "--alter", "set_flag", "late", EDITED)
+    page.wait_for_function("() => window.ecfWeb.notified.length >= 2")
+    real(centre, spec, f"--resume={SLEEPS}")
+    assert wait_for(lambda: state(centre, spec, SLEEPS) == "active", 30)
+    make_zombie(centre, spec, SLEEPS, "55555")
+    page.wait_for_function("() => window.ecfWeb.notified.length >= 3", timeout=30000)
+    assert notified() == [("aborted", EDITED, "browser"), ("late", EDITED, "browser"), ("zombie", SLEEPS, "browser")]
+    shot(page, "notifications")
+    real(centre, spec, f"--zombie_remove={SLEEPS}")
+
+    # No longer watched: an abort is not announced.
+    page.click("#watch-suite")
+    page.wait_for_selector("#watch-suite:not(.on)")
+    real(centre, spec, "--force=aborted", WAITS)
+    page.wait_for_selector(f'.node[data-path="/{SUITE}"][data-state="aborted"]')
+    time.sleep(1)
+    assert len(notified()) == 3

@@ -122,7 +122,7 @@ class Update:
     """What changed since the last poll: a whole new tree, or the paths whose state (or other details) changed."""
 
     full: bool = False
-    states: set[str] = field(default_factory=set)  # state or suspended changed
+    states: set[str] = field(default_factory=set)  # state, suspended or late changed
     touched: set[str] = field(default_factory=set)  # attributes or variables changed (details to re-read)
     server_state: bool = False
 
@@ -188,7 +188,7 @@ def diff(old: Defs, new: Defs) -> Update:
     for a, b in zip(old_nodes, new_nodes, strict=True):
         if a.name != b.name or a.kind != b.kind or len(a.children) != len(b.children):
             return Update(full=True)
-        if a.state != b.state or a.suspended != b.suspended:
+        if a.state != b.state or a.suspended != b.suspended or a.late != b.late:
             update.states.add(b.path)
         if _signature(a) != _signature(b):
             update.touched.add(b.path)
@@ -201,7 +201,7 @@ class _NativeWatch:
     """The client's incremental sync (news, then sync only when news says so)."""
 
     interval = 0.5
-    _STATE_KINDS = frozenset({"state", "suspended"})
+    _STATE_KINDS = frozenset({"state", "suspended", "late"})
     _TREE_KINDS = frozenset({"added", "removed"})
 
     def __init__(self, client: AsyncEcflowClient) -> None:

@@ -31,6 +31,7 @@ STATIC = {
     "panels.js": "text/javascript",
     "find.js": "text/javascript",
     "plots.js": "text/javascript",
+    "notify.js": "text/javascript",
     "ui.js": "text/javascript",
     "style.css": "text/css",
     "index.html": "text/html",

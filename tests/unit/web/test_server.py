@@ -34,11 +34,11 @@ def test_tree_json_is_flat_depth_first_with_parents() -> None:
     assert len(nodes) == len(list(defs))
     # Rebuild each path from the parent indexes: the page does exactly this.
     paths: list[str] = []
-    for parent, name, _kind, _state, _susp in nodes:
+    for parent, name, _kind, _state, _susp, _late in nodes:
         paths.append((paths[parent] if parent >= 0 else "") + "/" + name)
     assert paths == [n.path for n in defs]
     by_path = dict(zip(paths, nodes, strict=True))
-    assert by_path["/lab/f2"][2:] == ["f", "queued", 1]
+    assert by_path["/lab/f2"][2:] == ["f", "queued", 1, 0]
     assert by_path["/lab/f1/t1/alias0"][2] == "a"
     assert data["server_state"] == defs.server_state
 
@@ -253,5 +253,5 @@ def test_feed_pushes_the_new_state_of_each_changed_node(tmp_path: Path) -> None:
 
     events = asyncio.run(run())
     states = [data["nodes"] for name, data in events if name == "states"]
-    assert states == [[["/lab/f1/t2", "complete", 1]], [["/lab/f1/t2", "aborted", 1]]]
+    assert states == [[["/lab/f1/t2", "complete", 1, 0]], [["/lab/f1/t2", "aborted", 1, 0]]]
     assert [name for name, _ in events][:2] == ["hello", "tree"]

@@ -1,5 +1,6 @@
 // ecflow-remote web: the page. Everything arrives on one event stream (/api/events); nothing reloads the page.
 import { setupKeys, setupSearch, tableView } from "./find.js";
+import { Watcher } from "./notify.js";
 import { LOADERS, alter, renderVariables, tabsFor } from "./panels.js";
 import { ServerTree, VirtualList, el, escapeHtml, matcher, visibleRows } from "./tree.js";
 import { $, api, askConfirm, post, toast } from "./ui.js";
@@ -25,6 +26,7 @@ window.ecfWeb = { painted: {}, events: {}, ready: false };
 
 // --------------------------------------------------------------------------------------------- the tree
 
+const watcher = new Watcher(() => list.draw(), (...a) => navigate(...a));
 const list = new VirtualList($("tree"), $("tree-spacer"), $("tree-rows"), ROW, renderRow);
 
 function colour(node) {
@@ -48,14 +50,16 @@ function renderRow(row, index) {
   const selected = sel && sel.server === tree.name && sel.path === node.path;
   return el("div", {
     className: `node ${node.kind}` + (selected ? " selected" : ""),
-    dataset: { i: index, server: tree.name, path: node.path, state: node.state, suspended: node.susp ? 1 : 0 },
+    dataset: { i: index, server: tree.name, path: node.path, state: node.state, suspended: node.susp ? 1 : 0, late: node.late ? 1 : 0 },
     style: { paddingLeft: `${node.depth * 16}px` },
     title: node.state + (node.susp ? ", suspended" : ""),
   },
   el("span", { className: "tw" }, twisty),
   el("span", { className: "name", style: { background: colour(node) } }, node.name),
   node.kind === "task" ? null : el("span", { className: "kind" }, node.kind),
-  node.susp ? el("span", { className: "susp" }, "suspended") : null);
+  node.susp ? el("span", { className: "susp" }, "suspended") : null,
+  node.late ? el("span", { className: "late", title: "late: a late attribute's limit passed" }, "late") : null,
+  watcher.isWatched(tree.name, node.path) && node.parent < 0 ? el("span", { className: "watched", title: "watched: notifications on" }, "watched") : null);
 }
 
 function orderedTrees() {
@@ -273,6 +277,7 @@ function renderDetails(d) {
 function renderActions(d) {
   const holder = $("d-actions");
   holder.innerHTML = "";
+  if (d.kind === "suite") holder.append(watcher.button(d.server, d.path));
   if (page.hello.read_only) return;
   const destructive = new Set(page.hello.destructive);
   for (const action of page.hello.actions) {
@@ -451,9 +456,10 @@ function connect() {
   on("states", (data) => {
     const t = tree(data.server);
     t.serverState = data.server_state;
-    for (const [path, state, susp] of data.nodes) {
+    watcher.states(t, data.nodes);  // before the tree takes them: it compares with what was
+    for (const [path, state, susp, late] of data.nodes) {
       const node = t.byPath.get(path);
-      if (node) { node.state = state; node.susp = !!susp; }
+      if (node) { node.state = state; node.susp = !!susp; node.late = !!late; }
     }
     if (page.match) refreshRows(); else list.draw();
     const sel = page.selected;
