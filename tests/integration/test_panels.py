@@ -163,6 +163,17 @@ def test_files_log_history_variables_edit_submit_and_zombies(centre: Any, tunnel
     assert [row[:2] + row[4:8] for row in listed if row[0] == sleeps] == [
         [sleeps, "ecf_pid", "99999", "1", zombies[0].user_action, "init"]
     ]
+    # Job status while it runs: the server runs ECF_STATUS_CMD (its default: `ps` of the job), read back.
+    client.status_command(sleeps)
+
+    def stat() -> str:
+        try:
+            return client.file(sleeps, "stat")[0]
+        except ServerError:
+            return ""
+
+    assert wait_for(lambda: "sleeps.job1" in stat(), 15), stat()
+    assert stat().rstrip("\n") == real(centre, spec, f"--file={sleeps}", "stat").rstrip("\n")
     client.zombie_action("remove", sleeps)
     assert [z for z in client.zombies() if z.path == sleeps] == []
     assert wait_for(lambda: state(centre, spec, sleeps) == "complete", 30)

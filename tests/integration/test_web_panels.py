@@ -134,9 +134,22 @@ def test_deep_links_panels_and_writes(web: Web, centre: Any, page: Any, panels_s
     assert shown[-2] in log_file and shown[0] in log_file
     shot(page, "panel_serverlog")
 
-    # Zombies: a second --init of a running job, listed in the page and removed from it.
     real(centre, spec, f"--resume={SLEEPS}")
     assert wait_for(lambda: state(centre, spec, SLEEPS) == "active", 30)
+    # Job status of the running job: the page has the server run its status command, then shows what it wrote.
+    go(page, web.url, f"/machine1/{SUITE}/sleeps/jobstatus")
+    panel(page, "jobstatus")
+    page.click("#run-status")
+    page.click("#confirm-ok")
+
+    def status_shown() -> bool:
+        page.click('#tab-jobstatus button:text-is("Reload")')
+        page.wait_for_selector("#tab-jobstatus[data-loaded]")
+        return "sleeps.job1" in page.inner_text("#tab-jobstatus")
+
+    assert wait_for(status_shown, 15)
+
+    # Zombies: a second --init of the running job, listed in the page and removed from it.
     make_zombie(centre, spec, SLEEPS, "77777")
     go(page, web.url, "/machine1//zombies")
     zombie = panel(page, "zombies").locator(f'tr[data-path="{SLEEPS}"]')
@@ -165,6 +178,7 @@ def test_read_only_refuses_every_write(web: Web, centre: Any, page: Any, panels_
             "action": {"server": "machine1", "action": "suspend", "paths": [EDITED]},
             "submit": {"server": "machine1", "path": EDITED, "text": "echo x\n"},
             "zombie": {"server": "machine1", "action": "remove", "paths": [SLEEPS]},
+            "statuscmd": {"server": "machine1", "path": SLEEPS},
         }
         for name, body in writes.items():
             status, text = page.evaluate(

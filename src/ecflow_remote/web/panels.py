@@ -27,7 +27,7 @@ LOG_LINES = 1000
 PLOT_LINES = 100_000
 PLOT_MAX = 2_000_000
 # What `web --read-only` refuses (pre-process is a POST for its body, but changes nothing).
-WRITES = frozenset({"/api/action", "/api/alter", "/api/submit", "/api/zombie"})
+WRITES = frozenset({"/api/action", "/api/alter", "/api/submit", "/api/zombie", "/api/statuscmd"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -162,6 +162,13 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         feed.poke()
         return {"ok": True, "server": feed.name, "path": path}
 
+    async def status_command(request: web.Request) -> dict[str, Any]:
+        body = await _body(request)
+        path = _path(body.get("path"))
+        feed, c = client(body.get("server"))
+        await c.status_command([path])
+        return {"ok": True, "server": feed.name, "path": path}
+
     async def alter(request: web.Request) -> dict[str, Any]:
         body = await _body(request)
         path = _path(body.get("path"), server_node=True)
@@ -203,5 +210,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         ("/api/submit", submit),
         ("/api/alter", alter),
         ("/api/zombie", zombie),
+        ("/api/statuscmd", status_command),
     ):
         app.router.add_post(route, handler(fn))

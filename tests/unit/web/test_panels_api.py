@@ -37,6 +37,7 @@ WRITES: list[tuple[str, dict[str, Any]]] = [
     ("alter", {"server": "srv", "path": "/s/t", "how": "add", "name": "A", "value": "1"}),
     ("submit", {"server": "srv", "path": "/s/t", "text": "echo\n"}),
     ("zombie", {"server": "srv", "action": "fob", "paths": ["/s/t"]}),
+    ("statuscmd", {"server": "srv", "path": "/s/t"}),
     ("action", {"server": "srv", "action": "suspend", "paths": ["/s/t"]}),
 ]
 

@@ -239,6 +239,12 @@ class AsyncEcflowClient(Destination):
         """The server's zombies (`ecflow_client --zombie_get`)."""
         return await self._ask(panels.zombies_request, panels.expect_zombies)
 
+    async def status_command(self, paths: str | Sequence[str]) -> None:
+        """Have the server run each task's ECF_STATUS_CMD (`ecflow_client --status`); its output is the task's
+        `stat` file once the command wrote it."""
+        path_list = actions.check_paths(paths)
+        await self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
+
     async def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
         """fob, fail, adopt, remove or kill the zombie of each task path."""
         path_list = actions.check_paths(paths)
@@ -369,6 +375,10 @@ class EcflowClient:
 
     def zombies(self) -> list[panels.Zombie]:
         return self._ask(panels.zombies_request, panels.expect_zombies)
+
+    def status_command(self, paths: str | Sequence[str]) -> None:
+        path_list = actions.check_paths(paths)
+        self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
 
     def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
         path_list = actions.check_paths(paths)

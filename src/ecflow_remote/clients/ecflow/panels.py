@@ -14,8 +14,9 @@ from .commands import Identity, Reply, request, user_base
 # LogCmd::LogApi GET; ecflow_client's default line count for `--log=get`.
 _LOG_GET = 0
 DEFAULT_LOG_LINES = 100
-# CtsCmd::Api GET_ZOMBIES, PathsCmd::Api EDIT_HISTORY.
+# CtsCmd::Api GET_ZOMBIES, PathsCmd::Api STATUS and EDIT_HISTORY.
 _CTS_GET_ZOMBIES = 9
+_PATHS_STATUS = 4
 _PATHS_EDIT_HISTORY = 6
 
 ZombieAction = Literal["fob", "fail", "adopt", "remove", "kill"]
@@ -54,6 +55,11 @@ def log_request(identity: Identity, lines: int = DEFAULT_LOG_LINES) -> dict[str,
 def edit_history_request(identity: Identity, path: str) -> dict[str, Any]:
     """`ecflow_client --edit_history=PATH`: the user commands that changed the node (SStringVecCmd)."""
     return request("PathsCmd", {**_user(identity), "api_": _PATHS_EDIT_HISTORY, "paths_": [path], "force_": False})
+
+
+def status_request(identity: Identity, paths: Sequence[str]) -> dict[str, Any]:
+    """`ecflow_client --status=PATH`: the server runs each task's ECF_STATUS_CMD (its output: `--file PATH stat`)."""
+    return request("PathsCmd", {**_user(identity), "api_": _PATHS_STATUS, "paths_": list(paths), "force_": False})
 
 
 def zombies_request(identity: Identity) -> dict[str, Any]:

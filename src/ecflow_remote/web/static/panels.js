@@ -43,7 +43,26 @@ async function file(ctx, holder, kind) {
 }
 
 async function jobStatus(ctx, holder) {
+  delete holder.dataset.loaded;
   holder.replaceChildren();
+  const reload = el("button", { type: "button" }, "Reload");
+  reload.addEventListener("click", () => jobStatus(ctx, holder));
+  const tools = el("div", { className: "row-tools" }, reload);
+  if (!ctx.readOnly) {
+    // As ecflow_ui's Job status: the server runs the task's ECF_STATUS_CMD, which writes the status file below.
+    const run = el("button", { type: "button", id: "run-status", title: "The server runs this task's ECF_STATUS_CMD" }, "Run the status command");
+    run.addEventListener("click", async () => {
+      if (!await askConfirm(`Run the status command of ${ctx.path} on ${ctx.server}?`, [ctx.path], "run", false)) return;
+      try {
+        await post("statuscmd", { server: ctx.server, path: ctx.path });
+        toast(`status command started for ${ctx.path}: Reload shows its output`);
+      } catch (e) {
+        toast(e.message, true);
+      }
+    });
+    tools.append(run);
+  }
+  holder.append(tools);
   for (const [kind, title] of [["stat", "Status (the output of ECF_STATUS_CMD)"], ["kill", "Kill (the output of ECF_KILL_CMD)"]]) {
     const box = el("div", { className: "part" });
     holder.append(el("div", { className: "section-title" }, title), box);
