@@ -335,3 +335,23 @@ def test_notifications_for_a_watched_suite(web: Web, centre: Any, page: Any, pan
     page.wait_for_selector(f'.node[data-path="/{SUITE}"][data-state="aborted"]')
     time.sleep(1)
     assert len(notified()) == 3
+
+
+def test_suite_filter(web: Web, page: Any) -> None:
+    go(page, web.url, "/machine1/lab/info")
+    page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]')
+    page.click("#suite-filter")
+    page.uncheck('#suites-list input[data-key="machine2 /ops"]')
+    page.click("#suites-ok")
+    try:
+        page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]', state="detached")
+        page.reload()  # kept in this browser
+        page.wait_for_function("() => 'machine2' in window.ecfWeb.painted")
+        assert page.locator('.node[data-server="machine2"][data-path="/ops"]').count() == 0
+        assert page.locator('.node[data-server="machine1"][data-path="/lab"]').count() == 1
+        assert page.locator("#suite-filter.on").count() == 1
+    finally:
+        page.click("#suite-filter")
+        page.check('#suites-list input[data-key="machine2 /ops"]')
+        page.click("#suites-ok")
+    page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]')

@@ -162,3 +162,40 @@ export function setupKeys(treeEl, list, selected, filtered, refreshRows, navigat
     event.preventDefault();
   });
 }
+
+// ecflow_ui's suite filter, in the page: the suites each server shows (kept in this browser). The page still reads
+// every suite; this only leaves the others out of the tree.
+const HIDDEN_KEY = "ecflow-remote.hidden-suites";
+export function loadHidden() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(HIDDEN_KEY) || "[]");
+    return new Set(Array.isArray(saved) ? saved : []);
+  } catch {
+    return new Set();
+  }
+}
+
+export function setupSuiteFilter(trees, hidden, changed) {
+  const dialog = $("suites");
+  const list = $("suites-list");
+  $("suite-filter").addEventListener("click", () => {
+    list.replaceChildren(...trees().map((t) => el("fieldset", null, el("legend", null, t.name),
+      ...t.roots().map((root) => {
+        const key = `${t.name} ${root.path}`;
+        const box = el("input", { type: "checkbox", checked: !hidden.has(key), dataset: { key } });
+        return el("label", { className: "suite-choice" }, box, ` ${root.name}`);
+      }))));
+    dialog.showModal();
+  });
+  $("suites-cancel").addEventListener("click", () => dialog.close());
+  $("suites-ok").addEventListener("click", () => {
+    for (const box of list.querySelectorAll("input[data-key]")) {
+      if (box.checked) hidden.delete(box.dataset.key); else hidden.add(box.dataset.key);
+    }
+    localStorage.setItem(HIDDEN_KEY, JSON.stringify([...hidden]));
+    dialog.close();
+    $("suite-filter").classList.toggle("on", hidden.size > 0);
+    changed();
+  });
+  $("suite-filter").classList.toggle("on", hidden.size > 0);
+}
