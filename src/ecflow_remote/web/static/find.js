@@ -176,8 +176,12 @@ export function loadHidden() {
 }
 
 export function setupSuiteFilter(trees, hidden, changed) {
-  const dialog = $("suites");
-  const list = $("suites-list");
+  const list = el("div", { id: "suites-list" });
+  const cancel = el("button", { type: "button", id: "suites-cancel" }, "Cancel");
+  const ok = el("button", { type: "button", id: "suites-ok" }, "OK");
+  const dialog = el("dialog", { id: "suites" }, el("p", null, "The suites the tree shows:"), list,
+    el("div", { className: "dialog-buttons" }, cancel, ok));
+  document.body.append(dialog);
   $("suite-filter").addEventListener("click", () => {
     list.replaceChildren(...trees().map((t) => el("fieldset", null, el("legend", null, t.name),
       ...t.roots().map((root) => {
@@ -187,8 +191,8 @@ export function setupSuiteFilter(trees, hidden, changed) {
       }))));
     dialog.showModal();
   });
-  $("suites-cancel").addEventListener("click", () => dialog.close());
-  $("suites-ok").addEventListener("click", () => {
+  cancel.addEventListener("click", () => dialog.close());
+  ok.addEventListener("click", () => {
     for (const box of list.querySelectorAll("input[data-key]")) {
       if (box.checked) hidden.delete(box.dataset.key); else hidden.add(box.dataset.key);
     }
