@@ -302,6 +302,10 @@ def test_timeline_and_server_load_from_the_log(web: Web, centre: Any, page: Any)
     assert sum(load["user"]) > 0 and "lab" in load["suites"]
     assert canvas_fingerprint(page, "#load-canvas")[0] > 100
     shot(page, "panel_serverload")
+    # The server's own Info: where it is, its suites and how many tasks are in trouble.
+    page.click('#tabs button[data-tab="info"]')
+    info = page.inner_text("#tab-info")
+    assert f"machine1:{spec.port}" in info and "lab" in info and "RUNNING" in info
 
 
 def test_notifications_for_a_watched_suite(web: Web, centre: Any, page: Any, panels_suite: Any) -> None:

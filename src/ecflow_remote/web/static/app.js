@@ -260,7 +260,14 @@ function showServer(server, data) {
   $("d-state").style.background = "#fff";
   $("d-server").textContent = `ecFlow server ${s.host}:${s.port}` + (t && t.error ? ` — ${t.error}` : "");
   $("d-actions").innerHTML = "";
-  $("tab-info").replaceChildren();
+  const facts = [["server", `${s.host}:${s.port}`], ["state", t && t.serverState ? t.serverState : "not connected"]];
+  if (t && t.loaded) {
+    const tasks = t.nodes.filter((n) => n.kind === "task" || n.kind === "alias");
+    facts.push(["suites", t.roots().map((r) => r.name).join(", ") || "none"], ["nodes", `${t.nodes.length} (${tasks.length} tasks)`]);
+    for (const state of ["aborted", "active", "submitted"]) facts.push([state, String(tasks.filter((n) => n.state === state).length)]);
+  }
+  if (t && t.error) facts.push(["error", t.error]);
+  $("tab-info").innerHTML = table(facts);
   if (!data) $("vars").tBodies[0].innerHTML = "";
 }
 
