@@ -359,3 +359,25 @@ def test_suite_filter(web: Web, page: Any) -> None:
         page.check('#suites-list input[data-key="machine2 /ops"]')
         page.click("#suites-ok")
     page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]')
+
+
+def test_server_variables_edited_in_the_page(web: Web, centre: Any, page: Any) -> None:
+    spec = centre.server("machine1")
+
+    def on_server() -> str:
+        return real(centre, spec, "--get_state")  # the server's own variables lead it
+
+    go(page, web.url, "/machine1//variables")
+    page.wait_for_selector('#vars tr[data-name="ECF_HOME"]')  # the server's generated ones
+    page.fill("#var-add-name", "PAGE_SERVER_VAR")
+    page.fill("#var-add-value", "set from the page")
+    page.click('#var-add button[type="submit"]')
+    assert wait_for(lambda: "edit PAGE_SERVER_VAR 'set from the page'" in on_server(), 15)
+    try:
+        page.wait_for_selector('#vars tr[data-name="PAGE_SERVER_VAR"] button[data-delete="PAGE_SERVER_VAR"]')
+        assert page.locator('#vars tr[data-name="ECF_HOME"]').count() == 1  # still there after the sync
+    finally:
+        page.click('#vars tr[data-name="PAGE_SERVER_VAR"] button[data-delete="PAGE_SERVER_VAR"]')
+        page.click("#confirm-ok")
+    assert wait_for(lambda: "PAGE_SERVER_VAR" not in on_server(), 15)
+    page.wait_for_selector('#vars tr[data-name="PAGE_SERVER_VAR"]', state="detached")

@@ -225,6 +225,8 @@ class _NativeWatch:
                 return Update(full=True)
             if change.path == "/" or change.what == "server_state":
                 update.server_state = True
+                if change.what != "server_state":
+                    update.touched.add("/")  # the server's variables: an open server pane re-reads them
             elif change.what in self._STATE_KINDS:
                 update.states.add(change.path)
             else:

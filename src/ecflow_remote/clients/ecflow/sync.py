@@ -190,7 +190,8 @@ def _apply_server(defs: Defs, mementos: list[tuple[str, dict[str, Any]]]) -> lis
             changes.append(NodeChange("/", "state", old=defs.state, new=new))
             defs.state = new
         elif name == "ServerVariableMemento":
-            defs.server_variables = {v["n_"]: str(v.get("v_", "")) for v in m.get("serverEnv_", [])}
+            # The server's user variables (Defs::set_memento: set_user_variables), not its generated ones.
+            defs.user_variables = {v["n_"]: str(v.get("v_", "")) for v in m.get("serverEnv_", [])}
             changes.append(NodeChange("/", "variable"))
         elif name == "OrderMemento":
             raise NeedsFullSync("the suites were reordered")

@@ -130,3 +130,15 @@ def test_the_late_flag_set_and_cleared() -> None:
     # The definition's text says it too (`flag:…,late,…` in the state comment).
     text = "#5.9.2\nsuite s\n task t # state:aborted flag:task_aborted,late,message\nendsuite\n# enddef\n"
     assert parse_defs(text).find("/s/t").late and not parse_defs(text.replace(",late", "")).find("/s/t").late
+
+
+def test_a_server_variable_added_lands_in_the_user_variables() -> None:
+    # Captured from 5.9.2 around `--alter add variable PAGE_SV "from the page" /`: ServerVariableMemento carries the
+    # server's user variables (Defs::set_memento → set_user_variables); the generated ones (ECF_HOME…) stay.
+    defs = sync.apply_sync(None, reply("reply_sync_full_servervars")).defs
+    generated = dict(defs.server_variables)
+    assert defs.user_variables == {"SV": "2"} and "ECF_HOME" in generated
+    result = sync.apply_sync(defs, reply("reply_sync_server_variable"))
+    assert [(c.path, c.what) for c in result.changes] == [("/", "variable")]
+    assert defs.user_variables == {"SV": "2", "PAGE_SV": "from the page"}
+    assert defs.server_variables == generated
