@@ -3,6 +3,7 @@ compared with what the real ecflow_client (or python3-ecflow) answers at the Cen
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.clients.ecflow import EcflowClient
+from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
 from ecflow_remote.errors import ServerError
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -177,3 +178,42 @@ def test_files_log_history_variables_edit_submit_and_zombies(centre: Any, tunnel
     client.zombie_action("remove", sleeps)
     assert [z for z in client.zombies() if z.path == sleeps] == []
     assert wait_for(lambda: state(centre, spec, sleeps) == "complete", 30)
+
+
+def test_a_watch_of_chosen_suites_has_its_own_client_handle(centre: Any, tunnel_up: Any, panels_suite: Any) -> None:
+    spec = panels_suite
+    client = AsyncEcflowClient(*tunnel_up("local").endpoint("machine1"))
+    task = f"/{SUITE}/edited"
+
+    def handles() -> list[list[str]]:
+        """[handle, suites…] of each client handle: `--ch_suites` prints a header `User handle suites`, then a line
+        per handle, the user named on a user's first line only."""
+        lines = real(centre, spec, "--ch_suites").splitlines()
+        heads = [x.split()[:1] for x in lines]
+        if ["User"] not in heads:
+            return []  # no handle at all: no table
+        rows = [line.split() for line in lines[heads.index(["User"]) + 1 :] if line.strip()]
+        return [row if row[0].isdigit() else row[1:] for row in rows]
+
+    async def run() -> tuple[list[str], list[str], list[list[str]], bool]:
+        names = await client.suites()
+        async with client.watch(0.2, suites=[SUITE]) as w:
+            registered = handles()
+            shown = [s.name for s in w.defs.suites]
+            await client.node_action("resume", task)
+            seen = False
+            for _ in range(50):
+                update = await w.poll()
+                if any(c.path == task and c.what == "suspended" for c in update.changes):
+                    seen = True
+                    break
+                await asyncio.sleep(0.2)
+        return names, shown, registered, seen
+
+    names, shown, registered, seen = asyncio.run(run())
+    assert {"lab", SUITE} <= set(names)
+    assert shown == [SUITE]  # the handle's suites only
+    assert [h[1:] for h in registered] == [[SUITE]]
+    assert seen  # a change in the chosen suite arrives through the handle
+    assert handles() == []  # dropped when the watch ends
+    real(centre, spec, f"--suspend={task}")

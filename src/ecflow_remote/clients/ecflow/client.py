@@ -271,11 +271,16 @@ class AsyncEcflowClient(Destination):
             lambda i: panels.edit_script_request(i, path, kind, text, alias=alias, run=run), commands.expect_ok
         )
 
-    def watch(self, interval: float = 1.0) -> Watch:
-        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`."""
+    def watch(self, interval: float = 1.0, suites: Sequence[str] | None = None) -> Watch:
+        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`;
+        with `suites`, only those (a client handle, dropped at the end)."""
         from .watch import Watch
 
-        return Watch(self, interval)
+        return Watch(self, interval, suites)
+
+    async def suites(self) -> list[str]:
+        """Every suite's name (`ecflow_client --suites`)."""
+        return await self._ask(panels.suites_request, panels.expect_suites)
 
 
 def _check_node_path(path: str) -> None:

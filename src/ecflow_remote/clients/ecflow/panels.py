@@ -14,8 +14,10 @@ from .commands import Identity, Reply, request, user_base
 # LogCmd::LogApi GET; ecflow_client's default line count for `--log=get`.
 _LOG_GET = 0
 DEFAULT_LOG_LINES = 100
-# CtsCmd::Api GET_ZOMBIES, PathsCmd::Api STATUS and EDIT_HISTORY.
+# CtsCmd::Api GET_ZOMBIES and SUITES, PathsCmd::Api STATUS and EDIT_HISTORY, ClientHandleCmd::Api REGISTER and DROP.
 _CTS_GET_ZOMBIES = 9
+_CTS_SUITES = 11
+_CH_REGISTER, _CH_DROP = 0, 1
 _PATHS_STATUS = 4
 _PATHS_EDIT_HISTORY = 6
 
@@ -60,6 +62,51 @@ def edit_history_request(identity: Identity, path: str) -> dict[str, Any]:
 def status_request(identity: Identity, paths: Sequence[str]) -> dict[str, Any]:
     """`ecflow_client --status=PATH`: the server runs each task's ECF_STATUS_CMD (its output: `--file PATH stat`)."""
     return request("PathsCmd", {**_user(identity), "api_": _PATHS_STATUS, "paths_": list(paths), "force_": False})
+
+
+def suites_request(identity: Identity) -> dict[str, Any]:
+    """`ecflow_client --suites`: every suite's name (SSuitesCmd), for the suite filter."""
+    return request("CtsCmd", {**_user(identity), "api_": _CTS_SUITES})
+
+
+def ch_register_request(identity: Identity, suites: Sequence[str], auto_add: bool = False) -> dict[str, Any]:
+    """`ecflow_client --ch_register=false S1 S2`: a client handle whose syncs carry only these suites
+    (ecflow_ui's suite filter); the reply is SClientHandleCmd with its number."""
+    return _client_handle(identity, _CH_REGISTER, 0, list(suites), auto_add)
+
+
+def ch_drop_request(identity: Identity, handle: int) -> dict[str, Any]:
+    """`ecflow_client --ch_drop=N`: the handle is forgotten by the server."""
+    return _client_handle(identity, _CH_DROP, handle, [], False)
+
+
+def _client_handle(identity: Identity, api: int, handle: int, suites: list[str], auto_add: bool) -> dict[str, Any]:
+    return request(
+        "ClientHandleCmd",
+        {
+            **_user(identity),
+            "api_": api,
+            "client_handle_": handle,
+            "drop_user_": "",
+            "suites_": suites,
+            "auto_add_new_suites_": auto_add,
+        },
+    )
+
+
+def expect_suites(reply: Reply, where: str = "") -> list[str]:
+    """SSuitesCmd `suites_`."""
+    if reply.kind != "SSuitesCmd":
+        raise ProtocolError(f"ecFlow server {where} answered {reply.kind}, expected SSuitesCmd")
+    return [str(s) for s in reply.data.get("suites_", [])]
+
+
+def expect_handle(reply: Reply, where: str = "") -> int:
+    """SClientHandleCmd `handle_`: the new client handle."""
+    handle = reply.data.get("handle_")
+    if reply.kind != "SClientHandleCmd" or not isinstance(handle, int) or handle <= 0:
+        raise ProtocolError(f"ecFlow server {where} answered {reply.kind} {reply.data}, expected a client handle")
+    return handle
 
 
 def zombies_request(identity: Identity) -> dict[str, Any]:

@@ -48,15 +48,18 @@ _OTHER_ATTRIBUTES = frozenset(
 _STRUCTURE = frozenset({"ChildrenMemento", "AliasChildrenMemento", "OrderMemento"})
 
 
-def sync_request(identity: Identity, api: int, state_change_no: int = 0, modify_change_no: int = 0) -> dict[str, Any]:
-    """`CSyncCmd` as python3-ecflow's news_local()/sync_local() send it, with client handle 0 (every suite)."""
+def sync_request(
+    identity: Identity, api: int, state_change_no: int = 0, modify_change_no: int = 0, client_handle: int = 0
+) -> dict[str, Any]:
+    """`CSyncCmd` as python3-ecflow's news_local()/sync_local() send it; client handle 0 is every suite, another
+    one only its registered suites (the suite filter)."""
     return request(
         "CSyncCmd",
         {
             "cereal_class_version": 0,
             "value0": user_base(identity),
             "api_": api,
-            "client_handle_": 0,
+            "client_handle_": client_handle,
             "client_state_change_no_": state_change_no if api != SYNC_FULL else 0,
             "client_modify_change_no_": modify_change_no if api != SYNC_FULL else 0,
         },

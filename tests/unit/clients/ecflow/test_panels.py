@@ -37,6 +37,9 @@ def frame(request: dict[str, Any]) -> bytes:
         ("alter_server_variable", lambda: panels.alter_variable_request(ROOT, "change", ["/"], "FOO", "bar")),
         ("edit_history", lambda: panels.edit_history_request(ROOT, "/s/t")),  # --edit_history=/s/t
         ("status", lambda: panels.status_request(ROOT, ["/s/t"])),  # --status=/s/t
+        ("suites", lambda: panels.suites_request(ROOT)),  # --suites
+        ("ch_register", lambda: panels.ch_register_request(ROOT, ["s1", "s2"])),  # --ch_register=false s1 s2
+        ("ch_drop", lambda: panels.ch_drop_request(ROOT, 3)),  # --ch_drop=3
         # --edit_script=/s/t edit | pre_process | pre_process_file ed.ecf | submit_file ed.ecf [create_alias no_run]
         ("edit_script_edit", lambda: panels.edit_script_request(ROOT, "/s/t", panels.EDIT)),
         ("edit_script_pre_process", lambda: panels.edit_script_request(ROOT, "/s/t", panels.PREPROCESS)),
