@@ -341,24 +341,32 @@ def test_notifications_for_a_watched_suite(web: Web, centre: Any, page: Any, pan
     assert len(notified()) == 3
 
 
-def test_suite_filter(web: Web, page: Any) -> None:
+def test_suite_filter(web: Web, centre: Any, page: Any) -> None:
+    spec = centre.server("machine2")
+
+    def handles() -> str:
+        return str(real(centre, spec, "--ch_suites"))
+
     go(page, web.url, "/machine1/lab/info")
     page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]')
     page.click("#suite-filter")
     page.uncheck('#suites-list input[data-key="machine2 /ops"]')
     page.click("#suites-ok")
     try:
+        # The page server now syncs machine2 through a client handle of no suite: /ops is gone from the tree.
         page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]', state="detached")
-        page.reload()  # kept in this browser
+        assert page.locator("#suite-filter.on").count() == 1
+        assert wait_for(lambda: re.search(r"^\s*(root\s+)?\d+\s*$", handles(), re.M) is not None, 10), handles()
+        page.reload()  # the page server keeps following what was chosen
         page.wait_for_function("() => 'machine2' in window.ecfWeb.painted")
         assert page.locator('.node[data-server="machine2"][data-path="/ops"]').count() == 0
         assert page.locator('.node[data-server="machine1"][data-path="/lab"]').count() == 1
-        assert page.locator("#suite-filter.on").count() == 1
     finally:
         page.click("#suite-filter")
         page.check('#suites-list input[data-key="machine2 /ops"]')
         page.click("#suites-ok")
     page.wait_for_selector('.node[data-server="machine2"][data-path="/ops"]')
+    assert wait_for(lambda: "User" not in handles(), 10), handles()  # every suite again: the handle dropped
 
 
 def test_server_variables_edited_in_the_page(web: Web, centre: Any, page: Any) -> None:

@@ -144,9 +144,10 @@ class Watcher(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_watch(client: AsyncEcflowClient) -> Watcher:
-    """The client's incremental sync; `defs` is read at once."""
-    watcher = _NativeWatch(client)
+async def open_watch(client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> Watcher:
+    """The client's incremental sync (of `suites` only, through a client handle, when given); `defs` is read at
+    once."""
+    watcher = _NativeWatch(client, suites)
     await watcher.poll()
     return watcher
 
@@ -204,8 +205,8 @@ class _NativeWatch:
     _STATE_KINDS = frozenset({"state", "suspended", "late"})
     _TREE_KINDS = frozenset({"added", "removed"})
 
-    def __init__(self, client: AsyncEcflowClient) -> None:
-        self._cm = client.watch()
+    def __init__(self, client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> None:
+        self._cm = client.watch(suites=suites)
         self._watch: Any = None
 
     @property

@@ -41,7 +41,16 @@ class Feed:
         self.tree_event: bytes | None = None  # encoded once, sent to every new page
         self.updated = 0.0
         self._poke = asyncio.Event()
+        # The suite filter: the suites this feed follows (a client handle on the server), None for all.
+        self.suites: list[str] | None = None
+        self._restart = False
         self.task: asyncio.Task[None] | None = None
+
+    def follow(self, suites: list[str] | None) -> None:
+        """Follow only these suites from now on (the watch starts again with its own client handle)."""
+        self.suites = suites
+        self._restart = True
+        self.poke()
 
     def poke(self) -> None:
         """Poll now (after an action: its effect shows without waiting for the next interval)."""
@@ -77,6 +86,9 @@ class Feed:
                 while True:
                     # A state change reaches the page within this plus one round trip.
                     await self._pause(self.hub.interval or watcher.interval)
+                    if self._restart:
+                        self._restart = False
+                        break  # the watcher is closed below and opened again with the new suites
                     update = await watcher.poll()
                     self.updated = time.time()
                     if update.full:
@@ -132,7 +144,7 @@ class Hub:
 
     async def open_watch(self, server: str) -> adapter.Watcher:
         """The live view of one server (its incremental sync), its tree read at once."""
-        return await adapter.open_watch(self.client_for(server))
+        return await adapter.open_watch(self.client_for(server), self.feed(server).suites)
 
     def feed(self, server: str) -> Feed:
         feed = self.feeds.get(server)

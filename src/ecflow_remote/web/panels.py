@@ -144,6 +144,22 @@ def add_routes(app: web.Application, hub: Hub) -> None:
             raise EcflowRemoteError(feed.error or f"{feed.name}: the definition has not been read yet")
         return model.server_json(feed.name, feed.defs)
 
+    async def suites(request: web.Request) -> dict[str, Any]:
+        """The suite filter: every suite of the server, and those the page follows (null: all)."""
+        feed, c = client(request.query.get("server"))
+        return {"server": feed.name, "all": await c.suites(), "shown": feed.suites}
+
+    async def follow(request: web.Request) -> dict[str, Any]:
+        """POST {server, suites: [names] or null}: the feed follows only those suites (a client handle on the
+        server, as ecflow_ui's suite filter registers), or all again. Changes no suite: allowed read-only too."""
+        body = await _body(request)
+        chosen = body.get("suites")
+        if chosen is not None and not (isinstance(chosen, list) and all(isinstance(s, str) and s for s in chosen)):
+            raise BadRequest("suites: a list of suite names, or null for all")
+        feed = hub.feed(str(body.get("server")))
+        feed.follow(None if chosen is None else list(chosen))
+        return {"ok": True, "server": feed.name, "shown": feed.suites}
+
     async def preprocess(request: web.Request) -> dict[str, Any]:
         body = await _body(request)
         path, text = _path(body.get("path")), body.get("text")
@@ -203,6 +219,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         ("/api/edit", edit),
         ("/api/triggers", triggers),
         ("/api/server", server_node),
+        ("/api/suites", suites),
     ):
         app.router.add_get(route, handler(fn))
     for route, fn in (
@@ -211,5 +228,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         ("/api/alter", alter),
         ("/api/zombie", zombie),
         ("/api/statuscmd", status_command),
+        ("/api/suites", follow),
     ):
         app.router.add_post(route, handler(fn))

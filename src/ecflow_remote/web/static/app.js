@@ -1,5 +1,5 @@
 // ecflow-remote web: the page. Everything arrives on one event stream (/api/events); nothing reloads the page.
-import { loadHidden, setupKeys, setupSearch, setupSuiteFilter, tableView } from "./find.js";
+import { setupKeys, setupSearch, setupSuiteFilter, tableView } from "./find.js";
 import { Watcher } from "./notify.js";
 import { LOADERS, alter, renderVariables, tabsFor } from "./panels.js";
 import { ServerTree, VirtualList, el, escapeHtml, matcher, visibleRows } from "./tree.js";
@@ -17,7 +17,6 @@ const page = {
   selected: null,    // {server, path}
   kind: null,        // the selected node's kind ("server" for a server's own row)
   tab: "info",       // the details tab shown
-  hidden: loadHidden(),  // the suites the suite filter leaves out of the tree ("SERVER /suite")
   view: {},          // the panels' own choices (lines of log, sort column…), kept from node to node
   details: null,
   output: null,      // the EventSource of the job output shown
@@ -69,7 +68,7 @@ function orderedTrees() {
 }
 
 function refreshRows() {
-  const rows = visibleRows(orderedTrees(), page.match, page.hidden);
+  const rows = visibleRows(orderedTrees(), page.match);
   list.setRows(rows);
   const tasks = orderedTrees().reduce((sum, t) => sum + t.nodes.length, 0);
   $("count").textContent = page.match
@@ -489,5 +488,5 @@ function connect() {
 }
 
 setupSearch(orderedTrees, (server, path) => navigate(server, path), colour);
-setupSuiteFilter(orderedTrees, page.hidden, refreshRows);
+setupSuiteFilter(() => page.hello ? page.hello.servers.map((s) => s.name) : []);
 connect();

@@ -1,7 +1,7 @@
 // Finding nodes: the search box over every server's node names, and the Table panel (the selected subtree as a
 // sortable, filterable table), both from the trees the page already has (no request to the servers).
 import { el } from "./tree.js";
-import { $ } from "./ui.js";
+import { $, api, post, toast } from "./ui.js";
 
 const MAX_RESULTS = 200;
 const MAX_TABLE_ROWS = 5000;
@@ -163,43 +163,40 @@ export function setupKeys(treeEl, list, selected, filtered, refreshRows, navigat
   });
 }
 
-// ecflow_ui's suite filter, in the page: the suites each server shows (kept in this browser). The page still reads
-// every suite; this only leaves the others out of the tree.
-const HIDDEN_KEY = "ecflow-remote.hidden-suites";
-export function loadHidden() {
-  try {
-    const saved = JSON.parse(localStorage.getItem(HIDDEN_KEY) || "[]");
-    return new Set(Array.isArray(saved) ? saved : []);
-  } catch {
-    return new Set();
-  }
-}
-
-export function setupSuiteFilter(trees, hidden, changed) {
+// ecflow_ui's suite filter: the suites each server's tree follows. The page server then syncs only those (a client
+// handle on the ecFlow server, dropped when it stops or the choice changes); all again once every box is ticked.
+export function setupSuiteFilter(servers) {
   const list = el("div", { id: "suites-list" });
   const cancel = el("button", { type: "button", id: "suites-cancel" }, "Cancel");
   const ok = el("button", { type: "button", id: "suites-ok" }, "OK");
   const dialog = el("dialog", { id: "suites" }, el("p", null, "The suites the tree shows:"), list,
     el("div", { className: "dialog-buttons" }, cancel, ok));
   document.body.append(dialog);
-  $("suite-filter").addEventListener("click", () => {
-    list.replaceChildren(...trees().map((t) => el("fieldset", null, el("legend", null, t.name),
-      ...t.roots().map((root) => {
-        const key = `${t.name} ${root.path}`;
-        const box = el("input", { type: "checkbox", checked: !hidden.has(key), dataset: { key } });
-        return el("label", { className: "suite-choice" }, box, ` ${root.name}`);
-      }))));
+  const button = $("suite-filter");
+  const filtered = new Set();
+  button.addEventListener("click", async () => {
+    const sets = await Promise.all(servers().map((server) => api("suites", { server }).catch((e) => ({ server, error: e.message }))));
+    list.replaceChildren(...sets.map((s) => el("fieldset", { dataset: { server: s.server } }, el("legend", null, s.server),
+      ...(s.error ? [el("span", { className: "muted" }, s.error)] : s.all.map((name) => el("label", { className: "suite-choice" },
+        el("input", { type: "checkbox", checked: !s.shown || s.shown.includes(name), dataset: { key: `${s.server} /${name}`, suite: name } }),
+        ` ${name}`))))));
     dialog.showModal();
   });
   cancel.addEventListener("click", () => dialog.close());
-  ok.addEventListener("click", () => {
-    for (const box of list.querySelectorAll("input[data-key]")) {
-      if (box.checked) hidden.delete(box.dataset.key); else hidden.add(box.dataset.key);
-    }
-    localStorage.setItem(HIDDEN_KEY, JSON.stringify([...hidden]));
+  ok.addEventListener("click", async () => {
     dialog.close();
-    $("suite-filter").classList.toggle("on", hidden.size > 0);
-    changed();
+    for (const set of list.querySelectorAll("fieldset[data-server]")) {
+      const boxes = [...set.querySelectorAll("input[data-suite]")];
+      if (!boxes.length) continue;
+      const chosen = boxes.filter((b) => b.checked).map((b) => b.dataset.suite);
+      const all = chosen.length === boxes.length;
+      try {
+        await post("suites", { server: set.dataset.server, suites: all ? null : chosen });
+        if (all) filtered.delete(set.dataset.server); else filtered.add(set.dataset.server);
+      } catch (e) {
+        toast(e.message, true);
+      }
+    }
+    button.classList.toggle("on", filtered.size > 0);
   });
-  $("suite-filter").classList.toggle("on", hidden.size > 0);
 }

@@ -53,9 +53,8 @@ export function matcher(text, state) {
   };
 }
 
-// The rows to show, in order: {tree, node} (node null for a server's own row). `hidden` holds the suites the
-// suite filter leaves out ("SERVER /suite").
-export function visibleRows(trees, match, hidden = new Set()) {
+// The rows to show, in order: {tree, node} (node null for a server's own row).
+export function visibleRows(trees, match) {
   const rows = [];
   for (const tree of trees) {
     rows.push({ tree, node: null });
@@ -72,10 +71,10 @@ export function visibleRows(trees, match, hidden = new Set()) {
         rows.push({ tree, node });
         for (const child of node.children) walk(child);
       };
-      for (const root of tree.roots()) if (!hidden.has(`${tree.name} ${root.path}`)) walk(root);
+      for (const root of tree.roots()) walk(root);
       continue;
     }
-    const stack = tree.roots().filter((root) => !hidden.has(`${tree.name} ${root.path}`)).reverse();
+    const stack = tree.roots().reverse();
     while (stack.length) {
       const node = stack.pop();
       rows.push({ tree, node });
