@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from ecflow_remote.errors import OutputError
+from ecflow_remote.errors import EcflowRemoteError, OutputError
 from ecflow_remote.plan import Endpoint
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
 
 FOLLOW_EVERY = 1.0
+# A task in one of these states has ended: its output will not grow until it runs again.
+FINISHED_STATES = ("complete", "aborted")
 # Outputs up to this size stay in memory until verified; bigger ones are spooled to a temporary file.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 
@@ -34,6 +36,11 @@ class Source:
     endpoint: Endpoint | None  # that log server in the tunnel (named in the profile, or found by the supervisor)
     ecflow: AsyncEcflowClient
     clients: Clients | None = None  # the tunnel's client factory (reaches that log server now)
+    state: str | None = None  # the task's state when it was located
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
 
     @property
     def via_logserver(self) -> bool:
@@ -62,7 +69,7 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
         raise OutputError(f"{node.path} is a {node.kind}: only tasks have job output")
     jobout = node.jobout_path()
     logserver = node.logserver()
-    source = Source(server, node.path, jobout, logserver, None, client)
+    source = Source(server, node.path, jobout, logserver, None, client, state=node.state)
     if logserver is not None:
         source.clients = tunnel.clients_reaching(*logserver)
         source.endpoint = source.clients.logserver_endpoint(*logserver)
@@ -153,11 +160,33 @@ async def follow(
     should_stop: Callable[[], bool] = lambda: False,
     note: Callable[[str], None] | None = None,
 ) -> None:
-    """Print the output, then what is added to it, every `every` seconds until should_stop() (or Ctrl-C)."""
+    """Print the output, then what is added to it, every `every` seconds until should_stop() (or Ctrl-C), or until
+    the task has finished (complete or aborted: nothing more comes; `note` says so). A task that has finished
+    already gets its output printed once."""
+    if source.finished:
+        await read_output(source, out, tail=tail, note=note)
+        out.flush()
+        if note:
+            note(f"{source.node} has finished ({source.state}): that is all of its output, nothing to follow")
+        return
     if source.via_logserver:
         await _follow_logserver(source, out, tail, every, should_stop, note)
     else:
         await _follow_server(source, out, tail, every, should_stop, note)
+
+
+async def _ended(source: Source) -> bool:
+    """Whether the task has finished since it was located (asked before a read: that read then has its end)."""
+    try:
+        source.state = (await source.ecflow.get_node(source.node)).state
+    except EcflowRemoteError:
+        return False  # the ecFlow server not answering for a moment: the output (a log server's) goes on
+    return source.finished
+
+
+def _ended_note(source: Source, note: Callable[[str], None] | None) -> None:
+    if note:
+        note(f"{source.node} has finished ({source.state}): its output ends here")
 
 
 async def _follow_logserver(
@@ -178,20 +207,23 @@ async def _follow_logserver(
     pos, mtime, checksum = len(data), first.mtime or 0, first.checksum or checksum_of(data)
     while not should_stop():
         await asyncio.sleep(every)
+        ended = await _ended(source)
         delta = await client.delta(pos, mtime, checksum if len(checksum) == 40 else "x", source.jobout)
-        if delta.unchanged:
-            continue
-        if delta.append:
-            pos += len(delta.data)
-        else:
-            # A new try, or the file was rewritten: start again from its beginning.
-            if note:
-                note(f"{source.jobout} was replaced; showing it from the start")
-            pos = len(delta.data)
-        mtime = delta.mtime or mtime
-        checksum = delta.checksum or checksum
-        out.write(delta.data)
-        out.flush()
+        if not delta.unchanged:
+            if delta.append:
+                pos += len(delta.data)
+            else:
+                # A new try, or the file was rewritten: start again from its beginning.
+                if note:
+                    note(f"{source.jobout} was replaced; showing it from the start")
+                pos = len(delta.data)
+            mtime = delta.mtime or mtime
+            checksum = delta.checksum or checksum
+            out.write(delta.data)
+            out.flush()
+        if ended:
+            _ended_note(source, note)
+            return
 
 
 async def _follow_server(
@@ -208,14 +240,17 @@ async def _follow_server(
     previous = await read_via_server(source) if tail is not None else data
     while not should_stop():
         await asyncio.sleep(every)
+        ended = await _ended(source)
         current = await read_via_server(source)
-        if current == previous:
-            continue
-        if current.startswith(previous):
-            out.write(current[len(previous) :])
-        else:
-            if note:
-                note(f"{source.jobout} was replaced; showing it from the start")
-            out.write(current)
-        out.flush()
-        previous = current
+        if current != previous:
+            if current.startswith(previous):
+                out.write(current[len(previous) :])
+            else:
+                if note:
+                    note(f"{source.jobout} was replaced; showing it from the start")
+                out.write(current)
+            out.flush()
+            previous = current
+        if ended:
+            _ended_note(source, note)
+            return

@@ -50,10 +50,12 @@ def test_suspend_resume_why_watch_and_logservers(centre: Any, tunnel_up: Any) ->
 
     done = cli(profile, "node", "suspend", "machine1", path)
     assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Suspended {path} on machine1.\n"  # what changed, on which server
     assert suspended_by_python3_ecflow(centre, spec, path)
     assert wait_for(lambda: f"--suspend {path} :root@{ME}" in centre.server_log(spec).read_text(), 5)
     done = cli(profile, "node", "resume", "machine1", path)
     assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Resumed {path} on machine1.\n"
     assert not suspended_by_python3_ecflow(centre, spec, path)
 
     # A missing path: one line naming the server and the path; the existing one was still suspended and resumed.
@@ -204,6 +206,7 @@ def test_actions_identity_refusals_and_down(make_centre: Any, tmp_path: Path, mo
             for (action, path), logged in steps:
                 done = cli(profile, "node", action, spec.host, path, "--yes")
                 assert done.returncode == 0, (action, done.stderr)
+                assert path in done.stdout and spec.host in done.stdout, (action, done.stdout)
                 line = f"{logged} :{user}@{ME}"
                 assert wait_for(lambda line=line, log=log: line in log.read_text(), 5), line
                 if action == "complete":

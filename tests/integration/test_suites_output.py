@@ -97,6 +97,40 @@ def test_follow_streams_appended_output(method: str, centre: Any, tunnel_up: Any
     assert out.getvalue() == jobout.read_bytes()
 
 
+def test_follow_of_a_finished_task_ends(centre: Any, tunnel_up: Any) -> None:
+    """`output --follow` of a complete or aborted task prints its output, says the task has finished and ends; a task
+    that finishes while followed gets its last bytes and the same word; a missing output names the server as the
+    profile does, not the tunnel's address for it."""
+    tunnel = tunnel_up("local")
+    profile = tunnel.profile.path
+    spec = centre.server("machine1")
+    for task, state in (("hello", "complete"), ("fails", "aborted")):
+        done = cli(profile, "output", "machine1", f"/lab/f1/{task}", "--follow")
+        assert done.stdout == centre.jobout(spec, f"f1/{task}").read_bytes()
+        said = done.stderr.decode()
+        assert f"/lab/f1/{task} has finished ({state}): that is all of its output, nothing to follow" in said, said
+
+    # Located while it ran (the state as it was then), finished since: the next round reads the rest and ends, through
+    # the log server and through the ecFlow server alike.
+    for via_logserver in (True, False):
+        source = asyncio.run(output.locate(tunnel, "machine1", "/lab/f1/hello"))
+        assert source.state == "complete" and source.via_logserver
+        source.state = "active"
+        if not via_logserver:
+            source.endpoint = None
+        out, notes = io.BytesIO(), []
+        asyncio.run(asyncio.wait_for(output.follow(source, out, every=0.1, note=notes.append), 20))
+        assert out.getvalue() == centre.jobout(spec).read_bytes()
+        assert notes == ["/lab/f1/hello has finished (complete): its output ends here"]
+
+    # /lab/f2/later never ran: no output anywhere.
+    missing = cli(profile, "output", "machine1", "/lab/f2/later", check=False)
+    said = missing.stderr.decode()
+    assert missing.returncode == 1 and "ecFlow server machine1 answered with an error" in said, said
+    host, port = tunnel.endpoint("machine1")
+    assert f"{host}:{port}" not in said
+
+
 def test_truncated_transfer_is_an_error(centre: Any) -> None:
     from centre import howto
 

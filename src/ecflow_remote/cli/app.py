@@ -91,15 +91,56 @@ def _quiet_exit() -> NoReturn:
     sys.exit(1)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+PROFILE_HELP = "Profile file (default: the platform's config dir, or $ECFLOW_REMOTE_PROFILE)."
+# The profile loader says what is wrong with a path, in one line.
+PROFILE_TYPE = click.Path(path_type=Path, readable=False)
+
+
+class RootGroup(Group):
+    """The root group: each command added also takes --profile after its name (`init --profile x`), as the
+    root's own option (`--profile x init`) does; users type it on either side."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _take_profile_option(cmd)
+        super().add_command(cmd, name)
+
+
+def _take_profile_option(cmd: click.Command) -> None:
+    if not any(isinstance(p, click.Option) and "--profile" in p.opts for p in cmd.params):
+        cmd.params.append(
+            click.Option(
+                ["--profile"],
+                type=PROFILE_TYPE,
+                expose_value=False,
+                callback=_profile_after_command,
+                help=PROFILE_HELP,
+            )
+        )
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _take_profile_option(sub)
+
+
+def _profile_after_command(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """--profile given after the command's name: it is the profile, unless the root's differs (ambiguous)."""
+    if value is None:
+        return
+    root = ctx.find_root()
+    before = root.params.get("profile_path")
+    # $ECFLOW_REMOTE_PROFILE is a default: a --profile on the command line wins over it, on either side.
+    typed = root.get_parameter_source("profile_path") == click.core.ParameterSource.COMMANDLINE
+    if typed and before is not None and Path(before) != value:
+        raise click.BadParameter(f"given twice, as {before} and {value}: give one profile", ctx, param)
+    obj = ctx.find_object(Context)
+    if obj is None:
+        ctx.obj = Context(value)  # the command invoked on its own (tests), without the root
+    else:
+        obj.profile_path = value
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ecflow-remote")
-@click.option(
-    "--profile",
-    "profile_path",
-    type=click.Path(path_type=Path, readable=False),  # the profile loader says what is wrong, in one line
-    envvar="ECFLOW_REMOTE_PROFILE",
-    help="Profile file (default: the platform's config dir, or $ECFLOW_REMOTE_PROFILE).",
-)
+@click.option("--profile", "profile_path", type=PROFILE_TYPE, envvar="ECFLOW_REMOTE_PROFILE", help=PROFILE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, profile_path: Path | None) -> None:
     """Reach the Centre's ecFlow servers and log servers from home, through the SSH gateway."""

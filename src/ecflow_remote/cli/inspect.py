@@ -51,7 +51,13 @@ def suites(c: Context, server: str, path: str | None, as_json: bool, watch: bool
 @click.command()
 @click.argument("server")
 @click.argument("node")
-@click.option("--follow", "-f", "do_follow", is_flag=True, help="Keep printing new output (Ctrl-C ends).")
+@click.option(
+    "--follow",
+    "-f",
+    "do_follow",
+    is_flag=True,
+    help="Keep printing new output until the task is complete or aborted (Ctrl-C ends).",
+)
 @click.option("--tail", "-n", type=click.IntRange(min=0), help="Only the last N lines.")
 @pass_context
 def output(c: Context, server: str, node: str, do_follow: bool, tail: int | None) -> None:

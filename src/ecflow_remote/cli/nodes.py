@@ -17,6 +17,23 @@ if TYPE_CHECKING:
     from ecflow_remote.errors import NodeActionError
 
 
+# What each action did, as the one line that says so (kill and execute start something; the state follows).
+_DONE = {
+    "suspend": "Suspended {paths} on {server}.",
+    "resume": "Resumed {paths} on {server}.",
+    "requeue": "Requeued {paths} on {server}.",
+    "execute": "Submitted {paths} on {server} to run now.",
+    "complete": "Set {paths} complete on {server}.",
+    "abort": "Set {paths} aborted on {server}.",
+    "kill": "Asked {server} to kill {paths} (its ECF_KILL_CMD runs; the state follows when the job ends).",
+}
+
+
+def done_line(action: str, server: str, paths: list[str] | tuple[str, ...]) -> str:
+    """What a node action changed, on which server (the profile's name), in one line."""
+    return _DONE[action].format(paths=", ".join(paths), server=server)
+
+
 def _error_lines(server: str, e: NodeActionError) -> list[str]:
     """One line per path the error is about, each naming the server as the profile calls it."""
     return [f"ecflow-remote: {server}: {e.action} {path}: {e.reason}" for path in e.paths]
@@ -57,6 +74,7 @@ def node(c: Context, action: str, server: str, paths: tuple[str, ...], yes: bool
         for line in _error_lines(server, e):
             click.echo(line, err=True)
         sys.exit(1)
+    click.echo(done_line(checked, server, paths))
 
 
 @click.command()

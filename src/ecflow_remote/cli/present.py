@@ -6,6 +6,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.live import Live
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -13,10 +15,54 @@ from rich.tree import Tree
 from ecflow_remote.suites import SERVER_STATE_COLOURS, STATE_COLOURS
 
 if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+
     from ecflow_remote.clients.ecflow import Defs, Node
 
 
-def status_table(data: dict[str, Any]) -> Table:
+class Trimmed:
+    """A renderable without the padding rich ends its lines with: no trailing spaces (a copied or piped table
+    carries none) and no blank lines at the end."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = [_rstrip(line) for line in console.render_lines(self.renderable, options, pad=False)]
+        while lines and not lines[-1]:
+            lines.pop()
+        for line in lines:
+            yield from line
+            yield Segment.line()
+
+
+def _rstrip(line: list[Segment]) -> list[Segment]:
+    segments = list(line)
+    while segments and not segments[-1].control and not segments[-1].text.rstrip():
+        segments.pop()
+    if segments and not segments[-1].control:
+        last = segments[-1]
+        segments[-1] = Segment(last.text.rstrip(), last.style)
+    return segments
+
+
+class StatusLive(Live):
+    """rich's Live, ending its last line also when the output is not a terminal (rich's does only on a terminal,
+    and the next message was glued to the table's last line)."""
+
+    def stop(self) -> None:
+        rendered = self.is_started
+        super().stop()
+        if rendered and not self.console.is_terminal:
+            self.console.line()
+
+
+def status_table(data: dict[str, Any]) -> Trimmed:
+    """The tunnel's state and each endpoint's, as `status` and a foreground `up` show them."""
+    return Trimmed(_status_table(data))
+
+
+def _status_table(data: dict[str, Any]) -> Table:
     t = data["tunnel"]
     colour = {"up": "green", "reconnecting": "yellow", "starting": "yellow"}.get(t["state"], "red")
     title = f"[{colour}]{t['state']}[/] · {t['method']} method · ssh pid {t['pid'] or '-'}"
@@ -32,6 +78,8 @@ def status_table(data: dict[str, Any]) -> Table:
         if cert.get("warning"):
             title += "[/]"
     notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
+    if data.get("web_proxy") and t["state"] != "down":
+        notes.append(f"web: proxy {data['web_proxy']}, PAC {data.get('web_pac')}")  # 80 columns: no more
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
@@ -43,7 +91,8 @@ def status_table(data: dict[str, Any]) -> Table:
     table = Table(
         title=title,
         title_justify="left",
-        caption="\n".join(problems) or None,
+        # Plain text: a profile's problem names its table in brackets ("in [gateway]"), which is no markup.
+        caption=Text("\n".join(problems)) if problems else None,
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

@@ -394,6 +394,7 @@ class DestinationOptions(TypedDict, total=False):
     proxy_auth: tuple[str, str] | None
     connect_timeout: float
     read_timeout: float
+    name: str | None
 
 
 class Destination:
@@ -409,6 +410,7 @@ class Destination:
         proxy_auth: tuple[str, str] | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        name: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -416,10 +418,12 @@ class Destination:
         self.proxy_auth = proxy_auth
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # How messages name it: through a tunnel host:port is a loopback address the user never wrote.
+        self.name = name
 
     @property
     def where(self) -> str:
-        return describe_target(self.host, self.port, self.proxy)
+        return self.name or describe_target(self.host, self.port, self.proxy)
 
     async def connect_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """open_stream to this endpoint."""

@@ -32,6 +32,7 @@ from ecflow_remote.profile.model import (
 from ecflow_remote.profile.trust import login_problem, untrusted_problem
 from ecflow_remote.profile.uitable import check_ui
 from ecflow_remote.profile.values import short, type_name
+from ecflow_remote.profile.webtable import check_web
 
 T = TypeVar("T", bound=str)
 
@@ -41,7 +42,7 @@ _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*")
 _DURATION_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
-_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui")
+_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui", "web")
 _GATEWAY_KEYS: Final = (
     "jump",
     "host",
@@ -416,7 +417,8 @@ class _Checker:
         servers = self.servers(data, gateway)
         logservers = self.logservers(data)
         ui = check_ui(self, data)
-        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
+        web = check_web(self, data)
+        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui, web=web)
 
 
 def default_profile_path() -> Path:
@@ -471,7 +473,14 @@ def load_profile(path: Path | None = None) -> Profile:
     except PermissionError:
         # chmod is only the owner's to run: another account's profile needs a copy of one's own.
         theirs = f"It belongs to another account (uid {info.st_uid}): write your own (`ecflow-remote init`)."
-        todo = "Fix its permissions (chmod 644)." if info.st_uid == os.getuid() else theirs
+        shown = display_path(path)
+        # Either mode is right: a profile holds no secret (a password only says where it comes from), but what
+        # hosts and servers one uses may be one's own business.
+        mine = (
+            f"Make it readable: chmod 600 {shown} (for you alone), or chmod 644 {shown} (for others too: a profile "
+            "holds no secret, only where passwords come from)."
+        )
+        todo = mine if info.st_uid == os.getuid() else theirs
         raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
     except OSError as exc:
         raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None

@@ -6,7 +6,7 @@ import contextlib
 import difflib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,8 +106,10 @@ def render_profile(
     ssh_config: str | Path | None = None,
     ecflow_user: str | None = None,
     system_servers: list[str] | None = None,
+    custom_users: Mapping[str, tuple[str, str | None]] | None = None,
 ) -> str:
-    """A commented profile for these values; raises ProfileError if they would not load back."""
+    """A commented profile for these values; raises ProfileError if they would not load back. `custom_users`:
+    server name -> (custom user, password source or None)."""
     import tomlkit
 
     doc = tomlkit.document()
@@ -121,7 +123,13 @@ def render_profile(
     else:
         entries = tomlkit.aot()
         for name, server_host, port in servers:
-            entries.append(tomlkit.table().add("name", name).add("host", server_host).add("port", port))
+            entry = tomlkit.table().add("name", name).add("host", server_host).add("port", port)
+            custom_user, password = (custom_users or {}).get(name, (None, None))
+            if custom_user:
+                entry.add("custom_user", custom_user)
+            if password:
+                entry.add("password", password)
+            entries.append(entry)
         doc.add(tomlkit.nl())
         doc.add("server", entries)
     doc.add(tomlkit.nl())

@@ -28,14 +28,14 @@ class Clients:
         from ecflow_remote.clients.ecflow import AsyncEcflowClient
 
         host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
-        return AsyncEcflowClient(host, port, **options)
+        return AsyncEcflowClient(host, port, name=server, **options)
 
     def ecflow_sync(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> EcflowClient:
         """The blocking twin of `ecflow`."""
         from ecflow_remote.clients.ecflow import EcflowClient
 
         host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
-        return EcflowClient(host, port, **options)
+        return EcflowClient(host, port, name=server, **options)
 
     def logserver_endpoint(self, host: str, port: int = DEFAULT_PORT) -> Endpoint | None:
         """The tunnel's endpoint for a log server named as ECF_LOGHOST names it (short or fully qualified)."""
@@ -51,7 +51,8 @@ class Clients:
         from ecflow_remote.clients.logserver import AsyncLogServerClient
 
         route = self.plan.route(self._logserver(host, port))
-        return AsyncLogServerClient(route.host, route.port, **_options(route, connect_timeout, read_timeout))
+        options = _options(route, connect_timeout, read_timeout)
+        return AsyncLogServerClient(route.host, route.port, name=f"{host}:{port}", **options)
 
     def logserver_sync(
         self, host: str, port: int = DEFAULT_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
@@ -60,7 +61,8 @@ class Clients:
         from ecflow_remote.clients.logserver import LogServerClient
 
         route = self.plan.route(self._logserver(host, port))
-        return LogServerClient(route.host, route.port, **_options(route, connect_timeout, read_timeout))
+        options = _options(route, connect_timeout, read_timeout)
+        return LogServerClient(route.host, route.port, name=f"{host}:{port}", **options)
 
     def _ecflow_args(self, server: str, connect_timeout: float, read_timeout: float) -> tuple[str, int, dict[str, Any]]:
         """Where a server's client connects, and its options: route, time limits and identity."""

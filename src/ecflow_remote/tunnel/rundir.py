@@ -24,6 +24,11 @@ from ecflow_remote.tunnel.state import TunnelState
 
 # state.json's record of each ssh group leader's start time, beside TunnelState's own fields.
 _STARTS = "pgid_starts"
+# What a failed start leaves for the user to read (`up`'s message names them): the next start of that profile or
+# its `down` removes them, and any `up` those a day old (a profile moved or never started again leaves no trace).
+FAILED_START_LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
+FAILED_START_KEPT = 24 * 3600.0
+_KEY_LENGTH = 10  # hex digits of a profile's run directory name
 
 
 def runtime_root() -> Path:
@@ -107,7 +112,7 @@ class RunDir:
 
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
-        key = hashlib.sha256(str(profile_path.resolve()).encode()).hexdigest()[:10]
+        key = hashlib.sha256(str(profile_path.resolve()).encode()).hexdigest()[:_KEY_LENGTH]
         return cls(runtime_root() / key)  # made by `up`, removed by `down`
 
     @property
@@ -137,7 +142,8 @@ class RunDir:
             if pgid not in self._starts and (info := procs.process_info(pgid)) is not None:
                 self._starts[pgid] = info.start
         data[_STARTS] = {str(pgid): self._starts[pgid] for pgid in state.pgids if pgid in self._starts}
-        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600)
+        # Not synced to the disk: rewritten at every health round all day long, and meaningless after a reboot.
+        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600, durable=False)
 
     def make(self) -> None:
         """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
@@ -218,6 +224,42 @@ class RunDir:
         with contextlib.suppress(OSError):
             self.lock_file.unlink()
             self.path.rmdir()
+
+
+def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) -> list[Path]:
+    """Remove the run directories under `root` that hold nothing but a failed start's logs (no tunnel, no state
+    of a crashed one to clean up after) and were last written `older_than` seconds ago or more; the ones removed.
+    A directory whose lock is held (a start at this moment) is left."""
+    removed: list[Path] = []
+    allowed = {"lock", *FAILED_START_LOGS}
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            with contextlib.suppress(OSError, RunDirError):
+                if child.is_symlink() or not child.is_dir():
+                    continue
+                entries = list(child.iterdir())
+                # A profile's run directory (for_profile's key), with some log and nothing else of a tunnel's.
+                if not is_key(child.name) or any(e.name not in allowed for e in entries):
+                    continue
+                if not any(e.name in FAILED_START_LOGS for e in entries):
+                    continue
+                if time.time() - max((os.lstat(e).st_mtime for e in entries), default=0.0) < older_than:
+                    continue
+                run = RunDir(child)
+                lock = run.try_lock()
+                if lock is None:
+                    continue
+                try:
+                    run.remove()
+                finally:
+                    lock.close()
+                removed.append(child)
+    return removed
+
+
+def is_key(name: str) -> bool:
+    """Whether `name` is a profile's run directory name (for_profile's key)."""
+    return len(name) == _KEY_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 
 def _same_start(info: procs.ProcessInfo, recorded: object, started: float, written: float) -> bool:

@@ -119,7 +119,7 @@ def test_a_profile_dir_that_is_a_link_is_refused(tmp_path: Path, victim: Path) -
 
 
 def _leg_log(run: RunDir) -> None:
-    Leg("main", ["/bin/true"]).start(run.path)
+    Leg("main", ["/bin/true"]).start(run.path, {})
 
 
 def _supervisor_log(run: RunDir) -> None:
@@ -182,3 +182,41 @@ def test_a_root_the_user_named_is_never_to_be_removed(
     message = str(info.value)
     assert "rm " not in message and "remove" not in message, message
     assert "point ECFLOW_REMOTE_RUNTIME_DIR, which names it, at a private directory" in message
+
+
+def test_old_failed_starts_age_out(tmp_path: Path) -> None:
+    """A failed start's logs (kept for the user to read) go after a day, at any profile's `up`: a profile moved or
+    never started again leaves nothing for ever. A recent one, a held lock, or anything more than those logs (a
+    crashed tunnel's state, to clean up after) stays."""
+    import time
+
+    from ecflow_remote.tunnel.rundir import FAILED_START_KEPT, FAILED_START_LOGS, remove_old_failed_starts
+
+    root = tmp_path / "run"
+    root.mkdir(mode=0o700)
+
+    def failed_start(name: str, age: float, *extra: str) -> RunDir:
+        run = RunDir(root / name)
+        run.make()
+        for file in ("lock", *FAILED_START_LOGS, *extra):
+            path = run.path / file
+            path.write_text("ssh: Could not resolve hostname jump\n")
+            os.utime(path, (time.time() - age, time.time() - age))
+        return run
+
+    old = failed_start("0123456789", FAILED_START_KEPT + 60)
+    recent = failed_start("aaaaaaaaaa", FAILED_START_KEPT - 600)
+    crashed = failed_start("bbbbbbbbbb", FAILED_START_KEPT + 60, "state.json")
+    starting = failed_start("cccccccccc", FAILED_START_KEPT + 60)
+    not_a_run_dir = failed_start("something", FAILED_START_KEPT + 60)
+    held = starting.try_lock()
+    assert held is not None
+    try:
+        assert remove_old_failed_starts(root) == [old.path]
+    finally:
+        held.close()
+    assert not old.path.exists()
+    assert all((run.path / "ssh-main.log").is_file() for run in (recent, crashed, starting, not_a_run_dir))
+    assert RunDir.for_profile(tmp_path / "p.toml").path.name.isalnum()  # the form the sweep looks for
+    assert len(RunDir.for_profile(tmp_path / "p.toml").path.name) == len(old.path.name)
+    assert remove_old_failed_starts(root / "missing") == []  # no run root yet: nothing to do, no error
