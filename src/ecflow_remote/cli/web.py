@@ -10,8 +10,11 @@ import click
 @click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--no-open", is_flag=True, help="Do not open a browser; just print the address.")
+@click.option(
+    "--read-only", is_flag=True, help="Look only: node actions, variable edits, submits and zombie actions are refused."
+)
 @click.pass_obj
-def web(c: Any, port: int, no_open: bool) -> None:
+def web(c: Any, port: int, no_open: bool, read_only: bool) -> None:
     """Every profile server's suites in your browser, live, with job output and node actions (Ctrl-C stops)."""
     import asyncio
     import os
@@ -30,7 +33,8 @@ def web(c: Any, port: int, no_open: bool) -> None:
     openers = [] if no_open else [runtime_root() / f"web-{os.getpid()}-open.html"]
 
     def ready(url: str) -> None:
-        click.echo(f"Serving on 127.0.0.1 for your account only. Open:\n    {url}\nCtrl-C stops.", err=False)
+        mode = " (read-only)" if read_only else ""
+        click.echo(f"Serving on 127.0.0.1 for your account only{mode}. Open:\n    {url}\nCtrl-C stops.", err=False)
         if not no_open:
             # The browser gets a 0600 page that leads on to the URL: the token never sits in its command line,
             # which every local account can read. webbrowser may wait for the browser: never on the event loop.
@@ -42,7 +46,7 @@ def web(c: Any, port: int, no_open: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(tunnel, port, ready, stop)
+        await serve(tunnel, port, ready, stop, read_only=read_only)
 
     try:
         asyncio.run(main())

@@ -9,7 +9,7 @@ import pwd
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ecflow_remote.clients.connect import Destination, DestinationOptions
 from ecflow_remote.errors import (
@@ -21,13 +21,14 @@ from ecflow_remote.errors import (
     StreamTimeout,
 )
 
-from . import actions, channel, commands
+from . import actions, channel, commands, panels
 from .defs import Defs, Node, parse_defs, parse_node
 from .wire import decode_json, encode_frame, encode_json, sock_read_frame
 
 if TYPE_CHECKING:
     from .watch import Watch
 
+_T = TypeVar("_T")
 # Encoded requests kept per client (ping, version, whole definition, recent node paths).
 _FRAME_CACHE_SIZE = 64
 
@@ -248,16 +249,76 @@ class AsyncEcflowClient(Destination):
 
         return why(await self.get_defs(), path)
 
-    def watch(self, interval: float = 1.0) -> Watch:
-        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`."""
+    async def _ask(self, build: Callable[[commands.Identity], dict[str, Any]], expect: Callable[..., _T]) -> _T:
+        """One panel request: built with this client's identity, its reply checked by `expect`."""
+        return expect(await self._exchange(encode_frame(encode_json(build(self._identity)))), self.where)
+
+    async def server_log(self, lines: int = panels.DEFAULT_LOG_LINES) -> str:
+        """The last `lines` lines of the server's log (`ecflow_client --log=get N`)."""
+        return await self._ask(lambda i: panels.log_request(i, lines), commands.expect_string)
+
+    async def edit_history(self, path: str) -> list[str]:
+        """The user commands that changed the node, newest last (ecflow_ui's node log)."""
+        _check_node_path(path)
+        return await self._ask(lambda i: panels.edit_history_request(i, path), panels.expect_string_list)
+
+    async def zombies(self) -> list[panels.Zombie]:
+        """The server's zombies (`ecflow_client --zombie_get`)."""
+        return await self._ask(panels.zombies_request, panels.expect_zombies)
+
+    async def status_command(self, paths: str | Sequence[str]) -> None:
+        """Have the server run each task's ECF_STATUS_CMD (`ecflow_client --status`); its output is the task's
+        `stat` file once the command wrote it."""
+        path_list = actions.check_paths(paths)
+        await self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
+
+    async def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
+        """fob, fail, adopt, remove or kill the zombie of each task path."""
+        path_list = actions.check_paths(paths)
+        await self._ask(lambda i: panels.zombie_action_request(i, action, path_list), commands.expect_ok)
+
+    async def alter_variable(self, how: str, paths: str | Sequence[str], name: str, value: str = "") -> None:
+        """change, add or delete a variable on each node (`/`: the server's own variables)."""
+        path_list = _variable_paths(paths)
+        await self._ask(lambda i: panels.alter_variable_request(i, how, path_list, name, value), commands.expect_ok)
+
+    async def edit_script(self, path: str) -> str:
+        """The task's script as the server finds it, its used variables in a %comment block in front."""
+        return await self._ask(lambda i: panels.edit_script_request(i, path, panels.EDIT), commands.expect_string)
+
+    async def preprocess(self, path: str, text: str | None = None) -> str:
+        """The script (or `text`, an edited one) with includes expanded and variables substituted."""
+        kind = panels.PREPROCESS if text is None else panels.PREPROCESS_USER_FILE
+        return await self._ask(lambda i: panels.edit_script_request(i, path, kind, text), commands.expect_string)
+
+    async def submit(self, path: str, text: str, *, alias: bool = False, run: bool = True) -> None:
+        """Submit `text` (an edited script, its %comment variables applied) as the task's job."""
+        kind = panels.SUBMIT_USER_FILE
+        await self._ask(
+            lambda i: panels.edit_script_request(i, path, kind, text, alias=alias, run=run), commands.expect_ok
+        )
+
+    def watch(self, interval: float = 1.0, suites: Sequence[str] | None = None) -> Watch:
+        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`;
+        with `suites`, only those (a client handle, dropped at the end)."""
         from .watch import Watch
 
-        return Watch(self, interval)
+        return Watch(self, interval, suites)
+
+    async def suites(self) -> list[str]:
+        """Every suite's name (`ecflow_client --suites`)."""
+        return await self._ask(panels.suites_request, panels.expect_suites)
 
 
 def _check_node_path(path: str) -> None:
     if not path.startswith("/"):
         raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+
+
+def _variable_paths(paths: str | Sequence[str]) -> list[str]:
+    # Like a node action's paths, and `/` too: alter there changes the server's own variables.
+    path_list = [paths] if isinstance(paths, str) else list(paths)
+    return ["/"] if path_list == ["/"] else actions.check_paths(path_list)
 
 
 def _file_lines(max_lines: int | None) -> int:
@@ -331,3 +392,41 @@ class EcflowClient:
         from .why import why
 
         return why(self.get_defs(), path)
+
+    def _ask(self, build: Callable[[commands.Identity], dict[str, Any]], expect: Callable[..., _T]) -> _T:
+        c = self._async
+        return expect(c._exchange_sync(encode_frame(encode_json(build(c._identity)))), c.where)
+
+    # The panels' requests (see AsyncEcflowClient for what each returns).
+    def server_log(self, lines: int = panels.DEFAULT_LOG_LINES) -> str:
+        return self._ask(lambda i: panels.log_request(i, lines), commands.expect_string)
+
+    def edit_history(self, path: str) -> list[str]:
+        _check_node_path(path)
+        return self._ask(lambda i: panels.edit_history_request(i, path), panels.expect_string_list)
+
+    def zombies(self) -> list[panels.Zombie]:
+        return self._ask(panels.zombies_request, panels.expect_zombies)
+
+    def status_command(self, paths: str | Sequence[str]) -> None:
+        path_list = actions.check_paths(paths)
+        self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
+
+    def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
+        path_list = actions.check_paths(paths)
+        self._ask(lambda i: panels.zombie_action_request(i, action, path_list), commands.expect_ok)
+
+    def alter_variable(self, how: str, paths: str | Sequence[str], name: str, value: str = "") -> None:
+        path_list = _variable_paths(paths)
+        self._ask(lambda i: panels.alter_variable_request(i, how, path_list, name, value), commands.expect_ok)
+
+    def edit_script(self, path: str) -> str:
+        return self._ask(lambda i: panels.edit_script_request(i, path, panels.EDIT), commands.expect_string)
+
+    def preprocess(self, path: str, text: str | None = None) -> str:
+        kind = panels.PREPROCESS if text is None else panels.PREPROCESS_USER_FILE
+        return self._ask(lambda i: panels.edit_script_request(i, path, kind, text), commands.expect_string)
+
+    def submit(self, path: str, text: str, *, alias: bool = False, run: bool = True) -> None:
+        kind = panels.SUBMIT_USER_FILE
+        self._ask(lambda i: panels.edit_script_request(i, path, kind, text, alias=alias, run=run), commands.expect_ok)
