@@ -203,7 +203,7 @@ def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Co
 def ours_config(centre: Any, method: str, workdir: Path, transport: str = "auto") -> Config:
     """`transport`: the profile's gateway.transport (auto: on this LAN ssh's own channels, the agent only over a
     slow link; plain: OpenSSH's forwards always)."""
-    from ecflow_remote.plan import free_port
+    from ecflow_remote.net import free_port
     from ecflow_remote.tunnel.handle import Tunnel
 
     # A free SOCKS port: 9050 may be held by another tunnel on this machine.

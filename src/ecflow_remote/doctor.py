@@ -24,8 +24,8 @@ from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile, Server, SshTarget
-from ecflow_remote.tunnel.legs import die_with_parent
 from ecflow_remote.tunnel.state import TunnelState
+from ecflow_remote.unix import die_with_parent
 
 SSH_TIMEOUT = 20.0
 RESTART = "`ecflow-remote down`, then `ecflow-remote up`"
@@ -400,9 +400,9 @@ async def _as_launched(
     the server's own identity; without a running tunnel, rewritten as that relay would, through the probe."""
     from ecflow_remote.access import relay
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, commands
-    from ecflow_remote.clients.ecflow.client import login_name
     from ecflow_remote.errors import ServerError
     from ecflow_remote.plan import server_endpoint
+    from ecflow_remote.unix import login_name
 
     me, name = login_name(), f"programs {s.name}"
     request = commands.ping_request(commands.Identity(commands.default_client_host(), me))
@@ -466,7 +466,7 @@ async def _suites_logservers(
     """The log servers the servers' suites name (ECF_LOGHOST/ECF_LOGPORT) that the profile does not: the tunnel
     finds and carries them, so doctor checks them too. (host, port, "server /suite, ...") each."""
     from ecflow_remote.clients.ecflow.logservers import find_logservers, logserver_problems
-    from ecflow_remote.tunnel.clients import same_host
+    from ecflow_remote.net import same_host
 
     trees = {}
     for name, client in clients.items():

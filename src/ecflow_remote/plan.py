@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import socket
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from ecflow_remote.errors import EcflowRemoteError, PortInUse
+from ecflow_remote.net import free_port, port_free
 from ecflow_remote.portowner import held_by
 from ecflow_remote.profile.model import Profile
 
@@ -120,33 +120,6 @@ class Plan:
             dict(data.get("hosts", {})),
             proxy_auth,
         )
-
-
-def is_loopback(host: str, *, by_name: bool = False) -> bool:
-    """Is `host` a loopback address (127/8, ::1)? With by_name, `localhost` and names below it count too."""
-    if by_name and (host == "localhost" or host.startswith("localhost.")):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        # Without SO_REUSEADDR a port in TIME_WAIT after our own restart would look taken.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def alias_net(profile: Profile) -> str:

@@ -74,7 +74,7 @@ def down_after() -> Iterator[Callable[[Tunnel], Tunnel]]:
 
 def free_socks(method: str) -> dict[str, int]:
     """A free SOCKS port for the socks method: 9050 may be another tunnel's on a shared machine."""
-    from ecflow_remote.plan import free_port
+    from ecflow_remote.net import free_port
 
     return {"socks_port": free_port()} if method == "socks" else {}
 
@@ -313,7 +313,8 @@ def test_port_in_use_local_moves_and_says_so(
 def test_port_in_use_hosts_socks_fails_cleanly(
     profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket], method: str
 ) -> None:
-    from ecflow_remote.plan import alias_net, free_port
+    from ecflow_remote.net import free_port
+    from ecflow_remote.plan import alias_net
     from ecflow_remote.profile.load import load_profile
 
     socks_port = free_port()

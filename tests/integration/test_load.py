@@ -11,7 +11,7 @@ import pytest
 
 from ecflow_remote.clients.ecflow import AsyncEcflowClient
 from ecflow_remote.clients.logserver import AsyncLogServerClient
-from ecflow_remote.plan import free_port
+from ecflow_remote.net import free_port
 from ecflow_remote.tunnel.handle import Tunnel
 
 pytestmark = pytest.mark.integration

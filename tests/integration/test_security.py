@@ -14,7 +14,7 @@ import pytest
 from tests.integration.centres import settled
 from tests.integration.procs import ssh_pids
 
-from ecflow_remote.plan import free_port
+from ecflow_remote.net import free_port
 from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import runtime_root
 

@@ -20,7 +20,7 @@ from tests.integration.procs import all_cmdlines
 from tests.integration.profiles import write_profile
 
 from ecflow_remote.tunnel.rundir import wait_for
-from ecflow_remote.ui.servers import read_servers_txt
+from ecflow_remote.uiservers import read_servers_txt
 
 UI_HOST = "ecfr-ui-test"  # ecflow_ui's own host name: its requests are told apart in the servers' logs
 

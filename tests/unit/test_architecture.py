@@ -1,5 +1,5 @@
-"""The house's rules, checked on the source: no import cycles, rich only in the CLI, small modules, a lean wheel, and
-an `ecflow-remote --help` that loads neither rich nor the tunnel."""
+"""The house's rules, checked on the source: no import cycles, imports down the layers only, rich only in the CLI,
+small modules, a lean wheel, and an `ecflow-remote --help` that loads neither rich nor the tunnel."""
 
 from __future__ import annotations
 
@@ -306,6 +306,61 @@ def test_no_import_cycles(ours: list[Import]) -> None:
     edges = graph(ours, PACKAGE)
     found = [describe(cycle, edges, SRC) for cycle in cycles(edges)]
     assert not found, f"{len(found)} import cycle(s):\n" + "\n".join(found)
+
+
+# The layers, lowest first: a module imports only from its own layer or below. Small shared helpers sit at the
+# bottom so that no feature module has to reach up for them; the package root (`__init__`: the version and the lazy
+# public API) runs before any module of ours anyway, so any module may take `__version__` from it, and it is the top.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "safefile", "safepath", "portowner", "net", "unix", "uiservers"),
+    ("profile",),
+    ("plan",),
+    ("transport", "clients", "hosts"),
+    ("access",),
+    ("tunnel",),
+    ("status", "suites", "output", "doctor", "launch", "browse"),
+    ("ui", "web"),
+    ("cli",),
+    ("__main__", ""),
+)
+
+
+def layer_of(module: str, package: str = PACKAGE) -> int:
+    """The layer of one of our modules, by its first name below the package ("" for the package root)."""
+    top = module.removeprefix(package).lstrip(".").partition(".")[0]
+    for number, names in enumerate(LAYERS):
+        if top in names:
+            return number
+    raise KeyError(f"{module}: in no layer; add it to LAYERS in {Path(__file__).name}")
+
+
+def up_the_layers(found: list[Import], package: str = PACKAGE) -> list[str]:
+    """Every import of ours that goes to a higher layer (the package root excepted: see LAYERS)."""
+    return [
+        f"{imp.where(SRC)}: {imp.source.removeprefix(package + '.')} → {imp.target.removeprefix(package + '.')}"
+        for imp in found
+        if imp.target.startswith(package + ".") and layer_of(imp.target, package) > layer_of(imp.source, package)
+    ]
+
+
+def test_every_module_has_a_layer() -> None:
+    for name in modules(SRC, PACKAGE):
+        layer_of(name)  # raises, naming the module, when it has none
+
+
+def test_the_layer_rule_can_fail() -> None:
+    low, high = f"{PACKAGE}.plan", f"{PACKAGE}.tunnel.handle"
+    up = [Import(low, high, 1, in_function=True, type_checking=False)]
+    down = [Import(high, low, 1, in_function=False, type_checking=False)]
+    assert len(up_the_layers(up)) == 1 and "plan → tunnel.handle" in up_the_layers(up)[0]
+    assert not up_the_layers(down)
+    assert not up_the_layers([Import(f"{PACKAGE}.cli.app", PACKAGE, 1, in_function=False, type_checking=False)])
+
+
+def test_imports_go_down_the_layers_only(ours: list[Import]) -> None:
+    """Module level, in functions and under TYPE_CHECKING alike: a hidden import up the layers is still one."""
+    up = up_the_layers(ours)
+    assert not up, f"{len(up)} import(s) up the layers:\n" + "\n".join(up)
 
 
 TYPE_CHECKING_LEFT = "TYPE_CHECKING imports remain (cli.main, __init__, launch, ...); the lead wants none (#9)"

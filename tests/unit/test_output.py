@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from ecflow_remote import output
+from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint
-from ecflow_remote.tunnel.clients import same_host
 
 SAMPLES = [
     b"",

@@ -80,7 +80,7 @@ def test_plan_survives_json_round_trip() -> None:
 
 
 def test_is_loopback() -> None:
-    from ecflow_remote.plan import is_loopback
+    from ecflow_remote.net import is_loopback
 
     for host in ("127.0.0.1", "127.77.0.3", "::1"):
         assert is_loopback(host) and is_loopback(host, by_name=True)

@@ -31,10 +31,11 @@ from typing import Any
 
 from ecflow_remote.access import pipe
 from ecflow_remote.clients.ecflow import wire
-from ecflow_remote.clients.ecflow.client import login_name
 from ecflow_remote.clients.ecflow.wire import HEADER_SIZE, decode_header, encode_header
 from ecflow_remote.errors import ProtocolError
-from ecflow_remote.plan import Endpoint, is_loopback
+from ecflow_remote.net import is_loopback
+from ecflow_remote.plan import Endpoint
+from ecflow_remote.unix import login_name
 
 # A bigger request (a `--load` of a very large definition) is passed through unread: parsing it would hold the
 # relay's loop for seconds. Its user name then stays the laptop's, and the server refuses it (never widens). It is

@@ -134,9 +134,9 @@ def _questions(
     """Ask for what the flags left out, each answer checked as it comes; Enter takes the default or skips."""
     from dataclasses import replace
 
-    from ecflow_remote.clients.ecflow.client import login_name
     from ecflow_remote.errors import InitError
     from ecflow_remote.profile import new as newprofile
+    from ecflow_remote.unix import login_name
 
     if not a.host:
         question = "Your workstation at the Centre, the tunnel's far end ([user@]host)"

@@ -66,7 +66,7 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     import signal
 
     from ecflow_remote.ui import launch as ui_launch
-    from ecflow_remote.ui.servers import default_ui_config_dir
+    from ecflow_remote.uiservers import default_ui_config_dir
 
     def stop_on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

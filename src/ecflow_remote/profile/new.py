@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ecflow_remote import uiservers as uiconfig
 from ecflow_remote.errors import InitError, ProfileError
-from ecflow_remote.plan import is_loopback
+from ecflow_remote.net import is_loopback
 from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
 from ecflow_remote.profile.render import render_profile
-from ecflow_remote.ui import servers as uiconfig
 
 
 def default_method() -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecflow_remote.access.identity import Auth
 from ecflow_remote.clients.logprotocol import DEFAULT_PORT
+from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint, Plan, Route
 
 if TYPE_CHECKING:
@@ -91,9 +92,3 @@ class Clients:
 def _options(route: Route, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
     """What every native client takes besides host and port: the proxy (socks) and its time limits."""
     return {**route.proxy_kwargs(), "connect_timeout": connect_timeout, "read_timeout": read_timeout}
-
-
-def same_host(a: str, b: str) -> bool:
-    """ECF_LOGHOST may be fully qualified while the profile uses the short name, or the other way round."""
-    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    return a == b or a.split(".", 1)[0] == b.split(".", 1)[0]

@@ -24,7 +24,7 @@ from ecflow_remote.clients.ecflow.logservers import find_logservers
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
-from ecflow_remote.tunnel.legs import die_with_parent
+from ecflow_remote.unix import die_with_parent
 
 MAX_LINE = 4 * 1024 * 1024  # an answer bigger than this is not one
 

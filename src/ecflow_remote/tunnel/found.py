@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from ecflow_remote.access.socks import Credentials
 from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
 from ecflow_remote.tunnel import files
-from ecflow_remote.tunnel.clients import same_host
 from ecflow_remote.tunnel.state import RunFiles
 
 if TYPE_CHECKING:

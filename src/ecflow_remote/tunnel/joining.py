@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecflow_remote.access.socks import Credentials
-from ecflow_remote.plan import Endpoint, Plan, alias_net, free_port, port_free
+from ecflow_remote.net import free_port, port_free
+from ecflow_remote.plan import Endpoint, Plan, alias_net
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel import forwards, found
 from ecflow_remote.tunnel.listeners import Listeners

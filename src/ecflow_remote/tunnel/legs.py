@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,16 +15,7 @@ from typing import IO
 
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.safefile import open_private
-
-
-def die_with_parent(parent: int | None = None) -> None:
-    """Linux: ssh dies with the supervisor, even on kill -9 (no orphan holding the ports). `parent`: the pid that
-    started it (os.getpid() before the fork), so a parent that died before prctl is noticed."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if parent is not None and os.getppid() != parent:
-            os._exit(1)  # the parent died between fork and prctl: its signal will never come
+from ecflow_remote.unix import die_with_parent
 
 
 @dataclass

@@ -30,11 +30,12 @@ from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.inbox import Inbox
-from ecflow_remote.tunnel.legs import Leg, die_with_parent, jump_outlived_main
+from ecflow_remote.tunnel.legs import Leg, jump_outlived_main
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
+from ecflow_remote.unix import die_with_parent
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from ecflow_remote import uiservers as uiconfig
 from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
 from ecflow_remote.safepath import check_dir
-from ecflow_remote.ui import servers as uiconfig
-from ecflow_remote.ui.servers import UiServer
 from ecflow_remote.ui.session import write_session
 from ecflow_remote.ui.system import SystemLists
+from ecflow_remote.uiservers import UiServer
 
 # What ecflow-remote remembers in the config dir: the rows it added (removed again when the profile drops their
 # server) and the user's rows it points through the tunnel (found again when their local port has moved).

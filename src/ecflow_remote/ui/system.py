@@ -14,7 +14,7 @@ from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
 from ecflow_remote.transport import ssh
-from ecflow_remote.ui.servers import UiServer
+from ecflow_remote.uiservers import UiServer
 
 ENV: Final = "ECFLOW_SYSTEM_SERVERS_LIST"
 LIST_FILE: Final = "ecflow_ui_system_servers"

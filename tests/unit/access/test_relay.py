@@ -14,7 +14,7 @@ from tests.unit.access.other_account import foreign_client, needs_root
 
 from ecflow_remote.access import relay
 from ecflow_remote.clients.ecflow import commands, wire
-from ecflow_remote.plan import free_port
+from ecflow_remote.net import free_port
 
 ME = "laptop"
 

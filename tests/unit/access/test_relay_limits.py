@@ -14,7 +14,7 @@ import pytest
 
 from ecflow_remote.access import relay
 from ecflow_remote.clients.ecflow import wire
-from ecflow_remote.plan import free_port
+from ecflow_remote.net import free_port
 
 ME = "laptop"
 IDLE = 0.5

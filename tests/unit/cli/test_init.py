@@ -96,7 +96,7 @@ def test_not_a_terminal_never_asks(tmp_path: Path) -> None:
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """init as at a terminal, as the login name `me` (the suggested ecflow_user depends on it)."""
     monkeypatch.setattr("ecflow_remote.cli.init._interactive", lambda: True)
-    monkeypatch.setattr("ecflow_remote.clients.ecflow.client.login_name", lambda: "me")
+    monkeypatch.setattr("ecflow_remote.unix.login_name", lambda: "me")
 
 
 def test_questions_on_a_terminal(tmp_path: Path, terminal: None) -> None:

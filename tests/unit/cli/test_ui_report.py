@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ecflow_remote.cli.launch import system_report
-from ecflow_remote.ui.servers import UiServer
 from ecflow_remote.ui.system import SystemLists
+from ecflow_remote.uiservers import UiServer
 
 
 def test_system_report() -> None:

@@ -14,7 +14,8 @@ from tests.unit.samples import DATA, Serve
 
 from ecflow_remote.clients.ecflow import wire
 from ecflow_remote.errors import ConnectError
-from ecflow_remote.plan import Endpoint, Plan, free_port
+from ecflow_remote.net import free_port
+from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.tunnel import health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.state import Check

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.tunnel import procs
-from ecflow_remote.tunnel.legs import die_with_parent
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import TunnelState
+from ecflow_remote.unix import die_with_parent
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.plan import Endpoint, Plan, free_port
+from ecflow_remote.net import free_port
+from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.tunnel.listeners import Listeners
 
 

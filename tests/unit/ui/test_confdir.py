@@ -13,7 +13,7 @@ from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.ui import confdir
-from ecflow_remote.ui.servers import read_servers_txt
+from ecflow_remote.uiservers import read_servers_txt
 
 HEADER = "#Name Host Port Favourite System Ssl user\n"
 

@@ -11,7 +11,7 @@ from tests.unit.ui.test_launch import PROFILE, plan
 
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.ui import confdir, system
-from ecflow_remote.ui.servers import UiServer, read_servers_txt
+from ecflow_remote.uiservers import UiServer, read_servers_txt
 
 LIST = """\
 # the Centre's servers

@@ -13,10 +13,11 @@ from ecflow_remote.errors import (
     UnknownNode,
     UnknownPath,
 )
+from ecflow_remote.unix import login_name
 
 from .actions import DESTRUCTIVE_ACTIONS, NODE_ACTIONS, NodeAction
 from .attributes import Attributes, InLimit, Limit, Meter
-from .client import AsyncEcflowClient, EcflowClient, login_name
+from .client import AsyncEcflowClient, EcflowClient
 from .commands import Identity, crypt_password
 from .defs import ALIAS, FAMILY, SUITE, TASK, Defs, Node, parse_defs, parse_node
 from .logservers import LogServerUse, find_logservers, logserver_problems, node_logserver

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +18,7 @@ from ecflow_remote.errors import (
     ServerError,
     StreamTimeout,
 )
+from ecflow_remote.unix import login_name
 
 from . import actions, channel, commands, panels
 from .defs import Defs, Node, parse_defs, parse_node
@@ -38,15 +37,6 @@ class _Frames(dict[tuple[str, ...], bytes]):
 
     def __repr__(self) -> str:
         return f"<{len(self)} encoded requests>"
-
-
-def login_name() -> str:
-    """The user name ecflow_client sends by default: the login name of the real user id."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        # A uid without a passwd entry (some containers): ecFlow would fail too; the uid is the best hint.
-        return str(os.getuid())
 
 
 class AsyncEcflowClient(Destination):

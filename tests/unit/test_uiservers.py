@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.errors import EcflowRemoteError, UiConfigError
-from ecflow_remote.ui.servers import (
+from ecflow_remote.uiservers import (
     HEADER,
     UiServer,
     default_servers_txt,
