@@ -28,6 +28,8 @@ from ecflow_remote.tunnel.state import TunnelState
 from ecflow_remote.unix import die_with_parent
 
 SSH_TIMEOUT = 20.0
+# What a check of a link can fail with: our own errors and the system's (TimeoutError, asyncio.timeout's too, is one).
+CHECK_FAILED = (EcflowRemoteError, OSError)
 RESTART = "`ecflow-remote down`, then `ecflow-remote up`"
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
 
@@ -307,7 +309,7 @@ async def _services(
             async with asyncio.timeout(timeout):
                 _, writer = await open_stream(host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout)
             await close_stream(writer)
-        except (EcflowRemoteError, OSError, TimeoutError) as e:
+        except CHECK_FAILED as e:
             w.fail(
                 name,
                 f"{host}:{port} cannot be reached from {workstation}: {e}",
@@ -358,7 +360,7 @@ async def _services(
                 f'set ecflow_user = "<your Centre user name>" in [gateway] (or this [[server]]) of {profile.path}, '
                 f"or ask the server's administrator to add {client.user!r} to its white list",
             )
-        except (EcflowRemoteError, OSError, TimeoutError) as e:
+        except CHECK_FAILED as e:
             w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
         w.ok(f"ping {s.name}", f"answers in {latency * 1000:.1f} ms")
         answering[s.name] = client
@@ -376,7 +378,7 @@ async def _services(
         try:
             async with asyncio.timeout(timeout):
                 version = await logclient.version()
-        except (EcflowRemoteError, OSError, TimeoutError) as e:
+        except CHECK_FAILED as e:
             detail = f"no answer from {host}:{port} (from {workstation}): {e or 'timed out'}"
             fix = f"is the log server on {host}:{port} running? (ecflow_logserver.sh; ask its administrator)"
             if used_by is None:
@@ -443,7 +445,7 @@ async def _as_launched(
         why = f"{s.name} refuses a program started by `run`/`ui` ({who}, {how}): {e.server_text.strip()}"
         fix = f"the running tunnel may lack the password: {RESTART}, where it can be read"
         w.fail(name, why, fix if tunnel is not None and s.custom_user else "see the server's message")
-    except (EcflowRemoteError, OSError, TimeoutError) as e:
+    except CHECK_FAILED as e:
         w.fail(name, f"a program's request {how} got no answer: {e or 'timed out'}", "see `ecflow-remote status`")
     w.ok(name, f"a program started by `run`/`ui` is accepted ({who}, {how})")
 
@@ -473,7 +475,7 @@ async def _suites_logservers(
         try:
             async with asyncio.timeout(timeout):
                 trees[name] = await client.get_defs()
-        except (EcflowRemoteError, OSError, TimeoutError) as e:
+        except CHECK_FAILED as e:
             w.warn(f"suites {name}", f"could not read the definition: {e or 'timed out'}", None)
     for problem in logserver_problems(trees):
         w.warn("log server settings", problem, "fix ECF_LOGHOST/ECF_LOGPORT in the suite")

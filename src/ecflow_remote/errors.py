@@ -1,4 +1,6 @@
-"""The one exception family of ecflow-remote: every error a user can meet says what happened and what to do."""
+"""The one exception family of ecflow-remote, as a tree: every error a user can meet says what happened and what
+to do, and sits under one kind a caller can catch (ConfigError, AccessError, NetworkError, ProtocolError,
+ServiceError, DataError, MachineError, TunnelError). The command line's exit code is the CLI's (cli/problems.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,52 @@ from pathlib import Path
 
 
 class EcflowRemoteError(Exception):
-    """Base of every error ecflow-remote raises on purpose; the CLI prints it as one line and exits 1."""
-
-    exit_code = 1
+    """Base of every error ecflow-remote raises on purpose; the CLI prints it as one line."""
 
 
-class UiError(EcflowRemoteError):
+# ------------------------------------------------------------------------------------------ the kinds
+
+
+class ConfigError(EcflowRemoteError):
+    """What the user wrote or gave cannot be used (a profile, a value, ecflow_ui's server list): fix it."""
+
+
+class AccessError(EcflowRemoteError):
+    """Who the user is could not be shown: a password, its encoding, the certificate."""
+
+
+class NetworkError(EcflowRemoteError):
+    """A connection could not be made, kept, or was not answered in time (TCP, SOCKS, the far-side agent)."""
+
+
+class ProtocolError(EcflowRemoteError):
+    """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
+
+
+class ServiceError(EcflowRemoteError):
+    """A Centre service (an ecFlow server, a log server) answered, but not with what was asked."""
+
+
+class DataError(EcflowRemoteError):
+    """What a server sent, or the user asked about, cannot be read: a definition, an expression, a node path."""
+
+
+class MachineError(EcflowRemoteError):
+    """This machine cannot do what is asked: a port taken, the hosts file, OpenSSH, a program to start."""
+
+
+class TunnelError(EcflowRemoteError):
+    """The tunnel could not be brought up, or is not running."""
+
+
+# ------------------------------------------------------------------------------------------ each kind's errors
+
+
+class UiError(MachineError):
     """ecflow_ui cannot be prepared or started through the tunnel."""
 
 
-class UiConfigError(EcflowRemoteError):
+class UiConfigError(ConfigError):
     """ecflow_ui's server list cannot be read or written; names the file and line."""
 
     def __init__(self, message: str, *, path: Path, line: int | None = None) -> None:
@@ -31,11 +69,11 @@ class UiConfigError(EcflowRemoteError):
         return f"{where}: {self.message}"
 
 
-class OutputError(EcflowRemoteError):
+class OutputError(ServiceError):
     """The job output could not be read completely."""
 
 
-class ProfileError(EcflowRemoteError):
+class ProfileError(ConfigError):
     """A profile that cannot be used: says which file, line and key, what is wrong and what to do."""
 
     def __init__(
@@ -58,7 +96,7 @@ class ProfileError(EcflowRemoteError):
         return ": ".join(parts)
 
 
-class PasswordError(EcflowRemoteError):
+class PasswordError(AccessError):
     """A custom user's password could not be read; the message never contains the secret."""
 
 
@@ -70,41 +108,35 @@ class CertificateFetched(UserWarning):
     """A TLS server's certificate was missing at home and was copied from the workstation (said once)."""
 
 
-class InitError(EcflowRemoteError):
+class InitError(ConfigError):
     """A value given to `ecflow-remote init` cannot go into a profile."""
 
 
-class LaunchError(EcflowRemoteError):
+class LaunchError(MachineError):
     """A program could not be started through the tunnel."""
-
-
-class TunnelError(EcflowRemoteError):
-    """The tunnel could not be brought up, or is not running."""
 
 
 class RunDirError(TunnelError):
     """The run directory cannot be used safely (a link, another account's, open to others); says what to do."""
-
-    exit_code = 2  # the machine's set-up, as an OSError is (cli/problems.py)
 
 
 class AlreadyRunning(TunnelError):
     """A tunnel for this profile is already up: the second `up` reports it instead of fighting it."""
 
 
-class CertificateError(EcflowRemoteError):
+class CertificateError(AccessError):
     """The certificate cannot be renewed from here (no login command), or the login command failed."""
 
 
-class SystemHostsError(EcflowRemoteError):
+class SystemHostsError(MachineError):
     """The system hosts file cannot be changed as asked (not writable, or its markers were edited by hand)."""
 
 
-class PortInUse(EcflowRemoteError):
+class PortInUse(MachineError):
     """A local port the tunnel needs is taken."""
 
 
-class LogServerError(EcflowRemoteError):
+class LogServerError(ServiceError):
     """The log server could not give what was asked."""
 
 
@@ -116,7 +148,7 @@ class TruncatedOutput(LogServerError):
     """The connection closed before the whole file arrived; a partial file is never returned."""
 
 
-class ConnectError(EcflowRemoteError):
+class ConnectError(NetworkError):
     """A TCP connection (direct or through the SOCKS proxy) could not be made."""
 
     def __init__(self, message: str, *, host: str, port: int, proxy: tuple[str, int] | None = None) -> None:
@@ -126,11 +158,11 @@ class ConnectError(EcflowRemoteError):
         self.proxy = proxy
 
 
-class StreamTimeout(EcflowRemoteError):
+class StreamTimeout(NetworkError):
     """The peer accepted the connection but did not answer in time."""
 
 
-class ServerError(EcflowRemoteError):
+class ServerError(ServiceError):
     """The server answered with an ErrorCmd; the message is the server's text, verbatim."""
 
     def __init__(self, server_text: str, where: str = "") -> None:
@@ -140,27 +172,23 @@ class ServerError(EcflowRemoteError):
         super().__init__(prefix + server_text)
 
 
-class PasswordEncodingError(EcflowRemoteError):
+class PasswordEncodingError(AccessError):
     """The password cannot be encoded the way ecFlow needs."""
 
 
-class DefsParseError(EcflowRemoteError):
+class DefsParseError(DataError):
     """The definition text could not be read as ecFlow's NET style."""
 
 
-class SubstitutionError(EcflowRemoteError):
+class SubstitutionError(DataError):
     """%VARIABLE% substitution runs away (variables that refer to themselves); names the node."""
 
 
-class UnknownNode(EcflowRemoteError, KeyError):
+class UnknownNode(DataError, KeyError):
     """No node at that path in the tree that was fetched."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "no such node"
-
-
-class ProtocolError(EcflowRemoteError):
-    """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
 
 
 class NoReply(ProtocolError):
@@ -183,7 +211,7 @@ class LogReplyTooLarge(ReplyTooLarge, LogServerError):
     """A log server listed or sent more than the client keeps for one reply."""
 
 
-class SshMissing(EcflowRemoteError):
+class SshMissing(MachineError):
     """No OpenSSH client on PATH."""
 
 
@@ -201,7 +229,7 @@ def display_path(path: Path) -> str:
     return text
 
 
-class NodeActionError(EcflowRemoteError):
+class NodeActionError(ServiceError):
     """The server did not do a node action; the message names the server, the action and the path(s)."""
 
     def __init__(self, server: str, action: str, paths: Sequence[str], reason: str, server_text: str = "") -> None:
@@ -225,11 +253,11 @@ class ServerDown(NodeActionError):
     """The server could not be reached, dropped the connection or did not answer in time."""
 
 
-class ExpressionError(EcflowRemoteError):
+class ExpressionError(DataError):
     """The expression is not one this evaluator can read."""
 
 
-class AgentError(EcflowRemoteError):
+class AgentError(NetworkError):
     """The agent could not be started or used."""
 
 

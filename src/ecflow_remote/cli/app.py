@@ -69,7 +69,7 @@ class Group(click.Group):
             try:
                 return super().invoke(ctx)
             except EcflowRemoteError as e:
-                fail(str(e), e.exit_code)
+                fail(str(e), problems.exit_code(e))
             except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, EOFError):
                 raise  # click's own: it prints them (usage errors exit 2, Ctrl-C says "Aborted!")
             except BrokenPipeError:

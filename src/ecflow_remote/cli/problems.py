@@ -7,11 +7,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ecflow_remote.errors import display_path
+from ecflow_remote.errors import EcflowRemoteError, RunDirError, display_path
 
 DEBUG_VARIABLE = "ECFLOW_REMOTE_DEBUG"
 # Where the tool's own paths come from: naming the variable tells a user which setting to change.
 PATH_VARIABLES = ("ECFLOW_REMOTE_RUNTIME_DIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "TMPDIR", "HOME")
+EXIT_FAILURE = 1  # an error raised on purpose: it says what happened and what to do
 EXIT_ENVIRONMENT = 2  # the machine's set-up: a path, a permission, a full disk
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ecflow-remote's own
 
@@ -20,6 +21,17 @@ def debugging(environ: Mapping[str, str] | None = None) -> bool:
     """ECFLOW_REMOTE_DEBUG=1 (any value but empty or 0): let Python print the traceback, for a bug report."""
     value = (os.environ if environ is None else environ).get(DEBUG_VARIABLE, "")
     return value not in ("", "0")
+
+
+# The exit code of an error raised on purpose, by its kind, most specific first; any other kind: EXIT_FAILURE.
+EXIT_CODES: tuple[tuple[type[EcflowRemoteError], int], ...] = (
+    (RunDirError, EXIT_ENVIRONMENT),  # a run directory that cannot be used safely: the machine's set-up, as an OSError
+)
+
+
+def exit_code(e: EcflowRemoteError) -> int:
+    """The command's exit code for an error ecflow-remote raised on purpose."""
+    return next((code for kind, code in EXIT_CODES if isinstance(e, kind)), EXIT_FAILURE)
 
 
 def _owner(path: Path) -> int | None:
