@@ -28,6 +28,8 @@ from ecflow_remote.tunnel.state import TunnelState
 from ecflow_remote.unix import die_with_parent
 
 SSH_TIMEOUT = 20.0
+# A check's ssh: no terminal to ask on, its words kept for the report, and never longer than SSH_TIMEOUT.
+_CHECK_RUN: dict[str, Any] = {"stdin": subprocess.DEVNULL, "capture_output": True, "text": True, "timeout": SSH_TIMEOUT}
 # What a check of a link can fail with: our own errors and the system's (TimeoutError, asyncio.timeout's too, is one).
 CHECK_FAILED = (EcflowRemoteError, OSError)
 RESTART = "`ecflow-remote down`, then `ecflow-remote up`"
@@ -180,9 +182,9 @@ def _ssh_config(w: _Walk, profile: Profile) -> None:
     from ecflow_remote.transport import ssh
 
     config = profile.gateway.ssh_config
-    argv = [*_ssh_base(profile), "-G", ssh.destination(ssh.first_hop(profile))]
+    argv = [*ssh.probe(profile), "-G", ssh.destination(ssh.first_hop(profile))]
     env = ssh.ssh_environ(profile)
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT, env=env)
+    done = subprocess.run(argv, **_CHECK_RUN, env=env)
     where = str(config) if config else "~/.ssh/config, /etc/ssh/ssh_config"
     if done.returncode != 0:
         what, todo = ssh.explain_parts(done.stderr)
@@ -190,34 +192,15 @@ def _ssh_config(w: _Walk, profile: Profile) -> None:
     w.ok("ssh config", f"{where} read")
 
 
-def _ssh_base(profile: Profile) -> list[str]:
-    from ecflow_remote.transport import ssh
-
-    argv = [ssh.ssh_binary()]
-    if profile.gateway.ssh_config:
-        argv += ["-F", str(profile.gateway.ssh_config)]
-    return [
-        *argv,
-        *("-o", "BatchMode=yes", "-o", "ConnectTimeout=8", "-o", "ControlMaster=no", "-o", "ControlPath=none"),
-    ]
-
-
 def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, name: str) -> None:
     from ecflow_remote.transport import ssh
 
-    argv = _ssh_base(profile)
+    argv = ssh.probe(profile)
     if via:
         argv += ["-J", ",".join(str(j) for j in via)]
     argv += [ssh.destination(hop), "true"]
     try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=SSH_TIMEOUT,
-            env=ssh.ssh_environ(profile),
-        )
+        done = subprocess.run(argv, **_CHECK_RUN, env=ssh.ssh_environ(profile))
     except subprocess.TimeoutExpired:
         w.fail(name, f"{hop.host} did not answer within {SSH_TIMEOUT:.0f} s", "check the network, VPN and host name")
     if done.returncode == 0:
@@ -254,7 +237,7 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
 
     with tempfile.TemporaryDirectory(prefix="ecflow-remote-doctor-") as tmp:  # mkdtemp: 0700
         path = socks.socket_path(Path(tmp))
-        argv = [*_ssh_base(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", str(path)]
+        argv = [*ssh.probe(profile), "-o", "ExitOnForwardFailure=yes", "-N", "-D", str(path)]
         if profile.gateway.jump:
             argv += ["-J", ",".join(str(j) for j in profile.gateway.jump)]
         argv.append(ssh.destination(profile.gateway.host))
@@ -296,72 +279,21 @@ async def _services(
     timeout: float,
     tunnel: Plan | None = None,
 ) -> None:
-    from ecflow_remote.clients.connect import close_stream, open_stream
+    """Each ecFlow server (port, ping, white list, password, as launched programs see it), then each log server."""
     from ecflow_remote.clients.ecflow import AsyncEcflowClient
-    from ecflow_remote.clients.logserver import AsyncLogServerClient
-    from ecflow_remote.errors import ServerError
 
-    workstation = profile.gateway.host.host
+    via = _Via(profile.gateway.host.host, proxy, proxy_auth, timeout, profile.path)
     answering: dict[str, AsyncEcflowClient] = {}
-
-    async def port_open(host: str, port: int, name: str, what: str) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                _, writer = await open_stream(host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout)
-            await close_stream(writer)
-        except CHECK_FAILED as e:
-            w.fail(
-                name,
-                f"{host}:{port} cannot be reached from {workstation}: {e}",
-                f"is the {what} on {host}:{port} running? Check the host and port in {profile.path}, or ask "
-                "its administrator",
-            )
-        w.ok(name, f"{host}:{port} open (from {workstation})")
-
     for s in profile.servers:
-        await port_open(s.host, s.port, f"port {s.name}", "ecFlow server")
+        await _port_open(w, via, s.host, s.port, f"port {s.name}")
         # The one rule for passwords: one not read is a warning, and the server is asked without it.
         passwords, unread = read_passwords(profile, [s.name])
         for problem in unread:
             w.warn(f"password {s.name}", problem, f'fix password = "{s.password}" of server {s.name}')
         auth = identity.auth_for(s, passwords)
-        client = AsyncEcflowClient(
-            s.host,
-            s.port,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            protocol=s.protocol,
-            **auth.client_kwargs(),
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                latency = await client.ping()
-        except ServerError as e:
-            if not REFUSED_RE.search(e.server_text):
-                w.fail(f"ping {s.name}", e.server_text, "see the server's message")
-            w.ok(f"ping {s.name}", "the server answers (and refuses the request)")
-            if s.custom_user and s.password is not None:
-                sent = (
-                    "without a password (it was not read: see above)"
-                    if unread
-                    else f"with the password from {s.password}"
-                )
-                w.fail(
-                    f"password {s.name}",
-                    f"{s.name} refused custom user {s.custom_user!r} {sent}: {e.server_text.strip()}",
-                    f"check the password in {s.password}, and that {s.custom_user!r} is on the server's password "
-                    "file and white list (ask its administrator)",
-                )
-            w.fail(
-                f"white list {s.name}",
-                f"{s.name} refuses user {client.user!r}: {e.server_text.strip()}",
-                f'set ecflow_user = "<your Centre user name>" in [gateway] (or this [[server]]) of {profile.path}, '
-                f"or ask the server's administrator to add {client.user!r} to its white list",
-            )
-        except CHECK_FAILED as e:
-            w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
+        options = {"connect_timeout": timeout, "read_timeout": timeout, **auth.client_kwargs()}
+        client = AsyncEcflowClient(s.host, s.port, proxy=proxy, proxy_auth=proxy_auth, protocol=s.protocol, **options)
+        latency = await _ping(w, profile, s, client, bool(unread), timeout)
         w.ok(f"ping {s.name}", f"answers in {latency * 1000:.1f} ms")
         answering[s.name] = client
         w.ok(f"white list {s.name}", f"accepts user {client.user!r}")
@@ -369,29 +301,97 @@ async def _services(
             w.ok(f"password {s.name}", f"accepted for custom user {s.custom_user!r}")
         await _as_launched(w, profile, s, passwords, (proxy, proxy_auth), tunnel, timeout)
 
-    async def logserver(host: str, port: int, used_by: str | None) -> None:
-        # A profile log server that does not answer is a broken link; one only a suite names is a warning.
-        name = f"logserver {host}:{port}"
-        logclient = AsyncLogServerClient(
-            host, port, proxy=proxy, proxy_auth=proxy_auth, connect_timeout=timeout, read_timeout=timeout
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                version = await logclient.version()
-        except CHECK_FAILED as e:
-            detail = f"no answer from {host}:{port} (from {workstation}): {e or 'timed out'}"
-            fix = f"is the log server on {host}:{port} running? (ecflow_logserver.sh; ask its administrator)"
-            if used_by is None:
-                w.fail(name, detail, fix)
-            w.warn(name, f"{detail}; ECF_LOGHOST of {used_by} names it", f"{fix}; until then `output` asks the server")
-            return
-        w.ok(name, f"answers (protocol version {version})" + (f"; named by {used_by}" if used_by else ""))
-
     _inherited_user(w)
     for lg in profile.logservers:
-        await logserver(lg.host, lg.port, None)
+        await _logserver(w, via, lg.host, lg.port, None)
     for host, port, used_by in await _suites_logservers(w, profile, answering, timeout):
-        await logserver(host, port, used_by)
+        await _logserver(w, via, host, port, used_by)
+
+
+@dataclass(frozen=True)
+class _Via:
+    """How the service checks reach the Centre: from the workstation, through the doctor's SOCKS probe."""
+
+    workstation: str
+    proxy: tuple[str, int]
+    proxy_auth: tuple[str, str]
+    timeout: float
+    profile: Path  # named in what to do
+
+
+async def _port_open(w: _Walk, via: _Via, host: str, port: int, name: str) -> None:
+    from ecflow_remote.clients.connect import close_stream, open_stream
+
+    try:
+        async with asyncio.timeout(via.timeout):
+            _, writer = await open_stream(
+                host, port, proxy=via.proxy, proxy_auth=via.proxy_auth, connect_timeout=via.timeout
+            )
+        await close_stream(writer)
+    except CHECK_FAILED as e:
+        w.fail(
+            name,
+            f"{host}:{port} cannot be reached from {via.workstation}: {e}",
+            f"is the ecFlow server on {host}:{port} running? Check the host and port in {via.profile}, or ask "
+            "its administrator",
+        )
+    else:
+        w.ok(name, f"{host}:{port} open (from {via.workstation})")
+
+
+async def _ping(w: _Walk, profile: Profile, s: Server, client: Any, unread: bool, timeout: float) -> float:
+    """The server's answer time; a refusal or no answer ends the walk at the link that broke."""
+    from ecflow_remote.errors import ServerError
+
+    try:
+        async with asyncio.timeout(timeout):
+            return float(await client.ping())
+    except ServerError as e:
+        _refused(w, profile, s, client.user, unread, e.server_text)
+    except CHECK_FAILED as e:
+        w.fail(f"ping {s.name}", str(e) or "no answer", "is it an ecFlow server? Check its port in the profile")
+
+
+def _refused(w: _Walk, profile: Profile, s: Server, user: str, unread: bool, server_text: str) -> NoReturn:
+    """The server answered a ping with an error: which link that is (password, white list, or its own message)."""
+    if not REFUSED_RE.search(server_text):
+        w.fail(f"ping {s.name}", server_text, "see the server's message")
+    w.ok(f"ping {s.name}", "the server answers (and refuses the request)")
+    if s.custom_user and s.password is not None:
+        sent = "without a password (it was not read: see above)" if unread else f"with the password from {s.password}"
+        w.fail(
+            f"password {s.name}",
+            f"{s.name} refused custom user {s.custom_user!r} {sent}: {server_text.strip()}",
+            f"check the password in {s.password}, and that {s.custom_user!r} is on the server's password "
+            "file and white list (ask its administrator)",
+        )
+    w.fail(
+        f"white list {s.name}",
+        f"{s.name} refuses user {user!r}: {server_text.strip()}",
+        f'set ecflow_user = "<your Centre user name>" in [gateway] (or this [[server]]) of {profile.path}, '
+        f"or ask the server's administrator to add {user!r} to its white list",
+    )
+
+
+async def _logserver(w: _Walk, via: _Via, host: str, port: int, used_by: str | None) -> None:
+    """A profile log server that does not answer is a broken link; one only a suite names is a warning."""
+    from ecflow_remote.clients.logserver import AsyncLogServerClient
+
+    name = f"logserver {host}:{port}"
+    client = AsyncLogServerClient(
+        host, port, proxy=via.proxy, proxy_auth=via.proxy_auth, connect_timeout=via.timeout, read_timeout=via.timeout
+    )
+    try:
+        async with asyncio.timeout(via.timeout):
+            version = await client.version()
+    except CHECK_FAILED as e:
+        detail = f"no answer from {host}:{port} (from {via.workstation}): {e or 'timed out'}"
+        fix = f"is the log server on {host}:{port} running? (ecflow_logserver.sh; ask its administrator)"
+        if used_by is None:
+            w.fail(name, detail, fix)
+        w.warn(name, f"{detail}; ECF_LOGHOST of {used_by} names it", f"{fix}; until then `output` asks the server")
+    else:
+        w.ok(name, f"answers (protocol version {version})" + (f"; named by {used_by}" if used_by else ""))
 
 
 async def _as_launched(

@@ -108,6 +108,13 @@ class CertificateFetched(UserWarning):
     """A TLS server's certificate was missing at home and was copied from the workstation (said once)."""
 
 
+class UnknownServer(ConfigError, KeyError):
+    """No server by that name in the tunnel's plan (the profile's, or one that joined); names the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such server"
+
+
 class InitError(ConfigError):
     """A value given to `ecflow-remote init` cannot go into a profile."""
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from ecflow_remote.errors import EcflowRemoteError, PortInUse
+from ecflow_remote.errors import EcflowRemoteError, PortInUse, UnknownServer
 from ecflow_remote.net import free_port, port_free
 from ecflow_remote.portowner import held_by
 from ecflow_remote.profile.model import Profile
@@ -94,7 +94,12 @@ class Plan:
         return [e for e in self.endpoints if e.kind == "logserver"]
 
     def endpoint(self, name: str) -> Endpoint:
-        return next(e for e in self.servers() if e.name == name)
+        """The ecFlow server called `name`; UnknownServer naming the known ones otherwise."""
+        for e in self.servers():
+            if e.name == name:
+                return e
+        known = ", ".join(e.name for e in self.servers()) or "none"
+        raise UnknownServer(f"no server named {name!r} in the tunnel. Known servers: {known}.")
 
     def route(self, endpoint: Endpoint) -> Route:
         if endpoint.forwarded:

@@ -11,7 +11,7 @@ from ecflow_remote import errors
 from ecflow_remote.cli import problems
 
 KINDS = {
-    errors.ConfigError: {"ProfileError", "InitError", "UiConfigError"},
+    errors.ConfigError: {"ProfileError", "InitError", "UiConfigError", "UnknownServer"},
     errors.AccessError: {"PasswordError", "PasswordEncodingError", "CertificateError"},
     errors.NetworkError: {
         "ConnectError",

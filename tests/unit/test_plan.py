@@ -48,6 +48,16 @@ def test_local_picks_another_port_when_the_original_is_taken() -> None:
         assert plan.endpoint("m1").local_port != port
 
 
+def test_an_unknown_server_is_a_named_error_naming_the_known_ones() -> None:
+    from ecflow_remote.errors import UnknownServer
+
+    plan = plan_for(profile("local"))
+    known = [e.name for e in plan.servers()]
+    assert plan.endpoint(known[0]).name == known[0]
+    with pytest.raises(UnknownServer, match=f"no server named 'nosuch' in the tunnel. Known servers: {known[0]}"):
+        plan.endpoint("nosuch")
+
+
 def test_hosts_gives_each_centre_host_its_own_loopback_address_and_original_ports() -> None:
     plan = plan_for(profile("hosts"))
     addresses = {e.host: e.local_host for e in plan.endpoints}

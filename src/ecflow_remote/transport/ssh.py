@@ -21,6 +21,9 @@ HOLD_COMMAND = "exec sleep 2147483647"
 # ssh gives up after (CountMax + 1) unanswered intervals: 3 s and 3 notice a dead link in about 12 s (5 and 3
 # measured 19-20 s), for one small packet every 3 s of silence.
 KEEPALIVE = ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3"]
+# A check's ssh (`doctor`) gives up on a hop sooner than the tunnel's (10 s), so one dead hop fails within the
+# check's own limit (doctor.SSH_TIMEOUT, 20 s) with ssh's words rather than a kill.
+PROBE_CONNECT_TIMEOUT = 8
 
 
 def ssh_environ(profile: Profile) -> dict[str, str]:
@@ -45,10 +48,16 @@ class Legs:
     main: list[str]
 
 
-def _common(profile: Profile, *, master: bool = False) -> list[str]:
+def _with_config(profile: Profile) -> list[str]:
+    """ssh, and the profile's ssh config file when it names one: the start of every command line here."""
     argv = [ssh_binary()]
     if profile.gateway.ssh_config:
         argv += ["-F", str(profile.gateway.ssh_config)]
+    return argv
+
+
+def _common(profile: Profile, *, master: bool = False) -> list[str]:
+    argv = _with_config(profile)
     argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *KEEPALIVE]
     # The all-day connection carries nothing of the user's own: no agent or X11 forwarding, no LocalCommand.
     argv += ["-a", "-x", "-o", "PermitLocalCommand=no"]
@@ -172,6 +181,14 @@ def parse_ssh_g(text: str) -> dict[str, list[str]]:
     return result
 
 
+def probe(profile: Profile) -> list[str]:
+    """ssh and its options (no destination) for one check of a link (`doctor`): the profile's config, batch mode,
+    never the user's own ControlMaster, and a ConnectTimeout of PROBE_CONNECT_TIMEOUT."""
+    argv = _with_config(profile)
+    timeout = f"ConnectTimeout={PROBE_CONNECT_TIMEOUT}"
+    return [*argv, "-o", "BatchMode=yes", "-o", timeout, "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+
+
 def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
     """ssh and its options (no destination) reaching any Centre host as the tunnel does: the profile's config
     (its user, certificate and known hosts), batch mode, never the user's own ControlMaster, and with one jump host
@@ -179,9 +196,7 @@ def via_tunnel(profile: Profile, control_dir: Path) -> list[str]:
 
     For `ui`/`run` (their ssh wrapper, ecflow_ui's file transfers) and for reading files on the workstation."""
     gw = profile.gateway
-    argv = [ssh_binary()]
-    if gw.ssh_config:
-        argv += ["-F", str(gw.ssh_config)]
+    argv = _with_config(profile)
     argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
     if len(gw.jump) == 1:
         config = f"-F {shlex.quote(str(gw.ssh_config))} " if gw.ssh_config else ""

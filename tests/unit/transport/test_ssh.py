@@ -221,3 +221,14 @@ def test_key_problems_from_the_files_ssh_resolved_and_its_log(tmp_path: Path) ->
     assert logged[0].fix == "point IdentityFile at your private key"
     (tmp_path / "dir").mkdir()
     assert ssh.key_problems(ssh.parse_ssh_g(f"certificatefile {tmp_path}/dir\n"))[0].why == "is a directory"
+
+
+def test_a_checks_ssh_is_the_profiles_in_batch_mode_with_the_probes_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`doctor`'s ssh (its hops, `ssh -G`, its SOCKS probe) is built here too: exactly these options, nothing more."""
+    monkeypatch.setattr(ssh, "ssh_binary", lambda: "/usr/bin/ssh")
+    assert ssh.probe(_profile()) == [
+        "/usr/bin/ssh",
+        *("-F", "/cfg", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={ssh.PROBE_CONNECT_TIMEOUT}"),
+        *("-o", "ControlMaster=no", "-o", "ControlPath=none"),
+    ]
+    assert ssh.PROBE_CONNECT_TIMEOUT == 8 and "-F" not in ssh.probe(_profile(config=None))
