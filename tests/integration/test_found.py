@@ -141,8 +141,8 @@ def test_system_list_servers_join_the_running_tunnel(
     supervisor to carry the two others, the rewritten list points at their new endpoints, the one that exists
     answers there, and status shows them apart, with the list naming them. The same with plain forwards: ssh's
     forward is added through the main leg's control socket."""
-    from ecflow_remote.ui.launch import carry_through
-    from ecflow_remote.ui.system import system_lists
+    from ecflow_remote.ui.start import carry_through
+    from ecflow_remote.ui.systemlists import system_lists
 
     main, more = write_lists(centre, workstation_lists)
     path = one_server_profile(centre, tmp_path / "p.toml", method, f'[ui]\nsystem_servers = ["{main}"]')

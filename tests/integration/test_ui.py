@@ -56,7 +56,7 @@ def display() -> Iterator[str]:
 
 def stop_ui(proc: subprocess.Popen[bytes]) -> None:
     """Stop ecflow_ui (child first, as its launch script wants), then anything left in its process group."""
-    from ecflow_remote.ui import launch as ui
+    from ecflow_remote.ui import start as ui
 
     ui.stop(proc)
     # Nothing of the group may outlive the test (an ecflow_ui.x reparented to init would hold the display).
@@ -76,7 +76,7 @@ def launch_ui(
     """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log; its config dir is
     `config_dir` (default: ecflow_ui beside ui_log, standing for the profile's persistent one); `hide`: more
     directories the UI must not see."""
-    from ecflow_remote.ui import launch as ui
+    from ecflow_remote.ui import start as ui
 
     with open(ui_log, "wb") as out:
         return ui.launch(

@@ -142,7 +142,7 @@ def test_system_lists_are_read_on_the_workstation_through_the_tunnel(
     read there through the tunnel, the profile's server rewritten to its local endpoint (local method), the
     others listed as they are and reported as not carried by the tunnel."""
     from ecflow_remote.tunnel.handle import Tunnel
-    from ecflow_remote.ui.system import system_lists
+    from ecflow_remote.ui.systemlists import system_lists
 
     main, more = write_lists(centre, workstation_lists)
     home = workstation_lists.parent

@@ -30,7 +30,7 @@ ACCEPTS_PER_WAKE = 64
 INHERITS_NODELAY = sys.platform == "linux"
 
 
-class Forwards(pipe.Forwards):
+class HandoverForwards(pipe.Forwards):
     """pipe.Forwards whose handoff routes' clients go to ssh's master where Upstreams.route picks ssh's own channel.
 
     `handoffs` holds the control connection of every client now in ssh's hands (the master closes it when the

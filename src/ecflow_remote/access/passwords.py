@@ -38,13 +38,15 @@ def read_passwords(profile: Profile, servers: Iterable[str] | None = None) -> tu
     return passwords, problems
 
 
-def read_passwords_warning(profile: Profile, servers: Iterable[str] | None = None) -> dict[str, str]:
-    """read_passwords for a one-shot command: each warning is issued as a PasswordWarning, which the command line
-    prints (and a library caller may catch or filter)."""
+def read_passwords_warned(
+    profile: Profile, servers: Iterable[str] | None = None, *, stacklevel: int = 1
+) -> tuple[dict[str, str], list[str]]:
+    """read_passwords, each problem also issued as a PasswordWarning, which the command line prints (and a library
+    caller may catch or filter). `stacklevel` as warnings.warn's, counted from the caller."""
     passwords, problems = read_passwords(profile, servers)
     for problem in problems:
-        warnings.warn(problem, PasswordWarning, stacklevel=2)
-    return passwords
+        warnings.warn(problem, PasswordWarning, stacklevel=stacklevel + 1)
+    return passwords, problems
 
 
 def read_password(source: PasswordSource) -> str:

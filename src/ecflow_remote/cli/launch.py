@@ -12,7 +12,7 @@ import click
 from ecflow_remote.cli.app import Context, pass_context
 
 if TYPE_CHECKING:
-    from ecflow_remote.ui.system import SystemLists
+    from ecflow_remote.ui.systemlists import SystemLists
 
 # ---------------------------------------------------------------------------------------------------- run
 
@@ -65,13 +65,13 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     """Start ecflow_ui with every profile server, through the running tunnel: ecflow-remote ui [-- ARGS]"""
     import signal
 
-    from ecflow_remote.ui import launch as ui_launch
+    from ecflow_remote.ui import start as ui_start
     from ecflow_remote.uiservers import default_ui_config_dir
 
     def stop_on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    proc, config = ui_launch.launch(c.tunnel(), list(args))
+    proc, config = ui_start.launch(c.tunnel(), list(args))
     first = f" (new: a copy of {default_ui_config_dir()})" if config.seeded else ""
     click.echo(f"ecflow_ui's config dir: {config.path}{first}; kept between runs", err=True)
     for line in system_report(config.system):
@@ -81,7 +81,7 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        ui_launch.stop(proc)
+        ui_start.stop(proc)
         code = 130
     finally:
         for sig, handler in old.items():

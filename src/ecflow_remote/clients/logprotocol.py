@@ -15,7 +15,6 @@ from ecflow_remote.errors import (
     size_words,
 )
 
-DEFAULT_PORT = 9316
 # The log server's checksum covers the first KiB only (sub meta in ecflow_logsvr.pl).
 CHECKSUM_SPAN = 1024
 # The most the clients keep in memory from one reply (a file read whole, a delta, a list). The protocol ends a reply

@@ -13,7 +13,6 @@ from ecflow_remote.clients import logprotocol
 from ecflow_remote.clients.connect import Destination, DestinationOptions, close_stream
 from ecflow_remote.clients.logprotocol import (
     CHECKSUM_SPAN,
-    DEFAULT_PORT,
     Delta,
     ListEntry,
     LogFile,
@@ -32,6 +31,7 @@ from ecflow_remote.clients.logprotocol import (
     reply_too_large,
 )
 from ecflow_remote.errors import LogFileUnavailable, LogServerError, TruncatedOutput
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
 
 CHUNK = 64 * 1024
 # The sync client reads with recv_into straight into its buffer, up to this much at a time when streaming.
@@ -131,7 +131,7 @@ class _Transfer:
 class AsyncLogServerClient(Destination):
     """One request per connection, as the log server serves them (it forks, answers and closes)."""
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[DestinationOptions]) -> None:
+    def __init__(self, host: str, port: int = DEFAULT_LOGSERVER_PORT, **options: Unpack[DestinationOptions]) -> None:
         # read_timeout: idle time allowed between two chunks, not for the whole transfer: big files may take long.
         super().__init__(host, port, **options)
 
@@ -279,7 +279,7 @@ class LogServerClient:
     """The same client for synchronous code, over plain blocking sockets: no event loop, and files are read with
     recv_into straight into one buffer sized from the listed size."""
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, **options: Unpack[DestinationOptions]) -> None:
+    def __init__(self, host: str, port: int = DEFAULT_LOGSERVER_PORT, **options: Unpack[DestinationOptions]) -> None:
         """Takes what AsyncLogServerClient takes."""
         self._async = AsyncLogServerClient(host, port, **options)
 

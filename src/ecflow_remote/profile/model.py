@@ -69,7 +69,7 @@ class Gateway:
     login: str | None = None
     warn_before: float = DEFAULT_WARN_BEFORE
     # Where launched programs cannot have a private hosts view (macOS; Linux without namespaces): let the
-    # supervisor manage a marked block in the system hosts file (systemhosts.py). Never without this opt-in.
+    # supervisor manage a marked block in the system hosts file (hosts/system.py). Never without this opt-in.
     system_hosts: bool = False
     # What carries the forwards: the far-side agent (auto: where the workstation has python3 >= 3.6, else plain
     # OpenSSH forwards) — agent: only the agent; plain: only OpenSSH's forwards.

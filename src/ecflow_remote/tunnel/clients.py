@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecflow_remote.access.identity import Auth
-from ecflow_remote.clients.logprotocol import DEFAULT_PORT
 from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint, Plan, Route
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
@@ -41,7 +41,7 @@ class Clients:
         host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
         return EcflowClient(host, port, name=server, **options)
 
-    def logserver_endpoint(self, host: str, port: int = DEFAULT_PORT) -> Endpoint | None:
+    def logserver_endpoint(self, host: str, port: int = DEFAULT_LOGSERVER_PORT) -> Endpoint | None:
         """The tunnel's endpoint for a log server named as ECF_LOGHOST names it (short or fully qualified)."""
         for e in self.plan.logservers():
             if same_host(e.host, host) and e.port == port:
@@ -49,7 +49,7 @@ class Clients:
         return None
 
     def logserver(
-        self, host: str, port: int = DEFAULT_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
+        self, host: str, port: int = DEFAULT_LOGSERVER_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
     ) -> AsyncLogServerClient:
         """An asyncio client for a log server of the tunnel; LookupError if the tunnel does not reach it."""
         from ecflow_remote.clients.logserver import AsyncLogServerClient
@@ -59,7 +59,7 @@ class Clients:
         return AsyncLogServerClient(route.host, route.port, name=f"{host}:{port}", **options)
 
     def logserver_sync(
-        self, host: str, port: int = DEFAULT_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
+        self, host: str, port: int = DEFAULT_LOGSERVER_PORT, *, connect_timeout: float = 5.0, read_timeout: float = 30.0
     ) -> LogServerClient:
         """The blocking twin of `logserver`."""
         from ecflow_remote.clients.logserver import LogServerClient

@@ -9,17 +9,16 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.access import identity, socks
-from ecflow_remote.access.passwords import read_passwords
-from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, PasswordWarning, TunnelError
+from ecflow_remote.access.passwords import read_passwords_warned
+from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile
-from ecflow_remote.profile.model import Profile
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, Profile
 from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
@@ -235,9 +234,7 @@ class Tunnel:
         """The client factory for the running tunnel. Passwords are read once per Tunnel and start (passwords.py's
         one rule: one that cannot be read is a PasswordWarning, and its server's requests go without it)."""
         if self._clients is None:
-            passwords, self._password_warnings = read_passwords(self.profile)
-            for problem in self._password_warnings:
-                warnings.warn(problem, PasswordWarning, stacklevel=2)
+            passwords, self._password_warnings = read_passwords_warned(self.profile, stacklevel=2)
             fetch = workstation_fetcher(self.profile, self.rundir.path)
             self._clients = Clients(self.plan(), identity.client_auth(self.profile, passwords), fetch)
         return self._clients
@@ -255,12 +252,16 @@ class Tunnel:
         self.profile.server(server)
         return self.clients().ecflow_sync(server, **timeouts)
 
-    def logserver_client(self, host: str, port: int = 9316, **timeouts: float) -> AsyncLogServerClient:
+    def logserver_client(
+        self, host: str, port: int = DEFAULT_LOGSERVER_PORT, **timeouts: float
+    ) -> AsyncLogServerClient:
         """An asyncio client for a log server the tunnel reaches (named in the profile, or found since in a
         server's suites); LookupError if it reaches none there."""
         return self.clients_reaching(host, port).logserver(host, port, **timeouts)
 
-    def logserver_client_sync(self, host: str, port: int = 9316, **timeouts: float) -> LogServerClient:
+    def logserver_client_sync(
+        self, host: str, port: int = DEFAULT_LOGSERVER_PORT, **timeouts: float
+    ) -> LogServerClient:
         return self.clients_reaching(host, port).logserver_sync(host, port, **timeouts)
 
     def clients_reaching(self, host: str, port: int) -> Clients:

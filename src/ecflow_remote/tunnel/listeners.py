@@ -102,7 +102,7 @@ class Listeners:
         )
         servers: list[pipe.Server] = []
         if routes:
-            servers.append(handover.Forwards(list(routes), self.io))
+            servers.append(handover.HandoverForwards(list(routes), self.io))
         if relayed:
             servers.append(relay.Relay(list(relayed), io=self.io))
         started: list[pipe.Server] = []

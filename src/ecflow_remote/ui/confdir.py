@@ -22,7 +22,7 @@ from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
 from ecflow_remote.safepath import check_dir
 from ecflow_remote.ui.session import write_session
-from ecflow_remote.ui.system import SystemLists
+from ecflow_remote.ui.systemlists import SystemLists
 from ecflow_remote.uiservers import UiServer
 
 # What ecflow-remote remembers in the config dir: the rows it added (removed again when the profile drops their

@@ -17,7 +17,7 @@ from ecflow_remote.access import handover, pipe
 TARGET = ("machine1", 4141)
 
 
-class _Forwards(handover.Forwards):
+class _Forwards(handover.HandoverForwards):
     """Counts the clients piped through Python (pipe.Client objects made)."""
 
     def __init__(self, route: pipe.Route, control: Path, sockets: dict[tuple[str, int], Path]) -> None:

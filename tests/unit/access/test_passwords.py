@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.access import passwords
-from ecflow_remote.access.passwords import read_password, read_passwords, read_passwords_warning
+from ecflow_remote.access.passwords import read_password, read_passwords, read_passwords_warned
 from ecflow_remote.errors import PasswordError, PasswordWarning
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import PasswordSource
@@ -152,8 +152,10 @@ def test_read_passwords_warns_per_server_and_reads_the_rest(tmp_path: Path, monk
     assert read_passwords(profile, ["plain"]) == ({}, [])
 
 
-def test_read_passwords_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_passwords_warned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile = load_profile(_profile(tmp_path))
     monkeypatch.setenv("ECFR_PW_A", "")
-    with pytest.warns(PasswordWarning, match=r"^server a: .*\$ECFR_PW_A is empty"):
-        assert read_passwords_warning(profile, ["a"]) == {}
+    with pytest.warns(PasswordWarning, match=r"^server a: .*\$ECFR_PW_A is empty") as caught:
+        passwords, problems = read_passwords_warned(profile, ["a"])
+    assert passwords == {} and problems == [str(w.message) for w in caught]
+    assert caught[0].filename == __file__  # stacklevel: the warning points at the caller

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecflow_remote.cli.launch import system_report
-from ecflow_remote.ui.system import SystemLists
+from ecflow_remote.ui.systemlists import SystemLists
 from ecflow_remote.uiservers import UiServer
 
 

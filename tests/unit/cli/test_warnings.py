@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ecflow_remote.access.passwords import read_passwords_warning
+from ecflow_remote.access.passwords import read_passwords_warned
 from ecflow_remote.cli.app import Group
 from ecflow_remote.errors import ServerError
 from ecflow_remote.profile.load import load_profile
@@ -23,7 +23,7 @@ def cli() -> None:
 @click.argument("profile", type=click.Path(path_type=Path))
 def refused(profile: Path) -> None:
     # What suites/output do with a password they cannot read: warn, ask without it, get the server's refusal.
-    assert read_passwords_warning(load_profile(profile), ["a"]) == {}
+    assert read_passwords_warned(load_profile(profile), ["a"])[0] == {}
     raise ServerError("Authentication failed", "localhost:4141")
 
 

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.unit.ui.test_launch import PROFILE
+from tests.unit.ui.test_start import PROFILE
 
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from tests.unit.ui.test_confdir import local_plan, profile_from
-from tests.unit.ui.test_launch import PROFILE
+from tests.unit.ui.test_start import PROFILE
 
 from ecflow_remote.errors import UiError
-from ecflow_remote.ui import launch
+from ecflow_remote.ui import start as launch
 from ecflow_remote.ui.confdir import profile_ui_servers
 
 

@@ -17,8 +17,8 @@ from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config, profile_ui_servers
-from ecflow_remote.ui.system import ENV as SYSTEM_ENV
-from ecflow_remote.ui.system import Carry, system_lists
+from ecflow_remote.ui.systemlists import ENV as SYSTEM_ENV
+from ecflow_remote.ui.systemlists import Carry, system_lists
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel

@@ -12,7 +12,7 @@ from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.tunnel.state import RunFiles
 from ecflow_remote.ui import confdir
-from ecflow_remote.ui import launch as ui
+from ecflow_remote.ui import start as ui
 from ecflow_remote.uiservers import read_servers_txt
 
 PROFILE = """\

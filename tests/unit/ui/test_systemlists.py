@@ -7,10 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.unit.ui.test_launch import PROFILE, plan
+from tests.unit.ui.test_start import PROFILE, plan
 
 from ecflow_remote.profile.load import load_profile
-from ecflow_remote.ui import confdir, system
+from ecflow_remote.ui import confdir, systemlists
 from ecflow_remote.uiservers import UiServer, read_servers_txt
 
 LIST = """\
@@ -25,7 +25,7 @@ far machine9 5000
 
 
 def test_parse_list_reads_as_ecflow_ui_does() -> None:
-    rows, includes = system.parse_list(LIST + "far again 1\n")
+    rows, includes = systemlists.parse_list(LIST + "far again 1\n")
     assert rows == [("machine1", "machine1", 4141), ("ops-m2", "machine2", 3142), ("far", "machine9", 5000)]
     assert includes == ["/other/list"]
 
@@ -33,17 +33,17 @@ def test_parse_list_reads_as_ecflow_ui_does() -> None:
 def test_rewrite_gives_profile_servers_their_tunnel_endpoint(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text(PROFILE)
     profile = load_profile(tmp_path / "p.toml")
-    rows, _ = system.parse_list(LIST)
-    servers, unreachable = system.rewrite(rows, profile, plan("local"))
+    rows, _ = systemlists.parse_list(LIST)
+    servers, unreachable = systemlists.rewrite(rows, profile, plan("local"))
     assert [(s.name, s.host, s.port, s.system) for s in servers] == [
         ("machine1", "localhost", 4141, True),
         ("ops-m2", "localhost", 40001, True),
         ("far", "machine9", 5000, True),
     ]
     assert unreachable == ["far"]
-    servers, _ = system.rewrite(rows, profile, plan("hosts"))
+    servers, _ = systemlists.rewrite(rows, profile, plan("hosts"))
     assert [(s.host, s.port) for s in servers] == [("machine1", 4141), ("machine2", 3142), ("machine9", 5000)]
-    assert system.format_list(servers, ["/a"]).splitlines()[1:] == [
+    assert systemlists.format_list(servers, ["/a"]).splitlines()[1:] == [
         "machine1 machine1 4141",
         "ops-m2 machine2 3142",
         "far machine9 5000",
@@ -51,7 +51,9 @@ def test_rewrite_gives_profile_servers_their_tunnel_endpoint(tmp_path: Path) -> 
 
 
 def run_remote(args: list[str], env: dict[str, str]) -> bytes:
-    return subprocess.run(["sh", "-c", system._REMOTE, "sh", *args], capture_output=True, env=env, check=True).stdout
+    return subprocess.run(
+        ["sh", "-c", systemlists._REMOTE, "sh", *args], capture_output=True, env=env, check=True
+    ).stdout
 
 
 def test_remote_script_sends_each_file_and_the_login_environments_list(tmp_path: Path) -> None:
@@ -62,13 +64,13 @@ def test_remote_script_sends_each_file_and_the_login_environments_list(tmp_path:
     two = tmp_path / "two words"
     two.write_bytes(b"b h 2")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SHELL": "/bin/sh"}
-    listed, files = system.parse_reply(run_remote([str(one), str(tmp_path / "none"), str(two)], env), 3, False)
+    listed, files = systemlists.parse_reply(run_remote([str(one), str(tmp_path / "none"), str(two)], env), 3, False)
     assert listed is None and files == [b"a h 1\nECFR-FILE 99\n", None, b"b h 2"]
-    (tmp_path / ".profile").write_text(f"echo welcome to the Centre\nexport {system.ENV}='{one}:{two}'\n")
-    listed, files = system.parse_reply(run_remote(["--login"], env), 0, True)
+    (tmp_path / ".profile").write_text(f"echo welcome to the Centre\nexport {systemlists.ENV}='{one}:{two}'\n")
+    listed, files = systemlists.parse_reply(run_remote(["--login"], env), 0, True)
     assert listed == f"{one}:{two}" and files == [b"a h 1\nECFR-FILE 99\n", b"b h 2"]
     (tmp_path / ".profile").write_text("echo nothing set here\n")
-    assert system.parse_reply(run_remote(["--login"], env), 0, True) == ("", [])
+    assert systemlists.parse_reply(run_remote(["--login"], env), 0, True) == ("", [])
 
 
 def test_system_servers_are_listed_as_such_and_follow_the_lists(tmp_path: Path) -> None:
