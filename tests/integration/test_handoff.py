@@ -160,11 +160,12 @@ def test_a_log_server_answer_still_ends_through_a_handed_over_socket(
 ) -> None:
     """The half-close question, answered for the ssh installed (9.2p1): given the socket as two fds the master never
     shuts it down, yet the far side's EOF reaches a client that reads until EOF (the stdio forward's force_drain
-    closes the whole channel), so Listeners hands log servers over too; this checks it on a bare handover.Forwards."""
+    closes the whole channel), so Listeners hands log servers over too; this checks it on a bare
+    handover.HandoverForwards."""
     tunnel, _, main_sock = _up(tunnel_up, transport="plain")
     spec = centre.logservers[0]
     target = (spec.host, spec.port)
-    fw = handover.Forwards([pipe.Route(("127.0.0.1", 0), target, handoff=True)])
+    fw = handover.HandoverForwards([pipe.Route(("127.0.0.1", 0), target, handoff=True)])
     fw.upstreams.control = main_sock
     fw.upstreams.sockets = forwards.sockets_for(tunnel.rundir.path, tunnel.plan().forwards)
     with fw:
