@@ -406,7 +406,7 @@ class Supervisor:
         """While up: wait for what happens (a leg ends, the agent's start or end, a request, the finder's answer, a
         signal) or the next deadline (a health round, the certificate's message, a session's proof)."""
         next_health = time.monotonic() + HEALTH_EVERY
-        self.finder.start()
+        self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
         next_cert = self.certs.next_change()
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
@@ -432,7 +432,7 @@ class Supervisor:
                 next_cert = self.certs.next_change()
             if now >= next_health:
                 self._set(checks=self._health(self.state.plan or plan))
-                self.finder.start()
+                self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
                 next_health = time.monotonic() + HEALTH_EVERY
             proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
             self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
@@ -440,7 +440,8 @@ class Supervisor:
     def _health(self, plan: Plan) -> list[Check]:
         # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
         why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
-        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0, why.explain)
+        clients = Clients(plan, identity.client_auth(self.profile, self.passwords), forwards.direct(self.net.upstreams))
+        return self.rounds.check(clients, 3.0, why.explain)
 
     def _answer_requests(self) -> None:
         """Carry the servers `ui` and `run` asked for (inbox.py), and answer once the state has them."""
