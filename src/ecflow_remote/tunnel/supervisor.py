@@ -83,13 +83,13 @@ class Supervisor:
         self.netwatch = NetWatch(self.events.wake)  # a new home address or route: probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
-    def _set(self, phase: Phase | None = None, **changes: object) -> None:
+    def _set(self, phase: Phase | None = None, routine: bool = False, **changes: object) -> None:
         if phase is not None and phase != self.state.state:
             self.state.state = phase
             self.state.since = time.time()
         for key, value in changes.items():
             setattr(self.state, key, value)
-        self.rundir.write_state(self.state)
+        self.rundir.write_state(self.state, routine)  # routine: a health round's (RunDir.write_state)
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -431,7 +431,7 @@ class Supervisor:
                     self._set(message=message)
                 next_cert = self.certs.next_change()
             if now >= next_health:
-                self._set(checks=self._health(self.state.plan or plan))
+                self._set(routine=True, checks=self._health(self.state.plan or plan))
                 self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
                 next_health = time.monotonic() + HEALTH_EVERY
             proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
