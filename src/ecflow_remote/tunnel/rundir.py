@@ -139,13 +139,15 @@ class RunDir:
 
     def write_state(self, state: TunnelState, routine: bool = False) -> None:
         """state.json anew. `routine` (a health round): not written when all it would change is the checks'
-        latencies and the finder's round count, unless the file is ROUTINE_EVERY seconds old (an idle tunnel's
-        rounds then cost no file write each: `status` shows latencies up to that old, every change else at once)."""
+        latencies, the finder's round count and the certificate's seconds left (valid_until stays), unless the
+        file is ROUTINE_EVERY seconds old. An idle tunnel's rounds then write no file each; `status` shows
+        latencies up to that old, every other change at once."""
         data = state.to_json()
         key = {
             **data,
             "checks": [{**c, "latency_ms": None} for c in data["checks"]],
             "found_rounds": state.found_rounds > 0,
+            "certificate": {**(data["certificate"] or {}), "seconds_left": None},
         }
         now = time.monotonic()
         if routine and key == self._written[0] and now < self._written[1] + ROUTINE_EVERY:
