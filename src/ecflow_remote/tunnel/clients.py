@@ -112,8 +112,11 @@ async def _connect_unix(path: Path, timeout: float, host: str, port: int) -> soc
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
-        async with asyncio.timeout(timeout):
-            await asyncio.get_running_loop().sock_connect(sock, str(path))
+        try:
+            sock.connect(str(path))  # a unix socket connects at once (no trip round the loop) unless its backlog
+        except BlockingIOError:  # is full
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().sock_connect(sock, str(path))
     except OSError as e:  # TimeoutError included: ssh gone, or its socket not there yet
         sock.close()
         raise ConnectError(

@@ -119,7 +119,10 @@ class Rounds:
         if self._runner is None:
             self._runner = asyncio.Runner()
         answered = self._answered if fresh else None
-        checks = self._runner.run(check_all(clients, timeout, why, self._versions if fresh else None, answered))
+        # On the runner's loop itself: Runner.run would install and remove a SIGINT handler each round.
+        checks = self._runner.get_loop().run_until_complete(
+            check_all(clients, timeout, why, self._versions if fresh else None, answered)
+        )
         if not fresh:
             self._versions_until = now + self.VERSION_EVERY
         self._answered = {
