@@ -174,7 +174,9 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
                         answers.flush()
                         continue
                 token = plan
-            trees = runner.run(finder.round(dataclasses.replace(clients, direct=direct), servers))
+            # On the runner's loop itself: Runner.run would install and remove a SIGINT handler each round.
+            round_ = finder.round(dataclasses.replace(clients, direct=direct), servers)
+            trees = runner.get_loop().run_until_complete(round_)
             # The same trees unchanged (an idle Centre): the same answer, without walking them again.
             now = [(name, id(t), t.state_change_no, t.modify_change_no) for name, t in trees.items()]
             if now != seen:
