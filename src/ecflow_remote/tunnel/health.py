@@ -33,8 +33,16 @@ async def _check_server(
             # Side by side: each is a new connection (two round trips through ssh's own channels), and `up` waits.
             latency, version = await asyncio.gather(client.ping(), client.server_version())
     except Exception as e:  # every failure is a status to show, not a crash
+        if _direct(clients, endpoint) and not isinstance(e, TimeoutError):
+            # ssh's forward socket only drops a refused channel: through the listener, ssh's master says why (and
+            # causes.py can tell a lasting cause). Only failures pay for this second try.
+            return await _check_server(dataclasses.replace(clients, direct={}), endpoint, timeout, version)
         return Check(endpoint, False, error=words(e)), e
     return Check(endpoint, True, round(latency * 1000, 2), version), None
+
+
+def _direct(clients: Clients, endpoint: Endpoint) -> bool:
+    return (endpoint.host, endpoint.port) in clients.direct
 
 
 async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) -> Check:
@@ -44,6 +52,8 @@ async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) 
         async with asyncio.timeout(timeout):
             version = await client.version()
     except Exception as e:
+        if _direct(clients, endpoint) and not isinstance(e, TimeoutError):  # as _check_server
+            return await check_logserver(dataclasses.replace(clients, direct={}), endpoint, timeout)
         return Check(endpoint, False, error=words(e))
     return Check(endpoint, True, round((time.perf_counter() - t0) * 1000, 2), version)
 
