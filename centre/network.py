@@ -18,6 +18,9 @@ NETNS_ETC = Path("/etc/netns")
 LOCK_FILE = Path("/run/ecflow-remote-centre.lock")
 
 
+BACKSTOP_METRIC = "4000"  # the home net's unreachable route, below (after) its connected route
+
+
 def run(argv: Sequence[str], *, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a set-up command; on failure say which command and what it printed."""
     proc = subprocess.run(list(argv), capture_output=True, text=True, input=input)
@@ -141,6 +144,9 @@ def build(
         run(["ip", "-n", jump.netns, "link", "set", "home0", "up"])
         # The Centre LAN must be unreachable from home, exactly as at home: no route, and an explicit refusal.
         run(["ip", "route", "add", "unreachable", str(lan_net)])
+        # And the home link's own net, behind its connected route: while the laptop's address is gone (a test
+        # moving it, a teardown) nothing falls through to this machine's default route.
+        run(["ip", "route", "add", "unreachable", str(home_net), "metric", BACKSTOP_METRIC])
     run(["ip", "netns", "exec", jump.netns, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
     run(["ip", "-n", jump.netns, "link", "add", "lan", "type", "bridge"])
     run(["ip", "-n", jump.netns, "addr", "add", f"{jump.address}/24", "dev", "lan"])
@@ -222,6 +228,8 @@ def destroy(run_id: str, lan_net: str | None) -> None:
     run(["ip", "link", "del", f"{run_id}h"], check=False)
     if lan_net:
         run(["ip", "route", "del", "unreachable", lan_net], check=False)
+        home_net = lan_net.replace("198.19.", "198.18.", 1)  # the pair choose_subnets made
+        run(["ip", "route", "del", "unreachable", home_net, "metric", BACKSTOP_METRIC], check=False)
     for etc in NETNS_ETC.glob(f"{run_id}-*"):
         shutil.rmtree(etc, ignore_errors=True)
     with contextlib.suppress(OSError):
