@@ -64,6 +64,7 @@ def legs(
     socks_socket: Path | None = None,
     jump_session: bool = True,
     main_session: bool = True,
+    compress: bool = False,
 ) -> Legs:
     """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one.
 
@@ -73,7 +74,8 @@ def legs(
     its second session (agent_argv). Either way ssh forwards each endpoint to the unix socket
     `forward_sockets[name]` and, for the socks method, runs its SOCKS server on `socks_socket` — both in the 0700
     run directory, sockets 0600 — behind the supervisor's listeners: the plain transport, the channels that serve
-    while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route)."""
+    while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route). `compress`: ssh -C on the main
+    leg (its channels carry a slow link without the agent)."""
     forward_sockets = forward_sockets or {}
     gw = profile.gateway
     main = [*_common(profile, master=True)]
@@ -89,6 +91,8 @@ def legs(
     main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
     main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets; also for control_forwards' ones
     main += ["-o", "ExitOnForwardFailure=yes"]
+    if compress:
+        main += ["-C"]  # the main leg carries every forward across the slow link (decisions.compress_plain)
     main += _local_forwards(plan, forward_sockets)
     if plan.socks_port is not None:
         if socks_socket is None:

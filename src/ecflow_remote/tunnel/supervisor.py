@@ -21,7 +21,6 @@ from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
-from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
 from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
@@ -38,8 +37,9 @@ CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
 AGENT_START_TIMEOUT = 15.0
-# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs.
-AGENT_PING_EVERY = 3.0
+# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs. Each
+# second: its round trips are the link's figure (transport/link.py), which follows a laptop that moves.
+AGENT_PING_EVERY = 1.0
 AGENT_PING_TIMEOUT = 12.0
 
 
@@ -61,6 +61,7 @@ class Supervisor:
         self.passwords: dict[str, str] = {}
         # Every local listener is ours, for the supervisor's whole life (listeners.py).
         self.net = Listeners()
+        self.net.upstreams.transport = profile.gateway.transport
         self.agent: AgentSession | None = None
         self.pending_agent: concurrent.futures.Future[AgentSession] | None = None
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
@@ -217,17 +218,14 @@ class Supervisor:
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
+            compress=self._compress(),
         )
         self.legs = []
         jump = self._jump_leg(legs.jump_master)
-        # While the first hop logs in: the certificate (ssh -G, ssh-keygen) and the link's round trip (a TCP
-        # connection to the first hop: one round trip, on the link that decides whether the agent pays).
+        # While the first hop logs in: the certificate (ssh -G, ssh-keygen).
         message = self._certificate_message()
-        transport, rtt = self.profile.gateway.transport, None
-        if self.use_agent and transport == "auto" and self.first_hop is not None:
-            rtt = connect_time(self.first_hop)
-        agent = self.use_agent and decisions.agent_for_link(transport, rtt, SLOW_LINK_RTT)
-        fast = rtt if self.use_agent and not agent else None
+        transport = self.profile.gateway.transport
+        agent = self.use_agent and decisions.agent_for_link(transport)
         if jump is not None:
             failure = self._await_master(jump, ssh.jump_socket(rundir), "the jump host")
             if failure is not None:
@@ -272,11 +270,6 @@ class Supervisor:
         else:
             if transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
-            elif fast is not None:
-                self.state.transport_note = (
-                    f"ssh's own channels: a fast link ({fast * 1000:.1f} ms round trip to the first hop; the "
-                    "far-side agent pays only on a slow one)"
-                )
             self._set(transport="plain")
         self._set("up", message=message, checks=self._health(self.state.plan or plan))
         return None
@@ -349,7 +342,9 @@ class Supervisor:
                 return None
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
         assert self.net.io is not None
-        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
+        self.net.io.loop.call_soon_threadsafe(
+            agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, self.net.upstreams.gauge.add
+        )
         self.agent = agent
         self.net.upstreams.agent = agent
         python = agent.hello.get("python")
@@ -398,6 +393,7 @@ class Supervisor:
                 if self.sessions[leg.name] and time.monotonic() - leg.started > 5:
                     self.sessions_proven.add(leg.name)
             self._join_requested()
+            self._show_link()
             wanted = self.finder.answer()
             if wanted is not None:
                 self.state.found_rounds += 1
@@ -413,6 +409,24 @@ class Supervisor:
                     self._set(message=message)
                 next_cert = time.monotonic() + CERT_EVERY
             time.sleep(0.05)
+
+    def _compress(self) -> bool:
+        """Whether the main leg runs ssh -C: where ssh's own channels carry a slow link (decisions.compress_plain).
+        Unmeasured yet (a first start without the agent): the first hop's handshake is the only hint."""
+        slow = self.net.upstreams.gauge.slow()
+        hint = None
+        if not self.use_agent and slow is None and self.first_hop is not None:
+            hint = connect_time(self.first_hop)
+        return decisions.compress_plain(self.use_agent, slow, hint)
+
+    def _show_link(self) -> None:
+        """The link's figure and what carries new connections, in the state when they change (status shows them)."""
+        upstreams = self.net.upstreams
+        figure = upstreams.gauge.figure()
+        rtt = round(figure * 1000, 1) if figure is not None else self.state.link_rtt
+        carrier = upstreams.carrier()
+        if carrier != self.state.carrier or (rtt is not None and _moved(rtt, self.state.link_rtt)):
+            self._set(carrier=carrier, link_rtt=rtt)
 
     def _clients(self, plan: Plan) -> Clients:
         return Clients(plan, identity.client_auth(self.profile, self.passwords))
@@ -491,3 +505,8 @@ class Supervisor:
             else:
                 leg.stop()
         self.legs = []
+
+
+def _moved(rtt: float, shown: float | None) -> bool:
+    """Whether the figure changed enough to rewrite the state (a quarter, or half a millisecond)."""
+    return shown is None or abs(rtt - shown) > max(0.5, 0.25 * shown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +20,8 @@ from ecflow_remote.transport.agent.bootstrap import (
 )
 
 MARKER_SEARCH_LIMIT = 1 << 20  # a login banner longer than this is not a banner
+# The keepalive's first pings: a few, a moment apart, so that a busy start (one slow sample) is not the only figure.
+BURST, BURST_GAP = 3, 0.05
 
 
 @dataclass(frozen=True)
@@ -259,19 +261,26 @@ class AgentSession:
         except frames.SessionDied as e:
             raise AgentDied(str(e)) from None
 
-    def keepalive(self, interval: float = 3.0, timeout: float = 10.0) -> asyncio.Task[None]:
-        """PING every `interval`; no PONG within `timeout` ends the session (reason says so)."""
+    def keepalive(
+        self, interval: float = 3.0, timeout: float = 10.0, on_rtt: Callable[[float], None] | None = None
+    ) -> asyncio.Task[None]:
+        """PING every `interval` (the first BURST pings a moment apart, so that the link is measured at once);
+        no PONG within `timeout` ends the session (reason says so). `on_rtt`: given each round trip."""
 
         async def loop() -> None:
+            sent = 0
             while self.mux.dead is None:
                 try:
-                    await self.ping(timeout)
+                    rtt = await self.ping(timeout)
+                    if on_rtt is not None:
+                        on_rtt(rtt)
                 except TimeoutError:
                     self.mux.die(f"the agent did not answer a ping within {timeout:g}s (link dead?)")
                     return
                 except AgentDied:
                     return
-                await asyncio.sleep(interval)
+                sent += 1
+                await asyncio.sleep(BURST_GAP if sent < BURST else interval)
 
         return self._spawn(loop())
 

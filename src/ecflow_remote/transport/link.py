@@ -1,0 +1,77 @@
+"""The link's round trip as measured through the ssh connection itself, and the pure rule that routes by it.
+
+The first hop's address says nothing when ssh reaches it through a ProxyCommand (Teleport's `tsh proxy ssh`), a
+local relay or a VPN client's port, and one TCP handshake timed while the laptop is busy starting says little
+more. So the figure comes from the tunnel's own connection: the far-side agent's pings (every second) and the time
+ssh's master takes to confirm a handed-over connection's channel (one round trip through ssh, for free). It is the
+smallest sample of the last WINDOW seconds: a loaded CPU or a queue behind a big output only ever adds to a round
+trip, so the minimum is the link's own, and it follows a laptop that moves within the window.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+SLOW = 0.005  # seconds: from here the link is a home link (as pace.SLOW_LINK_RTT): the agent carries
+FAST = 0.003  # below this a slow-judged link is fast again (the gap keeps a 4 ms VPN from flapping)
+WINDOW = 3.0  # seconds a sample counts: a laptop moved to a slow link is seen within this (pings every second)
+
+
+def judge(previously_slow: bool | None, figure: float | None) -> bool | None:
+    """Whether the link is slow now: `figure` (the window's smallest round trip; None: no sample) against the
+    thresholds, with hysteresis around the previous judgement (None: none yet). No sample: the previous one stands."""
+    if figure is None:
+        return previously_slow
+    if previously_slow:
+        return figure >= FAST
+    return figure >= SLOW
+
+
+def carrier(transport: str, agent_runs: bool, has_channel: bool, slow: bool | None) -> str | None:
+    """What carries a new connection: "agent", "ssh" (ssh's own channel), or None (nothing now: reconnecting).
+    The agent on a slow link (one round trip a request, compression, pacing) and wherever ssh forwards nothing
+    (a found log server, the SOCKS method's other hosts); ssh's own channel on a fast link (the agent's hop costs
+    more than the round trip it saves) and until the link is judged (the agent has just started). `transport =
+    "agent"` takes the agent whenever it runs."""
+    if not agent_runs:
+        return "ssh" if has_channel else None
+    if not has_channel or transport == "agent" or slow:
+        return "agent"
+    return "ssh"
+
+
+class Gauge:
+    """Round-trip samples through the ssh connection, the window's minimum and the judgement it gives. Fed from
+    the listeners' loop thread, read from the supervisor's: deque appends and the judgement's one assignment are
+    atomic under the GIL."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()  # (when, rtt), rtt increasing
+        self._slow: bool | None = None
+        self.last: float | None = None  # the newest sample (status shows it beside the figure)
+        self.count = 0
+
+    def add(self, rtt: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        samples = self._samples
+        while samples and samples[-1][1] >= rtt:
+            samples.pop()  # a monotonic deque: its front is the window's minimum
+        samples.append((now, rtt))
+        while now - samples[0][0] > self.window:
+            samples.popleft()
+        self.last = rtt
+        self.count += 1
+        self._slow = judge(self._slow, self.figure(now))
+
+    def figure(self, now: float | None = None) -> float | None:
+        """The smallest round trip of the last `window` seconds (None: no sample in it)."""
+        now = time.monotonic() if now is None else now
+        # Read, never pruned here (add() prunes, on the listeners' thread): the supervisor's thread reads too.
+        return next((rtt for when, rtt in list(self._samples) if now - when <= self.window), None)
+
+    def slow(self, now: float | None = None) -> bool | None:
+        """The judgement now (None: never measured); an expired window keeps the last one (an idle plain tunnel)."""
+        self._slow = judge(self._slow, self.figure(now))
+        return self._slow
