@@ -24,6 +24,8 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "transport": state.transport if state else None,
         "transport_note": state.transport_note if state else None,
         "transport_text": state.transport_text if state else None,
+        "carrier": state.carrier if state else None,  # what carries new connections now: agent | ssh
+        "link_rtt_ms": state.link_rtt if state else None,  # the round trip measured through ssh
         "found_note": state.found_note if state else None,
         "profile": str(tunnel.profile.path),
         "certificate": _certificate(tunnel),

@@ -98,7 +98,13 @@ class Upstream(asyncio.Protocol):
         client = self.client
         client.upstream_eof = True
         if client.transport is not None and client.transport.can_write_eof():
-            client.transport.write_eof()
+            try:
+                client.transport.write_eof()
+            except OSError:
+                # The client went meanwhile (reset): only its connection ends. Raised into the agent's frame
+                # reader, it would end the whole session (every stream) with "Transport endpoint is not connected".
+                client.transport.abort()
+                return True
         if client.eof:
             client.close()
         return True
