@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from centre import HomeLink, network
 from tests.integration.centres import assert_ping_reaches
+from tests.integration.procs import cmdline
 
 from ecflow_remote.clients.ecflow import EcflowClient
 from ecflow_remote.tunnel.handle import Tunnel
@@ -69,8 +70,8 @@ def carrier_is(tunnel: Tunnel, carrier: str, timeout: float) -> bool:
 
 
 @contextlib.contextmanager
-def running(centre: Any, tmp_path: Any, name: str) -> Iterator[Tunnel]:
-    tunnel = Tunnel(centre.write_profile(tmp_path / f"{name}.toml", "local"))
+def running(centre: Any, tmp_path: Any, name: str, **gateway: Any) -> Iterator[Tunnel]:
+    tunnel = Tunnel(centre.write_profile(tmp_path / f"{name}.toml", "local", **gateway))
     try:
         tunnel.up()
         yield tunnel
@@ -131,3 +132,18 @@ def test_a_link_that_changes_under_a_running_tunnel_moves_new_connections(
             assert held.fileno() != -1
         finally:
             held.close()
+
+
+@pytest.mark.parametrize(("link", "compressed"), [(HOME, True), (None, False)])
+def test_plain_forwards_compress_where_the_link_is_slow(
+    centre: Any, first_hop: Any, tmp_path: Any, link: HomeLink | None, compressed: bool
+) -> None:
+    """Without the agent, ssh's own channels carry the link: behind a relay (whose handshake says nothing) the link
+    is timed through the jump master before the main leg starts, which runs with -C only over a home link."""
+    first_hop("relay", link)
+    with running(centre, tmp_path, "plain", transport="plain") as tunnel:
+        state = tunnel.state()
+        assert state is not None and state.transport == "plain"
+        assert ("-C" in cmdline(state.pid or 0)) is compressed, cmdline(state.pid or 0)
+        host, port = tunnel.endpoint("machine1")
+        assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="plain"))

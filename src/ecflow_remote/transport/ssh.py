@@ -64,7 +64,6 @@ def legs(
     socks_socket: Path | None = None,
     jump_session: bool = True,
     main_session: bool = True,
-    compress: bool = False,
 ) -> Legs:
     """The ssh command lines. Each leg holds a pty session (see HOLD_COMMAND) unless told its hop refuses one.
 
@@ -74,8 +73,7 @@ def legs(
     its second session (agent_argv). Either way ssh forwards each endpoint to the unix socket
     `forward_sockets[name]` and, for the socks method, runs its SOCKS server on `socks_socket` — both in the 0700
     run directory, sockets 0600 — behind the supervisor's listeners: the plain transport, the channels that serve
-    while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route). `compress`: ssh -C on the main
-    leg (its channels carry a slow link without the agent)."""
+    while the agent starts, and the ones a fast link prefers (pipe.Upstreams.route)."""
     forward_sockets = forward_sockets or {}
     gw = profile.gateway
     main = [*_common(profile, master=True)]
@@ -91,8 +89,6 @@ def legs(
     main += ["-M", "-S", str(main_socket(control_dir)), "-o", "ControlPersist=no"]
     main += ["-o", "StreamLocalBindUnlink=yes"]  # a killed ssh leaves sockets; also for control_forwards' ones
     main += ["-o", "ExitOnForwardFailure=yes"]
-    if compress:
-        main += ["-C"]  # the main leg carries every forward across the slow link (decisions.compress_plain)
     main += _local_forwards(plan, forward_sockets)
     if plan.socks_port is not None:
         if socks_socket is None:
@@ -108,6 +104,11 @@ def _local_forwards(plan: Plan, forward_sockets: Mapping[str, Path]) -> list[str
     its listener orphaned in ssh."""
     specs = dict.fromkeys(f"{forward_sockets[e.name].absolute()}:{e.host}:{e.port}" for e in plan.forwards)
     return [arg for spec in specs for arg in ("-L", spec)]
+
+
+def compressed(argv: list[str]) -> list[str]:
+    """A leg's argv with ssh -C: the main leg carries every forward across the link (decisions.compress_plain)."""
+    return [argv[0], "-C", *argv[1:]]
 
 
 def jump_master(profile: Profile, control_dir: Path, *, session: bool = True) -> list[str] | None:
@@ -236,6 +237,15 @@ def first_hop_address(profile: Profile) -> tuple[str, int] | None:
     opts = settings(profile)
     if not opts or opts.get("proxycommand", ["none"])[0] != "none" or opts.get("proxyjump", ["none"])[0] != "none":
         return None
+    return _address(opts)
+
+
+def workstation_address(profile: Profile) -> tuple[str, int] | None:
+    """The workstation's sshd as the jump host reaches it (`ssh -G`: its HostName and Port); None if ssh cannot say."""
+    return _address(settings(profile, profile.gateway.host))
+
+
+def _address(opts: dict[str, list[str]]) -> tuple[str, int] | None:
     try:
         return opts["hostname"][0], int(opts.get("port", ["22"])[0])
     except (KeyError, IndexError, ValueError):

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords, ssh_environ
-from ecflow_remote.clients.connect import accepts, connect_time, wait_accepting
+from ecflow_remote.clients.connect import accepts, wait_accepting
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.transport.agent.bootstrap import far_source
-from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining
+from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining, linkfigure
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
@@ -218,7 +218,6 @@ class Supervisor:
             socks_socket=socks_sock,
             jump_session=self.sessions["jump"],
             main_session=self.sessions["main"],
-            compress=self._compress(),
         )
         self.legs = []
         jump = self._jump_leg(legs.jump_master)
@@ -236,7 +235,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 path.unlink()
         # A ControlMaster with either transport: what joins later is forwarded through it (_forward_joined).
-        main = Leg("main", legs.main)
+        main = Leg("main", ssh.compressed(legs.main) if self._compress(jump is not None) else legs.main)
         self._launch_master(main, ssh.main_socket(rundir))
         failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
@@ -410,23 +409,15 @@ class Supervisor:
                 next_cert = time.monotonic() + CERT_EVERY
             time.sleep(0.05)
 
-    def _compress(self) -> bool:
-        """Whether the main leg runs ssh -C: where ssh's own channels carry a slow link (decisions.compress_plain).
-        Unmeasured yet (a first start without the agent): the first hop's handshake is the only hint."""
-        slow = self.net.upstreams.gauge.slow()
-        hint = None
-        if not self.use_agent and slow is None and self.first_hop is not None:
-            hint = connect_time(self.first_hop)
-        return decisions.compress_plain(self.use_agent, slow, hint)
+    def _compress(self, through_jump: bool) -> bool:
+        return linkfigure.compress_main(
+            self.profile, self.rundir.path, self.net.upstreams, self.use_agent, through_jump, lambda: self.first_hop
+        )
 
     def _show_link(self) -> None:
-        """The link's figure and what carries new connections, in the state when they change (status shows them)."""
-        upstreams = self.net.upstreams
-        figure = upstreams.gauge.figure()
-        rtt = round(figure * 1000, 1) if figure is not None else self.state.link_rtt
-        carrier = upstreams.carrier()
-        if carrier != self.state.carrier or (rtt is not None and _moved(rtt, self.state.link_rtt)):
-            self._set(carrier=carrier, link_rtt=rtt)
+        changes = linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt)
+        if changes:
+            self._set(None, **changes)
 
     def _clients(self, plan: Plan) -> Clients:
         return Clients(plan, identity.client_auth(self.profile, self.passwords))
@@ -505,8 +496,3 @@ class Supervisor:
             else:
                 leg.stop()
         self.legs = []
-
-
-def _moved(rtt: float, shown: float | None) -> bool:
-    """Whether the figure changed enough to rewrite the state (a quarter, or half a millisecond)."""
-    return shown is None or abs(rtt - shown) > max(0.5, 0.25 * shown)
