@@ -52,7 +52,6 @@ class Upstreams:
     # The round trip through the ssh connection (agent pings, ssh's channel confirmations): kept across
     # reconnects, as the link outlives ssh; routes every new connection (transport/link.py).
     gauge: link.Gauge = field(default_factory=link.Gauge)
-    transport: str = "auto"  # the profile's gateway.transport
 
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
@@ -63,18 +62,18 @@ class Upstreams:
         the agent, ssh's own channel (its socket), or None (reconnecting)."""
         agent = self.live_agent()
         path = self.sockets.get(target)
-        which = link.carrier(self.transport, agent is not None, path is not None, self.gauge.slow())
+        which = link.carrier(agent is not None, path is not None, self.gauge.slow())
         return agent if which == "agent" else path
 
     def socks_socket(self) -> Path | None:
         """ssh -D's socket, where SOCKS requests go now (None: the agent answers them)."""
         agent = self.live_agent()
-        which = link.carrier(self.transport, agent is not None, self.socks is not None, self.gauge.slow())
+        which = link.carrier(agent is not None, self.socks is not None, self.gauge.slow())
         return self.socks if which == "ssh" else None
 
     def carrier(self) -> str | None:
         """What carries a new connection to a forwarded endpoint now (status shows it): "agent", "ssh" or None."""
-        return link.carrier(self.transport, self.live_agent() is not None, bool(self.sockets), self.gauge.slow())
+        return link.carrier(self.live_agent() is not None, bool(self.sockets), self.gauge.slow())
 
 
 class Upstream(asyncio.Protocol):

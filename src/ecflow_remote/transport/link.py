@@ -28,15 +28,15 @@ def judge(previously_slow: bool | None, figure: float | None) -> bool | None:
     return figure >= SLOW
 
 
-def carrier(transport: str, agent_runs: bool, has_channel: bool, slow: bool | None) -> str | None:
+def carrier(agent_runs: bool, has_channel: bool, slow: bool | None) -> str | None:
     """What carries a new connection: "agent", "ssh" (ssh's own channel), or None (nothing now: reconnecting).
     The agent on a slow link (one round trip a request, compression, pacing) and wherever ssh forwards nothing
     (a found log server, the SOCKS method's other hosts); ssh's own channel on a fast link (the agent's hop costs
-    more than the round trip it saves) and until the link is judged (the agent has just started). `transport =
-    "agent"` takes the agent whenever it runs."""
+    more than the round trip it saves; also with `transport = "agent"`, which only insists that the agent runs)
+    and until the link is judged (the readiness check's connections, handed to ssh, are its first samples)."""
     if not agent_runs:
         return "ssh" if has_channel else None
-    if not has_channel or transport == "agent" or slow:
+    if not has_channel or slow:
         return "agent"
     return "ssh"
 

@@ -26,19 +26,18 @@ def test_judge(previous: bool | None, figure: float | None, expected: bool | Non
 
 
 @pytest.mark.parametrize(
-    ("transport", "agent", "channel", "slow", "expected"),
+    ("agent", "channel", "slow", "expected"),
     [
-        ("auto", True, True, True, "agent"),  # a home link: one round trip a request, compression, pacing
-        ("auto", True, True, False, "ssh"),  # a LAN: ssh's own channel is quicker
-        ("auto", True, True, None, "ssh"),  # not measured yet (the agent has just started)
-        ("auto", True, False, False, "agent"),  # nothing forwarded there by ssh (a found log server)
-        ("agent", True, True, False, "agent"),  # asked for
-        ("auto", False, True, True, "ssh"),  # no agent (plain, no python3 there, or it died)
-        ("auto", False, False, None, None),  # reconnecting
+        (True, True, True, "agent"),  # a home link: one round trip a request, compression, pacing
+        (True, True, False, "ssh"),  # a LAN: ssh's own channel is quicker
+        (True, True, None, "ssh"),  # not measured yet (the agent has just started)
+        (True, False, False, "agent"),  # nothing forwarded there by ssh (a found log server)
+        (False, True, True, "ssh"),  # no agent (plain, no python3 there, or it died)
+        (False, False, None, None),  # reconnecting
     ],
 )
-def test_carrier(transport: str, agent: bool, channel: bool, slow: bool | None, expected: str | None) -> None:
-    assert carrier(transport, agent, channel, slow) == expected
+def test_carrier(agent: bool, channel: bool, slow: bool | None, expected: str | None) -> None:
+    assert carrier(agent, channel, slow) == expected
 
 
 def test_the_figure_is_the_smallest_recent_round_trip() -> None:
