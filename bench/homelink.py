@@ -167,7 +167,8 @@ def pings_while_streaming(col: Column, ping: tuple[str, int], target: Target, pa
     return out
 
 
-def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int) -> None:
+def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int, only: set[str] | None = None) -> None:
+    """One round of every measure (or of those in `only`) through one gateway, started and stopped for it."""
     spec = centre.servers[0]
     lg = next(lg for lg in centre.logservers if lg.host == spec.logserver)
     t0 = time.perf_counter()
@@ -177,12 +178,17 @@ def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int) -> N
         ping = col.gw.ecflow(spec.host, spec.port)
         target = col.gw.logserver(lg.host, lg.port)
         small = centre.jobout(spec)
-        col.add("ping", timed(ecflow_client(*ping).ping, n))
-        col.add("small", timed(lambda: target.request(f"get {small}"), n))
-        col.add("defs", timed(lambda: sync_local(*ping), max(2, n // 4)))
-        col.add("text", [get_all(target, files["compressible"])])
-        col.add("random", [get_all(target, files["random"])])
-        col.add("loaded", pings_while_streaming(col, ping, target, files["random"]))
+        measures: dict[str, Callable[[], list[float]]] = {
+            "ping": lambda: timed(ecflow_client(*ping).ping, n),
+            "small": lambda: timed(lambda: target.request(f"get {small}"), n),
+            "defs": lambda: timed(lambda: sync_local(*ping), max(2, n // 4)),
+            "text": lambda: [get_all(target, files["compressible"])],
+            "random": lambda: [get_all(target, files["random"])],
+            "loaded": lambda: pings_while_streaming(col, ping, target, files["random"]),
+        }
+        for name, measure in measures.items():
+            if only is None or name in only:
+                col.add(name, measure())
     finally:
         col.gw.stop()
 
@@ -228,6 +234,8 @@ def table(link: tuple[float, float, float], cols: list[Column], kind: str) -> tu
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     verdicts: dict[str, dict[str, bool]] = {c.key: {} for c in others}
     for name, label, scale, digits, tail in ROWS:
+        if name not in med["howto"]:
+            continue  # not measured in this run (--measures)
 
         def cell(key: str, name: str = name, scale: int = scale, digits: int = digits, tail: bool = tail) -> str:
             if name not in med[key]:
@@ -260,6 +268,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="one round of few requests (a smoke run)")
     ap.add_argument("--only", help="comma-separated column keys besides the baselines (e.g. local)")
     ap.add_argument("--hops", default=",".join(HOPS), help=f"comma-separated first-hop kinds ({', '.join(HOPS)})")
+    ap.add_argument("--measures", help="comma-separated rows to measure besides start → ready (e.g. ping)")
     ap.add_argument("--links", help="comma-separated round trips in ms of the link profiles to run (e.g. 30)")
     args = ap.parse_args()
     if args.quick:
@@ -280,6 +289,7 @@ def main() -> int:
         print(f"homelink bench: Centre {centre.run_id} up; 20 MB outputs, a {BIG_SUITE_TASKS}-task suite", flush=True)
         files = payloads(centre, MB20)
         load_big_suite(centre, centre.servers[0].host, "big", BIG_SUITE_TASKS)
+        only = set(args.measures.split(",")) if args.measures else None
         links = [p for p in PROFILES if not args.links or f"{p[0] * 1000:g}" in args.links.split(",")]
         for kind in args.hops.split(","):
             centre.set_first_hop(kind)
@@ -296,7 +306,7 @@ def main() -> int:
                 ]
                 for _ in range(args.rounds):
                     for col in cols:
-                        measure_round(centre, col, files, args.n)
+                        measure_round(centre, col, files, args.n, only)
                 text, data = table(link, cols, kind)
                 print(text, flush=True)
                 tables.append(text)
