@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ CENTRE_UID = 4242  # the Centre account's uid inside the Centre's own /etc/passw
 # as, so with its own account only the white list decides whether user1 (or anyone else) gets in.
 SERVER_USER = "ecfadmin"
 SERVER_UID = 4243
+WEB_DOMAIN = "centre.test"  # the Centre's web hosts' domain (.test: reserved, never a real name)
 
 
 def _without(text: str, names: set[str], id_field: int | None) -> str:
@@ -81,6 +82,9 @@ class Centre:
     detached: bool = False  # True: outlives this process (the `python -m centre up` case)
     home_link: HomeLink | None = None  # round trip and rates between home and jump; None: a LAN
     first_hop: str = "direct"  # how ssh reaches the jump host: direct | proxycommand | relay (firsthop.py)
+    # Hosts for web services only (centre/jupyter.py starts them), by short name, with their other names (a full
+    # name in the Centre's domain, or one that looks like an outside name) in the Centre's hosts files.
+    web_hosts: Mapping[str, Sequence[str]] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: RUN_PREFIX + secrets.token_hex(3)[:5])
     base: Path = field(init=False)
     topology: Topology | None = field(init=False, default=None)
@@ -188,8 +192,9 @@ class Centre:
         hosts = list(dict.fromkeys([s.host for s in self.servers] + [lg.host for lg in self.logservers]))
         if "machine1" not in hosts:
             hosts.insert(0, "machine1")  # the workstation always exists
+        hosts += [h for h in self.web_hosts if h not in hosts]
         etc = self._etc_views(["jump", *hosts])
-        self.topology = topo = network.build(self.run_id, hosts, etc)
+        self.topology = topo = network.build(self.run_id, hosts, etc, self.web_hosts)
         state = json.loads(self._state_file.read_text())
         state["lan_net"] = topo.lan_net
         self._state_file.write_text(json.dumps(state))
@@ -330,6 +335,7 @@ class Centre:
 
     def start_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
+        env = self._server_env(spec)  # written first: its files become the server account's below, as ECF_HOME
         as_user = None
         if spec.white_list is not None:
             # Run by its own account (ecFlow always admits the server's own user: root, or user1, would be let in).
@@ -337,7 +343,7 @@ class Centre:
             for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
                 subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
-            self.host(host), spec.port, self.ecf_home(spec), self._server_env(spec), as_user
+            self.host(host), spec.port, self.ecf_home(spec), env, as_user
         )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.
@@ -374,6 +380,11 @@ class Centre:
             self._procs["firsthop"] = proc
         self.first_hop = kind
         self.ssh_config.write_text(self._ssh_config_text())
+
+    def move_home(self, keep_old: bool = False, gap: float = 0.0) -> str:
+        """A new home address, the route to the jump host from it, the old one gone (network.move_home)."""
+        assert self.topology is not None, "Centre is not up"
+        return network.move_home(self.topology, keep_old, gap)
 
     def set_home_link(self, link: HomeLink | None) -> None:
         """Give the home↔jump link a round trip, rates and a bottleneck buffer (None: a LAN again), also while up."""
@@ -424,6 +435,8 @@ class Centre:
         for lg in self.logservers:
             if logservers is None or lg.host in logservers:
                 lines += ["", "[[logserver]]", f'host = "{lg.host}"', f"port = {lg.port}"]
+        if self.web_hosts:
+            lines += ["", "[web]", f'domains = ["*.{WEB_DOMAIN}"]  # the web proxy carries these names (open URL)']
         path.write_text("\n".join(lines) + "\n")
         return path
 

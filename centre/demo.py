@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from centre import Centre, HomeLink
+from centre.centre import WEB_DOMAIN
 from centre.isolation import isolate_resolver, private_runtime
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
@@ -70,6 +71,21 @@ def where_output_came_from(profile: Path, server: str, node: str) -> str:
     return f"(read through log server {e.host}:{e.port} at {e.local_host}:{e.local_port}: {how})"
 
 
+def show_jupyter(centre: Centre, profile: Path) -> None:
+    """The Centre's Jupyter in a browser at home, through the tunnel's web proxy (headless chromium here)."""
+    from centre import jupyter
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    server = jupyter.start(centre, f"jupyter.{WEB_DOMAIN}")
+    step("The Centre's Jupyter in a browser at home: its real name, through the tunnel's web proxy and PAC file")
+    ecflow_remote(profile, "open", "--print", f"{server.url}/lab")
+    state = Tunnel(profile).state()
+    if state is None or state.web_pac is None:
+        print("the tunnel is not up: no web proxy")
+        return
+    print(jupyter.show(server, state.web_pac, "import socket; print(socket.gethostname(), 6 * 7)"))
+
+
 def has_command(name: str) -> bool:
     from ecflow_remote.cli.main import main
 
@@ -82,7 +98,8 @@ def main() -> None:
     step("Starting a simulated Centre: jump host, workstation machine1, ecFlow servers, two log servers")
     # As at home: the far-side agent runs where the link is slow (on a LAN ssh's own channels are as quick).
     link = HomeLink(rtt=0.030, down_mbit=100, up_mbit=20)
-    with private_runtime("ecfr-demo-"), Centre(home_link=link) as centre:
+    web = {"jupyter": (f"jupyter.{WEB_DOMAIN}",)}  # a web host the tunnel's web proxy reaches (`open`)
+    with private_runtime("ecfr-demo-"), Centre(home_link=link, web_hosts=web) as centre:
         print(f"Centre {centre.run_id} up in {time.monotonic() - t0:.1f} s; home cannot reach it except through jump")
         print(f"Home link: {link.describe()} (emulated), as from a laptop at home")
         # logserver2 (ops' ECF_LOGHOST) is left out: the tunnel finds it in the suite by itself.
@@ -129,6 +146,8 @@ def main() -> None:
 
                 step("Every server in a browser: ecflow-remote web (headless chromium here)")
                 print(webshot.show(profile, Path(tempfile.gettempdir()) / "ecflow-remote-web.png"))
+            if has_command("open"):
+                show_jupyter(centre, profile)
             step("The link drops (ssh killed with kill -9): the supervisor notices and reconnects")
             show_recovery(profile)
             ecflow_remote(profile, "run", "--server", "machine1", "--", "ecflow_client", "--ping")

@@ -8,13 +8,17 @@ import ipaddress
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 NETNS_ETC = Path("/etc/netns")
 LOCK_FILE = Path("/run/ecflow-remote-centre.lock")
+
+
+BACKSTOP_METRIC = "4000"  # the home net's unreachable route, below (after) its connected route
 
 
 def run(argv: Sequence[str], *, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,8 +103,14 @@ class Topology:
         return self.hosts[name]
 
 
-def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str, str]]) -> Topology:
-    """Create the namespaces, links, addresses, routes and per-namespace /etc files."""
+def build(
+    run_id: str,
+    host_names: Sequence[str],
+    extra_etc: dict[str, dict[str, str]],
+    aliases: Mapping[str, Sequence[str]] | None = None,
+) -> Topology:
+    """Create the namespaces, links, addresses, routes and per-namespace /etc files (`aliases`: a host's other names
+    in the Centre's hosts files)."""
     with allocation_lock():
         home_net, lan_net = choose_subnets()
         home_hosts = list(home_net.hosts())
@@ -134,6 +144,9 @@ def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str,
         run(["ip", "-n", jump.netns, "link", "set", "home0", "up"])
         # The Centre LAN must be unreachable from home, exactly as at home: no route, and an explicit refusal.
         run(["ip", "route", "add", "unreachable", str(lan_net)])
+        # And the home link's own net, behind its connected route: while the laptop's address is gone (a test
+        # moving it, a teardown) nothing falls through to this machine's default route.
+        run(["ip", "route", "add", "unreachable", str(home_net), "metric", BACKSTOP_METRIC])
     run(["ip", "netns", "exec", jump.netns, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
     run(["ip", "-n", jump.netns, "link", "add", "lan", "type", "bridge"])
     run(["ip", "-n", jump.netns, "addr", "add", f"{jump.address}/24", "dev", "lan"])
@@ -162,7 +175,7 @@ def build(run_id: str, host_names: Sequence[str], extra_etc: dict[str, dict[str,
         run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
         run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
     hosts_lines = ["127.0.0.1\tlocalhost", f"{jump.address}\tjump"]
-    hosts_lines += [f"{h.address}\t{h.name}" for h in hosts.values()]
+    hosts_lines += ["\t".join([h.address, h.name, *(aliases or {}).get(h.name, ())]) for h in hosts.values()]
     for host in [jump, *hosts.values()]:
         etc = NETNS_ETC / host.netns
         etc.mkdir(parents=True, exist_ok=True)
@@ -178,6 +191,30 @@ def set_link(netns: str, device: str, up: bool) -> None:
     run(["ip", "-n", netns, "link", "set", device, "up" if up else "down"])
 
 
+def move_home(topo: Topology, keep_old: bool = False, gap: float = 0.0) -> str:
+    """The laptop moves to another network (Wi-Fi to a phone's hotspot): its end of the home link gets a new
+    address, the route to the jump host goes out from it, and the old address is removed first (keep_old: it stays,
+    as when a VPN comes up and routes the jump host anew; gap: seconds without an address in between, as while a
+    DHCP server answers). Only this Centre's own link changes. The new address."""
+    new = str(ipaddress.ip_network(topo.home_net)[101])
+    dev, jump = topo.home_veth, topo.jump_home_address
+    if not keep_old:
+        run(["ip", "addr", "del", f"{topo.home_address}/24", "dev", dev])  # its routes go with it
+    if gap:
+        # No way to the jump host meanwhile, as on a laptop between networks (here the machine's own default route
+        # would take the packets instead, to wherever this machine's network sends them).
+        run(["ip", "route", "replace", "unreachable", f"{jump}/32"])
+    try:
+        time.sleep(gap)
+        run(["ip", "addr", "add", f"{new}/32", "dev", dev])
+        run(["ip", "route", "replace", f"{jump}/32", "dev", dev, "src", new])
+    except BaseException:
+        run(["ip", "route", "del", f"{jump}/32"], check=False)  # the veth takes the rest with it at teardown
+        raise
+    topo.home_address = new
+    return new
+
+
 def netns_pids(netns: str) -> list[int]:
     proc = run(["ip", "netns", "pids", netns], check=False)
     return [int(p) for p in proc.stdout.split() if p.isdigit()]
@@ -191,6 +228,8 @@ def destroy(run_id: str, lan_net: str | None) -> None:
     run(["ip", "link", "del", f"{run_id}h"], check=False)
     if lan_net:
         run(["ip", "route", "del", "unreachable", lan_net], check=False)
+        home_net = lan_net.replace("198.19.", "198.18.", 1)  # the pair choose_subnets made
+        run(["ip", "route", "del", "unreachable", home_net, "metric", BACKSTOP_METRIC], check=False)
     for etc in NETNS_ETC.glob(f"{run_id}-*"):
         shutil.rmtree(etc, ignore_errors=True)
     with contextlib.suppress(OSError):

@@ -27,9 +27,9 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def browser(width: int = 1400, height: int = 800) -> Iterator[Any]:
+def browser(width: int = 1400, height: int = 800, args: tuple[str, ...] = ()) -> Iterator[Any]:
     """Debian's chromium, headless, driven by playwright, with a fresh profile (no browser download: its own
-    executable); the playwright BrowserContext."""
+    executable) and `args` besides the usual; the playwright BrowserContext."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="ecfr-chromium-") as profile_dir:
@@ -37,7 +37,7 @@ def browser(width: int = 1400, height: int = 800) -> Iterator[Any]:
             profile_dir,
             executable_path=CHROMIUM,
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=[*CHROMIUM_ARGS, *args],
             viewport={"width": width, "height": height},
         )
         try:

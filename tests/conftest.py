@@ -103,6 +103,15 @@ def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 @pytest.fixture
+def own_run_root(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A run root of the test's own (a Path): `--all` must meet only the tunnels this test starts."""
+    path = tmp_path / "run"
+    path.mkdir(mode=0o700)
+    monkeypatch.setenv("ECFLOW_REMOTE_RUNTIME_DIR", str(path))
+    return path
+
+
+@pytest.fixture
 def profile_for(centre: Any, tmp_path: Any) -> Callable[..., Any]:
     """profile_for(method="local", centre=None, **gateway_keys) -> Path of a profile for that Centre."""
 

@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ecflow_remote.access import certs, identity
-from ecflow_remote.access.passwords import read_passwords, ssh_environ
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts
 from ecflow_remote.errors import EcflowRemoteError
+from ecflow_remote.plan import Plan
 from ecflow_remote.profile.load import load_profile
-from ecflow_remote.profile.model import Profile, SshTarget
+from ecflow_remote.profile.model import Profile, Server, SshTarget
 from ecflow_remote.tunnel.legs import die_with_parent
+from ecflow_remote.tunnel.state import TunnelState
 
 SSH_TIMEOUT = 20.0
+RESTART = "`ecflow-remote down`, then `ecflow-remote up`"
 REFUSED_RE = re.compile(r"authentication failed|not allowed any access|passw", re.IGNORECASE)
 
 
@@ -107,7 +110,8 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
         profile = load_profile(profile_path)
     except EcflowRemoteError as e:
         w.fail("profile", str(e), "edit the profile as the line above says (or write a new one: ecflow-remote init)")
-    method = _running_method(profile)
+    state = _running(profile)
+    method = state.method if state is not None else None
     running = f"; a tunnel runs ({method} method)" if method else ""
     w.ok(
         "profile",
@@ -134,8 +138,9 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
         _ssh_hop(w, profile, list(gw.jump[:i]), hop, f"jump {hop.host}" if len(gw.jump) > 1 else "jump")
     _ssh_hop(w, profile, list(gw.jump), gw.host, "workstation")
 
+    tunnel = state.plan if state is not None and state.state == "up" else None
     with _probe(w, profile) as (proxy, proxy_auth):
-        asyncio.run(_services(w, profile, proxy, proxy_auth, timeout))
+        asyncio.run(_services(w, profile, proxy, proxy_auth, timeout, tunnel))
 
     if (method or gw.method) == "socks":
         pc = shutil.which("proxychains4")
@@ -157,16 +162,15 @@ def _walk(w: _Walk, profile_path: Path | None, timeout: float) -> None:
 # ------------------------------------------------------------------------------------------------ ssh links
 
 
-def _running_method(profile: Profile) -> str | None:
-    """The method of the tunnel running for this profile (`up --method` may differ from the profile's), if any."""
+def _running(profile: Profile) -> TunnelState | None:
+    """The state of the tunnel running for this profile (`up --method` may differ from the profile's), if any."""
     from ecflow_remote.tunnel.rundir import RunDir
 
     try:
         rundir = RunDir.for_profile(profile.path)
-        state = rundir.read_state() if rundir.is_locked() else None
+        return rundir.read_state() if rundir.is_locked() else None
     except (EcflowRemoteError, OSError):
         return None  # no usable run directory: then no tunnel runs from it either
-    return state.method if state is not None else None
 
 
 def _ssh_config(w: _Walk, profile: Profile) -> None:
@@ -175,7 +179,8 @@ def _ssh_config(w: _Walk, profile: Profile) -> None:
 
     config = profile.gateway.ssh_config
     argv = [*_ssh_base(profile), "-G", ssh.destination(ssh.first_hop(profile))]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT)
+    env = ssh.ssh_environ(profile)
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SSH_TIMEOUT, env=env)
     where = str(config) if config else "~/.ssh/config, /etc/ssh/ssh_config"
     if done.returncode != 0:
         what, todo = ssh.explain_parts(done.stderr)
@@ -209,7 +214,7 @@ def _ssh_hop(w: _Walk, profile: Profile, via: list[SshTarget], hop: SshTarget, n
             capture_output=True,
             text=True,
             timeout=SSH_TIMEOUT,
-            env=ssh_environ(profile),
+            env=ssh.ssh_environ(profile),
         )
     except subprocess.TimeoutExpired:
         w.fail(name, f"{hop.host} did not answer within {SSH_TIMEOUT:.0f} s", "check the network, VPN and host name")
@@ -258,7 +263,7 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=functools.partial(die_with_parent, os.getpid()),  # no probe outlives a killed doctor
-            env=ssh_environ(profile),
+            env=ssh.ssh_environ(profile),
         )
         try:
             deadline = time.monotonic() + SSH_TIMEOUT
@@ -282,7 +287,12 @@ def _probe(w: _Walk, profile: Profile) -> Iterator[tuple[tuple[str, int], tuple[
 
 
 async def _services(
-    w: _Walk, profile: Profile, proxy: tuple[str, int], proxy_auth: tuple[str, str], timeout: float
+    w: _Walk,
+    profile: Profile,
+    proxy: tuple[str, int],
+    proxy_auth: tuple[str, str],
+    timeout: float,
+    tunnel: Plan | None = None,
 ) -> None:
     from ecflow_remote.clients.connect import close_stream, open_stream
     from ecflow_remote.clients.ecflow import AsyncEcflowClient
@@ -354,6 +364,7 @@ async def _services(
         w.ok(f"white list {s.name}", f"accepts user {client.user!r}")
         if s.custom_user and s.password is not None and not unread:
             w.ok(f"password {s.name}", f"accepted for custom user {s.custom_user!r}")
+        await _as_launched(w, profile, s, passwords, (proxy, proxy_auth), tunnel, timeout)
 
     async def logserver(host: str, port: int, used_by: str | None) -> None:
         # A profile log server that does not answer is a broken link; one only a suite names is a warning.
@@ -373,10 +384,67 @@ async def _services(
             return
         w.ok(name, f"answers (protocol version {version})" + (f"; named by {used_by}" if used_by else ""))
 
+    _inherited_user(w)
     for lg in profile.logservers:
         await logserver(lg.host, lg.port, None)
     for host, port, used_by in await _suites_logservers(w, profile, answering, timeout):
         await logserver(host, port, used_by)
+
+
+async def _as_launched(
+    w: _Walk, profile: Profile, s: Server, passwords: dict[str, str], probe: Any, tunnel: Plan | None, timeout: float
+) -> None:
+    """What a program started by `run` or `ui` gets from this server: its ping as ecflow_client sends it with the
+    environment they hand it (no ECF_USER: the login name), to the running tunnel's endpoint, whose relay presents
+    the server's own identity; without a running tunnel, rewritten as that relay would, through the probe."""
+    from ecflow_remote.access import relay
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient, commands
+    from ecflow_remote.clients.ecflow.client import login_name
+    from ecflow_remote.errors import ServerError
+    from ecflow_remote.plan import server_endpoint
+
+    me, name = login_name(), f"programs {s.name}"
+    request = commands.ping_request(commands.Identity(commands.default_client_host(), me))
+    carried = next((e for e in tunnel.servers() if e.name == s.name), None) if tunnel is not None else None
+    if tunnel is not None and carried is None:
+        w.fail(name, f"the running tunnel does not carry {s.name} (started before the profile named it)", RESTART)
+    if tunnel is not None and carried is not None:
+        route = tunnel.route(carried)
+        client = AsyncEcflowClient(
+            route.host, route.port, **route.proxy_kwargs(), connect_timeout=timeout, read_timeout=timeout
+        )
+        shown, how = relay.presented_for(carried, {}), f"through the running tunnel ({client.where})"
+    else:
+        endpoint = server_endpoint(profile, s.name, s.host, s.port, "127.0.0.1", s.port)
+        shown = relay.presented_for(endpoint, identity.relay_passwords(profile, passwords))
+        request = relay.present(request, me, shown) if shown else request
+        client = AsyncEcflowClient(
+            s.host, s.port, proxy=probe[0], proxy_auth=probe[1], connect_timeout=timeout, read_timeout=timeout
+        )
+        how = "as the tunnel's relay presents it"
+    who = f"{me!r}" + (f" presented as {'custom user ' * shown.custom}{shown.user!r}" if shown else "")
+    try:
+        async with asyncio.timeout(timeout):
+            commands.expect_ok(await client.request(request), client.where)
+    except ServerError as e:
+        why = f"{s.name} refuses a program started by `run`/`ui` ({who}, {how}): {e.server_text.strip()}"
+        fix = f"the running tunnel may lack the password: {RESTART}, where it can be read"
+        w.fail(name, why, fix if tunnel is not None and s.custom_user else "see the server's message")
+    except (EcflowRemoteError, OSError, TimeoutError) as e:
+        w.fail(name, f"a program's request {how} got no answer: {e or 'timed out'}", "see `ecflow-remote status`")
+    w.ok(name, f"a program started by `run`/`ui` is accepted ({who}, {how})")
+
+
+def _inherited_user(w: _Walk) -> None:
+    """An ECF_USER in the user's shell reaches programs started by `run`, and overrides every server's identity."""
+    inherited = os.environ.get("ECF_USER", "").strip()
+    if inherited:
+        w.warn(
+            "ECF_USER",
+            f"ECF_USER={inherited} is set: `run` passes it on, so ecflow_client presents it to every server as a "
+            "custom user (its password from ECF_CUSTOM_PASSWD), in place of each server's own identity",
+            "unset it before `ecflow-remote run`: the tunnel presents each server's identity (`ui` ignores it)",
+        )
 
 
 async def _suites_logservers(

@@ -44,10 +44,6 @@ def spawn(
         elif plan.method != "local":
             raise LaunchError(no_view_message(plan))
         # local: the view only adds log-server names (ECF_LOGHOST) on 127.0.0.1; everything works without it.
-    if files.custom_passwd:
-        # Custom users' passwords for the tunnel's local endpoints; only consulted for a custom user (ECF_USER,
-        # or a user in ecflow_ui's server list), so harmless for everyone else.
-        env.setdefault("ECF_CUSTOM_PASSWD", files.custom_passwd)
     if binds or hide or hostname is not None:
 
         def preexec() -> None:
@@ -101,12 +97,13 @@ def run(
     extra_env: Mapping[str, str] | None = None,
     tunnel: Tunnel | None = None,
 ) -> int:
-    """Run a command through the tunnel and return its exit status. `extra_env`: ECF_USER and the like; with
-    `tunnel`, its ssh and scp come first on the PATH."""
+    """Run a command through the tunnel and return its exit status. `extra_env`: more variables; with `tunnel`,
+    its ssh and scp come first on the PATH and the profile's password variables are left out."""
     if not argv:
         raise LaunchError("nothing to run: give a command after --, e.g. ecflow-remote run -- ecflow_client --ping")
     env = {**run_env(plan, server), **(extra_env or {})}
     if tunnel is not None:
+        env = tunnel.profile.without_password_variables(env)
         ssh_through_tunnel(tunnel, env)
     proc = spawn(argv, plan, files, env)
     try:
@@ -150,11 +147,12 @@ def default_server_hint(plan: Plan, argv: Sequence[str], server: str | None, env
 
 
 def run_through(tunnel: Tunnel, argv: Sequence[str], server: str | None = None) -> int:
-    """`ecflow-remote run [--server NAME] -- CMD`: run a command through a running tunnel; its exit status."""
-    from ecflow_remote.access import identity
+    """`ecflow-remote run [--server NAME] -- CMD`: run a command through a running tunnel; its exit status.
 
+    The program is given no identity (no ECF_USER, no password file): it sends the login name, and the relay on each
+    server's endpoint presents that server's own (access/relay.py), so one program reaches every server."""
     if server is not None:
         tunnel.profile.server(server)  # a clear error for an unknown name
     plan = tunnel.plan()  # a clear error when no tunnel runs
     files = tunnel.files()
-    return run(argv, plan, files, server, identity.launch_env(tunnel.profile, files.custom_passwd, server), tunnel)
+    return run(argv, plan, files, server, None, tunnel)

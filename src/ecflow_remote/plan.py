@@ -28,9 +28,11 @@ class Endpoint:
     local_host: str
     local_port: int
     forwarded: bool = True  # False: reached through the SOCKS proxy, not an ssh -L forward
-    # Set: the server's ecflow_user. Our relay (relay.py) listens on the local endpoint and presents this name;
-    # ssh forwards to a private unix socket behind it.
+    # Set: the server's ecflow_user, or its custom_user (relay_custom). Our relay (relay.py) listens on the local
+    # endpoint and presents this name (a custom user with the password, which only the supervisor holds); ssh
+    # forwards to a private unix socket behind it.
     relay_user: str | None = None
+    relay_custom: bool = False
     # Where the tunnel learnt of it: the profile; "found", a log server the profile's servers' definitions name
     # (ECF_LOGHOST/ECF_LOGPORT); "system", an ecFlow server a system server list names (tunnel/found.py).
     origin: Literal["profile", "found", "system"] = "profile"
@@ -185,9 +187,13 @@ def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str,
     raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
 
 
-def _server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
-    # Servers with an ecflow_user are reached through the user-name relay (only their own endpoints, their name).
-    return Endpoint("server", name, host, port, local_host, local_port, relay_user=profile.server(name).ecflow_user)
+def server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
+    # Servers with a custom user or an ecflow_user are reached through the relay (only their own endpoints, their
+    # identity): launched programs send the login name, the relay presents the server's own.
+    server = profile.server(name)
+    custom = server.custom_user is not None
+    user = server.custom_user if custom else server.ecflow_user
+    return Endpoint("server", name, host, port, local_host, local_port, relay_user=user, relay_custom=custom)
 
 
 def _plan_local(profile: Profile) -> Plan:
@@ -200,7 +206,7 @@ def _plan_local(profile: Profile) -> Plan:
         local = port if port not in taken and port_free("127.0.0.1", port) else free_port()
         taken.add(local)
         if kind == "server":
-            endpoints.append(_server_endpoint(profile, name, host, port, "127.0.0.1", local))
+            endpoints.append(server_endpoint(profile, name, host, port, "127.0.0.1", local))
         else:
             endpoints.append(Endpoint("logserver", name, host, port, "127.0.0.1", local))
     # A log server named in ECF_LOGHOST resolves to loopback for launched programs; only the ones that kept
@@ -214,7 +220,7 @@ def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint],
     endpoints = []
     for s in profile.servers:
         _check_free(aliases[s.host], s.port, f"server {s.name}")
-        endpoints.append(_server_endpoint(profile, s.name, s.host, s.port, aliases[s.host], s.port))
+        endpoints.append(server_endpoint(profile, s.name, s.host, s.port, aliases[s.host], s.port))
     for lg in profile.logservers:
         forwarded = "logserver" not in through_socks
         if forwarded:

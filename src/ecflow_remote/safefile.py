@@ -37,10 +37,13 @@ def open_private(path: Path, mode: str) -> IO[Any]:
     return os.fdopen(fd, mode)
 
 
-def write_atomic(target: Path, text: str | bytes, mode: int = 0o644, like: Path | None = None) -> None:
+def write_atomic(
+    target: Path, text: str | bytes, mode: int = 0o644, like: Path | None = None, *, durable: bool = True
+) -> None:
     """Write `text` (UTF-8, or bytes as they are) to `target` all at once: a temp file beside it, synced, renamed
     over it. With `like`, the new file takes that file's mode and owner (PermissionError if the owner cannot be
-    kept); a failure leaves the old file as it was."""
+    kept); a failure leaves the old file as it was. durable=False: readers still see the old or the new file whole,
+    but nothing waits for the disk (a file rewritten all day that a reboot may lose)."""
     st = like.stat() if like is not None else None
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ecflow-remote.tmp")
     tmp = Path(tmp_name)
@@ -48,7 +51,8 @@ def write_atomic(target: Path, text: str | bytes, mode: int = 0o644, like: Path 
         with os.fdopen(fd, "wb") as f:
             f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else mode)
         if st is not None:
             tmp_st = tmp.stat()
@@ -59,6 +63,8 @@ def write_atomic(target: Path, text: str | bytes, mode: int = 0o644, like: Path 
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    if not durable:
+        return
     with contextlib.suppress(OSError):
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:

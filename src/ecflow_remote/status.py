@@ -7,16 +7,41 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
+    from ecflow_remote.tunnel.state import TunnelState
 
 
 def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str, Any]:
     """Live: check every endpoint now (concurrently); otherwise the supervisor's last checks."""
     state = tunnel.state()
-    # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
-    warnings: list[str] = list(state.warnings) if state else []
-    tunnel_info = {
+    info = _info(state, tunnel.profile.gateway.method, str(tunnel.profile.path))
+    info["certificate"] = _certificate(tunnel)
+    if state is not None and live and state.plan is not None:
+        checks = [c.to_json() for c in tunnel.check(timeout)]
+        # Read here too (the supervisor's reading was in its own environment): a password this process cannot
+        # read is a warning, and its server's check goes without it.
+        info["warnings"] += [w for w in tunnel.password_warnings() if w not in info["warnings"]]
+    elif state is not None:
+        checks = [c.to_json() for c in state.checks]
+    else:
+        checks = [_unreachable(s.name, s.host, s.port, "server") for s in tunnel.profile.servers]
+        checks += [
+            _unreachable(f"{lg.host}:{lg.port}", lg.host, lg.port, "logserver") for lg in tunnel.profile.logservers
+        ]
+    return _report(info, checks, state)
+
+
+def recorded(state: TunnelState, problem: str) -> dict[str, Any]:
+    """A running tunnel whose profile cannot be read now (broken, moved, deleted): as its supervisor last wrote it
+    (its last checks; nothing live, which would need the profile's identities), `problem` first among warnings."""
+    info = _info(state, state.method, state.profile)
+    info["warnings"].insert(0, problem)
+    return _report(info, [c.to_json() for c in state.checks], state)
+
+
+def _info(state: TunnelState | None, method: str, profile: str) -> dict[str, Any]:
+    return {
         "state": state.state if state else "down",
-        "method": state.method if state else tunnel.profile.gateway.method,
+        "method": state.method if state else method,
         "pid": state.pid if state else None,
         "message": state.message if state else "not running: start it with `ecflow-remote up`",
         "since": state.since if state else None,
@@ -27,27 +52,27 @@ def report(tunnel: Tunnel, live: bool = True, timeout: float = 3.0) -> dict[str,
         "carrier": state.carrier if state else None,  # what carries new connections now: agent | ssh
         "link_rtt_ms": state.link_rtt if state else None,  # the round trip measured through ssh
         "found_note": state.found_note if state else None,
-        "profile": str(tunnel.profile.path),
-        "certificate": _certificate(tunnel),
-        "warnings": warnings,
+        "profile": profile,
+        "certificate": None,
+        # Problems the supervisor met that do not stop the tunnel (a password it could not read, ...).
+        "warnings": list(state.warnings) if state else [],
     }
-    if state is not None and live and state.plan is not None:
-        checks = [c.to_json() for c in tunnel.check(timeout)]
-        # Read here too (the supervisor's reading was in its own environment): a password this process cannot
-        # read is a warning, and its server's check goes without it.
-        warnings += [w for w in tunnel.password_warnings() if w not in warnings]
-    elif state is not None:
-        checks = [c.to_json() for c in state.checks]
-    else:
-        checks = [_unreachable(s.name, s.host, s.port, "server") for s in tunnel.profile.servers]
-        checks += [
-            _unreachable(f"{lg.host}:{lg.port}", lg.host, lg.port, "logserver") for lg in tunnel.profile.logservers
-        ]
+
+
+def _report(info: dict[str, Any], checks: list[dict[str, Any]], state: TunnelState | None) -> dict[str, Any]:
     servers = [_row(c) for c in checks if c["kind"] == "server"]
     logservers = [_row(c) for c in checks if c["kind"] == "logserver"]
     for row in logservers:
         row.pop("name", None)
-    return {"tunnel": tunnel_info, "servers": servers, "logservers": logservers, "checked": time.time()}
+    return {
+        "tunnel": info,
+        "servers": servers,
+        "logservers": logservers,
+        # The Centre's web pages: the proxy and its PAC file, while the supervisor runs (access/webproxy.py).
+        "web_proxy": state.web_proxy if state else None,
+        "web_pac": state.web_pac if state else None,
+        "checked": time.time(),
+    }
 
 
 def _unreachable(name: str, host: str, port: int, kind: str) -> dict[str, Any]:

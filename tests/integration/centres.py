@@ -23,6 +23,13 @@ PASSWORD_BESIDE_PLAIN = (
     EcflowServerSpec("machine1", 4141, "lab", "logserver1", passwords=(("bob", PASSWORD),)),
     EcflowServerSpec("machine2", 3142, "ops", "logserver2"),
 )
+# One Centre, every identity at once: machine1 admits only custom user bob with PASSWORD, machine2 only user2 (a
+# white-list name), machine3 anyone (the laptop's login name).
+EVERY_IDENTITY = (
+    EcflowServerSpec("machine1", 4141, "lab", "logserver1", white_list=("bob",), passwords=(("bob", PASSWORD),)),
+    EcflowServerSpec("machine2", 3142, "ops", "logserver2", white_list=("user2",)),
+    EcflowServerSpec("machine3", 4141, "ext", "logserver1"),
+)
 
 
 def new_text(path: Path, offset: int) -> str:

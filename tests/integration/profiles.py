@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 
-def write_profile(c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, **gateway: Any) -> Path:
-    """The Centre's profile (method local), with extra keys for some [[server]] entries (custom_user,
+def write_profile(
+    c: Any, path: Path, servers: dict[str, dict[str, str]] | None = None, method: str = "local", **gateway: Any
+) -> Path:
+    """The Centre's profile (method local by default), with extra keys for some [[server]] entries (custom_user,
     password...)."""
-    c.write_profile(path, "local", **gateway)
+    c.write_profile(path, method, **gateway)
     out = []
     for line in path.read_text().splitlines():
         out.append(line)

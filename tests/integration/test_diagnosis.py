@@ -51,6 +51,28 @@ def _bad_config(c: Any, text: str, tmp: Path) -> str:
     return text.replace(str(c.ssh_config), str(config))
 
 
+def _config_line(option: str, value: Callable[[Path], Path]) -> Callable[[Any, str, Path], str]:
+    """The profile's ssh config with `option` pointing at value(tmp) (a file ssh cannot use)."""
+
+    def change(c: Any, text: str, tmp: Path) -> str:
+        config = tmp / "ssh_config"
+        lines = c.ssh_config.read_text().splitlines()
+        config.write_text("\n".join(f"    {option} {value(tmp)}" if option in ln else ln for ln in lines) + "\n")
+        return text.replace(str(c.ssh_config), str(config))
+
+    return change
+
+
+def _garbage(tmp: Path) -> Path:
+    path = tmp / "not-a-key"
+    path.write_text("not a key\n")
+    path.chmod(0o600)
+    return path
+
+
+# A valid certificate ssh never offered must not be blamed on the user name (issue 19, item 5).
+USER_BLAMED = ["check the user name", "although your SSH certificate is valid"]
+
 CERTIFICATE_BLAMED = ["refused your SSH certificate", "expired or missing", "renew", "reconnects by itself"]
 
 FAULTS = [
@@ -69,6 +91,30 @@ FAULTS = [
         "workstation",
         ["baduser", "gateway.host"],
         CERTIFICATE_BLAMED,
+    ),
+    Fault(
+        "identity file missing",
+        _config_line("IdentityFile", lambda tmp: tmp / "no-such-key"),
+        ["ssh had no certificate to offer", "IdentityFile", "no-such-key does not exist", "point IdentityFile"],
+        "jump",
+        ["IdentityFile", "no-such-key does not exist"],
+        [*USER_BLAMED, *CERTIFICATE_BLAMED],
+    ),
+    Fault(
+        "certificate file missing",
+        _config_line("CertificateFile", lambda tmp: tmp / "no-such-cert.pub"),
+        ["ssh had no certificate to offer", "CertificateFile", "no-such-cert.pub does not exist"],
+        "jump",
+        ["CertificateFile", "no-such-cert.pub does not exist"],
+        [*USER_BLAMED, *CERTIFICATE_BLAMED],
+    ),
+    Fault(
+        "identity file not a key",
+        _config_line("IdentityFile", _garbage),
+        ["ssh had no certificate to offer", "not-a-key is not a private key ssh can read"],
+        "jump",
+        ["not-a-key is not a private key"],
+        [*USER_BLAMED, *CERTIFICATE_BLAMED],
     ),
     Fault(
         "ssh config ssh rejects",

@@ -149,3 +149,67 @@ def test_doctor_checks_the_log_servers_the_suites_name(centre: Any, tmp_path: Pa
     step = next(s for s in report.steps if s.name == "logserver logserver2:9316")
     assert report.broken is None and step.status == "warn", report.text()
     assert "machine2 /ops" in step.detail and step.fix, report.text()
+
+
+def test_doctor_checks_what_launched_programs_get(
+    doc_centre: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 (1): doctor asks each server the way a program started by `run`/`ui` does (the login name, through
+    the running tunnel's endpoint, or rewritten as its relay would), and a program the server would refuse is a
+    broken link, never "Every link works."."""
+    from ecflow_remote import doctor
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    c = doc_centre
+    monkeypatch.setenv("ECFR_DOC_PW", PASSWORD)
+    monkeypatch.delenv("ECF_USER", raising=False)
+    servers = {"machine2": {"custom_user": "bob", "password": "env:ECFR_DOC_PW"}}
+    good = write_profile(c, tmp_path / "good.toml", servers, ecflow_user="user1")
+
+    def steps(report: Any) -> dict[str, Any]:
+        return {s.name: s for s in report.steps}
+
+    # No tunnel: what the relay would present, through doctor's own probe.
+    report = doctor.diagnose(good, timeout=5)
+    found = steps(report)
+    assert report.broken is None, report.text()
+    assert "presented as 'user1'" in found["programs machine1"].detail, report.text()
+    assert "presented as custom user 'bob'" in found["programs machine2"].detail, report.text()
+    assert PASSWORD not in report.text()
+
+    # A tunnel started where the password could not be read: its relay presents bob without it, so every program
+    # is refused by machine2 although doctor's own (native) checks, with the password, pass.
+    monkeypatch.delenv("ECFR_DOC_PW")
+    tunnel = Tunnel(good)
+    try:
+        tunnel.up(require_all=False)
+        monkeypatch.setenv("ECFR_DOC_PW", PASSWORD)
+        host, port = tunnel.endpoint("machine2")
+        ping = ["ecflow_client", f"--host={host}", f"--port={port}", "--ping"]
+        refused = subprocess.run(
+            [sys.executable, "-m", "ecflow_remote", "--profile", str(good), "run", "--", *ping],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode != 0 and "authentication failed" in refused.stdout + refused.stderr
+        report = doctor.diagnose(good, timeout=5)
+        assert report.broken is not None and report.broken.name == "programs machine2", report.text()
+        assert "through the running tunnel" in report.broken.detail and "down" in (report.broken.fix or "")
+        assert "Every link works." not in report.text() and steps(report)["password machine2"].status == "ok"
+        assert steps(report)["programs machine1"].status == "ok", report.text()
+    finally:
+        tunnel.down()
+
+    # A tunnel that has the password: every program is accepted, through it.
+    tunnel = Tunnel(good)
+    try:
+        tunnel.up()
+        monkeypatch.setenv("ECF_USER", "intruder")  # the user's own: `run` passes it on, so doctor warns
+        report = doctor.diagnose(good, timeout=5)
+        found = steps(report)
+        assert report.broken is None, report.text()
+        assert all("through the running tunnel" in found[f"programs {n}"].detail for n in ("machine1", "machine2"))
+        assert found["ECF_USER"].status == "warn" and "intruder" in found["ECF_USER"].detail, report.text()
+    finally:
+        tunnel.down()

@@ -324,10 +324,10 @@ def test_ui_presents_each_servers_white_listed_name(white_list_centre: Any, disp
 def test_ui_custom_user_with_password_beside_a_plain_server(
     password_centre: Any, display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ecflow_ui 5.9 takes a custom user per server (servers.txt's user column, password looked up in
-    ECF_CUSTOM_PASSWD by user, host and port) and ECF_USER for every other server: the password server gets its
-    custom user, the plain one the login name (an inherited ECF_USER must not reach it), both load, and the
-    password is in no process's arguments and no file of the run dir but the 0600 password file."""
+    """ecflow_ui 5.9 would apply ECF_USER to every server, and a custom user of servers.txt's user column wants a
+    password file: the UI gets neither. It sends its login name, the password server's relay presents the custom
+    user and password, the plain one gets the login name (an inherited ECF_USER must not reach it), both load, and
+    the password is in no process's arguments or environment (the UI's included) and no file of the run dir."""
     from ecflow_remote.access import relay
     from ecflow_remote.tunnel.handle import Tunnel
 
@@ -342,15 +342,14 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
     ui_log = tmp_path / "ui.log"
     own = tmp_path / "own-config"
     own.mkdir()
-    state = tunnel.up()
+    tunnel.up()
     try:
-        pwfile = Path(state.files.custom_passwd or "")
         # The user's own ECF_USER: ecflow_ui would make it every server's custom user (machine2 has no password
         # for it, and would get no request at all).
         monkeypatch.setenv("ECF_USER", "intruder")
         proc, config = launch_ui(c, tunnel, display, own, ui_log)
         try:
-            assert {s.name: s.user for s in config.servers} == {"machine1": "bob", "machine2": ""}
+            assert {s.name: s.user for s in config.servers} == {"machine1": "", "machine2": ""}
             me = relay.login_name()
             users = {m1.host: "bob", m2.host: me}
 
@@ -369,12 +368,14 @@ def test_ui_custom_user_with_password_beside_a_plain_server(
             assert proc.poll() is None, f"ecflow_ui exited: {text[-3000:]}"
             assert synced(text, requests), f"{text[-3000:]}\n{requests}"
             assert ":intruder@" not in requests[m2.host] and ":intruder@" not in requests[m1.host]
-            # While it runs: not in any process's arguments, nor in any file of the run dir (the UI's config dir
-            # included) but the password file, nor in the UI's own output.
+            # While it runs: not in any process's arguments, nor in the UI's environment (no password variable, no
+            # password file), nor in any file of the run dir (the UI's config dir included), nor in its output.
             assert PASSWORD.encode() not in all_cmdlines()
-            assert pwfile.stat().st_mode & 0o777 == 0o600 and PASSWORD in pwfile.read_text()
+            held = Path(f"/proc/{proc.pid}/environ").read_bytes()
+            clean = PASSWORD.encode() not in held and f"{PASSWORD_ENV}=".encode() not in held
+            assert clean and b"ECF_CUSTOM_PASSWD=" not in held and b"ECF_USER=" not in held
             for f in tunnel.rundir.path.rglob("*"):
-                if f.is_file() and f != pwfile:
+                if f.is_file():
                     assert PASSWORD.encode() not in f.read_bytes(), f
             assert PASSWORD not in ui_log.read_text(errors="replace")
         finally:

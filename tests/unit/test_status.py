@@ -64,7 +64,8 @@ def test_report_of_a_stopped_tunnel(tmp_path: Path) -> None:
     profile, cert = _profile(tmp_path, "-5m:+2h")
     data = status.report(Tunnel(profile), live=True)
     assert json.loads(json.dumps(data)) == data  # what `status --json` prints
-    assert set(data) == {"tunnel", "servers", "logservers", "checked"}
+    assert set(data) == {"tunnel", "servers", "logservers", "web_proxy", "web_pac", "checked"}
+    assert data["web_proxy"] is None and data["web_pac"] is None  # no supervisor, no proxy
     tunnel = data["tunnel"]
     assert (tunnel["state"], tunnel["method"], tunnel["pid"], tunnel["since"]) == ("down", "local", None, None)
     assert "ecflow-remote up" in tunnel["message"]

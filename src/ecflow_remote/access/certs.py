@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ecflow_remote.errors import CertificateError
-from ecflow_remote.profile.model import Profile
+from ecflow_remote.profile.model import Profile, SshTarget
 from ecflow_remote.transport import ssh
 
 # ssh -G and ssh-keygen answer in milliseconds; a hung agent socket must not hang `status` or the supervisor.
@@ -108,13 +108,14 @@ def uses_tsh(profile: Profile) -> bool:
     return bool(parts) and Path(parts[0]).name == "tsh"
 
 
-def find(profile: Profile) -> Certificate | None:
-    """The certificate the gateway connection uses, or None when none is found."""
+def find(profile: Profile, settings: dict[str, list[str]] | None = None) -> Certificate | None:
+    """The certificate the gateway connection uses, or None when none is found. `settings`: ssh -G's for the first
+    hop, when the caller has them already."""
     if uses_tsh(profile):
         cert = _from_tsh()
         if cert is not None:
             return cert
-    return _from_openssh(profile)
+    return _from_openssh(profile, settings)
 
 
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:
@@ -134,9 +135,13 @@ def _from_tsh() -> Certificate | None:
 
 
 def certificate_files(settings: dict[str, list[str]]) -> list[Path]:
-    """Candidate certificate files, in ssh's order: CertificateFile, then each IdentityFile's -cert.pub."""
-    paths = [Path(os.path.expanduser(p)) for p in settings.get("certificatefile", [])]
-    paths += [Path(os.path.expanduser(p) + "-cert.pub") for p in settings.get("identityfile", [])]
+    """The certificate files ssh uses, in its order: the CertificateFiles when the config names any (ssh then
+    loads no IdentityFile's -cert.pub: OpenSSH 9.2, seen with ssh -v), else each IdentityFile's -cert.pub."""
+    named = settings.get("certificatefile", [])
+    if named:
+        paths = [Path(os.path.expanduser(p)) for p in named]
+    else:
+        paths = [Path(os.path.expanduser(p) + "-cert.pub") for p in settings.get("identityfile", [])]
     return list(dict.fromkeys(p for p in paths if p.is_file()))
 
 
@@ -182,8 +187,8 @@ def _from_agent(settings: dict[str, list[str]]) -> list[Certificate]:
     return found
 
 
-def _from_openssh(profile: Profile) -> Certificate | None:
-    settings = ssh.settings(profile)
+def _from_openssh(profile: Profile, settings: dict[str, list[str]] | None = None) -> Certificate | None:
+    settings = ssh.settings(profile) if settings is None else settings
     found = [c for c in (read_certificate_file(p) for p in certificate_files(settings)) if c is not None]
     found += _from_agent(settings)
     if not found:
@@ -203,12 +208,13 @@ def fingerprint(profile: Profile) -> tuple[object, ...]:
         with contextlib.suppress(OSError):
             st = path.stat()
             stamps.append((str(path), st.st_mtime_ns, st.st_size))
-    if _from_agent_possible(settings):
+    if agent_possible(settings):
         stamps.append(tuple(c.valid_until for c in _from_agent(settings)))
     return tuple(stamps)
 
 
-def _from_agent_possible(settings: dict[str, list[str]]) -> bool:
+def agent_possible(settings: dict[str, list[str]]) -> bool:
+    """Whether ssh would ask an agent for keys (a certificate may come from there)."""
     agent = (settings.get("identityagent") or ["SSH_AUTH_SOCK"])[0]
     return agent.lower() != "none" and (agent != "SSH_AUTH_SOCK" or bool(os.environ.get("SSH_AUTH_SOCK")))
 
@@ -260,7 +266,9 @@ def _problem_parts(profile: Profile, cert: Certificate | None, now: float | None
 class Refusal:
     """Why the gateway refused the login, decided from the certificate and ssh's own message: what, and the fix."""
 
-    cause: str  # "certificate" (expired, not yet valid), "no certificate", "user" (a valid certificate), "unknown"
+    # "certificate" (expired, not yet valid), "key" (a file ssh could not use), "no certificate", "user" (a valid
+    # certificate), "unknown"
+    cause: str
     what: str
     fix: str
 
@@ -281,6 +289,21 @@ def refusal(profile: Profile, cert: Certificate | None, ssh_text: str, now: floa
     certificate = _problem_parts(profile, cert, now)
     if certificate is not None:
         return Refusal("certificate", *certificate)
+    # What ssh really offered: a key or certificate file its config names that it could not use explains a refusal
+    # before any user name does (ssh never offered the certificate found here, or had none to offer).
+    hops = _hops(profile, user, host)
+    resolved = [ssh.settings(profile, hop) for hop in hops]
+    problems = [p for settings in resolved for p in ssh.key_problems(settings, ssh_text)]
+    identities = [os.path.expanduser(i) for settings in resolved for i in settings.get("identityfile", [])]
+    if problems and not _offered(cert, problems, identities):
+        first = problems[0]
+        config = profile.gateway.ssh_config
+        show = f"ssh -G {f'-F {config} ' if config else ''}{hops[0].host if len(hops) == 1 else host or 'HOST'}"
+        return Refusal(
+            "key",
+            f"{who}: ssh had no certificate to offer, since the {first.option} {first.path} {first.why}",
+            f"{first.fix} ({first.option} in {config or '~/.ssh/config'}; `{show}` lists the files ssh uses)",
+        )
     if cert is None:
         return Refusal("no certificate", f"{who}, and no SSH certificate was found", renew_hint(profile))
     left = cert.seconds_left(now)
@@ -293,6 +316,34 @@ def refusal(profile: Profile, cert: Certificate | None, ssh_text: str, now: floa
         f"check the user name in {_refused_key(profile, user, host)} of {profile.path} (is {user!r} your Centre "
         "user name, and one the certificate is issued for?)",
     )
+
+
+def _hops(profile: Profile, user: str | None, host: str | None) -> list[SshTarget]:
+    """The hops ssh may mean by user@host (by host name, else by user name); every hop when it cannot tell."""
+    gw = profile.gateway
+    hops = [*gw.jump, gw.host]
+    for named in ([t for t in hops if t.host == host], [t for t in hops if t.user == user]):
+        if len(named) == 1:
+            return named
+    return hops
+
+
+def _offered(cert: Certificate | None, problems: list[ssh.KeyProblem], identities: list[str]) -> bool:
+    """Whether ssh could offer the certificate found, whatever other files failed: the agent's (or tsh's) always;
+    a file's when it loaded, with its private key (an IdentityFile's own -cert.pub: that IdentityFile; else one
+    IdentityFile at least)."""
+    if cert is None:
+        return False
+    if cert.path is None:
+        return True
+    failed = {p.path for p in problems}
+    if cert.path in failed:
+        return False
+    usable = [i for i in identities if i not in failed and Path(i).is_file()]
+    key = cert.path.removesuffix("-cert.pub")
+    if key != cert.path and key in identities:
+        return key in usable
+    return bool(usable)
 
 
 def _refused_key(profile: Profile, user: str, host: str | None) -> str:

@@ -38,7 +38,6 @@ class Forwards(pipe.Forwards):
 
     def __init__(self, routes: Sequence[pipe.Route], io: pipe.LoopThread | None = None) -> None:
         super().__init__(routes, io)
-        self.handoffs: set[Handoff] = set()
         self.handed_off = 0
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -153,6 +152,4 @@ class Forwards(pipe.Forwards):
 
     async def _close(self) -> None:
         self._closing = True
-        for handoff in list(self.handoffs):
-            handoff.close()  # the master ends their channels
         await super()._close()

@@ -19,8 +19,6 @@ from ecflow_remote.profile.model import PasswordSource, Profile
 
 # A password file is a few bytes; a cap keeps a mistaken path (a log, a device) from being slurped.
 MAX_PASSWORD_BYTES: Final = 64 * 1024
-# Variables that held a password in this process (env:): kept out of every ssh started (ssh_environ).
-_SECRET_VARIABLES: set[str] = set()
 
 
 def read_passwords(profile: Profile, servers: Iterable[str] | None = None) -> tuple[dict[str, str], list[str]]:
@@ -51,7 +49,6 @@ def read_passwords_warning(profile: Profile, servers: Iterable[str] | None = Non
 def read_password(source: PasswordSource) -> str:
     """The password `source` points at; PasswordError (without the secret in it) if it cannot be had."""
     if source.kind == "env":
-        _SECRET_VARIABLES.add(source.ref)
         return _one_word(_read_env(source.ref), f"the password variable ${source.ref}")
     if source.kind == "file":
         path = Path(source.ref).expanduser()
@@ -60,10 +57,9 @@ def read_password(source: PasswordSource) -> str:
 
 
 def _one_word(password: str, where: str) -> str:
-    # ecFlow's password files (ECF_CUSTOM_PASSWD, the server's own) are `user host port password` split at
-    # whitespace, with `#` starting a comment (ACore PasswdFile::load), so such a password can neither be written
-    # for launched programs nor be the server's: refused here rather than written as a line that means something
-    # else (no encoding exists that ecFlow would decode).
+    # ecFlow's password files (the server's ECF_CUSTOM_PASSWD) are `user host port password` split at whitespace,
+    # with `#` starting a comment (ACore PasswdFile::load), so such a password cannot be the server's: refused here,
+    # with the cause, rather than sent and refused without one (no encoding exists that ecFlow would decode).
     if any(ch.isspace() for ch in password):
         what = "a space, tab or line break"
     elif "#" in password:
@@ -74,15 +70,6 @@ def _one_word(password: str, where: str) -> str:
         f"{where} holds {what}, which an ecFlow password file cannot: set it to the password the server knows, "
         "alone on its line"
     )
-
-
-def ssh_environ(profile: Profile | None = None) -> dict[str, str]:
-    """This process's environment for an ssh it starts, without any variable that holds a password (read here,
-    or named by `profile`): ssh would hand it to ProxyCommand and LocalCommand, and SendEnv to the far side."""
-    names = set(_SECRET_VARIABLES)
-    if profile is not None:
-        names.update(s.password.ref for s in profile.servers if s.password is not None and s.password.kind == "env")
-    return {k: v for k, v in os.environ.items() if k not in names}
 
 
 def _read_env(name: str) -> str:

@@ -12,7 +12,8 @@ copy), which keeps the added latency of this hop in the tens of microseconds.
 Only our own account's clients are served (Linux): the owner of each client's socket is asked of the kernel
 (peers.owner_uid, ~10 µs) before anything is read, and a connection from any other uid, or whose owner cannot be
 found, is reset at once and counted in `Server.foreign`. Root is not let in either (it can read our run directory
-anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's password remains.
+anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's and the web proxy's
+passwords remain.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ecflow_remote.transport import link
 from ecflow_remote.transport.agent.bridge import ChannelTransport
 from ecflow_remote.transport.agent.frames import MuxError
 from ecflow_remote.transport.agent.session import AgentSession
+from ecflow_remote.transport.control import Handoff
 
 T = TypeVar("T")
 # Where a client's bytes go: a unix socket of ssh's, or a Centre host:port (through Upstreams: the far-side
@@ -52,6 +54,10 @@ class Upstreams:
     # The round trip through the ssh connection (agent pings, ssh's channel confirmations): kept across
     # reconnects, as the link outlives ssh; routes every new connection (transport/link.py).
     gauge: link.Gauge = field(default_factory=link.Gauge)
+
+    def clear(self) -> None:
+        """Nothing carries connections (ssh stopped): new clients are told so at once, not sent into a dead ssh."""
+        self.agent, self.sockets, self.socks, self.control = None, {}, None, None
 
     def live_agent(self) -> AgentSession | None:
         agent = self.agent
@@ -132,6 +138,10 @@ class Client(asyncio.Protocol):
     """
 
     upstream_protocol: type[Upstream] = Upstream  # a subclass for ssh's side, if it has work of its own
+    # A Centre host:port that no ssh socket forwards, without the agent: a stdio forward of ssh's master
+    # (`ssh -W`), to a socket pair whose other end is piped here. For clients whose targets are any Centre name
+    # (the web proxy); the forwarded endpoints' listeners keep to their own sockets.
+    through_master: ClassVar[bool] = False
 
     def __init__(self, server: Server, target: Target) -> None:
         self.server = server
@@ -143,6 +153,7 @@ class Client(asyncio.Protocol):
         self.eof = False  # the client has half-closed
         self.upstream_eof = False  # ssh has half-closed
         self.connecting: asyncio.Task[None] | None = None
+        self.refused_by_master: str | None = None  # why ssh's master did not open a stdio forward (through_master)
 
     # -- hooks
     def started(self) -> None:
@@ -166,7 +177,11 @@ class Client(asyncio.Protocol):
         if isinstance(target, Path):
             self._connect_unix(target)
             return
-        agent = self.server.upstreams.route(target)
+        upstreams = self.server.upstreams
+        agent = upstreams.route(target)
+        if agent is None and self.through_master and upstreams.control is not None:
+            self._connect_master(upstreams.control, target)
+            return
         if not isinstance(agent, AgentSession):
             self._connect_unix(agent)
             return
@@ -189,6 +204,34 @@ class Client(asyncio.Protocol):
         try:
             await self.server.loop.create_unix_connection(lambda: self.upstream_protocol(self), str(path))
         except OSError:
+            self.unreachable()
+
+    def _connect_master(self, control: Path, target: tuple[str, int]) -> None:
+        ours, theirs = socket.socketpair()
+
+        def decided(opened: bool) -> None:
+            theirs.close()  # the master holds its own copies once opened
+            if not opened or self.transport is None or self.transport.is_closing():
+                ours.close()
+                if not opened:
+                    self.refused_by_master = handoff.reason
+                    self.unreachable()
+                return
+            self.connecting = self.server.loop.create_task(self._adopt(ours))
+
+        handoff = Handoff(self.server.loop, control, theirs.fileno(), target, decided, self.server.handoffs.discard)
+        if not handoff.start():
+            ours.close()
+            theirs.close()
+            self.unreachable()
+            return
+        self.server.handoffs.add(handoff)
+
+    async def _adopt(self, sock: socket.socket) -> None:
+        try:
+            await self.server.loop.create_unix_connection(lambda: self.upstream_protocol(self), sock=sock)
+        except OSError:
+            sock.close()
             self.unreachable()
 
     def upstream_made(self, transport: asyncio.Transport) -> None:
@@ -312,6 +355,8 @@ class Server:
         self.loop = io.loop if io is not None else asyncio.new_event_loop()
         self.connections: set[Client] = set()
         self.foreign = 0  # connections refused because another account (or no account found) opened them
+        # Control connections of the stdio forwards ssh's master carries for this server's clients (closed: ended).
+        self.handoffs: set[Handoff] = set()
         # What carries clients whose target is a Centre host:port; the supervisor shares one among its servers.
         self.upstreams = Upstreams()
         self._servers: list[asyncio.Server] = []
@@ -387,6 +432,8 @@ class Server:
     async def _close(self) -> None:
         for server in self._servers:
             server.close()
+        for handoff in list(self.handoffs):
+            handoff.close()  # the master ends their channels
         for client in list(self.connections):
             client.abort()
         # Let the transports' connection_lost callbacks run (they close sockets) before the loop stops.

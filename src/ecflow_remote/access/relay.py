@@ -1,15 +1,19 @@
-"""Rewrites the user name in ecFlow requests to a server's configured ecflow_user.
+"""Presents each relayed server's own identity in ecFlow requests: its ecflow_user name, or its custom user and
+password.
 
-For each server with an `ecflow_user`, ssh forwards the Centre's port to a unix socket in the tunnel's 0700 run
-directory (`-L PATH:host:port`, socket 0600), and this relay listens on the server's loopback endpoint instead.
-Every request a client sends is one frame (8-character hex length, then cereal JSON); in a user command whose
-`user_` is the laptop's own login name (what ecflow_client, ecflow_ui and python3-ecflow take from getpwuid) that
-value, and nothing else, is replaced by the configured name. Everything else passes untouched: custom-user
-requests (`cu_`, which carry their own name and password), task commands (no `user_`), other names, replies, and
-anything that is not a well-formed request (the server judges those; a request the relay cannot read keeps the
-laptop's name, so the failure is a refusal, never more access).
+For each server with an `ecflow_user` or a `custom_user`, ssh forwards the Centre's port to a unix socket in the
+tunnel's 0700 run directory (`-L PATH:host:port`, socket 0600), or the agent carries it, and this relay listens on
+the server's loopback endpoint instead. Every request a client sends is one frame (8-character hex length, then
+cereal JSON); in a user command whose `user_` is the laptop's own login name (what ecflow_client, ecflow_ui and
+python3-ecflow send when no ECF_USER is set) that value is replaced by the configured name, and for a custom user
+the two members ecflow_client itself would send after it are added (`pswd_`, the password crypt()ed as ecFlow
+sends it, and `cu_`). So one program reaches every server, each with its own identity, and no launched program
+is given a user name or a password. Everything else passes untouched: requests that already carry a custom user
+or a password of their own, task commands (no `user_`), other names, replies, and anything that is not a
+well-formed request (the server judges those; a request the relay cannot read keeps the laptop's name, so the
+failure is a refusal, never more access).
 
-Never wider than the profile: only the configured name, only on that server's own endpoint, loopback only; and
+Never wider than the profile: only the configured identity, only on that server's own endpoint, loopback only; and
 nothing but the relay can reach the unix socket, so no request reaches the server unread.
 """
 
@@ -20,16 +24,17 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ecflow_remote.access import pipe
+from ecflow_remote.clients.ecflow import wire
 from ecflow_remote.clients.ecflow.client import login_name
 from ecflow_remote.clients.ecflow.wire import HEADER_SIZE, decode_header, encode_header
 from ecflow_remote.errors import ProtocolError
-from ecflow_remote.plan import is_loopback
+from ecflow_remote.plan import Endpoint, is_loopback
 
 # A bigger request (a `--load` of a very large definition) is passed through unread: parsing it would hold the
 # relay's loop for seconds. Its user name then stays the laptop's, and the server refuses it (never widens). It is
@@ -63,14 +68,39 @@ def _user_bases(obj: Any, found: list[dict[str, Any]]) -> None:
                 _user_bases(value, found)
 
 
-def rewrite_body(body: bytes, local_user: str, new_user: str) -> bytes | None:
-    """The request body with the laptop user's name replaced by `new_user`, or None to pass it on unchanged.
+@dataclass(frozen=True)
+class Presented:
+    """The identity a relay presents for one server: a user name, and for a custom user the flag and the password
+    as it travels (already crypt()ed, as ecflow_client sends it; never shown)."""
 
-    Only the bytes of the `user_` values change: the rest of the request is forwarded byte for byte (no re-encoding,
-    so nothing cereal wrote differently from Python's json can be altered). Rewritten only when every UserCmd base
-    in the request (a group command has several) names `local_user` and none is a custom user.
+    user: str
+    custom: bool = False
+    password: str = field(default="", repr=False)
+
+
+def presented_for(endpoint: Endpoint, passwords: Mapping[str, str]) -> Presented | None:
+    """What the relay presents on `endpoint`: its ecflow_user, or its custom user with the password (crypt()ed, by
+    server name in `passwords`; one not read goes without, as the native client's); None: not relayed."""
+    if not endpoint.relay_user:
+        return None
+    if not endpoint.relay_custom:
+        return Presented(endpoint.relay_user)
+    return Presented(endpoint.relay_user, True, passwords.get(endpoint.name, ""))
+
+
+def rewrite_body(body: bytes, local_user: str, present: Presented | str) -> bytes | None:
+    """The request body with the laptop user's name replaced by the presented identity, or None to pass it on
+    unchanged.
+
+    Only the bytes of the `user_` values change, and for a custom user `pswd_` and `cu_` are inserted right after
+    each, in the order cereal reads them (UserCmd::serialize); the rest of the request is forwarded byte for byte
+    (no re-encoding, so nothing cereal wrote differently from Python's json can be altered). Rewritten only when
+    every UserCmd base in the request (a group command has several) names `local_user`, none is a custom user and,
+    for a custom user, none carries a password of its own.
     """
-    if local_user == new_user or len(body) > MAX_REWRITE:
+    if isinstance(present, str):
+        present = Presented(present)
+    if (local_user == present.user and not present.custom) or len(body) > MAX_REWRITE:
         return None
     try:
         obj = json.loads(body)
@@ -86,16 +116,35 @@ def rewrite_body(body: bytes, local_user: str, new_user: str) -> bytes | None:
         return None  # a custom user carries its own name and password
     if any(b["user_"] != local_user for b in bases):
         return None  # another name (a passwd view, another local user's client): not ours to change
-    # Unescaped quotes cannot occur inside a JSON string, so each match is a real `user_` member.
-    pattern = re.compile(rb'"user_"(\s*:\s*)' + re.escape(json.dumps(local_user).encode()))
-    replacement = json.dumps(new_user).encode()
-    out, n = pattern.subn(lambda m: b'"user_"' + m.group(1) + replacement, body)
+    if present.custom and any(b.get("pswd_") for b in bases):
+        return None  # the login name's own password (ECF_PASSWD): the program's choice, the server judges it
+    # Unescaped quotes cannot occur inside a JSON string, so each match is a real `user_` member (always after
+    # the base's value0, hence the comma: its layout is reused for the members added after it).
+    pattern = re.compile(rb'(,\s*)"user_"(\s*:\s*)' + re.escape(json.dumps(local_user).encode()))
+
+    def replacement(m: re.Match[bytes]) -> bytes:
+        comma, colon = m.group(1), m.group(2)
+        out = comma + b'"user_"' + colon + json.dumps(present.user).encode()
+        if present.custom:
+            # The members UserCmd writes after user_ only when set: pswd_ (non-empty), then cu_ (true).
+            if present.password:
+                out += comma + b'"pswd_"' + colon + json.dumps(present.password).encode()
+            out += comma + b'"cu_"' + colon + b"true"
+        return out
+
+    out, n = pattern.subn(replacement, body)
     if n != len(bases):
         return None  # escaped differently from what we can match exactly: leave the request as it is
     return out
 
 
-def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[bytes, bool]:
+def present(request: dict[str, Any], local_user: str, present: Presented) -> dict[str, Any]:
+    """`request` as the relay passes it on (rewritten, or as it was): for a check of what a server makes of it."""
+    body = rewrite_body(wire.encode_json(request), local_user, present)
+    return request if body is None else dict(json.loads(body))
+
+
+def rewrite_frames(buf: bytearray, local_user: str, present: Presented | str) -> tuple[bytes, bool]:
     """Take the complete frames off the front of `buf`: (bytes to forward, whether to stop parsing).
 
     A header that is not ecFlow's ends parsing: the rest of the connection is piped as it comes.
@@ -117,7 +166,7 @@ def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[byte
         if len(buf) < end:
             break
         body = bytes(buf[HEADER_SIZE:end])
-        new = rewrite_body(body, local_user, new_user)
+        new = rewrite_body(body, local_user, present)
         if new is None:
             out += buf[:end]
         else:
@@ -132,11 +181,11 @@ def rewrite_frames(buf: bytearray, local_user: str, new_user: str) -> tuple[byte
 @dataclass(frozen=True)
 class RelayRoute:
     """One relayed server: its loopback endpoint, where its requests go (ssh's unix socket, or the Centre's
-    host:port through the agent), and the name to present."""
+    host:port through the agent), and the identity to present (a name, or a Presented custom user)."""
 
     listen: tuple[str, int]
     upstream: pipe.Target
-    user: str
+    user: Presented | str
 
 
 class _Client(pipe.Client):

@@ -84,8 +84,8 @@ class Credentials:
     def pair(self) -> tuple[str, str]:
         return self.username, self.password
 
-    def write(self, rundir: Path) -> Path:
-        path = rundir / CREDENTIALS_NAME
+    def write(self, rundir: Path, name: str = CREDENTIALS_NAME) -> Path:
+        path = rundir / name
         write_private(path, json.dumps({"username": self.username, "password": self.password}) + "\n")
         return path
 

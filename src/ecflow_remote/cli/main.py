@@ -18,6 +18,7 @@ for command in (
     launch.run,
     launch.ui,
     web.web,
+    web.open_page,
     init.init,
 ):
     cli.add_command(command)

@@ -78,6 +78,8 @@ def _status_table(data: dict[str, Any]) -> Table:
         if cert.get("warning"):
             title += "[/]"
     notes = [f"note: {t['found_note']}"] if t.get("found_note") else []
+    if data.get("web_proxy") and t["state"] != "down":
+        notes.append(f"web: proxy {data['web_proxy']}, PAC {data.get('web_pac')}")  # 80 columns: no more
     # A tunnel that is down: the title says so once, not every row again.
     rows = [] if t["state"] == "down" else data["servers"] + data["logservers"]
     problems = (
@@ -89,7 +91,8 @@ def _status_table(data: dict[str, Any]) -> Table:
     table = Table(
         title=title,
         title_justify="left",
-        caption="\n".join(problems) or None,
+        # Plain text: a profile's problem names its table in brackets ("in [gateway]"), which is no markup.
+        caption=Text("\n".join(problems)) if problems else None,
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

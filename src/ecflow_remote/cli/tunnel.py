@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
-import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ecflow_remote.cli.app import METHOD_CHOICE, POSITIVE_SECONDS, Context, fail, pass_context
 
 if TYPE_CHECKING:
+    from ecflow_remote.cli.foreground import Owner
     from ecflow_remote.plan import Endpoint, Plan
     from ecflow_remote.profile.model import Profile
     from ecflow_remote.tunnel.handle import Tunnel
@@ -46,19 +48,36 @@ def up(c: Context, method: str | None, detach: bool, timeout: float, allow_unrea
         _print_up(tunnel, running)
         return
     _offer_login(tunnel.profile)
-    state = _up_with_progress(tunnel, timeout, not allow_unreachable)
-    if detach:
-        _print_up(tunnel, state)
-        click.echo("Stop it with: ecflow-remote down")
+    if not detach:
+        _foreground(tunnel, timeout, not allow_unreachable)
         return
-    try:
-        _print_up(tunnel, state)
-        _follow(tunnel)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        tunnel.down()
-        click.echo("Tunnel down.")
+    state = _up_with_progress(tunnel, timeout, not allow_unreachable)
+    _print_up(tunnel, state)
+    click.echo("Stop it with: ecflow-remote down")
+
+
+def _foreground(tunnel: Tunnel, timeout: float, require_all: bool) -> None:
+    """The tunnel for as long as this `up` runs: Ctrl-C, a hang-up (the terminal closed) or TERM ends both, and so
+    does any other end of this process (an owned tunnel: Tunnel.up)."""
+    from ecflow_remote.cli import foreground
+
+    code = 0
+    with foreground.owning() as owner:
+        try:
+            state = _up_with_progress(tunnel, timeout, require_all, owner)
+        except foreground.Ended as e:
+            if e.signum == signal.SIGINT:
+                raise  # as ever: click says "Aborted!" (up() stopped what it started)
+            sys.exit(e.exit_code)
+        try:
+            _print_up(tunnel, state)
+            _follow(tunnel, owner)
+        except foreground.Ended as e:
+            code = e.exit_code
+        finally:
+            tunnel.down()
+            click.echo("Tunnel down.")
+    sys.exit(code)
 
 
 def _already_up(tunnel: Tunnel) -> TunnelState | None:
@@ -70,18 +89,26 @@ def _already_up(tunnel: Tunnel) -> TunnelState | None:
     return state
 
 
-def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool) -> TunnelState:
+def _up_with_progress(tunnel: Tunnel, timeout: float, require_all: bool, owner: Owner | None = None) -> TunnelState:
+    """Owner: a foreground `up`'s, whose signals end the start where its progress is shown (up() then stops what
+    it started), and whose tunnel ends with this process."""
+
+    def check(_: TunnelState | None) -> None:
+        if owner is not None:
+            owner.check()
+
     if not sys.stderr.isatty():
-        return tunnel.up(timeout, require_all=require_all)
+        return tunnel.up(timeout, progress=check, require_all=require_all, owned=owner is not None)
     from rich.console import Console
 
     console = Console(stderr=True)
-    with console.status("starting ssh…") as status:
-        return tunnel.up(
-            timeout,
-            progress=lambda s: status.update(f"{s.state}: {s.message}" if s else "starting…"),
-            require_all=require_all,
-        )
+
+    def show(s: TunnelState | None) -> None:
+        check(s)
+        spinner.update(f"{s.state}: {s.message}" if s else "starting…")
+
+    with console.status("starting ssh…") as spinner:
+        return tunnel.up(timeout, progress=show, require_all=require_all, owned=owner is not None)
 
 
 def _print_up(tunnel: Tunnel, state: TunnelState) -> None:
@@ -113,26 +140,46 @@ def _moved(plan: Plan, e: Endpoint) -> str:
     return f"  (port {e.port} was taken by another program)"
 
 
-def _follow(tunnel: Tunnel) -> None:
-    """Foreground: a live status until Ctrl-C (the caller takes the tunnel down)."""
+def _follow(tunnel: Tunnel, owner: Owner) -> None:
+    """Foreground: a live status until Ctrl-C, a hang-up or TERM (the caller takes the tunnel down)."""
     from rich.console import Console
 
     from ecflow_remote import status as status_view
+    from ecflow_remote.cli import foreground
     from ecflow_remote.cli.present import StatusLive, status_table
 
+    terminal = os.isatty(1)
     with StatusLive(console=Console(), refresh_per_second=2) as live:
         while tunnel.is_running():
+            if terminal and foreground.terminal_gone(1):  # hung up, and no hang-up signal reached us
+                foreground.hang_up_now()
+                raise foreground.Ended(signal.SIGHUP)
             live.update(status_table(status_view.report(tunnel, live=False)))
-            time.sleep(1)
+            owner.sleep(1)
     click.echo("The tunnel stopped.", err=True)
 
 
 @click.command()
+@click.option("--all", "everything", is_flag=True, help="Stop every tunnel of yours, whichever profile started it.")
 @pass_context
-def down(c: Context) -> None:
-    """Stop the tunnel and undo everything `up` did."""
-    tunnel = c.tunnel()
-    click.echo("Tunnel down." if tunnel.down() else "No tunnel was running (leftovers, if any, removed).")
+def down(c: Context, everything: bool) -> None:
+    """Stop the tunnel and undo everything `up` did (also while its profile is broken, moved or deleted)."""
+    from ecflow_remote.cli import running
+    from ecflow_remote.errors import ProfileError
+
+    if everything:
+        running.down_all()
+        return
+    try:
+        tunnel = c.tunnel()
+    except ProfileError as problem:
+        running.down_despite(c, problem)  # the tunnel found by the profile's path, or the problem said
+        return
+    if tunnel.down():
+        click.echo("Tunnel down.")
+    else:
+        click.echo("No tunnel was running (leftovers, if any, removed).")
+        running.others_note(c)
 
 
 def _offer_login(profile: Profile) -> None:
@@ -184,21 +231,48 @@ def doctor(c: Context, as_json: bool, timeout: float) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--timeout", type=POSITIVE_SECONDS, default=3.0, show_default=True, help="Seconds per check.")
+@click.option("--all", "everything", is_flag=True, help="Every running tunnel of yours, whichever profile started it.")
 @pass_context
-def status(c: Context, as_json: bool, timeout: float) -> None:
+def status(c: Context, as_json: bool, timeout: float, everything: bool) -> None:
     """Tunnel state, and whether each server and log server answers now.
 
     Exit status 0 while the tunnel is up (the table says which servers answer), 3 when it is not: not running,
-    starting, reconnecting or failed (as systemctl's for a unit that is not active)."""
+    starting, reconnecting or failed (as systemctl's for a unit that is not active). With --all: 0 while every
+    running tunnel is up, 3 when one is not or none runs."""
     from ecflow_remote import status as status_view
+    from ecflow_remote.cli import running
+    from ecflow_remote.errors import ProfileError
 
-    report = status_view.report(c.tunnel(), live=True, timeout=timeout)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        from rich.console import Console
-
-        from ecflow_remote.cli.present import status_table
-
-        Console().print(status_table(report))
+    if everything:
+        reports = running.reports_of_all(timeout)
+        _print_reports(reports, as_json)
+        sys.exit(0 if reports and all(r["tunnel"]["state"] == "up" for r in reports) else NOT_UP)
+    try:
+        report = status_view.report(c.tunnel(), live=True, timeout=timeout)
+    except ProfileError as problem:
+        # A tunnel runs for it all the same: as its supervisor last wrote it, the problem first among its warnings.
+        found = running.running_despite(c, problem)
+        if found.state is None:
+            raise
+        report = status_view.recorded(found.state, str(problem))
+    _print_reports([report], as_json, single=True)
+    if report["tunnel"]["state"] == "down" and not as_json:
+        running.others_note(c)
     sys.exit(0 if report["tunnel"]["state"] == "up" else NOT_UP)
+
+
+def _print_reports(reports: list[dict[str, Any]], as_json: bool, single: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps(reports[0] if single else {"tunnels": reports}, indent=2))
+        return
+    from rich.console import Console
+
+    from ecflow_remote.cli.present import status_table
+
+    console = Console()
+    if not single and not reports:
+        click.echo("No tunnel is running.")
+    for report in reports:
+        if not single:
+            click.echo(report["tunnel"]["profile"])
+        console.print(status_table(report))

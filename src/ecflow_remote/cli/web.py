@@ -39,3 +39,41 @@ def web(c: Any, port: int, no_open: bool) -> None:
 
     asyncio.run(main())
     click.echo("Stopped.")
+
+
+@click.command("open")
+@click.option("--print", "print_only", is_flag=True, help="Print the proxy and PAC to set; start no browser.")
+@click.argument("url")
+@click.pass_obj
+def open_page(c: Any, print_only: bool, url: str) -> None:
+    """Open a Centre web page (JupyterHub, ...) in a private browser profile that uses the tunnel's web proxy."""
+    from ecflow_remote import browse
+
+    access = browse.web_access(c.tunnel())
+    note = browse.outside_note(url, access)
+    if note:
+        click.echo(f"ecflow-remote: note: {note}", err=True)
+    sign_in = f"proxy sign-in: user ecflow-remote, password in {access.auth_file}" if access.auth_file else None
+    if print_only:
+        click.echo(f"proxy: {access.proxy}   (the Centre's names only: {', '.join(access.domains)})")
+        click.echo(f"PAC:   {access.pac}   (the Centre's names to the proxy, everything else direct)")
+        if sign_in:
+            click.echo(sign_in)
+        click.echo(f"then open {url}")
+        return
+    browser = browse.find_browser()
+    if browser is None:
+        from ecflow_remote.errors import LaunchError
+
+        raise LaunchError(
+            f"no Chromium, Chrome or Firefox found and $BROWSER is not set: set your browser's proxy PAC to "
+            f"{access.pac} and open {url}."
+        )
+    browse.launch(browse.browser_argv(browser, access, url))
+    if browser.kind == "other":
+        click.echo(f"Opened {url} with $BROWSER: set its proxy PAC to {access.pac} for the Centre's pages.")
+    else:
+        click.echo(f"Opened {url} in a private {browser.kind} profile using {access.pac}.")
+    if sign_in:
+        copied = browse.copy_password(access)
+        click.echo(f"The browser asks once for the {sign_in}{' (on your clipboard now)' if copied else ''}.")

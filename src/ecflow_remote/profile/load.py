@@ -32,6 +32,7 @@ from ecflow_remote.profile.model import (
 from ecflow_remote.profile.trust import login_problem, untrusted_problem
 from ecflow_remote.profile.uitable import check_ui
 from ecflow_remote.profile.values import short, type_name
+from ecflow_remote.profile.webtable import check_web
 
 T = TypeVar("T", bound=str)
 
@@ -41,7 +42,7 @@ _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*")
 _DURATION_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
-_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui")
+_TOP_KEYS: Final = ("gateway", "server", "logserver", "ui", "web")
 _GATEWAY_KEYS: Final = (
     "jump",
     "host",
@@ -416,7 +417,8 @@ class _Checker:
         servers = self.servers(data, gateway)
         logservers = self.logservers(data)
         ui = check_ui(self, data)
-        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui)
+        web = check_web(self, data)
+        return Profile(path=self.path, gateway=gateway, servers=servers, logservers=logservers, ui=ui, web=web)
 
 
 def default_profile_path() -> Path:

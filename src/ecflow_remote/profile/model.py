@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, NoReturn, get_args
@@ -117,6 +118,15 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The [web] table: the Centre's names the web proxy carries, and its port."""
+
+    # Shell patterns ("*.ecmwf.int", "jupyterhub"), lower case; None: derived from the profile's host names.
+    domains: tuple[str, ...] | None = None
+    port: int | None = None  # None: a free port, chosen at each `up`
+
+
+@dataclass(frozen=True)
 class Profile:
     """A loaded, validated profile."""
 
@@ -125,6 +135,7 @@ class Profile:
     servers: tuple[Server, ...]
     logservers: tuple[LogServer, ...] = ()
     ui: UiSettings = UiSettings()
+    web: WebSettings = WebSettings()
 
     def server(self, name: str) -> Server:
         """The server called `name`; ProfileError listing the known names otherwise."""
@@ -145,6 +156,16 @@ class Profile:
         chosen = next(m for m in METHODS if m == method)
         gateway = dataclasses.replace(self.gateway, method=chosen)
         return dataclasses.replace(self, gateway=gateway)
+
+    def password_variables(self) -> set[str]:
+        """Every variable a server's password is read from (`password = "env:VAR"`)."""
+        return {s.password.ref for s in self.servers if s.password is not None and s.password.kind == "env"}
+
+    def without_password_variables(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """`environ` less the password variables, read yet or not: the environment of every process ecflow-remote
+        starts (ssh, launched programs)."""
+        names = self.password_variables()
+        return {k: v for k, v in environ.items() if k not in names}
 
     def centre_hosts(self) -> list[str]:
         """The distinct host names of the servers and log servers, in profile order."""

@@ -1,4 +1,4 @@
-"""OpenSSH's ControlMaster protocol: hand a connected socket to the master as a stdio forward."""
+"""OpenSSH's ControlMaster protocol: hand a connected socket to the master as a stdio forward; probe its link."""
 
 # What `ssh -S sock -W host:port` does as a mux client (PROTOCOL.mux §3; mux.c, OpenSSH 9.2p1): HELLO, then
 # MUX_C_NEW_STDIO_FWD followed by two fds (the channel's read and write ends) passed with SCM_RIGHTS, one fd per
@@ -35,6 +35,10 @@ MUX_S_EXIT_MESSAGE = 0x80000004
 MUX_S_SESSION_OPENED = 0x80000006
 MAX_PACKET = 256 * 1024  # CHANNEL_MUX_MAX_PACKET: the master drops a control connection sending more
 REQUEST_ID = 1  # one request per control connection
+# A probe's target (round_trip): nothing listens on port 0, so the far sshd refuses the channel at once (its log
+# says "connect_to 127.0.0.1 port 0: failed.") and touches nothing at the Centre.
+PROBE_TARGET = ("127.0.0.1", 0)
+PEER_REFUSED = "Session open refused by peer"  # mux.c mux_stdio_confirm: the far side's answer, not the master's
 
 
 class ControlError(ValueError):
@@ -63,6 +67,10 @@ def stdio_forward(host: str, port: int, request_id: int = REQUEST_ID) -> bytes:
     """MUX_C_NEW_STDIO_FWD to host:port (PROTOCOL.mux calls the port a string; mux.c sends and reads a uint32)."""
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not a TCP port")
+    return _stdio_forward(host, port, request_id)
+
+
+def _stdio_forward(host: str, port: int, request_id: int) -> bytes:
     body = _u32(MUX_C_NEW_STDIO_FWD) + _u32(request_id) + _string(b"") + _string(host.encode()) + _u32(port)
     return packet(body)
 
@@ -241,3 +249,51 @@ class Handoff:
         self._decide(False)
         if ctl is not None:
             self.ended(self)
+
+
+async def round_trip(control: Path, timeout: float) -> bool | None:
+    """Whether the master's connection carries a request to the far side and back within `timeout`: a stdio forward
+    to PROBE_TARGET, which the master sends as a channel open and answers only once the far sshd has (`ssh -O check`
+    asks the master process alone, which lives on over a dead link). True: the far side answered; False: no answer
+    in time, or no master; None: the master answered by itself (it cannot tell)."""
+    loop = asyncio.get_running_loop()
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mine, theirs = socket.socketpair()  # the channel's ends, which the master wants even for a forward that fails
+    try:
+        try:
+            ctl.setblocking(False)
+            ctl.connect(str(control))
+            ctl.send(hello() + _stdio_forward(*PROBE_TARGET, REQUEST_ID))
+            for _ in range(2):
+                socket.send_fds(ctl, [b"\0"], [theirs.fileno()])
+        except OSError:
+            return False
+        theirs.close()
+        return await asyncio.wait_for(_answer(loop, ctl), timeout)
+    except TimeoutError:
+        return False
+    finally:
+        ctl.close()  # a channel open still pending is dropped by the master with its control connection
+        mine.close()
+        theirs.close()
+
+
+async def _answer(loop: asyncio.AbstractEventLoop, ctl: socket.socket) -> bool | None:
+    buffer = bytearray()
+    while True:
+        try:
+            data = await loop.sock_recv(ctl, 4096)
+        except OSError:
+            return False
+        if not data:
+            return False  # the master went away
+        buffer += data
+        try:
+            replies = split(buffer)
+        except ControlError:
+            return None
+        for reply in replies:
+            if reply.type == MUX_S_SESSION_OPENED and reply.request_id == REQUEST_ID:
+                return True
+            if reply.request_id == REQUEST_ID:
+                return True if reply.reason == PEER_REFUSED else None

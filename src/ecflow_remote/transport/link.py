@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 
 SLOW = 0.005  # seconds: from here the link is a home link (as pace.SLOW_LINK_RTT): the agent carries
 FAST = 0.003  # below this a slow-judged link is fast again (the gap keeps a 4 ms VPN from flapping)
@@ -52,6 +53,7 @@ class Gauge:
         self._slow: bool | None = None
         self.last: float | None = None  # the newest sample (status shows it beside the figure)
         self.count = 0
+        self.on_change: Callable[[], None] | None = None  # called (from the feeding thread) when the judgement flips
 
     def add(self, rtt: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -63,7 +65,7 @@ class Gauge:
             samples.popleft()
         self.last = rtt
         self.count += 1
-        self._slow = judge(self._slow, self.figure(now))
+        self._judge(now)
 
     def figure(self, now: float | None = None) -> float | None:
         """The smallest round trip of the last `window` seconds (None: no sample in it)."""
@@ -73,5 +75,12 @@ class Gauge:
 
     def slow(self, now: float | None = None) -> bool | None:
         """The judgement now (None: never measured); an expired window keeps the last one (an idle plain tunnel)."""
-        self._slow = judge(self._slow, self.figure(now))
-        return self._slow
+        return self._judge(now)
+
+    def _judge(self, now: float | None) -> bool | None:
+        slow = judge(self._slow, self.figure(now))
+        if slow != self._slow:
+            self._slow = slow
+            if self.on_change is not None:
+                self.on_change()
+        return slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -20,6 +21,13 @@ HOLD_COMMAND = "exec sleep 2147483647"
 # ssh gives up after (CountMax + 1) unanswered intervals: 3 s and 3 notice a dead link in about 12 s (5 and 3
 # measured 19-20 s), for one small packet every 3 s of silence.
 KEEPALIVE = ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3"]
+
+
+def ssh_environ(profile: Profile) -> dict[str, str]:
+    """The environment of every ssh ecflow-remote starts: this process's, without the profile's password
+    variables, which ssh would hand to ProxyCommand, LocalCommand and Match exec, and SendEnv to the far side. From
+    the profile, not from what was read: the jump host's ssh starts before any password is (tunnel/headstart.py)."""
+    return profile.without_password_variables(os.environ)
 
 
 def ssh_binary() -> str:
@@ -206,7 +214,9 @@ def settings(profile: Profile, target: SshTarget | None = None) -> dict[str, lis
     if hop.port is not None:
         argv += ["-p", str(hop.port)]
     try:
-        done = subprocess.run([*argv, "--", hop.host], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(
+            [*argv, "--", hop.host], capture_output=True, text=True, timeout=5, env=ssh_environ(profile)
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     return parse_ssh_g(done.stdout) if done.returncode == 0 else {}
@@ -368,3 +378,68 @@ def is_auth_failure(stderr: str) -> bool:
     return bool(
         re.search(r"Permission denied \(|Permission denied, please|Certificate invalid|Too many authentication", stderr)
     )
+
+
+# ssh's own identity files, listed by `ssh -G` when the config names none: a missing one is skipped in silence.
+DEFAULT_IDENTITIES = frozenset(
+    f"~/.ssh/{name}"
+    for name in ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_xmss", "id_dsa")
+)
+# What ssh says of a key file it could not load (its words, then what they mean for the user).
+_LOAD_KEY = re.compile(r'^Load key "([^"\n]+)": ([^\n]+)$', re.MULTILINE)
+_LOAD_WORDS = {
+    "error in libcrypto": "is not a private key ssh can read (a .pub or -cert.pub file, or a damaged key?)",
+    "bad permissions": "can be read by others, so ssh ignores it",
+    "incorrect passphrase supplied to decrypt private key": "needs a passphrase, which the tunnel cannot type",
+}
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """A key or certificate file the ssh config names that ssh could not use: its option, path and why."""
+
+    option: str  # "IdentityFile" or "CertificateFile"
+    path: str
+    why: str
+
+    @property
+    def fix(self) -> str:
+        if self.why.startswith("can be read by others"):
+            return f"chmod 600 {self.path}"
+        what = "your private key" if self.option == "IdentityFile" else "your certificate"
+        there = ", or put the file there" if self.why == "does not exist" else ""
+        return f"point {self.option} at {what}{there}"
+
+
+def key_problems(settings: Mapping[str, list[str]], stderr: str = "") -> list[KeyProblem]:
+    """The key and certificate files ssh resolved (`ssh -G` settings) that it cannot use: missing or unreadable,
+    or (ssh's log) not loadable. ssh's defaults, when the config names no IdentityFile, may be missing."""
+    certificates = settings.get("certificatefile", [])
+    identities = settings.get("identityfile", [])
+    if set(identities) <= DEFAULT_IDENTITIES:
+        identities = []
+    problems: list[KeyProblem] = []
+    for option, paths in (("IdentityFile", identities), ("CertificateFile", certificates)):
+        for raw in paths:
+            why = _unusable(Path(os.path.expanduser(raw)))
+            if why is not None and "%" not in raw:  # a %-token path is ssh's to expand, not ours to judge
+                problems.append(KeyProblem(option, os.path.expanduser(raw), why))
+    certificate_paths = {os.path.expanduser(c) for c in certificates}
+    for m in _LOAD_KEY.finditer(stderr):
+        path, said = m.group(1), m.group(2).strip()
+        # ssh tries a certificate as a private key once the key itself failed: a consequence, not a cause.
+        if path in certificate_paths or any(p.path == path for p in problems):
+            continue
+        problems.append(KeyProblem("IdentityFile", path, _LOAD_WORDS.get(said, f"could not be loaded ({said})")))
+    return problems
+
+
+def _unusable(path: Path) -> str | None:
+    try:
+        if path.is_dir():
+            return "is a directory"
+        if not path.exists():
+            return "does not exist"
+    except OSError as e:
+        return f"cannot be reached ({e.strerror})"
+    return None if os.access(path, os.R_OK) else "cannot be read (permission denied)"

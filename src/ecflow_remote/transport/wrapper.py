@@ -20,7 +20,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -49,6 +49,8 @@ class Spec:
     workstation_port: int | None
     user: str | None  # the Centre account; None: the ssh config decides
     local_user: str  # the laptop's login name, which ecflow_ui passes as the remote user
+    # The profile's password variables (`password = "env:VAR"`): never in this ssh's environment, as in the tunnel's.
+    password_variables: list[str] = field(default_factory=list)
 
 
 def _login_name() -> str:
@@ -71,6 +73,7 @@ def make_spec(profile: Profile, control_dir: Path) -> Spec:
         workstation_port=host.port,
         user=host.user,
         local_user=_login_name(),
+        password_variables=sorted(profile.password_variables()),
     )
 
 
@@ -196,7 +199,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"ecflow-remote's {argv[0]}: no tunnel spec ({e}); is the tunnel up?", file=sys.stderr)
         return 255
     command = ssh_argv(spec, argv[2:]) if argv[0] == "ssh" else scp_argv(spec, argv[2:])
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in spec.password_variables}
     # Under the socks method the caller may run inside proxychains: ssh must not (its jump connection is ours).
     if "proxychains" in env.get("LD_PRELOAD", ""):
         env.pop("LD_PRELOAD")

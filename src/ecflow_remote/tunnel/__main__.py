@@ -1,7 +1,10 @@
-"""`python -m ecflow_remote.tunnel PROFILE METHOD`: the background supervisor process that `up` starts."""
+"""`python -m ecflow_remote.tunnel PROFILE METHOD [OWNER_FD]`: the background supervisor process that `up` starts."""
 
+import contextlib
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ecflow_remote.profile.load import load_profile
@@ -25,7 +28,27 @@ def main(argv: list[str]) -> int:
     supervisor = Supervisor(profile, rundir)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
+    if len(argv) > 2:
+        stop_with_owner(int(argv[2]))
     return supervisor.run(head)
+
+
+def stop_with_owner(fd: int) -> None:
+    """A foreground `up` (or `open_tunnel`) owns this tunnel and holds the only write end of this pipe: when it
+    ends, however (a hang-up, TERM, kill -9), the pipe reads its end and the supervisor stops as at `down`. A thread
+    blocked in read() costs nothing while the owner lives; the stop goes through SIGTERM, `down`'s own way in, sent
+    to the main thread so that a wait there ends at once."""
+    os.set_inheritable(fd, False)  # not into ssh and the finder: only the owner's end matters, but keep it ours
+
+    def wait() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 64):
+                pass
+        main_thread = threading.main_thread().ident
+        if main_thread is not None:
+            signal.pthread_kill(main_thread, signal.SIGTERM)
+
+    threading.Thread(target=wait, name="owner", daemon=True).start()
 
 
 sys.exit(main(sys.argv[1:]))

@@ -1,12 +1,10 @@
-"""The files a supervisor writes for launched programs (hosts view, proxychains, passwords, the opt-in system
-hosts block), as one typed RunFiles."""
+"""The files a supervisor writes for launched programs (hosts view, proxychains, the opt-in system hosts block), as
+one typed RunFiles. (No password file: the relay presents custom users' passwords, which stay in memory.)"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from ecflow_remote.access import identity
 from ecflow_remote.access.socks import Credentials
 from ecflow_remote.errors import SystemHostsError
 from ecflow_remote.hosts import system
@@ -41,11 +39,10 @@ def write_support_files(
     profile: Profile,
     plan: Plan,
     rundir: Path,
-    passwords: Mapping[str, str],
     credentials: Credentials | None = None,
 ) -> RunFiles:
     """Every file launched programs and native clients need for this plan, written into the run directory."""
-    hosts = resolv = proxychains = socks_auth = custom_passwd = None
+    hosts = resolv = proxychains = socks_auth = None
     if plan.hosts:
         hosts = rundir / "hosts"
         # Made anew (a link put there is replaced, never written through); readable, as /etc/hosts is.
@@ -62,12 +59,7 @@ def write_support_files(
         write_private(proxychains, proxychains_text(plan))
     if credentials is not None:
         socks_auth = credentials.write(rundir)
-    lines = identity.custom_passwd_lines(profile, plan, passwords)
-    if lines:
-        custom_passwd = identity.write_custom_passwd(rundir, lines)
-    return RunFiles(
-        *(str(p) if p is not None else None for p in (hosts, resolv, proxychains, socks_auth, custom_passwd))
-    )
+    return RunFiles(*(str(p) if p is not None else None for p in (hosts, resolv, proxychains, socks_auth)))
 
 
 def install_system_hosts(profile: Profile, plan: Plan, tag: str) -> tuple[RunFiles, list[str]]:

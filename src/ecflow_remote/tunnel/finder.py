@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import json
 import os
@@ -23,6 +22,7 @@ from typing import IO
 
 from ecflow_remote.clients.ecflow.logservers import find_logservers
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
 from ecflow_remote.tunnel.legs import die_with_parent
 
@@ -48,18 +48,21 @@ def wanted_from_json(line: str) -> list[Wanted]:
 
 class FinderProcess:
     """The supervisor's side: start() asks for a round (the child starts at the first), answer() takes the last
-    finished round's answer, once."""
+    finished round's answer, once. Its stdout is one of the supervisor's events: read as it comes, never polled."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, events: Events) -> None:
         self.profile = profile
+        self.events = events
         self._proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
         self._pending = False
+        self._answer: list[Wanted] | None = None
 
     def start(self) -> None:
         if self._pending:
             return
         if self._proc is None or self._proc.poll() is not None:
+            self.stop()
             self._spawn()
         assert self._proc is not None and self._proc.stdin is not None
         try:
@@ -71,27 +74,30 @@ class FinderProcess:
         self._pending = True
 
     def answer(self) -> list[Wanted] | None:
-        if self._proc is None or self._proc.stdout is None:
-            return None
+        answer, self._answer = self._answer, None
+        return answer
+
+    def _read(self) -> None:
+        """Its stdout is readable: take what came (a whole line is an answer)."""
+        assert self._proc is not None and self._proc.stdout is not None
         try:
             data = os.read(self._proc.stdout.fileno(), 65536)
         except BlockingIOError:
-            return None
+            return
         except OSError:
             data = b""
         if not data:  # ended (killed, or a bug): no answer this round; the next start() makes a new one
             self.stop()
-            return None
+            return
         self._buf += data
         if len(self._buf) > MAX_LINE:
             self._buf = b""
         *lines, self._buf = self._buf.split(b"\n")
         if not lines:
-            return None
+            return
         self._pending = False
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            return wanted_from_json(lines[-1].decode())
-        return None
+            self._answer = wanted_from_json(lines[-1].decode())
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -99,6 +105,8 @@ class FinderProcess:
         self._buf = b""
         if proc is None:
             return
+        if proc.stdout is not None:
+            self.events.forget(proc.stdout.fileno())
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -118,8 +126,8 @@ class FinderProcess:
             preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
         assert self._proc.stdout is not None
-        fl = fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_GETFL)
-        fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        self.events.watch(self._proc.stdout.fileno(), self._read)
 
 
 def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
@@ -128,18 +136,19 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
 
     finder = Finder()
     servers = [s.name for s in profile.servers]
-    for _ in requests:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
-            try:
-                clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
-            except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
-                answers.write("[]\n")
-                answers.flush()
-                continue
-        trees = asyncio.run(finder.round(clients, servers))
-        answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
-        answers.flush()
+    with asyncio.Runner() as runner:  # one event loop for every round, not one each
+        for _ in requests:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
+                try:
+                    clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
+                except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
+                    answers.write("[]\n")
+                    answers.flush()
+                    continue
+            trees = runner.run(finder.round(clients, servers))
+            answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
+            answers.flush()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ecflow_remote.access import relay
-from ecflow_remote.access.passwords import ssh_environ
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
@@ -53,7 +52,7 @@ class ControlForwards:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=ssh_environ(),  # without password variables, like the legs
+                env=ssh.ssh_environ(profile),  # without password variables, like the legs
             )
         except OSError as e:
             self.error = f"could not run ssh: {e}"

@@ -1,8 +1,8 @@
 """Endpoints that join a running tunnel: log servers the profile servers' definitions name (ECF_LOGHOST and
 ECF_LOGPORT), and ecFlow servers that only a system server list names (asked for by `ui`).
 
-Pure placement (`merge`: where each new endpoint listens under the tunnel's method), the typed request file `ui`
-drops in the run directory for the supervisor, and the `Finder` that keeps one incremental watch per profile server
+Pure placement (`merge`: where each new endpoint listens under the tunnel's method), the typed request `ui` sends
+the supervisor (inbox.py), and the `Finder` that keeps one incremental watch per profile server
 (ecflow_ui's news/sync: after the first whole definition a round costs one small request per server)."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
@@ -147,13 +146,12 @@ def rewrite_files(
     profile: Profile,
     plan: Plan,
     rundir: Path,
-    passwords: Mapping[str, str],
     credentials: Credentials | None,
     old: RunFiles,
 ) -> tuple[RunFiles, list[str]]:
     """The launched programs' files again for a plan with new names (the hosts view; the opt-in system block):
     programs launched from now on see them. The run files, and problems for the status warnings."""
-    run_files = old.merged(files.write_support_files(profile, plan, rundir, passwords, credentials))
+    run_files = old.merged(files.write_support_files(profile, plan, rundir, credentials))
     if not old.system_hosts:
         return run_files, []
     try:
@@ -170,14 +168,20 @@ def request_path(rundir: Path) -> Path:
     return rundir / f"{REQUEST_PREFIX}{secrets.token_hex(8)}.json"
 
 
-def write_request(rundir: Path, servers: Sequence[Wanted]) -> Path:
-    """Ask the running supervisor to carry these services (a 0600 file in the 0700 run directory, written whole
-    before it appears under its name); the path, which the supervisor removes once it has answered."""
-    path = request_path(rundir)
+def request_bytes(servers: Sequence[Wanted]) -> bytes:
+    """A request: the version-1 document the supervisor reads (inbox.py, or a request file)."""
     rows = [
         {"kind": w.kind, "name": w.name, "host": w.host, "port": w.port, "used_by": list(w.used_by)} for w in servers
     ]
-    write_atomic(path, json.dumps({"version": 1, "servers": rows}), mode=0o600)
+    return json.dumps({"version": 1, "servers": rows}).encode()
+
+
+def write_request(rundir: Path, servers: Sequence[Wanted]) -> Path:
+    """A request file, for a supervisor from before the inbox (upgraded while it ran: inbox.ask): a 0600 file in
+    the 0700 run directory, written whole before it appears under its name; the supervisor removes it once it has
+    answered."""
+    path = request_path(rundir)
+    write_atomic(path, request_bytes(servers), mode=0o600)
     return path
 
 
@@ -211,34 +215,11 @@ def parse_request(data: bytes) -> list[Wanted]:
     return wanted
 
 
-def take_requests(rundir: Path) -> tuple[list[Wanted], list[Path], list[str]]:
-    """The requests waiting in the run directory: what they want, their files (removed by the caller once the
-    state says the answer) and one problem line per unusable file (removed here)."""
-    wanted: list[Wanted] = []
-    paths: list[Path] = []
-    problems: list[str] = []
-    try:
-        names = [n for n in os.listdir(rundir) if n.startswith(REQUEST_PREFIX) and n.endswith(".json")]
-    except OSError:
-        return [], [], []
-    for name in sorted(names):
-        path = rundir / name
-        try:
-            with open(path, "rb") as f:
-                wanted += parse_request(f.read(MAX_REQUEST + 1))
-            paths.append(path)
-        except (OSError, ValueError) as e:
-            problems.append(f"request {name} ignored: {e}")
-            with contextlib.suppress(OSError):
-                path.unlink()
-    return wanted, paths, problems
-
-
-def ask(
+def ask_by_file(
     rundir: Path, servers: Sequence[Wanted], timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
 ) -> bool:
-    """Write a request and wait until the supervisor has answered it (its state then has the endpoints); False if
-    it did not within `timeout`."""
+    """Write a request file and wait until the supervisor has answered it (its state then has the endpoints); False
+    if it did not within `timeout`. Only for a supervisor without an inbox (inbox.ask)."""
     if not servers:
         return True
     path = write_request(rundir, servers)

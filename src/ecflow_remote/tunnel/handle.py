@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, remove_old_failed_starts, wait_for
+from ecflow_remote.tunnel.running import stop
 from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from ecflow_remote.tunnel.found import Wanted
 
 Progress = Callable[[TunnelState | None], None]
-# What a failed start leaves for the user to read (the supervisor keeps these, and state.json, when it exits).
-LOGS = FAILED_START_LOGS
 
 
 class Tunnel:
@@ -53,6 +51,7 @@ class Tunnel:
         self.rundir = RunDir.for_profile(self.profile.path)
         self._clients: Clients | None = None
         self._password_warnings: list[str] = []
+        self._owner: int | None = None  # the write end of an owned tunnel's pipe (up(owned=True))
 
     # ---------------------------------------------------------------------------------------- control
     def is_running(self) -> bool:
@@ -61,11 +60,15 @@ class Tunnel:
     def state(self) -> TunnelState | None:
         return self.rundir.read_state() if self.is_running() else None
 
-    def up(self, timeout: float = 30.0, progress: Progress | None = None, require_all: bool = True) -> TunnelState:
+    def up(
+        self, timeout: float = 30.0, progress: Progress | None = None, require_all: bool = True, owned: bool = False
+    ) -> TunnelState:
         """Start the supervisor in the background; return once every server answers a ping, or raise.
 
         With require_all=False, return as soon as the tunnel itself is up, whichever servers answer (a server in
         maintenance should not keep a user from the others); the returned state's checks say which do not.
+        With owned=True the tunnel lives no longer than this process: however it ends (even kill -9), the
+        supervisor stops as at `down` (a foreground `up`, `open_tunnel`).
         """
         if self.is_running():
             current = self.rundir.read_state()
@@ -90,10 +93,11 @@ class Tunnel:
         finally:
             lock.close()
         self._clients = None
-        proc = self._spawn_supervisor()
+        proc = self._spawn_supervisor(owned)
         try:
             return self._wait_ready(proc, timeout, progress, require_all)
         except AlreadyRunning:
+            self._release_owner()
             raise  # the other `up` won the race: its tunnel is not ours to stop
         except TunnelError as e:
             # Nothing may be left half started; ssh's own words stay, where the message says.
@@ -118,7 +122,7 @@ class Tunnel:
 
     def _logs_note(self) -> str:
         """Where the logs a failed start left are (only those really there)."""
-        logs = [self.rundir.path / name for name in LOGS]
+        logs = [self.rundir.path / name for name in FAILED_START_LOGS]
         kept = [p for p in logs if p.is_file() and p.stat().st_size > 0]
         if not kept:
             return ""
@@ -126,13 +130,35 @@ class Tunnel:
             return f" (log: {kept[0]})"
         return f" (logs: {', '.join(str(p) for p in kept)})"
 
-    def _spawn_supervisor(self) -> subprocess.Popen[bytes]:
-        """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory."""
+    def _spawn_supervisor(self, owned: bool) -> subprocess.Popen[bytes]:
+        """The supervisor as its own process (`python -m ecflow_remote.tunnel`), logging to the run directory.
+        Owned: it gets the read end of a pipe whose only write end this process keeps (close-on-exec, so no program
+        it starts holds it): the pipe's end is this process's end, whatever ended it (tunnel/__main__.py)."""
         self.rundir.make()
+        # Absolute: state.json names the profile, and `status --all` or `down` from another directory read it.
+        argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path.absolute())]
+        argv.append(self.profile.gateway.method)
+        self._release_owner()
         remove_old_failed_starts(self.rundir.path.parent)  # other profiles' (this one's go at this start)
-        with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
-            argv = [sys.executable, "-m", "ecflow_remote.tunnel", str(self.profile.path), self.profile.gateway.method]
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        fds: tuple[int, ...] = ()
+        if owned:
+            read, self._owner = os.pipe()
+            fds = (read,)
+            argv.append(str(read))
+        try:
+            with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
+                return subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, pass_fds=fds
+                )
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _release_owner(self) -> None:
+        if self._owner is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._owner)
+            self._owner = None
 
     def _wait_ready(
         self, proc: subprocess.Popen[bytes], timeout: float, progress: Progress | None, require_all: bool
@@ -146,6 +172,9 @@ class Tunnel:
                 progress(state)
             if state is not None and state.state == "up" and (state.all_servers_ok() or not require_all):
                 return state
+            if state is not None and state.state == "up" and state.lasting_failures():
+                # Refused or unknown at the far end, a password not read: waiting out the timeout cannot help.
+                raise TunnelError(cannot_answer_message(state))
             if (state is not None and state.state == "failed") or proc.poll() is not None:
                 proc.wait()
                 if proc.returncode == 3:
@@ -159,26 +188,13 @@ class Tunnel:
     def down(self, timeout: float = 10.0, *, keep_logs: bool = False) -> bool:
         """Stop the supervisor and every ssh it started; True if something was running. keep_logs: leave the
         logs of a failed start (the next start or `down` removes them)."""
-        state = self.rundir.read_state()
-        running = self.is_running()
-        if running and state is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state.supervisor_pid, signal.SIGTERM)
-            wait_for(lambda: not self.is_running(), timeout)
-        # After a kill -9 of the supervisor: its ssh groups, files and state are still to be cleared.
-        self.rundir.kill_leftovers()
-        if not self.is_running():
-            if keep_logs:
-                self.rundir.clean_files(keep=LOGS)
-            else:
-                self.rundir.remove()
-            # Raises, with the sudo command, if it cannot.
-            files.remove_system_hosts(self.rundir.path.name, state.files if state else None)
+        running = stop(self.rundir, timeout, keep_logs=keep_logs)
+        self._release_owner()
         self._clients = None
         return running
 
     def __enter__(self) -> Tunnel:
-        self.up()
+        self.up(owned=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -202,7 +218,7 @@ class Tunnel:
         return state.plan
 
     def files(self) -> RunFiles:
-        """The files the supervisor wrote for launched programs (hosts view, proxychains, passwords)."""
+        """The files the supervisor wrote for launched programs (hosts view, proxychains; no password)."""
         return self._running_state().files
 
     def endpoint(self, server: str) -> tuple[str, int]:
@@ -256,11 +272,11 @@ class Tunnel:
         """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
         not name; found.py) and return its plan once it has answered (or after `timeout`). What ssh could not
         forward (plain transport, no agent) the plan then lacks; status says why."""
-        from ecflow_remote.tunnel import found
+        from ecflow_remote.tunnel import found, inbox
 
         plan = self.plan()
         missing = [w for w in wanted if found.known(plan, w) is None]
-        if missing and found.ask(self.rundir.path, missing, timeout, alive=self.is_running):
+        if missing and inbox.ask(self.rundir.path, missing, timeout, alive=self.is_running):
             self._clients = None
             plan = self.plan()
         return plan
@@ -311,12 +327,28 @@ def not_ready_message(state: TunnelState | None, timeout: float) -> str:
     if state is None or state.state != "up":
         message = state.message if state else "no word from the supervisor"
         return f"tunnel not up after {timeout:.0f} s: {message}"
-    bad = [
-        f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}"
-        for c in state.server_checks()
-        if not c.reachable
-    ]
-    return f"tunnel up, but not every server answered a ping within {timeout:.0f} s: " + "; ".join(bad)
+    # `up` takes the tunnel down on this: say so, not "tunnel up".
+    return f"not every server answered a ping within {timeout:.0f} s: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+def cannot_answer_message(state: TunnelState) -> str:
+    """A server cannot answer while `up` waits (tunnel/causes.py): which, why, and the way on."""
+    lasting = state.lasting_failures()
+    which = "a server cannot" if len(lasting) == 1 else f"{len(lasting)} servers cannot"
+    return f"{which} answer, whatever the wait: {_not_answering(state)}{NOTHING_LEFT}"
+
+
+# What `up` leaves when it fails on servers, and the way on.
+NOTHING_LEFT = (
+    "; nothing is left running. `ecflow-remote up --allow-unreachable` starts the tunnel without waiting for "
+    "every server"
+)
+
+
+def _not_answering(state: TunnelState) -> str:
+    """Each server that did not answer, with why (the lasting causes first)."""
+    bad = sorted((c for c in state.server_checks() if not c.reachable), key=lambda c: not c.lasting)
+    return "; ".join(f"{c.endpoint.name} ({c.endpoint.host}:{c.endpoint.port}): {c.error}" for c in bad)
 
 
 @contextlib.contextmanager
@@ -325,7 +357,7 @@ def open_tunnel(profile: Profile | Path | str | None = None, method: str | None 
     tunnel = Tunnel(profile, method)
     # Not inside the try: a failed up() leaves nothing of its own behind, and when it failed because a tunnel of
     # this profile already runs (started by `ecflow-remote up`), that tunnel is not ours to stop.
-    tunnel.up()
+    tunnel.up(owned=True)
     try:
         yield tunnel
     finally:

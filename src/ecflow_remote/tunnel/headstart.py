@@ -40,5 +40,5 @@ def head_start(profile: Profile, rundir: RunDir) -> HeadStart | None:
     jump = None
     if argv is not None:
         jump = Leg("jump", argv)
-        jump.start(rundir.path)
+        jump.start(rundir.path, ssh.ssh_environ(profile))  # before any password is read: from the profile
     return HeadStart(lock, jump)

@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from ecflow_remote.plan import Endpoint
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.state import Check
 
+# Why a server that failed its check cannot answer while `up` waits (causes.Why.explain), or None.
+Why = Callable[[Endpoint, Exception], Awaitable[str | None]]
 
-async def check_server(clients: Clients, endpoint: Endpoint, timeout: float) -> Check:
-    """An ecFlow ping and a version request, as the server's configured user (white list, custom user)."""
+
+async def check_server(clients: Clients, endpoint: Endpoint, timeout: float, version: str | None = None) -> Check:
+    """An ecFlow ping and a version request, as the server's configured user (white list, custom user). `version`:
+    the one a recent check got, and then a ping alone."""
+    return (await _check_server(clients, endpoint, timeout, version))[0]
+
+
+async def _check_server(
+    clients: Clients, endpoint: Endpoint, timeout: float, version: str | None = None
+) -> tuple[Check, Exception | None]:
     client = clients.ecflow(endpoint.name, connect_timeout=timeout, read_timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
+            if version is not None:
+                return Check(endpoint, True, round(await client.ping() * 1000, 2), version), None
             # Side by side: each is a new connection (two round trips through ssh's own channels), and `up` waits.
             latency, version = await asyncio.gather(client.ping(), client.server_version())
     except Exception as e:  # every failure is a status to show, not a crash
-        return Check(endpoint, False, error=words(e))
-    return Check(endpoint, True, round(latency * 1000, 2), version)
+        return Check(endpoint, False, error=words(e)), e
+    return Check(endpoint, True, round(latency * 1000, 2), version), None
 
 
 async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) -> Check:
@@ -33,12 +48,33 @@ async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) 
     return Check(endpoint, True, round((time.perf_counter() - t0) * 1000, 2), version)
 
 
-async def check_all(clients: Clients, timeout: float = 3.0) -> list[Check]:
-    """All endpoints at once: the whole check takes as long as the slowest one, never the sum."""
+async def check_all(
+    clients: Clients,
+    timeout: float = 3.0,
+    why: Why | None = None,
+    versions: Mapping[tuple[str, int], str] | None = None,
+) -> list[Check]:
+    """All endpoints at once: the whole check takes as long as the slowest one, never the sum. With `why`, each
+    server that failed is then looked into, one after the other (each asks the far end once more; all within one
+    more `timeout`), and marked lasting, in the words `why` gives, when waiting cannot change it. `versions`: the
+    ecFlow servers' versions (by host and port) a recent check got: those are only pinged."""
     plan = clients.plan
-    tasks = [check_server(clients, e, timeout) for e in plan.servers()]
-    tasks += [check_logserver(clients, e, timeout) for e in plan.logservers()]
-    return list(await asyncio.gather(*tasks))
+    known = versions or {}
+    servers = asyncio.gather(*(_check_server(clients, e, timeout, known.get((e.host, e.port))) for e in plan.servers()))
+    logservers = asyncio.gather(*(check_logserver(clients, e, timeout) for e in plan.logservers()))
+    checked, logs = await asyncio.gather(servers, logservers)
+    # All of them within one more `timeout`: the supervisor waits for its checks (a master on a dead link would
+    # hold each question that long).
+    deadline = asyncio.get_running_loop().time() + timeout
+    checks = []
+    for check, error in checked:
+        cause = None
+        if why is not None and error is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    cause = await why(check.endpoint, error)
+        checks.append(dataclasses.replace(check, error=cause, lasting=True) if cause else check)
+    return [*checks, *logs]
 
 
 def words(e: BaseException) -> str:
@@ -46,3 +82,40 @@ def words(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "no answer (timed out)"
     return str(e) or type(e).__name__
+
+
+class Rounds:
+    """The supervisor's health rounds: one event loop for its whole life (not one per round), and each ecFlow
+    server's version asked once every VERSION_EVERY seconds, or again after the server failed a check; a ping
+    alone in between (one connection per server, not two: what an idle tunnel costs is mostly its rounds)."""
+
+    VERSION_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._runner: asyncio.Runner | None = None
+        self._versions: dict[tuple[str, int], str] = {}
+        self._versions_until = 0.0
+
+    def check(self, clients: Clients, timeout: float = 3.0, why: Why | None = None) -> list[Check]:
+        now = time.monotonic()
+        fresh = now < self._versions_until
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        checks = self._runner.run(check_all(clients, timeout, why, self._versions if fresh else None))
+        if not fresh:
+            self._versions_until = now + self.VERSION_EVERY
+        self._versions = {
+            (c.endpoint.host, c.endpoint.port): c.version
+            for c in checks
+            if c.endpoint.kind == "server" and c.reachable and c.version is not None
+        }
+        return checks
+
+    def forget(self) -> None:
+        """Ask every version again next round (a new start of the legs: servers may have changed meanwhile)."""
+        self._versions_until = 0.0
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None

@@ -31,7 +31,6 @@ def join(
     net: Listeners,
     *,
     agent_runs: bool,
-    passwords: dict[str, str],
     credentials: Credentials | None,
     files: RunFiles,
     note: str | None,
@@ -54,7 +53,7 @@ def join(
         merged, waiting = plan, []
         warnings.append(f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}")
     if merged.hosts != plan.hosts:
-        files, problems = found.rewrite_files(profile, merged, rundir, passwords, credentials, files)
+        files, problems = found.rewrite_files(profile, merged, rundir, credentials, files)
         warnings += problems
     note = found.uncarried_note(waiting, why) if waiting and why else (None if new else note)
     return Joined(merged, files, note, warnings)

@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ecflow_remote.access.passwords import ssh_environ
+from ecflow_remote.clients.connect import accepts
 from ecflow_remote.safefile import open_private
 
 
@@ -37,7 +38,8 @@ class Leg:
     stdin_keep: IO[bytes] | None = None
     started: float = 0.0
 
-    def start(self, rundir: Path) -> None:
+    def start(self, rundir: Path, env: Mapping[str, str]) -> None:
+        """Start ssh with `env`: ssh.ssh_environ(profile), never this process's own (it may hold passwords)."""
         self.log = rundir / f"ssh-{self.name}.log"
         argv = [self.argv[0], "-E", str(self.log), *self.argv[1:]]
         with open_private(self.log, "wb") as err:  # never through a link put in its place
@@ -48,7 +50,7 @@ class Leg:
                 stderr=err,
                 start_new_session=True,
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
-                env=ssh_environ(),  # without env: passwords (SendEnv, ProxyCommand would get them)
+                env=dict(env),
             )
         self.started = time.monotonic()
         # Held open and never written: the pty session sees no EOF and stays up.
@@ -79,3 +81,19 @@ class Leg:
             with contextlib.suppress(OSError):
                 self.stdin_keep.close()
         self.proc = None
+
+
+def jump_outlived_main(legs: Sequence[Leg], jump_socket: Path) -> bool:
+    """Whether the main leg was killed (a signal: the OOM killer, a user) while the jump master lives on: then only
+    the main leg need start again, through it (one login, not two). A main leg that ended by itself may have lost
+    the link the jump master is on too, and a master on a dead link would hold the next start up."""
+    jump = next((leg for leg in legs if leg.name == "jump"), None)
+    main = next((leg for leg in legs if leg.name == "main"), None)
+    return (
+        jump is not None
+        and jump.alive()
+        and main is not None
+        and not main.alive()
+        and (main.exit_code or 0) < 0
+        and accepts(jump_socket)
+    )

@@ -1,4 +1,5 @@
-"""The supervisor's loopback listeners (forwards, the user-name relay, the SOCKS front) on one loop thread.
+"""The supervisor's loopback listeners (forwards, the user-name relay, the SOCKS front, the web proxy) on one loop
+thread.
 
 They stay up for the supervisor's whole life: ssh reconnects under them, so no other account can take a port
 meanwhile, and `upstreams` says what carries their connections now (the agent, ssh's sockets, or nothing).
@@ -7,12 +8,24 @@ meanwhile, and `upstreams` says what carries their connections now (the agent, s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ecflow_remote.access import handover, pipe, relay, socks
+from ecflow_remote.access import handover, pipe, relay, socks, webproxy
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.profile.webtable import domains
+
+
+@dataclass(frozen=True)
+class Web:
+    """Where the web proxy listens and serves its PAC file, and the file with its password (where it asks one)."""
+
+    proxy: str
+    pac: str
+    auth: Path | None
 
 
 class Listeners:
@@ -22,11 +35,21 @@ class Listeners:
         self.io: pipe.LoopThread | None = None
         self.servers: list[pipe.Server] = []
         self.upstreams = pipe.Upstreams()
+        # Custom users' passwords as the relay sends them (crypt()ed), by server name: in memory only.
+        self.passwords: Mapping[str, str] = {}
 
-    def start(self, plan: Plan, credentials: socks.Credentials | None, profile: Path) -> None:
+    def start(
+        self,
+        plan: Plan,
+        credentials: socks.Credentials | None,
+        profile: Path,
+        passwords: Mapping[str, str] | None = None,
+    ) -> None:
         """A listener for every forwarded endpoint and, for the socks method, the password-checking SOCKS front on
-        socks_port; EcflowRemoteError naming the address when one is in use (nothing is left listening)."""
+        socks_port; EcflowRemoteError naming the address when one is in use (nothing is left listening).
+        `passwords`: what the relay presents for custom users (relay.Presented.password), by server name."""
         self.io = pipe.LoopThread()
+        self.passwords = dict(passwords or {})
         try:
             self.add(plan.forwards)
             if plan.socks_port is not None and credentials is not None:
@@ -37,9 +60,28 @@ class Listeners:
             self.stop()
             raise EcflowRemoteError(_in_use(plan, e, profile)) from None
 
+    def start_web(self, profile: Profile, rundir: Path) -> Web:
+        """The web proxy for the profile's Centre names, on 127.0.0.1 ([web] port, else the kernel's choice): its
+        own uid only on Linux, elsewhere a password made now (in a 0600 run file); EcflowRemoteError when the port
+        is in use."""
+        assert self.io is not None
+        credentials = None if pipe.Server.check_peers else socks.Credentials.new()
+        port = profile.web.port or 0
+        proxy = webproxy.WebProxy(("127.0.0.1", port), domains(profile), credentials, self.io)
+        proxy.upstreams = self.upstreams
+        try:
+            self.servers.append(proxy.start())
+        except OSError as e:
+            raise EcflowRemoteError(
+                f"127.0.0.1:{port} (web.port) is in use ({e.strerror or e}): set another port in {profile.path}, or "
+                "remove the key for a free one."
+            ) from None
+        auth = credentials.write(rundir, webproxy.CREDENTIALS_NAME) if credentials else None
+        return Web(proxy.url, proxy.pac_url, auth)
+
     def add(self, endpoints: Sequence[Endpoint]) -> None:
-        """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user); OSError
-        (a port taken since it was chosen) after stopping the ones this call started."""
+        """Listeners for more forwarded endpoints (through the relay where a server has an ecflow_user or a custom
+        user); OSError (a port taken since it was chosen) after stopping the ones this call started."""
         assert self.io is not None
         # ssh's master takes the plain forwards over (handover.py): ecFlow's clients read the answer by its length,
         # and a log server's EOF still reaches its client (ssh drains and closes a stdio forward on the far EOF).
@@ -52,9 +94,9 @@ class Listeners:
             if not e.relay_user
         )
         relayed = dict.fromkeys(
-            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), e.relay_user)
+            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), presented)
             for e in endpoints
-            if e.relay_user
+            if (presented := relay.presented_for(e, self.passwords)) is not None
         )
         servers: list[pipe.Server] = []
         if routes:

@@ -142,7 +142,8 @@ class RunDir:
             if pgid not in self._starts and (info := procs.process_info(pgid)) is not None:
                 self._starts[pgid] = info.start
         data[_STARTS] = {str(pgid): self._starts[pgid] for pgid in state.pgids if pgid in self._starts}
-        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600)
+        # Not synced to the disk: rewritten at every health round all day long, and meaningless after a reboot.
+        write_atomic(self.state_file, json.dumps(data, indent=1), mode=0o600, durable=False)
 
     def make(self) -> None:
         """The directory itself, checked as runtime_root is (a real directory of ours, 0700)."""
@@ -238,7 +239,7 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
                     continue
                 entries = list(child.iterdir())
                 # A profile's run directory (for_profile's key), with some log and nothing else of a tunnel's.
-                if not _is_key(child.name) or any(e.name not in allowed for e in entries):
+                if not is_key(child.name) or any(e.name not in allowed for e in entries):
                     continue
                 if not any(e.name in FAILED_START_LOGS for e in entries):
                     continue
@@ -256,7 +257,8 @@ def remove_old_failed_starts(root: Path, older_than: float = FAILED_START_KEPT) 
     return removed
 
 
-def _is_key(name: str) -> bool:
+def is_key(name: str) -> bool:
+    """Whether `name` is a profile's run directory name (for_profile's key)."""
     return len(name) == _KEY_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 

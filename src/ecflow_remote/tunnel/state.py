@@ -23,8 +23,8 @@ class RunFiles:
     resolv: str | None = None  # the view's resolv.conf (the caller's own resolver)
     proxychains: str | None = None  # socks: the private proxychains config (0600: it holds the SOCKS password)
     socks_auth: str | None = None  # socks: the front's user and password for native clients (0600)
-    custom_passwd: str | None = None  # ECF_CUSTOM_PASSWD for custom users (0600)
     system_hosts: str | None = None  # the system hosts file holding the tunnel's block (system_hosts = true)
+    web_auth: str | None = None  # the web proxy's user and password, where no peer check exists (macOS; 0600)
 
     def merged(self, other: RunFiles) -> RunFiles:
         """These files, with every file `other` names added (or replaced)."""
@@ -45,6 +45,9 @@ class Check:
     latency_ms: float | None = None
     version: str | None = None
     error: str | None = None
+    # Waiting cannot change it (refused or unknown at the far end, a password not read: tunnel/causes.py); `up`
+    # stops at once on it.
+    lasting: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = self.endpoint.to_json()
@@ -54,7 +57,14 @@ class Check:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Check:
         endpoint = Endpoint.from_json(data)
-        return cls(endpoint, bool(data["reachable"]), data.get("latency_ms"), data.get("version"), data.get("error"))
+        return cls(
+            endpoint,
+            bool(data["reachable"]),
+            data.get("latency_ms"),
+            data.get("version"),
+            data.get("error"),
+            bool(data.get("lasting")),
+        )
 
 
 @dataclass
@@ -87,6 +97,8 @@ class TunnelState:
     link_rtt: float | None = None
     found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (found.py)
     found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
+    web_proxy: str | None = None  # the web proxy's URL (http://127.0.0.1:PORT), for the supervisor's whole life
+    web_pac: str | None = None  # its PAC file's URL: the Centre's names to the proxy, the rest DIRECT
 
     @property
     def transport_text(self) -> str:
@@ -99,6 +111,10 @@ class TunnelState:
 
     def server_checks(self) -> list[Check]:
         return [c for c in self.checks if c.endpoint.kind == "server"]
+
+    def lasting_failures(self) -> list[Check]:
+        """The servers that cannot answer while `up` waits."""
+        return [c for c in self.server_checks() if not c.reachable and c.lasting]
 
     def all_servers_ok(self) -> bool:
         checks = self.server_checks()
@@ -137,4 +153,6 @@ class TunnelState:
             link_rtt=data.get("link_rtt"),
             found_note=data.get("found_note"),
             found_rounds=int(data.get("found_rounds") or 0),
+            web_proxy=data.get("web_proxy"),
+            web_pac=data.get("web_pac"),
         )

@@ -13,25 +13,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
-from ecflow_remote.access.passwords import read_passwords, ssh_environ
+from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts, wait_accepting
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import decisions, files, forwards, found, health, joining, linkfigure, sidework
+from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining, linkfigure, sidework
+from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
+from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
-from ecflow_remote.tunnel.legs import Leg, die_with_parent
+from ecflow_remote.tunnel.inbox import Inbox
+from ecflow_remote.tunnel.legs import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
-from ecflow_remote.tunnel.state import Check, Phase, TunnelState
+from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
-CERT_EVERY = 5.0  # how often the supervisor looks at the certificate's end (ssh -G + ssh-keygen: milliseconds)
+SESSION_PROOF = 5.0  # a pty session that lasted this long is proof the hop gives them (a refused one ends sooner)
 CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for a renewed certificate
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
@@ -65,11 +69,20 @@ class Supervisor:
         # Whether to try the far-side agent: the profile's choice, until a start shows the far side cannot run it.
         self.use_agent = profile.gateway.transport != "plain"
         self.credentials: socks.Credentials | None = None
+        # What the supervisor waits on between its deadlines: nothing polls (events.py).
+        self.events = Events()
         # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
-        self.finder = FinderProcess(profile)
+        self.finder = FinderProcess(profile, self.events)
+        self.inbox = Inbox(rundir.path, self.events)
+        self.certs = CertWatch(profile)
+        self.rounds = health.Rounds()
         # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
+        self.netwatch = NetWatch(self.events.wake)
+        self.net.upstreams.gauge.on_change = (
+            self.events.wake
+        )  # a new home address or route: probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, **changes: object) -> None:
@@ -82,16 +95,21 @@ class Supervisor:
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
+        self.events.wake()
 
     # ------------------------------------------------------------------------------------------ run
     def run(self, head: HeadStart) -> int:
         """Until stopped or failed for good: the exit code. `head`: the lock and jump master (headstart.py)."""
         lock, self.early_jump = head.lock, head.jump
+        self.events.catch_signals()
         try:
             return self._run()
         finally:
+            self.inbox.stop()
             self.finder.stop()
+            self.rounds.close()
             self._stop_legs()
+            self.netwatch.stop()
             if self.early_jump is not None:  # never taken over (the plan failed)
                 self.early_jump.stop()
             self.net.stop()
@@ -99,6 +117,7 @@ class Supervisor:
                 files.remove_system_hosts(self.rundir.path.name, self.state.files)
             self.rundir.clean_files(keep=KEPT_AFTER_EXIT)
             lock.close()
+            self.events.close()
 
     def _run(self) -> int:
         self.state.started = time.time()
@@ -120,8 +139,8 @@ class Supervisor:
                     break
                 failure = self._why_down()
             if any(ssh.is_auth_failure(leg.messages()) for leg in self.legs):
-                failure = decisions.Failure(self._refusal(failure.message), refused=True)
-            self._stop_legs(keep_jump=self._jump_outlived_main())
+                failure = decisions.Failure(self._refusal(), refused=True)
+            self._stop_legs(keep_jump=jump_outlived_main(self.legs, ssh.jump_socket(self.rundir.path)))
             if self.stopping:
                 break
             step = decisions.after_failure(failure, been_up=been_up, attempt=attempt)
@@ -150,13 +169,18 @@ class Supervisor:
         """The plan, the listeners the supervisor owns and the run files."""
         self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
-        self.net.start(plan, credentials, self.profile.path)
+        self.passwords, errors = read_passwords(self.profile)
+        # The relay presents custom users' passwords to their servers: launched programs are given none.
+        self.net.start(plan, credentials, self.profile.path, identity.relay_passwords(self.profile, self.passwords))
+        web = self.net.start_web(self.profile, self.rundir.path)  # the Centre's web pages (access/webproxy.py)
+        self._set(web_proxy=web.proxy, web_pac=web.pac, files=RunFiles(web_auth=str(web.auth) if web.auth else None))
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
-        self._set(files=system_files)
-        self.passwords, errors = read_passwords(self.profile)
-        run_files = files.write_support_files(self.profile, plan, self.rundir.path, self.passwords, credentials)
-        self._set(plan=plan, files=run_files.merged(system_files), warnings=[*errors, *warnings])
+        self._set(files=self.state.files.merged(system_files))
+        self.inbox.start()
+        run_files = files.write_support_files(self.profile, plan, self.rundir.path, credentials)
+        riding = self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
+        self._set(plan=plan, files=self.state.files.merged(run_files), warnings=[*errors, *warnings, *riding])
         return plan
 
     @functools.cached_property
@@ -175,27 +199,19 @@ class Supervisor:
         wait_accepting(hop, lambda: self.stopping)
 
     def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
-        deadline = time.monotonic() + seconds
-        next_poll = time.monotonic() + CERT_POLL
-        while not self.stopping and time.monotonic() < deadline:
-            if wake is not None and time.monotonic() >= next_poll:
-                if wake():
-                    return
-                next_poll = time.monotonic() + CERT_POLL
-            time.sleep(0.05)
+        """`seconds`, or until stopped, or `wake()` (asked every CERT_POLL) says so."""
+        self.events.sleep(seconds, lambda: self.stopping, wake, CERT_POLL)
 
-    def _refusal(self, error: str) -> str:
+    def _refusal(self) -> str:
         """The gateway refused us: say whether the certificate is why, and how to renew it."""
-        cert = certs.find(self.profile)
-        self.state.certificate = cert.to_json() if cert else None
-        return certs.refusal(self.profile, cert, "\n".join(leg.messages() for leg in self.legs)).text
+        self._certificate_message(self.certs.find)
+        return certs.refusal(self.profile, self.certs.cert, "\n".join(leg.messages() for leg in self.legs)).text
 
-    def _certificate_message(self) -> str:
-        """The `up` message, with a warning when the certificate ends within gateway.warn_before."""
-        cert = certs.find(self.profile)
-        self.state.certificate = cert.to_json() if cert else None
-        warning = certs.warning(self.profile, cert)
-        return f"tunnel up; {warning}" if warning else "tunnel up"
+    def _certificate_message(self, look: Callable[[], object]) -> str:
+        """The `up` message (certificate warning included); `look`: CertWatch.find at a start, .look while up."""
+        look()
+        self.state.certificate = self.certs.to_json()
+        return self.certs.message()
 
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
         """Start ssh (and the agent) and wait until our listeners' connections can be carried; None when ready,
@@ -218,7 +234,8 @@ class Supervisor:
         jump = self._jump_leg(legs.jump_master)
         # Beside both logins, not before them: the certificate (ssh -G, ssh-keygen), the user's own forwards
         # (ssh -G per hop) and the agent's program take ~0.3 s of a loaded laptop.
-        side = sidework.start(self.profile, self.use_agent, not self.state.reconnects, self._certificate_message)
+        first, look = not self.state.reconnects, lambda: self._certificate_message(self.certs.find)
+        side = sidework.start(self.profile, self.use_agent, first, look)
         transport = self.profile.gateway.transport
         agent = self.use_agent and decisions.agent_for_link(transport)
         if jump is not None:
@@ -231,11 +248,15 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 path.unlink()
         # A ControlMaster with either transport: what joins later is forwarded through it (_forward_joined).
-        main = Leg("main", ssh.compressed(legs.main) if self._compress(jump is not None) else legs.main)
+        compress = linkfigure.compress_main(
+            self.profile, rundir, self.net.upstreams, self.use_agent, jump is not None, lambda: self.first_hop
+        )
+        main = Leg("main", ssh.compressed(legs.main) if compress else legs.main)
         self._launch_master(main, ssh.main_socket(rundir))
         failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
             return failure
+        self.netwatch.connected(lambda: self.first_hop)
         self._set(
             pid=main.proc.pid if main.proc else None,
             pgids=[leg.proc.pid for leg in self.legs if leg.proc],
@@ -266,6 +287,7 @@ class Supervisor:
             if transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
             self._set(transport="plain")
+        self.rounds.forget()
         message, riding = side.result()
         self._warn(riding)
         self._set("up", message=message, checks=self._health(self.state.plan or plan))
@@ -291,7 +313,7 @@ class Supervisor:
         # listens (and the jump leg's ProxyCommand would fall back to a session-less hop: a Nagle stall).
         with contextlib.suppress(OSError):
             sock.unlink()
-        leg.start(self.rundir.path)
+        leg.start(self.rundir.path, ssh.ssh_environ(self.profile))
         self.legs.append(leg)
 
     def _await_master(self, leg: Leg, sock: Path, what: str) -> decisions.Failure | None:
@@ -309,11 +331,13 @@ class Supervisor:
         assert self.net.io is not None
         argv = ssh.agent_argv(self.profile, self.rundir.path)
         # Like the legs: without password variables, and dying with the supervisor.
-        spawn = {"env": ssh_environ(), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
+        spawn = {"env": ssh.ssh_environ(self.profile), "preexec_fn": functools.partial(die_with_parent, os.getpid())}
         options = AgentOptions(start_timeout=AGENT_START_TIMEOUT)
         if self.profile.gateway.agent_python:
             options = dataclasses.replace(options, pythons=(self.profile.gateway.agent_python,))
-        return asyncio.run_coroutine_threadsafe(AgentSession.start(argv, options, **spawn), self.net.io.loop)
+        start = asyncio.run_coroutine_threadsafe(AgentSession.start(argv, options, **spawn), self.net.io.loop)
+        start.add_done_callback(lambda _: self.events.wake())  # _watch settles it at once
+        return start
 
     def _settle_agent(self, wait: bool = False) -> decisions.Failure | None:
         """Once the agent's start has ended: connections go through it, or (it cannot run there, and the profile
@@ -339,9 +363,10 @@ class Supervisor:
                 return None
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
         assert self.net.io is not None
-        self.net.io.loop.call_soon_threadsafe(
-            agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, self.net.upstreams.gauge.add
-        )
+        gauge = self.net.upstreams.gauge
+        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, gauge.add)
+        ended = asyncio.run_coroutine_threadsafe(agent.wait_closed(), self.net.io.loop)
+        ended.add_done_callback(lambda _: self.events.wake())  # _watch sees it closed at once
         self.agent = agent
         self.net.upstreams.agent = agent
         python = agent.hello.get("python")
@@ -370,68 +395,62 @@ class Supervisor:
         for leg in self.legs:
             if not leg.alive():
                 return self._leg_failed(leg)
+        if self.netwatch.lost is not None:
+            return decisions.Failure(self.netwatch.lost)
         if self.agent is not None and self.agent.closed:
             return decisions.Failure(f"the far-side agent ended: {self.agent.reason}")
         return decisions.Failure("health check failed")
 
     def _watch(self, plan: Plan) -> None:
+        """While up: wait for what happens (a leg ends, the agent's start or end, a request, the finder's answer, a
+        signal) or the next deadline (a health round, the certificate's message, a session's proof)."""
         next_health = time.monotonic() + HEALTH_EVERY
         self.finder.start()
-        next_cert = time.monotonic() + CERT_EVERY
+        next_cert = self.certs.next_change()
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
                 return
-            if self.agent is not None and self.agent.closed:
+            if (self.agent is not None and self.agent.closed) or self.netwatch.lost is not None:
                 return
             if self._settle_agent() is not None:
                 return
-            for leg in self.legs:
-                # A session that lasted is proof the hop gives them; a refused one ends within a second.
-                if self.sessions[leg.name] and time.monotonic() - leg.started > 5:
-                    self.sessions_proven.add(leg.name)
-            self._join_requested()
-            self._show_link()
+            unproven = [leg for leg in self.legs if self.sessions[leg.name] and leg.name not in self.sessions_proven]
+            self.sessions_proven |= {leg.name for leg in unproven if time.monotonic() - leg.started > SESSION_PROOF}
+            self._answer_requests()
+            if link := linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt):
+                self._set(None, **link)  # (the gauge wakes this loop when its judgement changes)
             wanted = self.finder.answer()
             if wanted is not None:
                 self.state.found_rounds += 1
-                self._join(wanted)
-                self._set()
-            if time.monotonic() >= next_health:
+                self._join(wanted)  # (writes the state if something joined)
+                if self.state.found_rounds == 1:  # `run` and `ui` wait for the first (wait_found); later ones
+                    self._set()  # reach the state file with the next health round
+            now = time.monotonic()
+            if now >= next_health or now >= next_cert:
+                message = self._certificate_message(self.certs.look)
+                if message != self.state.message:
+                    self._set(message=message)
+                next_cert = self.certs.next_change()
+            if now >= next_health:
                 self._set(checks=self._health(self.state.plan or plan))
                 self.finder.start()
                 next_health = time.monotonic() + HEALTH_EVERY
-            if time.monotonic() >= next_cert:
-                message = self._certificate_message()
-                if message != self.state.message:
-                    self._set(message=message)
-                next_cert = time.monotonic() + CERT_EVERY
-            time.sleep(0.05)
-
-    def _compress(self, through_jump: bool) -> bool:
-        return linkfigure.compress_main(
-            self.profile, self.rundir.path, self.net.upstreams, self.use_agent, through_jump, lambda: self.first_hop
-        )
-
-    def _show_link(self) -> None:
-        changes = linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt)
-        if changes:
-            self._set(None, **changes)
-
-    def _clients(self, plan: Plan) -> Clients:
-        return Clients(plan, identity.client_auth(self.profile, self.passwords))
+            proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
+            self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
 
     def _health(self, plan: Plan) -> list[Check]:
-        return asyncio.run(health.check_all(self._clients(plan), 3.0))
+        # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
+        why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
+        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0, why.explain)
 
-    def _join_requested(self) -> None:
-        """Carry the servers `ui` asked for (request files in the run directory); a file goes once answered."""
-        wanted, paths, problems = found.take_requests(self.rundir.path)
+    def _answer_requests(self) -> None:
+        """Carry the servers `ui` and `run` asked for (inbox.py), and answer once the state has them."""
+        asked = self.inbox.take()
+        if asked:
+            self._join([w for one in asked for w in one.wanted])
+            self.inbox.answer(asked)
+        problems, self.inbox.problems = self.inbox.problems, []
         self._warn(problems)
-        if paths:
-            self._join(wanted)
-            for path in paths:
-                with contextlib.suppress(OSError):
-                    path.unlink()
 
     def _join(self, wanted: list[found.Wanted]) -> None:
         """Add wanted services to the running tunnel (joining.py), and say so in the state."""
@@ -445,7 +464,6 @@ class Supervisor:
             wanted,
             self.net,
             agent_runs=self.agent is not None,
-            passwords=self.passwords,
             credentials=self.credentials,
             files=self.state.files,
             note=self.state.found_note,
@@ -459,38 +477,20 @@ class Supervisor:
         if new:
             self._set(warnings=[*self.state.warnings, *new])
 
-    def _jump_outlived_main(self) -> bool:
-        """Whether the main leg was killed (a signal: the OOM killer, a user) while the jump master lives on: then
-        only the main leg need start again, through it (one login, not two). A main leg that ended by itself may
-        have lost the link the jump master is on too, and a master on a dead link would hold the next start up."""
-        jump = next((leg for leg in self.legs if leg.name == "jump"), None)
-        main = next((leg for leg in self.legs if leg.name == "main"), None)
-        return (
-            jump is not None
-            and jump.alive()
-            and main is not None
-            and not main.alive()
-            and (main.exit_code or 0) < 0
-            and accepts(ssh.jump_socket(self.rundir.path))
-        )
-
     def _stop_legs(self, keep_jump: bool = False) -> None:
         """Stop ssh and the agent; with keep_jump, the jump master lives on, for the next start (_jump_leg)."""
-        # Nothing carries connections from here on: new clients are told so at once (not sent into a dead ssh).
-        self.net.upstreams.agent = None
-        self.net.upstreams.sockets = {}
-        self.net.upstreams.socks = None
-        self.net.upstreams.control = None
+        self.netwatch.disconnected()
+        self.net.upstreams.clear()
         agent, self.agent = self.agent, None
         if self.pending_agent is not None:
             self.pending_agent.cancel()  # its start, cancelled, stops its ssh
             self.pending_agent = None
-        if agent is not None and self.net.io is not None:
-            with contextlib.suppress(Exception):
-                self.net.io.run(agent.close(), 10)
         for leg in reversed(self.legs):
             if keep_jump and leg.name == "jump":
                 self.early_jump = leg
             else:
                 leg.stop()
         self.legs = []
+        if agent is not None and self.net.io is not None:  # after ssh: on a dead link its ssh waits out 3 s
+            with contextlib.suppress(Exception):
+                self.net.io.run(agent.close(), 10)

@@ -62,11 +62,9 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
     the loopback forwards), so node paths, ECF_LOGHOST names and the user's habits stay as at the Centre.
     local: localhost and the local port, the only way there.
 
-    The user column is ecflow_ui 5.9's custom user, per server: each server gets its own client, which calls
-    set_user_name() with that column and then looks the password up in ECF_CUSTOM_PASSWD by (user, the host and
-    port written here); without an entry it refuses to send a single request. So only a server with a custom_user
-    has its name there (the supervisor's password file names exactly these hosts and ports). A server's
-    ecflow_user is the relay's business: it renames the UI's own login name in each request.
+    The user column (ecflow_ui 5.9's custom user, whose password it would look up in ECF_CUSTOM_PASSWD) stays
+    empty: the UI sends its login name, and the relay on each server's endpoint presents that server's own identity
+    (its ecflow_user, or its custom user and password), so the UI is given no password.
     """
     servers = []
     for server in profile.servers:
@@ -75,7 +73,7 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
             host, port = "localhost", endpoint.local_port
         else:
             host, port = server.host, server.port
-        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True, user=server.custom_user or ""))
+        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True))
     return servers
 
 
@@ -90,27 +88,27 @@ def merge_servers(
     profile server (row name -> server name).
 
     A row of the same name, or one pointing at the same Centre host and port (or named in `aliases`, from an
-    earlier run), now goes through the tunnel; every other row is kept as it was. The profile's custom user wins
-    over the row's own user (the password file names the profile's). `env_user` (an ECF_USER the UI inherited,
+    earlier run), now goes through the tunnel; every other row is kept as it was. A row standing for a server with
+    a custom user loses its own user (the relay presents the profile's, and the UI has no password to send for
+    another). `env_user` (an ECF_USER the UI inherited,
     which it is not given: ecflow_ui would apply it to every server) goes into the user column of the user's own
     rows that had none, so those keep the custom user they had.
     """
     by_name = {s.name: s for s in ours}
     by_target = {(p.host, p.port): p.name for p in profile.servers}
+    relayed = {p.name for p in profile.servers if p.custom_user}
     merged: list[UiServer] = []
     found: dict[str, str] = {}
     for row in own:
         target = by_target.get((row.host, row.port)) or (aliases or {}).get(row.name)
-        if row.name in by_name:
-            # The user's flags (favourite, ssl) and own user stay, unless the profile names a custom user.
-            mine = by_name[row.name]
-            merged.append(replace(row, host=mine.host, port=mine.port, user=mine.user or row.user))
-        elif target in by_name:
-            mine = by_name[target]
-            found[row.name] = target
-            merged.append(replace(row, host=mine.host, port=mine.port, user=mine.user or row.user))
-        else:
+        mine = by_name.get(row.name) or (by_name.get(target) if target else None)
+        if mine is None:
             merged.append(replace(row, user=row.user or env_user))
+            continue
+        if row.name not in by_name:
+            found[row.name] = mine.name
+        # The user's flags (favourite, ssl) and own user stay, unless the profile names a custom user.
+        merged.append(replace(row, host=mine.host, port=mine.port, user="" if mine.name in relayed else row.user))
     present = {row.name for row in own}
     merged.extend(s for s in ours if s.name not in present)
     return merged, found

@@ -79,7 +79,8 @@ def launch(
     user's own, copied into it the first time (default: $ECFLOWUI_CONFIG_DIR or ~/.ecflow_ui_v5)."""
     from ecflow_remote import launch as launcher
 
-    full_env = dict(os.environ if env is None else env)
+    # The profile's password variables stay out: the relay presents each custom user's password.
+    full_env = tunnel.profile.without_password_variables(os.environ if env is None else env)
     missing = display_problem(full_env, extra)
     if missing:
         raise UiError(missing)
@@ -87,7 +88,8 @@ def launch(
     tunnel.wait_found()  # the log servers the suites name, in the hosts view ecflow_ui starts with
     files = tunnel.files()
     # ecflow_ui 5.9 reads ECF_USER into every server's client (a custom user, wanting a password, for each server
-    # whose user column is empty): custom users go per server into the column instead, never into ECF_USER.
+    # whose user column is empty): it goes into the user's own rows instead; the profile's servers get the login
+    # name, which their relay turns into their own identity.
     env_user = full_env.pop("ECF_USER", "").strip()
     dest = config_dir_for(tunnel.profile.path) if config_dir is None else config_dir
     lists = system_lists(tunnel.profile, plan, tunnel.rundir.path, carry_through(tunnel))
@@ -99,10 +101,6 @@ def launch(
     full_env.update(extra_env)
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
-    if files.custom_passwd:
-        # The supervisor's password file (0600) for the profile's custom users, by the hosts and ports the UI's
-        # servers.txt names; it replaces an inherited one, as `run` does.
-        full_env["ECF_CUSTOM_PASSWD"] = files.custom_passwd
     # Server load, Timeline and whole-file fetches run `ssh`/`scp` (ecflow_ui_transfer_file.sh): the tunnel's.
     launcher.ssh_through_tunnel(tunnel, full_env)
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.

@@ -115,7 +115,9 @@ def _fetch(
     args = ["--login", *paths] if login else list(paths)
     remote = f"sh -c {shlex.quote(_REMOTE)} sh {' '.join(shlex.quote(a) for a in args)}"
     argv = [*ssh.via_tunnel(profile, control_dir), ssh.destination(profile.gateway.host), remote]
-    done = subprocess.run(argv, capture_output=True, timeout=_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, timeout=_TIMEOUT, stdin=subprocess.DEVNULL, check=False, env=ssh.ssh_environ(profile)
+    )
     if done.returncode == 255:
         raise OSError(ssh.explain(done.stderr.decode("utf-8", "replace")))
     try:

@@ -49,6 +49,9 @@ def test_ssh_g_candidates(tmp_path: Path) -> None:
     Path(f"{key}-cert.pub").write_text("x")
     settings = ssh.parse_ssh_g(f"user u\nidentityfile {key}\nidentityfile {tmp_path}/absent\nidentityagent none\n")
     assert certs.certificate_files(settings) == [Path(f"{key}-cert.pub")]
+    # With a CertificateFile ssh loads no IdentityFile's -cert.pub (OpenSSH 9.2): neither is one found here.
+    named = ssh.parse_ssh_g(f"identityfile {key}\ncertificatefile {tmp_path}/absent-cert.pub\n")
+    assert certs.certificate_files(named) == []
 
 
 def test_words(tmp_path: Path) -> None:
@@ -117,3 +120,27 @@ def test_summary_without_the_hint(tmp_path: Path) -> None:
     gone = certs.Certificate("file x", 5.0)
     assert "my-login" in certs.summary(profile, gone, 10.0)
     assert "my-login" not in certs.summary(profile, gone, 10.0, hint=False)
+
+
+def test_refusal_names_the_file_ssh_could_not_offer(tmp_path: Path) -> None:
+    """A valid certificate ssh never offered (its key file is missing) is no reason to blame the user name; a key
+    that loads, refused, still is (issue 19, item 5). ssh -G reads the profile's own config (no network)."""
+    cert, key = tmp_path / "id-cert.pub", tmp_path / "id"
+    cert.write_text("c")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n    IdentityFile {key}\n    CertificateFile {cert}\n")
+    profile_path = _write(tmp_path, "user1@jump", "user1@machine1")
+    profile_path.write_text(profile_path.read_text().replace("[gateway]", f'[gateway]\nssh_config = "{config}"'))
+    profile = load_profile(profile_path)
+    now = 1_000_000.0
+    valid = certs.Certificate(f"file {cert}", now + 7 * 3600, path=str(cert))
+
+    refused = certs.refusal(profile, valid, "user1@198.18.13.2: Permission denied (publickey).\n", now)
+    assert refused.cause == "key", refused
+    assert f"IdentityFile {key} does not exist" in refused.what and "ssh had no certificate to offer" in refused.what
+    assert "user name" not in refused.text and "valid for" not in refused.text
+    assert f"ssh -G -F {config}" in refused.fix and refused.fix not in refused.what
+
+    key.write_text("k")  # the key is there: ssh offered the certificate, and the name is what was refused
+    refused = certs.refusal(profile, valid, "baduser@198.18.13.2: Permission denied (publickey).\n", now)
+    assert refused.cause == "user" and "user baduser" in refused.what, refused

@@ -1,11 +1,12 @@
-"""identity.py: what the native client sends, the custom password file and what launched programs get."""
+"""identity.py: what the native client sends, and what the relay presents for launched programs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ecflow_remote.access import identity
-from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.access import identity, relay
+from ecflow_remote.clients.ecflow.commands import crypt_password
+from ecflow_remote.plan import server_endpoint
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import Profile
 
@@ -20,32 +21,25 @@ def _profile(tmp_path: Path) -> Profile:
     return load_profile(p)
 
 
-def test_names_and_password_lines(tmp_path: Path) -> None:
+def test_what_the_native_client_sends(tmp_path: Path) -> None:
     profile = _profile(tmp_path)
-    plan = Plan(
-        "hosts",
-        [
-            Endpoint("server", "a", "m1", 4141, "127.77.0.1", 4141),
-            Endpoint("server", "b", "m2", 3142, "127.77.0.2", 3142),
-        ],
-        hosts={"m1": "127.77.0.1", "m2": "127.77.0.2"},
-    )
-    lines = identity.custom_passwd_lines(profile, plan, {"b": "pw"})
-    assert lines == ["bob 127.77.0.2 3142 pw", "bob m2 3142 pw"]
-    local = Plan("local", [Endpoint("server", "b", "m2", 3142, "127.0.0.1", 40000)])
-    assert identity.custom_passwd_lines(profile, local, {"b": "pw"}) == [
-        "bob 127.0.0.1 40000 pw",
-        "bob localhost 40000 pw",
-    ]
-    path = identity.write_custom_passwd(tmp_path, lines)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert path.read_text().startswith("5.9.2\n")
     auth = identity.client_auth(profile, {"b": "pw"})
     assert auth["b"].client_kwargs() == {"user": "bob", "custom_user": True, "password": "pw"}
     assert auth["a"].client_kwargs()["user"] == "other" and "pw" not in repr(auth["b"])
 
 
-def test_launch_env(tmp_path: Path) -> None:
+def test_the_relay_presents_each_servers_own_identity(tmp_path: Path) -> None:
+    """The plan marks each server's relay: its custom user (with the password the supervisor holds, crypt()ed as
+    ecflow_client sends it) before any ecflow_user; a password not read goes without."""
     profile = _profile(tmp_path)
-    assert identity.launch_env(profile, "/x", "b") == {"ECF_USER": "bob", "ECF_CUSTOM_PASSWD": "/x"}
-    assert identity.launch_env(profile, None, "a") == {}  # the ecflow_user name is the relay's job
+    a, b = (server_endpoint(profile, n, h, p, "127.0.0.1", p) for n, h, p in (("a", "m1", 4141), ("b", "m2", 3142)))
+    assert (a.relay_user, a.relay_custom, b.relay_user, b.relay_custom) == ("other", False, "bob", True)
+    crypted = identity.relay_passwords(profile, {"b": "pw"})
+    assert crypted == {"b": crypt_password("pw", "bob")} and "pw" not in crypted["b"]
+    assert relay.presented_for(a, crypted) == relay.Presented("other")
+    assert relay.presented_for(b, crypted) == relay.Presented("bob", True, crypt_password("pw", "bob"))
+    assert "pswd" not in repr(relay.presented_for(b, crypted)) and crypted["b"] not in repr(
+        relay.presented_for(b, crypted)
+    )
+    assert relay.presented_for(b, {}) == relay.Presented("bob", True, "")
+    assert identity.relay_passwords(profile, {}) == {}

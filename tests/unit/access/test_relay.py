@@ -176,3 +176,38 @@ def test_relay_serves_only_our_own_account(tmp_path: Path) -> None:
             assert wire.recv_frame(c, timeout=5).startswith(b'{"reply"')
     assert len(seen) == 1
     srv.close()
+
+
+def test_a_custom_user_is_presented_with_its_password_as_ecflow_client_sends_it() -> None:
+    """Byte for byte the request ecflow_client itself sends with ECF_USER=bob and bob's password: user_, then pswd_
+    (crypt()ed), then cu_, in the order cereal reads them; a group command's every part."""
+    bob = relay.Presented("bob", True, "abXyZcrypted")
+    for identity in (commands.Identity("host", ME), commands.Identity("h", ME)):
+        for build in (commands.ping_request, lambda i: commands.get_request(i, "/lab")):
+            body = wire.encode_json(build(identity))
+            want = build(commands.Identity(identity.client_host, "bob", "abXyZcrypted", custom_user=True))
+            assert relay.rewrite_body(body, ME, bob) == wire.encode_json(want)
+    # Without a password (one not read): the custom user alone, as the native client then sends it.
+    body = relay.rewrite_body(wire.encode_json(ping()), ME, relay.Presented("bob", True))
+    assert body == wire.encode_json(ping("bob", custom_user=True))
+    # Even when the custom user is the login name itself: it becomes a custom user with the password.
+    assert relay.rewrite_body(wire.encode_json(ping()), ME, relay.Presented(ME, True, "pw")) == wire.encode_json(
+        ping(ME, password="pw", custom_user=True)
+    )
+    # relay.present: the same, as a request object (doctor's check of what a server makes of it).
+    assert relay.present(ping(), ME, bob) == json.loads(
+        wire.encode_json(ping("bob", password="abXyZcrypted", custom_user=True))
+    )
+
+
+def test_a_custom_users_relay_leaves_other_identities_alone() -> None:
+    bob = relay.Presented("bob", True, "crypted")
+    # A request with its own custom user, or the login name with its own password (ECF_PASSWD), or another name.
+    for request in (ping(custom_user=True, password="x"), ping(password="own"), ping("someone"), task_init()):
+        assert relay.rewrite_body(wire.encode_json(request), ME, bob) is None
+    assert relay.present(ping("someone"), ME, bob) == ping("someone")
+
+
+def test_the_password_never_shows_in_a_route() -> None:
+    route = relay.RelayRoute(("127.0.0.1", 1), Path("/s"), relay.Presented("bob", True, "crypted-secret"))
+    assert "crypted-secret" not in repr(route) and "bob" in repr(route)

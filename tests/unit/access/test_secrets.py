@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.access import passwords
-from ecflow_remote.access.passwords import read_password, read_passwords, ssh_environ
+from ecflow_remote.access.passwords import read_password, read_passwords
 from ecflow_remote.errors import PasswordError
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import PasswordSource
+from ecflow_remote.transport.ssh import ssh_environ
 from ecflow_remote.tunnel.legs import Leg
 
 SECRET_VAR = "ECFLOW_REMOTE_TEST_SECRET"
@@ -64,22 +64,23 @@ def test_the_passwd_file_gets_no_line_from_such_a_password(tmp_path: Path, monke
 
 
 def test_ssh_environ_drops_the_profiles_password_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the profile, read or not: the head start's jump ssh starts before any password is read."""
     monkeypatch.setenv(SECRET_VAR, "s3cret")
-    monkeypatch.setattr(passwords, "_SECRET_VARIABLES", set())
     path = tmp_path / "profile.toml"
     path.write_text(PROFILE.format(var=SECRET_VAR))
-    env = ssh_environ(load_profile(path))
+    profile = load_profile(path)
+    env = ssh_environ(profile)
     assert SECRET_VAR not in env and env["PATH"] == os.environ["PATH"]
-    assert SECRET_VAR in ssh_environ()  # nothing read in this process yet, no profile given
+    assert profile.without_password_variables({SECRET_VAR: "x", "A": "b"}) == {"A": "b"}
     assert read_password(PasswordSource("env", SECRET_VAR)) == "s3cret"
-    assert SECRET_VAR not in ssh_environ()  # read once: never passed on
     assert os.environ[SECRET_VAR] == "s3cret"  # this process still has it (it may read it again)
 
 
 def test_an_ssh_leg_does_not_inherit_a_password_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing read yet (as at the head start): the leg's environment still comes without the variable."""
     monkeypatch.setenv(SECRET_VAR, "s3cret")
-    monkeypatch.setattr(passwords, "_SECRET_VARIABLES", set())
-    read_password(PasswordSource("env", SECRET_VAR))  # as the supervisor does before its legs start
+    path = tmp_path / "profile.toml"
+    path.write_text(PROFILE.format(var=SECRET_VAR))
     out = tmp_path / "env.txt"
     fake_ssh = tmp_path / "ssh"
     fake_ssh.write_text(f"#!/bin/sh\nenv > {out}.part && mv {out}.part {out}\n")
@@ -87,7 +88,7 @@ def test_an_ssh_leg_does_not_inherit_a_password_variable(tmp_path: Path, monkeyp
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
     leg = Leg("main", [str(fake_ssh)])
-    leg.start(run)
+    leg.start(run, ssh_environ(load_profile(path)))
     try:
         deadline = time.monotonic() + 10
         while not out.exists() and time.monotonic() < deadline:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, list[str]] = {
     "ui": ["ui"],
     # A port already taken: where the environment lets `web` start, it stops there instead of serving for ever.
     "web": ["web", "--no-open", "--port", "{busy}"],
+    "open": ["open", "--print", "http://jupyter.ecmwf.int/"],
     "init": ["init", "--jump", "user1@jump", "--host", "user1@machine1", "--server", "m=machine1:4141"],
 }
 ROOT = os.geteuid() == 0

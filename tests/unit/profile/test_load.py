@@ -285,6 +285,13 @@ CASES: list[Case] = [
     Case("ui-colon", GOOD + f'\n[ui]\nsystem_servers = ["/a:/b"]  {MARK}\n', "ui.system_servers", "':'"),
     Case("ui-number", GOOD + f"\n[ui]\nsystem_servers = [1]  {MARK}\n", "ui.system_servers", "a string"),
     Case("ui-newline", GOOD + f'\n[ui]\nsystem_servers = ["/a\\nb"]  {MARK}\n', "ui.system_servers", "line breaks"),
+    # -- [web]
+    Case("web-unknown-key", GOOD + f"\n[web]\ndomain = []  {MARK}\n", "web.domain", "'domains'"),
+    Case("web-string", GOOD + f'\n[web]\ndomains = "*.a.int"  {MARK}\n', "web.domains", "array of names"),
+    Case("web-everything", GOOD + f'\n[web]\ndomains = ["*"]  {MARK}\n', "web.domains", "every name"),
+    Case("web-bracket", GOOD + f'\n[web]\ndomains = ["[ab].int"]  {MARK}\n', "web.domains", "wildcards"),
+    Case("web-empty", GOOD + f"\n[web]\ndomains = []  {MARK}\n", "web.domains", "is empty"),
+    Case("web-port", GOOD + f'\n[web]\nport = "8080"  {MARK}\n', "web.port", "integer TCP port"),
 ]
 
 
@@ -560,3 +567,19 @@ def test_ui_system_servers(tmp_path: Path) -> None:
     assert load_profile(path).ui.system_servers == ("/usr/local/ecflow/servers", "/home/u/s")
     path.write_text(GOOD + "\n[ui]\nsystem_servers = []\n")
     assert load_profile(path).ui.system_servers == ()  # none at all
+
+
+def test_web_domains_given_or_from_the_profile_hosts(tmp_path: Path) -> None:
+    from ecflow_remote.profile.webtable import domains, is_centre_name
+
+    path = tmp_path / "p.toml"
+    jump = '[gateway]\njump = "u@jump.ecmwf.int"\nhost = "u@ws1.ecmwf.int"\n'
+    path.write_text(jump + SERVER1 + '\n[[logserver]]\nhost = "198.18.0.1"\n')
+    profile = load_profile(path)
+    assert profile.web.domains is None and profile.web.port is None
+    assert domains(profile) == ("*.ecmwf.int", "machine1")  # an address is no name to match
+    assert is_centre_name("jupyterhub.ecmwf.int", domains(profile)) and is_centre_name("MACHINE1.", domains(profile))
+    assert not is_centre_name("ecmwf.int.example.org", domains(profile)) and not is_centre_name("x", domains(profile))
+    path.write_text(GOOD + '\n[web]\ndomains = ["*.Centre.test", "hub", "hub"]\nport = 8118\n')
+    profile = load_profile(path)
+    assert domains(profile) == ("*.centre.test", "hub") and profile.web.port == 8118

@@ -24,10 +24,12 @@ class Request:
 
 class FakeMaster:
     """Listens at `path`; on each control connection sends its HELLO, reads the client's packets with exact-length
-    reads and the two fds after MUX_C_NEW_STDIO_FWD, then per `mode`: "open" answers SESSION_OPENED and echoes
-    what is read from the first fd into the second until EOF, then closes both and the control connection (the
-    channel ended); "refuse" answers MUX_S_FAILURE and closes the fds; "drop" closes without an answer. A control
-    connection that closes while open ends the echo (mux_master_control_cleanup_cb)."""
+        reads and the two fds after MUX_C_NEW_STDIO_FWD, then per `mode`: "open" answers SESSION_OPENED and echoes
+        what is read from the first fd into the second until EOF, then closes both and the control connection (the
+        channel ended); "refuse" answers MUX_S_FAILURE and closes the fds; "drop" closes without an answer; "hang" never
+    answers (a master whose link is dead), until the client closes; "deny" answers as the master itself (a
+    permission denied, no word from the far side). A control
+        connection that closes while open ends the echo (mux_master_control_cleanup_cb)."""
 
     def __init__(self, path: Path, mode: str = "open") -> None:
         self.path = path
@@ -72,6 +74,18 @@ class FakeMaster:
                 request.fds += fds
             if self.mode == "drop":
                 _close(request.fds)
+                return
+            if self.mode == "hang":
+                with contextlib.suppress(OSError):
+                    while conn.recv(1):
+                        pass
+                _close(request.fds)
+                return
+            if self.mode == "deny":
+                _close(request.fds)
+                reason = b"Permission denied"
+                kind = control.MUX_S_PERMISSION_DENIED
+                conn.sendall(control.packet(struct.pack(">III", kind, rid, len(reason)) + reason))
                 return
             if self.mode == "refuse":
                 _close(request.fds)

@@ -145,3 +145,27 @@ def test_a_channel_round_trip_is_timed_through_the_master(tmp_path: Path, mode: 
         assert (rtt is not None and 0 <= rtt < 2) is timed
         assert master.requests and (master.requests[0].host, master.requests[0].port) == ("machine1", 22)
     assert control.channel_round_trip(tmp_path / "nothing.sock", ("machine1", 22)) is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer"),
+    [("refuse", True), ("open", True), ("hang", False), ("drop", False), ("deny", None)],
+)
+def test_a_round_trip_is_the_far_sides_answer(tmp_path: Path, mode: str, answer: bool | None) -> None:
+    """The far sshd's refusal (or an open channel) proves the link; silence until the deadline, or a master that
+    closes, does not; an answer of the master's own says nothing either way."""
+
+    async def run() -> None:
+        with fake_master(tmp_path / "main.sock", mode) as master:
+            t0 = asyncio.get_running_loop().time()
+            assert await control.round_trip(master.path, 0.3) is answer
+            took = asyncio.get_running_loop().time() - t0
+            assert took < (0.6 if mode == "hang" else 0.25)
+            [request] = master.requests
+            assert (request.host, request.port) == control.PROBE_TARGET and len(request.fds) == 2
+
+    asyncio.run(run())
+
+
+def test_no_master_no_round_trip(tmp_path: Path) -> None:
+    assert asyncio.run(control.round_trip(tmp_path / "none.sock", 1.0)) is False

@@ -190,3 +190,34 @@ def test_unreadable_config_is_no_refused_login(tmp_path: Path) -> None:
         shutil.rmtree(config.parent)
     assert "Permission denied" in stderr and not ssh.is_auth_failure(stderr)
     assert "cannot read its configuration file" in ssh.explain(stderr)
+
+
+# ssh 9.2's words when a key file fails, as seen against the simulated Centre (issue 19, item 5).
+def test_key_problems_from_the_files_ssh_resolved_and_its_log(tmp_path: Path) -> None:
+    key, cert = tmp_path / "id", tmp_path / "id-cert.pub"
+    key.write_text("k")
+    cert.write_text("c")
+    settings = ssh.parse_ssh_g(
+        f"identityfile {tmp_path}/gone\nidentityfile {key}\ncertificatefile {tmp_path}/none.pub\n"
+    )
+    problems = ssh.key_problems(settings)
+    assert [(p.option, p.path, p.why) for p in problems] == [
+        ("IdentityFile", f"{tmp_path}/gone", "does not exist"),
+        ("CertificateFile", f"{tmp_path}/none.pub", "does not exist"),
+    ]
+    assert problems[0].fix == "point IdentityFile at your private key, or put the file there"
+    # ssh's own list when the config names no IdentityFile: a missing default is no problem.
+    defaults = ssh.parse_ssh_g("identityfile ~/.ssh/id_rsa\nidentityfile ~/.ssh/id_ed25519\n")
+    assert ssh.key_problems(defaults) == []
+    # ssh's log: a key it could not load; its attempt to load the certificate as a key is only a consequence.
+    log = (
+        f'Load key "{cert}": bad permissions\n'
+        f'Load key "{key}": error in libcrypto\n'
+        f"no such identity: {tmp_path}/gone: No such file or directory\n"
+        "user1@198.18.50.2: Permission denied (publickey).\n"
+    )
+    logged = ssh.key_problems(ssh.parse_ssh_g(f"identityfile {key}\ncertificatefile {cert}\n"), log)
+    assert [(p.path, p.why) for p in logged] == [(str(key), ssh._LOAD_WORDS["error in libcrypto"])]
+    assert logged[0].fix == "point IdentityFile at your private key"
+    (tmp_path / "dir").mkdir()
+    assert ssh.key_problems(ssh.parse_ssh_g(f"certificatefile {tmp_path}/dir\n"))[0].why == "is a directory"

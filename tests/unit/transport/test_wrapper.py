@@ -72,25 +72,27 @@ def test_scp_argv() -> None:
 
 def test_installed_ssh_runs_the_rewritten_command(tmp_path: Path) -> None:
     """The scripts written in the run dir run this module with the spec: here the real ssh is a stand-in that
-    prints its arguments."""
+    prints its arguments, and whether the profile's password variable reached it (never)."""
     profile_path = tmp_path / "p.toml"
     profile_path.write_text(
         '[gateway]\njump = "user1@jump"\nhost = "user1@machine1"\n\n[[server]]\nname = "m"\nhost = "m"\nport = 1\n'
+        'custom_user = "bob"\npassword = "env:ECFR_WRAPPER_PW"\n'
     )
     bin_dir = wrapper.install(load_profile(profile_path), tmp_path)
     assert sorted(p.name for p in bin_dir.iterdir()) == ["scp", "ssh"]
     assert (tmp_path / wrapper.SPEC_FILE).stat().st_mode & 0o777 == 0o600
     echo = tmp_path / "echo-args"
-    echo.write_text('#!/bin/sh\nfor a do printf "%s\\n" "$a"; done\n')
+    echo.write_text('#!/bin/sh\necho "PW=${ECFR_WRAPPER_PW-unset}"\nfor a do printf "%s\\n" "$a"; done\n')
     echo.chmod(0o755)
     spec = wrapper.load_spec(tmp_path / wrapper.SPEC_FILE)
     assert spec.user == "user1" and spec.workstation == "machine1"
     assert any(f"-S {tmp_path / 'jump.sock'} -W %h:%p user1@jump" in o for o in spec.options)
     (tmp_path / wrapper.SPEC_FILE).write_text((tmp_path / wrapper.SPEC_FILE).read_text().replace(spec.ssh, str(echo)))
     env = {**os.environ, "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libproxychains.so.4", "PYTHONPATH": "/nowhere"}
+    env["ECFR_WRAPPER_PW"] = "s3cret"  # a program that has it (its own doing): the tunnel's ssh still does not
     out = subprocess.run(
         [bin_dir / "ssh", "@localhost", "echo hi"], capture_output=True, text=True, env=env, check=True
     )
     lines = out.stdout.splitlines()
-    assert lines[-2:] == ["machine1", "echo hi"] and "User=user1" in lines
+    assert lines[-2:] == ["machine1", "echo hi"] and "User=user1" in lines and lines[0] == "PW=unset"
     assert sys.executable in (bin_dir / "ssh").read_text()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
+from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.finder import FinderProcess, wanted_from_json, wanted_to_json
 from ecflow_remote.tunnel.found import Wanted
 
@@ -28,7 +29,8 @@ def test_a_real_child_answers_each_round_and_ends_with_the_parent_side(tmp_path:
     profile_path = tmp_path / "p.toml"
     profile_path.write_text('[gateway]\nhost = "u@w"\n[[server]]\nname = "m"\nhost = "m"\nport = 4141\n')
     profile = Profile(profile_path, Gateway(jump=(), host=SshTarget("u", "w")), (Server("m", "m", 4141),))
-    finder = FinderProcess(profile)
+    events = Events()
+    finder = FinderProcess(profile, events)
     try:
         for _ in range(2):
             finder.start()
@@ -36,11 +38,12 @@ def test_a_real_child_answers_each_round_and_ends_with_the_parent_side(tmp_path:
             deadline = time.monotonic() + 20
             answer = None
             while answer is None and time.monotonic() < deadline:
+                events.wait(deadline - time.monotonic())  # the answer wakes the wait: nothing polls
                 answer = finder.answer()
-                time.sleep(0.02)
             assert answer == []
         proc = finder._proc
         assert proc is not None and proc.poll() is None
     finally:
         finder.stop()
+        events.close()
     assert proc.poll() is not None

@@ -152,39 +152,32 @@ def test_endpoints_and_state_keep_origin_and_users_through_json() -> None:
     assert again.plan is not None and again.plan.endpoints == [e]
 
 
-def test_requests_round_trip_and_bad_ones_are_dropped_with_a_reason(tmp_path: Path) -> None:
+def test_requests_round_trip_and_bad_ones_are_refused_with_a_reason(tmp_path: Path) -> None:
     path = found.write_request(tmp_path, [found.Wanted("server", "sys-m2", "machine2", 3142, ("/a",))])
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
-    (tmp_path / "join-bad.json").write_text(json.dumps({"version": 1, "servers": [{"name": "x y", "host": "h"}]}))
-    (tmp_path / "join-port.json").write_text(
-        json.dumps({"version": 1, "servers": [{"name": "x", "host": "h", "port": True}]})
-    )
-    (tmp_path / "other.json").write_text("{}")
-    wanted, paths, problems = found.take_requests(tmp_path)
-    assert wanted == [found.Wanted("server", "sys-m2", "machine2", 3142, ("/a",))]
-    assert paths == [path]
-    assert sorted(problems) == [
-        "request join-bad.json ignored: bad server name 'x y'",
-        "request join-port.json ignored: bad port True",
-    ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "other.json"])
+    assert found.parse_request(path.read_bytes()) == [found.Wanted("server", "sys-m2", "machine2", 3142, ("/a",))]
+    with pytest.raises(ValueError, match="bad server name 'x y'"):
+        found.parse_request(json.dumps({"version": 1, "servers": [{"name": "x y", "host": "h"}]}).encode())
+    with pytest.raises(ValueError, match="bad port True"):
+        found.parse_request(json.dumps({"version": 1, "servers": [{"name": "x", "host": "h", "port": True}]}).encode())
     with pytest.raises(ValueError, match="over"):
         found.parse_request(b" " * (found.MAX_REQUEST + 1))
     with pytest.raises(ValueError, match="not a version 1 request"):
         found.parse_request(b'{"servers": []}')
     log = found.Wanted("logserver", "l:1", "l", 1, ("m /s",))
-    assert found.parse_request(found.write_request(tmp_path, [log]).read_bytes()) == [log]
+    assert found.parse_request(found.request_bytes([log])) == [log]
     with pytest.raises(ValueError, match="bad kind 'ssh'"):
         found.parse_request(b'{"version": 1, "servers": [{"kind": "ssh", "name": "a", "host": "h", "port": 22}]}')
 
 
-def test_ask_returns_once_the_request_is_answered(tmp_path: Path) -> None:
-    assert found.ask(tmp_path, []) is True
+def test_a_request_file_waits_for_its_answer(tmp_path: Path) -> None:
+    # (for a supervisor from before the inbox)
+    assert found.ask_by_file(tmp_path, []) is True
     # Nobody answers: False, and the request is taken back.
-    assert found.ask(tmp_path, [found.Wanted("server", "s", "h", 1)], timeout=0.1) is False
+    assert found.ask_by_file(tmp_path, [found.Wanted("server", "s", "h", 1)], timeout=0.1) is False
     assert list(tmp_path.iterdir()) == []
     # A supervisor gone: no wait at all.
-    assert found.ask(tmp_path, [found.Wanted("server", "s", "h", 1)], timeout=30, alive=lambda: False) is False
+    assert found.ask_by_file(tmp_path, [found.Wanted("server", "s", "h", 1)], timeout=30, alive=lambda: False) is False
 
 
 def test_rewrite_files_writes_the_hosts_view_for_new_names(tmp_path: Path) -> None:
@@ -192,8 +185,8 @@ def test_rewrite_files_writes_the_hosts_view_for_new_names(tmp_path: Path) -> No
 
     profile = Profile(tmp_path / "p.toml", Gateway((), SshTarget("u", "machine1")), ())
     plan = merge(base("hosts"), wanted())
-    files, problems = found.rewrite_files(profile, plan, tmp_path, {}, None, RunFiles(custom_passwd="/x"))
-    assert problems == [] and files.custom_passwd == "/x" and files.hosts == str(tmp_path / "hosts")
+    files, problems = found.rewrite_files(profile, plan, tmp_path, None, RunFiles(socks_auth="/x"))
+    assert problems == [] and files.socks_auth == "/x" and files.hosts == str(tmp_path / "hosts")
     assert f"{NET}3\tlogserver3" in (tmp_path / "hosts").read_text()
 
 

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tests.unit.samples import DATA, Serve
@@ -57,7 +58,8 @@ def silent(serve: Serve) -> Iterator[int]:
 def test_check_json_is_the_endpoint_plus_the_outcome() -> None:
     endpoint = server("m1", 40000, forwarded=False)
     data = Check(endpoint, True, 1.5, "5.9.2").to_json()
-    assert data == {**endpoint.to_json(), "reachable": True, "latency_ms": 1.5, "version": "5.9.2", "error": None}
+    expected = {"reachable": True, "latency_ms": 1.5, "version": "5.9.2", "error": None, "lasting": False}
+    assert data == {**endpoint.to_json(), **expected}
     assert "endpoint" not in data
     assert json.loads(json.dumps(data)) == data  # what state.json and --json hold
 
@@ -96,3 +98,42 @@ def test_every_endpoint_checked_each_with_its_outcome(serve: Serve, silent: int)
     assert refuses.error is not None and f"127.0.0.1:{closed}" in refuses.error
     assert not quiet.reachable and quiet.error == "no answer (timed out)"
     assert logs.reachable and logs.version == "2"
+
+
+def test_failed_servers_are_looked_into_within_one_more_timeout(serve: Serve, silent: int) -> None:
+    """`why` hears of each server that failed, with its error; its words make the check lasting. All of it within
+    one more timeout: a question that hangs leaves its server as it was (it may still answer)."""
+
+    asked: list[tuple[str, type[BaseException]]] = []
+
+    async def why(endpoint: Endpoint, error: Exception) -> str | None:
+        asked.append((endpoint.name, type(error)))
+        if endpoint.name == "hangs":
+            await asyncio.sleep(30)
+        return None if isinstance(error, TimeoutError) else f"refused at the far end ({endpoint.name})"
+
+    plan = Plan(
+        "local",
+        [
+            server("answers", ecflow_answering(serve)),
+            server("refused", free_port()),
+            server("silent", silent),
+            server("hangs", free_port()),
+        ],
+    )
+    checks, took = asyncio.run(_timed(health.check_all(Clients(plan), 0.5, why)))
+    assert took < 2.5, took  # the checks' 0.5 s, then at most 0.5 s of questions (not the 30 s one)
+    assert [n for n, _ in asked] == ["refused", "silent", "hangs"]
+    assert dict(asked)["silent"] is TimeoutError
+    answers, refused, quiet, hangs = checks
+    assert answers.reachable and not answers.lasting
+    assert refused.lasting and refused.error == "refused at the far end (refused)"
+    assert not quiet.lasting and quiet.error == "no answer (timed out)"
+    assert not hangs.lasting and hangs.error is not None and "127.0.0.1" in hangs.error
+
+
+async def _timed(coro: Any) -> tuple[Any, float]:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = await coro
+    return result, loop.time() - t0

@@ -119,7 +119,7 @@ def test_a_profile_dir_that_is_a_link_is_refused(tmp_path: Path, victim: Path) -
 
 
 def _leg_log(run: RunDir) -> None:
-    Leg("main", ["/bin/true"]).start(run.path)
+    Leg("main", ["/bin/true"]).start(run.path, {})
 
 
 def _supervisor_log(run: RunDir) -> None:

@@ -125,19 +125,21 @@ def test_command_per_method(tmp_path: Path) -> None:
         ui.command(tmp_path, plan("socks"), RunFiles())
 
 
-def test_custom_user_goes_in_its_servers_user_column_only(tmp_path: Path) -> None:
-    """ecflow_ui 5.9: the user column is a server's custom user (its password looked up in ECF_CUSTOM_PASSWD);
-    an inherited ECF_USER (which the UI is not given) goes to the user's own rows that had no user."""
+def test_a_custom_users_server_gets_no_user_column(tmp_path: Path) -> None:
+    """ecflow_ui 5.9: the user column is a server's custom user (its password looked up in ECF_CUSTOM_PASSWD, which
+    the UI is not given): a custom user's server gets none (the UI sends its login name, the relay presents the
+    custom user and password), the user's own user stays on the other profile server's row, and an inherited
+    ECF_USER (which the UI is not given either) goes to the user's own rows that had no user."""
     path = tmp_path / "p.toml"
     path.write_text(PROFILE.replace("port = 4141\n", 'port = 4141\ncustom_user = "bob"\npassword = "env:PW"\n'))
     own = tmp_path / "own"
     own.mkdir()
     (own / "servers.txt").write_text(
-        "#Name Host Port Favourite System Ssl user\nmachine1,old,1,1,0,0,me\nm2,old,2,1,0,0,\nmine,h,3,0,0,0,\n"
+        "#Name Host Port Favourite System Ssl user\nmachine1,old,1,1,0,0,me\nm2,old,2,1,0,0,you\nmine,h,3,0,0,0,\n"
     )
     config = confdir.prepare_config(tmp_path / "ecflow_ui", load_profile(path), plan("hosts"), own, env_user="alice")
     rows = {s.name: s.user for s in read_servers_txt(config.path / "servers.txt")}
-    assert rows == {"machine1": "bob", "m2": "", "mine": "alice"}
+    assert rows == {"machine1": "", "m2": "you", "mine": "alice"}
 
 
 def test_a_session_saved_without_servers_gains_the_profiles(tmp_path: Path, profile: object) -> None:
