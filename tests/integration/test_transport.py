@@ -88,7 +88,8 @@ def test_the_agent_when_asked_for_and_status_says_so(centre: Any, tunnel_up: Cal
     tunnel = tunnel_up("hosts", transport="agent")
     settled(tunnel)
     report = _status(tunnel.profile.path)["tunnel"]
-    assert report["transport"] == "agent" and report["transport_text"] == "far-side agent"
+    # It runs; on this LAN new connections still take ssh's own channels (transport/link.py).
+    assert report["transport"] == "agent" and "the far-side agent stands by" in report["transport_text"]
     assert "python" in (report["transport_note"] or "")
     agents = [p for p in ssh_pids(tunnel.rundir.path) if _agent_session(p)]
     assert len(agents) == 1 and [a for a in cmdline(agents[0]) if a][-1].startswith("sh -c ")

@@ -14,8 +14,12 @@ import collections
 import time
 from collections.abc import Callable
 
-SLOW = 0.005  # seconds: from here the link is a home link (as pace.SLOW_LINK_RTT): the agent carries
-FAST = 0.003  # below this a slow-judged link is fast again (the gap keeps a 4 ms VPN from flapping)
+# Seconds. From SLOW the link is a home link: the agent carries. Not pace.SLOW_LINK_RTT's 5 ms: through ssh a round
+# trip on a LAN crosses four processes (ssh, two sshd, the agent), and on a loaded 2-CPU laptop their scheduling
+# alone made LAN figures of 5-8 ms for seconds (seen in tests); home links are 10 ms and more. Below FAST a
+# slow-judged link is fast again (the gap keeps a link near the threshold from flapping).
+SLOW = 0.010
+FAST = 0.006
 WINDOW = 3.0  # seconds a sample counts: a laptop moved to a slow link is seen within this (pings every second)
 
 

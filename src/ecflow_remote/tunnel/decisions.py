@@ -7,11 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ecflow_remote.transport import link
+
 # Capped at 10 s: a laptop back on the network should not wait long, and one ssh attempt is cheap.
 BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 # After a refused certificate only a renewal helps (noticed at once); a slow retry spares the gateway's logs.
 REFUSED_RETRY = 60.0
-SLOW_LINK = 0.005  # seconds of round trip from which a link is a home link (transport/link.py's SLOW)
 # A tunnel that was never up fails after this many attempts: a user is waiting for `up` to answer.
 FIRST_START_ATTEMPTS = 3
 
@@ -103,4 +104,4 @@ def compress_plain(agent_usable: bool, slow: bool | None, first_hop_rtt: float |
         return False
     if slow is not None:
         return slow
-    return first_hop_rtt is None or first_hop_rtt >= SLOW_LINK
+    return first_hop_rtt is None or first_hop_rtt >= link.SLOW
