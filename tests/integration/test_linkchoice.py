@@ -21,6 +21,7 @@ from tests.integration.centres import assert_ping_reaches
 from tests.integration.procs import cmdline
 
 from ecflow_remote.clients.ecflow import EcflowClient
+from ecflow_remote.transport import link
 from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -102,7 +103,7 @@ def test_on_the_lan_auto_takes_ssh_channels(centre: Any, first_hop: Any, tmp_pat
         assert carrier_is(tunnel, "ssh", 10), tunnel.state()
         assert carried_by(centre, tunnel) == "ssh"
         state = tunnel.state()
-        assert state is not None and state.link_rtt is not None and state.link_rtt < 5
+        assert state is not None and state.link_rtt is not None and state.link_rtt < link.SLOW * 1000, state
         assert "ssh's own channels" in state.transport_text
 
 

@@ -2,10 +2,12 @@
 
 The first hop's address says nothing when ssh reaches it through a ProxyCommand (Teleport's `tsh proxy ssh`), a
 local relay or a VPN client's port, and one TCP handshake timed while the laptop is busy starting says little
-more. So the figure comes from the tunnel's own connection: the far-side agent's pings (every second) and the time
-ssh's master takes to confirm a handed-over connection's channel (one round trip through ssh, for free). It is the
-smallest sample of the last WINDOW seconds: a loaded CPU or a queue behind a big output only ever adds to a round
-trip, so the minimum is the link's own, and it follows a laptop that moves within the window.
+more. So the figure comes from the tunnel's own connection: the far-side agent's pings (every 3 s, its keepalive)
+and the time ssh's master takes to confirm a handed-over connection's channel (one round trip through ssh, for
+free). It is the smallest of the last SAMPLES samples (of the last WINDOW seconds): a loaded CPU or a queue behind a
+big output only ever adds to a round trip, so the minimum is the link's own. A sample that disagrees with the
+judgement asks for more at once (Gauge.add's answer: the keepalive pings again within a second), so a laptop that
+moves is judged anew about a second after its first sample there, and one slow sample of a busy moment is outvoted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Callable
 # slow-judged link is fast again (the gap keeps a link near the threshold from flapping).
 SLOW = 0.010
 FAST = 0.006
-WINDOW = 3.0  # seconds a sample counts: a laptop moved to a slow link is seen within this (pings every second)
+SAMPLES = 3  # the newest samples that count: the figure is their smallest
+WINDOW = 30.0  # seconds a sample counts at most (an idle tunnel's figure is its last pings')
 
 
 def judge(previously_slow: bool | None, figure: float | None) -> bool | None:
@@ -47,38 +50,33 @@ def carrier(agent_runs: bool, has_channel: bool, slow: bool | None) -> str | Non
 
 
 class Gauge:
-    """Round-trip samples through the ssh connection, the window's minimum and the judgement it gives. Fed from
-    the listeners' loop thread, read from the supervisor's: deque appends and the judgement's one assignment are
-    atomic under the GIL."""
+    """Round-trip samples through the ssh connection, the figure and the judgement they give. Fed from the
+    listeners' loop thread, read from the supervisor's too: appends and the judgement's one assignment are atomic
+    under the GIL, and readers copy the deque."""
 
-    def __init__(self, window: float = WINDOW) -> None:
+    def __init__(self, samples: int = SAMPLES, window: float = WINDOW) -> None:
         self.window = window
-        self._samples: collections.deque[tuple[float, float]] = collections.deque()  # (when, rtt), rtt increasing
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=samples)  # (when, rtt)
         self._slow: bool | None = None
-        self.last: float | None = None  # the newest sample (status shows it beside the figure)
+        self.last: float | None = None  # the newest sample
         self.count = 0
         self.on_change: Callable[[], None] | None = None  # called (from the feeding thread) when the judgement flips
 
-    def add(self, rtt: float, now: float | None = None) -> None:
+    def add(self, rtt: float, now: float | None = None) -> bool:
+        """A sample; whether it disagrees with the judgement now (then more samples should follow soon)."""
         now = time.monotonic() if now is None else now
-        samples = self._samples
-        while samples and samples[-1][1] >= rtt:
-            samples.pop()  # a monotonic deque: its front is the window's minimum
-        samples.append((now, rtt))
-        while now - samples[0][0] > self.window:
-            samples.popleft()
+        self._samples.append((now, rtt))
         self.last = rtt
         self.count += 1
-        self._judge(now)
+        return judge(None, rtt) != self._judge(now)
 
     def figure(self, now: float | None = None) -> float | None:
-        """The smallest round trip of the last `window` seconds (None: no sample in it)."""
+        """The smallest of the newest samples that are under `window` seconds old (None: none)."""
         now = time.monotonic() if now is None else now
-        # Read, never pruned here (add() prunes, on the listeners' thread): the supervisor's thread reads too.
-        return next((rtt for when, rtt in list(self._samples) if now - when <= self.window), None)
+        return min((rtt for when, rtt in list(self._samples) if now - when <= self.window), default=None)
 
     def slow(self, now: float | None = None) -> bool | None:
-        """The judgement now (None: never measured); an expired window keeps the last one (an idle plain tunnel)."""
+        """The judgement now (None: never measured); no recent sample keeps the last one."""
         return self._judge(now)
 
     def _judge(self, now: float | None) -> bool | None:

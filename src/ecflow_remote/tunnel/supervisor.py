@@ -40,9 +40,9 @@ CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
 AGENT_START_TIMEOUT = 15.0
-# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs. Each
-# second: its round trips are the link's figure (transport/link.py), which follows a laptop that moves.
-AGENT_PING_EVERY = 1.0
+# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs. Its round
+# trips are also the link's figure (transport/link.py), which asks for more at once when one disagrees.
+AGENT_PING_EVERY = 3.0
 AGENT_PING_TIMEOUT = 12.0
 
 

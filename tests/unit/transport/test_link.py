@@ -42,29 +42,40 @@ def test_carrier(agent: bool, channel: bool, slow: bool | None, expected: str | 
 
 
 def test_the_figure_is_the_smallest_recent_round_trip() -> None:
-    gauge = Gauge(window=3.0)
+    gauge = Gauge(samples=3)
     assert gauge.figure(0.0) is None and gauge.slow(0.0) is None
-    gauge.add(0.012, 0.0)  # a busy start: one slow sample on a LAN...
+    assert not gauge.add(0.012, 0.0)  # a busy start: one slow sample on a LAN...
     assert gauge.slow(0.0) is True
-    gauge.add(0.0007, 0.1)  # ...corrected by the next one at once
+    assert not gauge.add(0.0007, 0.1)  # ...corrected by the next at once (the smallest counts: nothing more asked)
     gauge.add(0.0015, 0.2)
     assert gauge.figure(0.2) == 0.0007 and gauge.slow(0.2) is False
 
 
-def test_a_laptop_that_moves_to_a_slow_link_is_seen_within_the_window() -> None:
-    gauge = Gauge(window=3.0)
+def test_one_slow_sample_is_outvoted_and_a_move_is_seen_within_a_burst() -> None:
+    gauge = Gauge(samples=3)
     for t in range(5):
-        gauge.add(0.0008, float(t))  # the office
-    for t in range(5, 12):
-        gauge.add(0.031, float(t))  # home, from t=5: the office's samples still count for a while...
-        if t < 4 + 3:
-            assert gauge.slow(float(t)) is False
-    assert gauge.slow(8.0) is True and gauge.figure(8.0) == 0.031  # ...not beyond the window
-    gauge.add(0.0009, 12.0)  # back at the office: the next sample says so
-    assert gauge.slow(12.0) is False
+        assert not gauge.add(0.0008, float(t))  # the office: every sample agrees
+    assert not gauge.add(0.0009, 5.0)
+    assert gauge.add(0.015, 8.0)  # a busy moment: disagrees, so the keepalive asks again...
+    assert not gauge.add(0.0008, 8.2) and gauge.slow(8.2) is False  # ...and the link is still the office's
+    assert gauge.add(0.031, 11.0) and gauge.slow(11.0) is False  # home, from here: the first sample asks for more
+    gauge.add(0.030, 11.2)
+    assert gauge.slow(11.2) is False  # the office's last sample still counts...
+    gauge.add(0.032, 11.4)
+    assert gauge.slow(11.4) is True and gauge.figure(11.4) == 0.030  # ...not once three home samples came
+    assert not gauge.add(0.0009, 20.0) and gauge.slow(20.0) is False  # back at the office: the next sample says so
 
 
 def test_an_idle_gauge_keeps_its_judgement() -> None:
-    gauge = Gauge(window=3.0)
+    gauge = Gauge(window=30.0)
     gauge.add(0.030, 0.0)
     assert gauge.figure(100.0) is None and gauge.slow(100.0) is True
+
+
+def test_a_flip_wakes_whoever_shows_it() -> None:
+    gauge, flips = Gauge(), []
+    gauge.on_change = lambda: flips.append(gauge.slow(0.0))
+    gauge.add(0.030, 0.0)
+    gauge.add(0.031, 0.1)
+    gauge.add(0.0005, 0.2)
+    assert len(flips) == 2
