@@ -1,11 +1,11 @@
-"""`ecflow-remote web` timings in a real browser: first paint of a 10 000-task suite, and how long a state change
-on the server takes to show on the page.
+"""`ecflow-remote web` timings in a real browser: first paint of a 10 000-task suite (100 000 with --families 1000),
+how long a state change on the server takes to show on the page, and the memory of the page and its server.
 
-A fresh simulated Centre gets a suite of 100 families × 100 tasks on machine1 (begun suspended: no job runs); the
+A fresh simulated Centre gets a suite of N families × 100 tasks on machine1 (begun suspended: no job runs); the
 tunnel is brought up (local method), `ecflow-remote web --no-open` started as a user would, and Debian's chromium
 (headless, driven by playwright) opens it. Each state change is an `ecflow_client --force` run at the Centre; the
 time is taken until the row's state changes on the page (wait_for_selector, observed in the page).
-Run (Linux, root): .venv/bin/python bench/web.py [--rounds N]
+Run (Linux, root): .venv/bin/python bench/web.py [--rounds N] [--families N]
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FAMILIES, PER_FAMILY = 100, 100
+PER_FAMILY = 100
 FIRST_PAINT_TARGET = 1.0
 LIVE_TARGET = 2.0
 
 
-def suite_text() -> str:
+def suite_text(families: int) -> str:
     lines = ["suite big", "  defstatus suspended"]
-    for f in range(FAMILIES):
+    for f in range(families):
         lines.append(f"  family f{f}")
         lines += [f"    task t{t}" for t in range(PER_FAMILY)]
         lines.append("  endfamily")
@@ -38,7 +38,15 @@ def stats(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
 
 
-def measure(centre: Any, url: str, rounds: int) -> None:
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(centre: Any, url: str, rounds: int, tasks: int, server_pid: int) -> None:
     from centre.webshot import browser
 
     port = centre.server("machine1").port
@@ -49,13 +57,18 @@ def measure(centre: Any, url: str, rounds: int) -> None:
         paints: list[float] = []
         for _ in range(rounds):
             page.reload()
-            page.wait_for_function("() => 'machine1' in window.ecfWeb.painted", timeout=30000)
+            page.wait_for_function("() => 'machine1' in window.ecfWeb.painted", timeout=180000)
             page.wait_for_selector('.node[data-path="/big/f0"]')
             paints.append(page.evaluate("() => window.ecfWeb.painted.machine1") / 1000)
         nodes = page.evaluate("() => document.querySelectorAll('.node').length")
         print(
-            f"first paint of the 10 000-task suite (navigation start → rows drawn): {stats(paints)} "
+            f"first paint of the {tasks:,}-task suite (navigation start → rows drawn): {stats(paints)} "
             f"({nodes} row elements in the DOM)"
+        )
+        heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : 0") / 2**20
+        print(
+            f"memory: the page's JavaScript heap {heap:.0f} MB; "
+            f"the page server (ecflow-remote web) {rss_mb(server_pid):.0f} MB"
         )
         t0 = time.perf_counter()
         page.select_option("#state-filter", "aborted")
@@ -67,7 +80,9 @@ def measure(centre: Any, url: str, rounds: int) -> None:
         row.click()
         page.wait_for_selector('.node[data-path="/big/f0/t0"]')
         opened = time.perf_counter() - t0
-        print(f"filter 10 000 nodes by state: {filtered * 1000:.0f} ms; open a 100-task family: {opened * 1000:.0f} ms")
+        print(
+            f"filter {tasks:,} nodes by state: {filtered * 1000:.0f} ms; open a 100-task family: {opened * 1000:.0f} ms"
+        )
 
         # Two kinds of change: a state forced (its family's state changes too) and a suspension.
         changes: dict[str, Callable[[int], tuple[list[str], str, str]]] = {
@@ -113,6 +128,7 @@ def measure(centre: Any, url: str, rounds: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--families", type=int, default=100, help="families of 100 tasks (1000: 100 000 tasks)")
     args = ap.parse_args()
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         print("bench/web.py: needs Linux and root (the simulated Centre uses network namespaces)", file=sys.stderr)
@@ -130,14 +146,14 @@ def main() -> int:
     with private_runtime("ecfr-bench-web-"), Centre() as centre:
         spec = centre.server("machine1")
         definition = centre.ecf_home(spec) / "big.def"
-        definition.write_text(suite_text())
+        definition.write_text(suite_text(args.families))
         centre.ecflow_client("machine1", spec.port, [f"--load={definition}"])
         centre.ecflow_client("machine1", spec.port, ["--begin=big"])
         tunnel = Tunnel(centre.write_profile(centre.base / "profile-web.toml", "local"))
         tunnel.up()
         proc, url = start_web(tunnel.profile.path)
         try:
-            measure(centre, url, args.rounds)
+            measure(centre, url, args.rounds, args.families * PER_FAMILY, proc.pid)
         finally:
             proc.terminate()
             proc.wait(15)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centre import firsthop, homelink, network, pki, services
+from centre import chroots, firsthop, homelink, network, pki, services
 from centre.homelink import HomeLink
 from centre.network import Host, Topology
 
@@ -56,6 +56,10 @@ class EcflowServerSpec:
     white_list: tuple[str, ...] | None = None
     # ECF_CUSTOM_PASSWD entries (user, password) for password access control; None = no password file
     passwords: tuple[tuple[str, str], ...] | None = None
+    # ecFlow release: "5.9" (the machine's own), or "5.13"/"5.19" from a chroot (centre/chroots.py), run by the
+    # servers' account with its certificates in its ~/.ecflowrc/ssl.
+    version: str = "5.9"
+    protocol: str = "plain"  # "plain", "ssl" (ECF_SSL=1) or "http" (--http, 5.15 and later)
 
 
 @dataclass(frozen=True)
@@ -214,12 +218,13 @@ class Centre:
         for spec in self.servers:
             self._load_server(spec)
         for spec in self.servers:
-            services.wait_task_state(
-                self.host(spec.host), spec.port, f"/{spec.suite}/f1/hello", ["complete"], SERVER_UID
-            )
-            services.wait_task_state(
-                self.host(spec.host), spec.port, f"/{spec.suite}/f1/fails", ["aborted"], SERVER_UID
-            )
+            for task, state in (("hello", "complete"), ("fails", "aborted")):
+                services.wait_task_state(
+                    lambda args, s=spec: self.ecflow_client(s.host, s.port, args),  # type: ignore[misc]
+                    f"{spec.host}:{spec.port}",
+                    f"/{spec.suite}/f1/{task}",
+                    [state],
+                )
 
     def _etc_views(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each Centre host's /etc/passwd, group and shadow views, with the Centre account added."""
@@ -291,14 +296,30 @@ class Centre:
         ecf_home = services.ensure_dir(self.ecf_home(spec))
         out = services.ensure_dir(self.outputs_dir)
         logport = next(lg.port for lg in self.logservers if lg.host == spec.logserver)
-        definition = services.write_suite(spec.suite, ecf_home, out, spec.logserver, logport)
+        options = chroots.client_options(spec.protocol)
+        definition = services.write_suite(spec.suite, ecf_home, out, spec.logserver, logport, options)
+        if spec.protocol == "ssl" and not (self.server_ssl_dir / "server.crt").exists():
+            chroots.make_tls_files(self.server_ssl_dir, "ecflow-remote test server")
+            subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(self.server_ssl_dir.parent)], check=True)
         self.start_server(spec.host, spec.port)
-        host = self.host(spec.host)
-        admin = SERVER_UID
-        services.ecflow_client(host, spec.port, [f"--load={definition}"], as_user=admin)
-        services.ecflow_client(host, spec.port, ["--restart"], as_user=admin)
-        services.ecflow_client(host, spec.port, [f"--begin={spec.suite}"], as_user=admin)
+        for args in ([f"--load={definition}"], ["--restart"], [f"--begin={spec.suite}"]):
+            self.ecflow_client(spec.host, spec.port, args)
         self._loaded.add(spec.host)
+
+    @property
+    def server_ssl_dir(self) -> Path:
+        """The servers' account's ~/.ecflowrc/ssl: TLS servers' server.crt, server.key and dh2048.pem."""
+        return self.base / "centre-home" / SERVER_USER / ".ecflowrc" / "ssl"
+
+    def _chroot(self, spec: EcflowServerSpec) -> tuple[Path, Path] | None:
+        root = chroots.root(spec.version)
+        return None if root is None else (root, self.base)
+
+    def _newer_env(self, spec: EcflowServerSpec) -> dict[str, str]:
+        """A chroot server's and its clients' environment: the servers' account's home (its certificates)."""
+        if spec.version == "5.9":
+            return {}
+        return chroots.client_env(spec.protocol, self.base / "centre-home" / SERVER_USER)
 
     def _server_env(self, spec: EcflowServerSpec) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -337,17 +358,23 @@ class Centre:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
         env = self._server_env(spec)  # written first: its files become the server account's below, as ECF_HOME
         as_user = None
-        if spec.white_list is not None:
+        if spec.white_list is not None or spec.version != "5.9":
             # Run by its own account (ecFlow always admits the server's own user: root, or user1, would be let in).
             as_user = SERVER_UID
             for path in (self.ecf_home(spec), self.outputs_dir / spec.suite):
                 subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
-            self.host(host), spec.port, self.ecf_home(spec), env, as_user
+            self.host(host),
+            spec.port,
+            self.ecf_home(spec),
+            {**env, **self._newer_env(spec)},
+            as_user,
+            chroot=self._chroot(spec),
+            options=["--http"] if spec.protocol == "http" else [],
         )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.
-            services.ecflow_client(self.host(host), spec.port, ["--restart"], as_user=SERVER_UID)
+            self.ecflow_client(host, spec.port, ["--restart"])
 
     def stop_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
@@ -408,8 +435,20 @@ class Centre:
     def ecflow_client(
         self, host: str, port: int, args: Sequence[str], check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        """ecflow_client run at the Centre by the servers' own account (which every server admits)."""
-        return services.ecflow_client(self.host(host), port, args, as_user=SERVER_UID, check=check)
+        """ecflow_client run at the Centre by the servers' own account (which every server admits); a newer
+        server's own client (from its chroot, speaking its protocol)."""
+        spec = next((s for s in self.servers if s.host == host and s.port == port), None)
+        if spec is None or spec.version == "5.9":
+            return services.ecflow_client(self.host(host), port, args, as_user=SERVER_UID, check=check)
+        return services.ecflow_client(
+            self.host(host),
+            port,
+            [*chroots.client_options(spec.protocol), *args],
+            as_user=SERVER_UID,
+            check=check,
+            chroot=self._chroot(spec),
+            env=self._newer_env(spec),
+        )
 
     def write_profile(
         self, path: Path, method: str = "local", *, logservers: Sequence[str] | None = None, **gateway: Any
@@ -431,6 +470,7 @@ class Centre:
                 f'name = "{spec.host}"' if spec.port in (4141, 3142) else f'name = "{spec.host}-{spec.port}"',
                 f'host = "{spec.host}"',
                 f"port = {spec.port}",
+                *([f'protocol = "{spec.protocol}"'] if spec.protocol != "plain" else []),
             ]
         for lg in self.logservers:
             if logservers is None or lg.host in logservers:
@@ -471,6 +511,7 @@ def destroy(run_id: str, lan_net: str | None = None) -> None:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
     network.destroy(run_id, lan_net)
+    chroots.forget(base)
     shutil.rmtree(base, ignore_errors=True)
     state_file.unlink(missing_ok=True)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from centre import chroots
 from centre.network import Host
 
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
@@ -183,10 +184,14 @@ endsuite
 """
 
 
-def write_suite(suite: str, ecf_home: Path, out: Path, loghost: str, logport: int) -> Path:
+def write_suite(
+    suite: str, ecf_home: Path, out: Path, loghost: str, logport: int, client_options: Sequence[str] = ()
+) -> Path:
+    """The suite's files; `client_options`: what the jobs' ecflow_client needs to reach their server (--http)."""
     (ecf_home / "include").mkdir(parents=True, exist_ok=True)
-    (ecf_home / "include" / "head.h").write_text(HEAD_H)
-    (ecf_home / "include" / "tail.h").write_text(TAIL_H)
+    client = " ".join(["ecflow_client", *client_options]) + " "
+    (ecf_home / "include" / "head.h").write_text(HEAD_H.replace("ecflow_client ", client))
+    (ecf_home / "include" / "tail.h").write_text(TAIL_H.replace("ecflow_client ", client))
     for family, tasks in {"f1": ["hello", "long", "fails"], "f2": ["later"]}.items():
         (ecf_home / suite / family).mkdir(parents=True, exist_ok=True)
         (out / suite / family).mkdir(parents=True, exist_ok=True)
@@ -198,13 +203,29 @@ def write_suite(suite: str, ecf_home: Path, out: Path, loghost: str, logport: in
     return definition
 
 
+def _as(as_user: int | None, argv: list[str]) -> list[str]:
+    if as_user is None:
+        return argv
+    return ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *argv]
+
+
+def _in(chroot: tuple[Path, Path] | None, argv: list[str]) -> list[str]:
+    """argv, or argv inside a chroot: (its root, the Centre directory it must see)."""
+    return argv if chroot is None else chroots.in_chroot(chroot[0], chroot[1], argv)
+
+
 def start_ecflow_server(
-    host: Host, port: int, ecf_home: Path, env: Mapping[str, str], as_user: int | None = None
+    host: Host,
+    port: int,
+    ecf_home: Path,
+    env: Mapping[str, str],
+    as_user: int | None = None,
+    *,
+    chroot: tuple[Path, Path] | None = None,
+    options: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    argv = ["/usr/sbin/ecflow_server"]
-    if as_user is not None:
-        # ecFlow always lets the server's own user in: a white list only bites when the server is not root's.
-        argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *argv]
+    # ecFlow always lets the server's own user in: a white list only bites when the server is not root's.
+    argv = _in(chroot, _as(as_user, ["/usr/sbin/ecflow_server", *options]))
     proc = spawn(
         host,
         argv,
@@ -217,26 +238,39 @@ def start_ecflow_server(
 
 
 def ecflow_client(
-    host: Host, port: int, args: Sequence[str], *, as_user: int | None = None, check: bool = True
+    host: Host,
+    port: int,
+    args: Sequence[str],
+    *,
+    as_user: int | None = None,
+    check: bool = True,
+    chroot: tuple[Path, Path] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    argv = ["ecflow_client", "--host", host.name, "--port", str(port), *args]
-    if as_user is not None:
-        # An admin who is on the server's white list: the Centre's user1, not the laptop's root.
-        argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *argv]
-    return host_exec(host, argv, check=check)
+    """ecflow_client on `host` (in `chroot`: that release's own client); as_user: an admin who is on the server's
+    white list (the Centre's user1, not the laptop's root)."""
+    argv = _in(chroot, _as(as_user, ["ecflow_client", "--host", host.name, "--port", str(port), *args]))
+    return host_exec(host, argv, check=check, env=env)
 
 
 def wait_task_state(
-    host: Host, port: int, path: str, states: Sequence[str], as_user: int | None, timeout: float = 20
+    client: Callable[[Sequence[str]], subprocess.CompletedProcess[str]],
+    where: str,
+    path: str,
+    states: Sequence[str],
+    timeout: float = 20,
 ) -> str:
+    """Until `path` is in one of `states`, asked with `client` (an ecflow_client for the server at `where`)."""
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        state = ecflow_client(host, port, ["--query", "state", path], as_user=as_user).stdout.strip()
+        # The last line: a 5.19 client first says it found no API token file.
+        lines = client(["--query", "state", path]).stdout.strip().splitlines()
+        state = lines[-1].strip() if lines else ""
         if state in states:
             return state
         time.sleep(0.1)
-    raise RuntimeError(f"{host.name}:{port} {path} is {state!r}, expected one of {list(states)} after {timeout}s")
+    raise RuntimeError(f"{where} {path} is {state!r}, expected one of {list(states)} after {timeout}s")
 
 
 # ------------------------------------------------------------------------------------------------ log server

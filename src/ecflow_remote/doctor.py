@@ -330,6 +330,7 @@ async def _services(
             proxy_auth=proxy_auth,
             connect_timeout=timeout,
             read_timeout=timeout,
+            protocol=s.protocol,
             **auth.client_kwargs(),
         )
         try:
@@ -411,7 +412,13 @@ async def _as_launched(
     if tunnel is not None and carried is not None:
         route = tunnel.route(carried)
         client = AsyncEcflowClient(
-            route.host, route.port, **route.proxy_kwargs(), connect_timeout=timeout, read_timeout=timeout
+            route.host,
+            route.port,
+            **route.proxy_kwargs(),
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            protocol=s.protocol,
+            server=(s.host, s.port),
         )
         shown, how = relay.presented_for(carried, {}), f"through the running tunnel ({client.where})"
     else:
@@ -419,7 +426,13 @@ async def _as_launched(
         shown = relay.presented_for(endpoint, identity.relay_passwords(profile, passwords))
         request = relay.present(request, me, shown) if shown else request
         client = AsyncEcflowClient(
-            s.host, s.port, proxy=probe[0], proxy_auth=probe[1], connect_timeout=timeout, read_timeout=timeout
+            s.host,
+            s.port,
+            proxy=probe[0],
+            proxy_auth=probe[1],
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            protocol=s.protocol,
         )
         how = "as the tunnel's relay presents it"
     who = f"{me!r}" + (f" presented as {'custom user ' * shown.custom}{shown.user!r}" if shown else "")

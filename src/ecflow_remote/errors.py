@@ -66,6 +66,10 @@ class PasswordWarning(UserWarning):
     """A one-shot command goes on without a password it could not read; the command line prints the warning."""
 
 
+class CertificateFetched(UserWarning):
+    """A TLS server's certificate was missing at home and was copied from the workstation (said once)."""
+
+
 class InitError(EcflowRemoteError):
     """A value given to `ecflow-remote init` cannot go into a profile."""
 
@@ -157,6 +161,18 @@ class UnknownNode(EcflowRemoteError, KeyError):
 
 class ProtocolError(EcflowRemoteError):
     """The peer sent bytes that are not an ecFlow reply (wrong port, a proxy's banner, a cut-off message)."""
+
+
+class NoReply(ProtocolError):
+    """The peer closed the connection before the first byte of a reply (a dead server, or one that speaks TLS)."""
+
+
+class ProtocolMismatch(ProtocolError):
+    """The server speaks another protocol (TLS, HTTP) than the one the profile says."""
+
+
+class ServerCertificateError(ProtocolError):
+    """A TLS server's certificate is missing at home, unreadable, or not the one the server presents."""
 
 
 class ReplyTooLarge(ProtocolError):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.errors import LaunchError
 from ecflow_remote.hosts.view import no_view_message, private_view, private_view_available
-from ecflow_remote.plan import Plan
+from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.tunnel.state import RunFiles
 
 if TYPE_CHECKING:
@@ -105,12 +108,35 @@ def run(
     if tunnel is not None:
         env = tunnel.profile.without_password_variables(env)
         ssh_through_tunnel(tunnel, env)
-    proc = spawn(argv, plan, files, env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.wait()
-        return 130
+    with contextlib.ExitStack() as stack:
+        if server is not None and plan.endpoint(server).protocol == "ssl":
+            fetch = tunnel.clients().fetch_certificate if tunnel is not None else None
+            env.update(stack.enter_context(tls_env(plan.endpoint(server), fetch)))
+        proc = spawn(argv, plan, files, env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+
+
+@contextlib.contextmanager
+def tls_env(endpoint: Endpoint, fetch: Callable[[list[Path]], Path | None] | None = None) -> Iterator[dict[str, str]]:
+    """ECF_SSL and ECF_SSL_DIR (ecflow_client 5.13 and later) for a TLS server reached at a local endpoint: the
+    client looks for server.crt, then for <ECF_HOST>.<ECF_PORT>.crt, so a private directory holds the server's
+    certificate under both names while the command runs."""
+    from ecflow_remote.clients.ecflow import certs
+
+    found = certs.find(endpoint.host, endpoint.port)
+    if found is None and fetch is not None:
+        found = fetch(certs.candidates(endpoint.host, endpoint.port))
+    if found is None:
+        raise LaunchError(certs.missing_words(endpoint.host, endpoint.port, f"ecFlow server {endpoint.name}"))
+    with tempfile.TemporaryDirectory(prefix="ecflow-remote-ssl-") as d:
+        for name in ("server.crt", f"{endpoint.local_host}.{endpoint.local_port}.crt"):
+            shutil.copyfile(found, Path(d) / name)
+        # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
+        yield {"ECF_SSL": "1", "ECF_SSL_DIR": f"{d}/"}
 
 
 def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
@@ -122,14 +148,20 @@ def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
     if plan.method != "local" or (argv and Path(argv[0]).name in PROGRAMS):
         return None
     words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
-    for e in plan.endpoints:
-        if e.kind == "server" and e.forwarded and e.host in words:
-            return (
-                f"with the local method {e.host} is not a name here: server {e.name} is at {e.local_host} port "
-                f"{e.local_port} (--host {e.local_host} --port {e.local_port}, or `ecflow-remote run --server "
-                f"{e.name} -- ...`, which sets ECF_HOST/ECF_PORT); the hosts method keeps the Centre's names and ports"
-            )
-    return None
+    on_host = [e for e in plan.endpoints if e.kind == "server" and e.forwarded and e.host in words]
+    # Two servers of one host (3142 and 3144): the one whose port the command names, else each of them.
+    named = [e for e in on_host if str(e.port) in words] or on_host
+    if not named:
+        return None
+    where = "; ".join(
+        f"server {e.name} ({e.host}:{e.port}) is at {e.local_host} port {e.local_port} (--host {e.local_host} "
+        f"--port {e.local_port}, or `ecflow-remote run --server {e.name} -- ...`, which sets ECF_HOST/ECF_PORT)"
+        for e in named
+    )
+    return (
+        f"with the local method {named[0].host} is not a name here: {where}; the hosts method keeps the Centre's "
+        "names and ports"
+    )
 
 
 def default_server_hint(plan: Plan, argv: Sequence[str], server: str | None, environ: Mapping[str, str]) -> str | None:

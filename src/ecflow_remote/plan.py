@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from ecflow_remote.errors import EcflowRemoteError, PortInUse
+from ecflow_remote.portowner import held_by
 from ecflow_remote.profile.model import Profile
 
 # Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
@@ -38,6 +39,8 @@ class Endpoint:
     origin: Literal["profile", "found", "system"] = "profile"
     # Who uses it (found: "server /suite" per suite; system: the list files naming it).
     used_by: tuple[str, ...] = ()
+    # An ecFlow server's protocol (the profile's server.protocol): "plain", "ssl", "http" or "https".
+    protocol: str = "plain"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -189,11 +192,24 @@ def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str,
 
 def server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
     # Servers with a custom user or an ecflow_user are reached through the relay (only their own endpoints, their
-    # identity): launched programs send the login name, the relay presents the server's own.
+    # identity): launched programs send the login name, the relay presents the server's own. Not TLS or HTTP ones:
+    # the relay cannot rewrite what it cannot read.
     server = profile.server(name)
     custom = server.custom_user is not None
     user = server.custom_user if custom else server.ecflow_user
-    return Endpoint("server", name, host, port, local_host, local_port, relay_user=user, relay_custom=custom)
+    if server.protocol != "plain":
+        user, custom = None, False
+    return Endpoint(
+        "server",
+        name,
+        host,
+        port,
+        local_host,
+        local_port,
+        relay_user=user,
+        relay_custom=custom,
+        protocol=server.protocol,
+    )
 
 
 def _plan_local(profile: Profile) -> Plan:
@@ -235,7 +251,7 @@ def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint],
 def _check_free(host: str, port: int, what: str) -> None:
     if not port_free(host, port):
         raise PortInUse(
-            f"{host}:{port} for {what} is in use: is another tunnel (or ecflow-remote) running? "
+            f"{host}:{port} for {what} is in use{held_by(host, port)}: is another tunnel (or ecflow-remote) running? "
             "See `ecflow-remote status`, or stop the other program."
         )
 
@@ -252,7 +268,8 @@ def _plan_socks(profile: Profile, proxy_auth: tuple[str, str] | None) -> Plan:
     port = profile.gateway.socks_port
     if not port_free("127.0.0.1", port):
         raise PortInUse(
-            f"127.0.0.1:{port} (gateway.socks_port) is in use: another SOCKS proxy or tunnel runs "
+            f"127.0.0.1:{port} (gateway.socks_port) is in use{held_by('127.0.0.1', port)}: another SOCKS proxy or "
+            "tunnel runs "
             f"there. Stop it, or set socks_port in {profile.path} to a free port."
         )
     endpoints, hosts = _aliased(profile, {"logserver"})

@@ -12,14 +12,22 @@ M1 = Endpoint("server", "m1", "machine1", 4141, "127.0.0.1", 39989)
 M2 = Endpoint("server", "machine2", "machine2", 3142, "127.0.0.1", 3142)
 L1 = Endpoint("logserver", "logserver1:9316", "logserver1", 9316, "127.0.0.1", 9316)
 L2 = Endpoint("logserver", "logserver2:9316", "logserver2", 9316, "127.0.0.1", 40001)
-LOCAL = Plan("local", [M1, M2, L1, L2])
+M2B = Endpoint("server", "machine2b", "machine2", 3144, "127.0.0.1", 40002)
+LOCAL = Plan("local", [M1, M2, M2B, L1, L2])
 
 
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
         (["ecflow_client", "--host", "machine1", "--port", "4141", "--ping"], ["127.0.0.1 port 39989", "--server m1"]),
-        (["ecflow_client", "--host=machine2", "--port=3142", "--ping"], ["machine2 is at 127.0.0.1 port 3142"]),
+        (["ecflow_client", "--host=machine2", "--port=3142", "--ping"], ["(machine2:3142) is at 127.0.0.1 port 3142"]),
+        # Two servers of one host: the one whose port is named (issue 21: 3144 was hinted as 3142's server).
+        (
+            ["ecflow_client", "--host", "machine2", "--port", "3144"],
+            ["machine2b (machine2:3144) is at 127.0.0.1 port 40002"],
+        ),
+        (["env", "ECF_HOST=machine2", "ECF_PORT=3144", "ecflow_client"], ["server machine2b", "port 40002"]),
+        (["env", "ECF_HOST=machine2", "ecflow_client"], ["server machine2 (", "server machine2b ("]),
         (["env", "ECF_HOST=machine1", "ecflow_client", "--ping"], ["port 39989"]),
         (["ecflow_client", "--host", "localhost", "--port", "39989", "--ping"], None),
         (["ls", "machine10"], None),
@@ -72,3 +80,8 @@ def test_ecflow_client_given_no_server_is_told_the_servers(
         return
     assert hint is not None and "\n" not in hint
     assert "localhost:3141" in hint and "--server NAME" in hint and "m1, machine2" in hint
+
+
+def test_the_hint_never_names_the_other_server_of_the_host() -> None:
+    hint = launch.local_hint(LOCAL, ["ecflow_client", "--host", "machine2", "--port", "3144", "--ping"])
+    assert hint is not None and "port 3142" not in hint and "server machine2 " not in hint

@@ -8,7 +8,6 @@ the warning. Every reader (the supervisor, `status`, `suites`/`output`, doctor) 
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Final
 
 from ecflow_remote.errors import EcflowRemoteError, PasswordError, PasswordWarning, display_path
 from ecflow_remote.profile.model import PasswordSource, Profile
+from ecflow_remote.profile.trust import password_refusal
+from ecflow_remote.safepath import FileProblem, read_checked
 
 # A password file is a few bytes; a cap keeps a mistaken path (a log, a device) from being slurped.
 MAX_PASSWORD_BYTES: Final = 64 * 1024
@@ -86,38 +87,19 @@ def _read_env(name: str) -> str:
 
 def _read_file(path: Path) -> str:
     shown = display_path(path)
-    # O_NONBLOCK: a FIFO or device given by mistake must not hang the open; fstat on the opened descriptor checks
-    # the very file that is read (no race between a check and the open).
+    # One open (O_NOFOLLOW: a link is refused) checked on its descriptor, in directories no other account can
+    # change: the file read is the file checked, yours alone (password_file_problem's rules, told the same way).
+    got = read_checked(path, MAX_PASSWORD_BYTES, private=True, follow=False)
+    if isinstance(got, FileProblem):
+        if got.kind == "missing":
+            raise PasswordError(f"the password file {shown} does not exist. Create it (chmod 600).")
+        if got.kind == "big":
+            raise PasswordError(f"the password file {shown} {got.text}: is it the right file?")
+        if got.kind in ("denied", "error"):
+            raise PasswordError(f"the password file {shown} {got.text}.")
+        raise PasswordError(password_refusal(got, path))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise PasswordError(f"the password file {shown} does not exist. Create it (chmod 600).") from None
-    except PermissionError:
-        raise PasswordError(f"the password file {shown} cannot be read: permission denied.") from None
-    except OSError as exc:
-        raise PasswordError(f"the password file {shown} cannot be opened: {exc.strerror}.") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise PasswordError(f"the password file {shown} is not a regular file.")
-        if info.st_mode & 0o077:
-            raise PasswordError(
-                f"the password file {shown} can be read by others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}): refused. Run: chmod 600 {shown}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_PASSWORD_BYTES:
-                raise PasswordError(
-                    f"the password file {shown} is bigger than {MAX_PASSWORD_BYTES} bytes: is it the right file?"
-                )
-    finally:
-        os.close(fd)
-    try:
-        text = b"".join(chunks).decode("utf-8")
+        text = got.decode("utf-8")
     except UnicodeDecodeError:
         raise PasswordError(f"the password file {shown} is not UTF-8 text.") from None
     # Editors add a final newline that is not part of the password; anything else is kept as written.

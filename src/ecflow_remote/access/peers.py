@@ -14,10 +14,10 @@ it counts as not found, and a connection whose owner is not found is refused by 
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
-import sys
+
+from ecflow_remote.portowner import proc_hex, read_table
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -103,15 +103,10 @@ def parse_diag_reply(reply: bytes) -> tuple[bool, int | None]:
 # ------------------------------------------------------------------------------------------ /proc/net/tcp
 
 
-def _proc_hex(packed: bytes) -> str:
-    """An address as /proc/net/tcp{,6} prints it: each 32-bit word as a host-order number, %08X."""
-    return "".join(f"{int.from_bytes(packed[i : i + 4], sys.byteorder):08X}" for i in range(0, len(packed), 4))
-
-
 def find_in_table(table: bytes, src: bytes, sport: int, dst: bytes, dport: int) -> int | None:
     """The uid of the socket src:sport -> dst:dport in the text of /proc/net/tcp or tcp6; None if absent or
     orphaned (inode 0)."""
-    needle = f" {_proc_hex(src)}:{sport:04X} {_proc_hex(dst)}:{dport:04X} ".encode()
+    needle = f" {proc_hex(src)}:{sport:04X} {proc_hex(dst)}:{dport:04X} ".encode()
     at = table.find(needle)
     while at >= 0:
         end = table.find(b"\n", at)
@@ -121,18 +116,6 @@ def find_in_table(table: bytes, src: bytes, sport: int, dst: bytes, dport: int) 
             return int(fields[6])
         at = table.find(needle, at + 1)
     return None
-
-
-def read_table(path: str) -> bytes:
-    """The whole of a /proc/net table (the kernel hands it out a page per read)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def _proc_lookup(family: int, src: bytes, sport: int, dst: bytes, dport: int) -> int | None:

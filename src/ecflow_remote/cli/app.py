@@ -52,12 +52,12 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import warnings
 
-        from ecflow_remote.errors import EcflowRemoteError, PasswordWarning
+        from ecflow_remote.errors import CertificateFetched, EcflowRemoteError, PasswordWarning
 
         shown = warnings.showwarning
 
         def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, PasswordWarning):
+            if issubclass(category, (PasswordWarning, CertificateFetched)):
                 click.echo(f"ecflow-remote: warning: {message}", err=True)
             else:
                 shown(message, category, *args, **kwargs)
@@ -65,6 +65,7 @@ class Group(click.Group):
         with warnings.catch_warnings():
             warnings.showwarning = show
             warnings.simplefilter("always", PasswordWarning)
+            warnings.simplefilter("always", CertificateFetched)
             try:
                 return super().invoke(ctx)
             except EcflowRemoteError as e:

@@ -10,34 +10,49 @@ import click
 @click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--no-open", is_flag=True, help="Do not open a browser; just print the address.")
+@click.option(
+    "--read-only", is_flag=True, help="Look only: node actions, variable edits, submits and zombie actions are refused."
+)
 @click.pass_obj
-def web(c: Any, port: int, no_open: bool) -> None:
+def web(c: Any, port: int, no_open: bool, read_only: bool) -> None:
     """Every profile server's suites in your browser, live, with job output and node actions (Ctrl-C stops)."""
     import asyncio
+    import os
     import signal
     import threading
     import webbrowser
 
+    from ecflow_remote.safefile import write_private
+    from ecflow_remote.tunnel.rundir import runtime_root
     from ecflow_remote.web.app import serve
+    from ecflow_remote.web.security import redirect_page
 
     tunnel = c.tunnel()
     if not tunnel.is_running():
         click.echo("ecflow-remote: no tunnel is running; the page says so until `ecflow-remote up`.", err=True)
+    openers = [] if no_open else [runtime_root() / f"web-{os.getpid()}-open.html"]
 
     def ready(url: str) -> None:
-        click.echo(f"Serving on 127.0.0.1 for your account only. Open:\n    {url}\nCtrl-C stops.", err=False)
+        mode = " (read-only)" if read_only else ""
+        click.echo(f"Serving on 127.0.0.1 for your account only{mode}. Open:\n    {url}\nCtrl-C stops.", err=False)
         if not no_open:
-            # webbrowser may wait for the browser it starts: never on the event loop.
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+            # The browser gets a 0600 page that leads on to the URL: the token never sits in its command line,
+            # which every local account can read. webbrowser may wait for the browser: never on the event loop.
+            write_private(openers[0], redirect_page(url))
+            threading.Thread(target=webbrowser.open, args=(openers[0].as_uri(),), daemon=True).start()
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(tunnel, port, ready, stop)
+        await serve(tunnel, port, ready, stop, read_only=read_only)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        for opener in openers:
+            opener.unlink(missing_ok=True)
     click.echo("Stopped.")
 
 

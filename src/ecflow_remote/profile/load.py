@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Final, NoReturn, TypeVar
 
@@ -17,6 +17,7 @@ from ecflow_remote.profile.model import (
     DEFAULT_WARN_BEFORE,
     METHODS,
     PASSWORD_KINDS,
+    PROTOCOLS,
     TRANSPORTS,
     Gateway,
     LogServer,
@@ -29,14 +30,12 @@ from ecflow_remote.profile.model import (
     parse_target,
     user_problem,
 )
-from ecflow_remote.profile.trust import login_problem, untrusted_problem
+from ecflow_remote.profile.trust import login_problem, password_file_problem, read_profile, ssh_config_problem
 from ecflow_remote.profile.uitable import check_ui
 from ecflow_remote.profile.values import short, type_name
 from ecflow_remote.profile.webtable import check_web
 
 T = TypeVar("T", bound=str)
-
-MAX_PROFILE_BYTES: Final = 1024 * 1024
 
 _ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION_RE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*")
@@ -56,7 +55,9 @@ _GATEWAY_KEYS: Final = (
     "transport",
     "agent_python",
 )
-_SERVER_KEYS: Final = ("name", "host", "port", "ecflow_user", "custom_user", "password")
+At = tuple[str, int | None]  # which table a value is in: ("gateway", None), or ("server", its index)
+_GW: Final[At] = ("gateway", None)
+_SERVER_KEYS: Final = ("name", "host", "port", "protocol", "ecflow_user", "custom_user", "password")
 _LOGSERVER_KEYS: Final = ("host", "port")
 _PASSWORD_HELP: Final = (
     'write where the password comes from: "env:VARIABLE", "file:~/path" or "keyring:SERVICE"'
@@ -86,8 +87,6 @@ class _Checker:
     # -- generic helpers
 
     def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None:
-        import difflib
-
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -251,18 +250,19 @@ class _Checker:
             agent_python=agent_python,
         )
 
-    def choice(self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "") -> T:
-        """gateway.`key`: one of `choices`, with a did-you-mean for a near miss."""
-        text = self.get_str(table, key, "gateway") or default
+    def choice(
+        self, table: dict[str, object], key: str, choices: tuple[T, ...], default: T, note: str = "", at: At = _GW
+    ) -> T:
+        """`key` of `at` (the gateway, or ("server", index)): one of `choices`, with a did-you-mean for a near miss."""
+        where, index = at
+        text = self.get_str(table, key, where, index) or default
         for choice in choices:
             if choice == text:
                 return choice
-        import difflib
-
         close = difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         options = ", ".join(str(c) for c in choices)
-        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", "gateway", None, key)
+        self.fail(f"{text!r} is not a {key}.{hint} Use one of: {options}{note}.", where, index, key)
 
     def target(self, text: str, key: str) -> SshTarget:
         try:
@@ -279,7 +279,7 @@ class _Checker:
             self.fail(f"{display_path(path)} does not exist. Fix the path or remove the key.", "gateway", None, key)
         if not path.is_file():
             self.fail(f"{display_path(path)} is not a file.", "gateway", None, key)
-        if problem := untrusted_problem(path, what="ProxyCommand or LocalCommand"):
+        if problem := ssh_config_problem(path):
             self.fail(f"{display_path(path)} {problem}", "gateway", None, key)
         return path
 
@@ -345,6 +345,7 @@ class _Checker:
                     name=name,
                     host=host,
                     port=port,
+                    protocol=self.choice(entry, "protocol", PROTOCOLS, "plain", at=("server", index)),
                     ecflow_user=ecflow_user if ecflow_user is not None else gateway.ecflow_user,
                     custom_user=custom_user,
                     password=password,
@@ -387,20 +388,10 @@ class _Checker:
         return PasswordSource(kind=scheme, ref=ref, username=custom_user)
 
     def check_password_file(self, path: Path, index: int) -> None:
-        # A missing file is left to read() (only the server that needs it fails), but a file others can read
-        # is a leak now: refuse the profile so that it is fixed at once.
-        try:
-            info = path.stat()
-        except OSError:
-            return
-        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
-            self.fail(
-                f"the password file {display_path(path)} can be read by others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}). Run: chmod 600 {display_path(path)}",
-                "server",
-                index,
-                "password",
-            )
+        # A missing file is left to read() (only the server that needs it fails, named), but a file others can
+        # read, own or swap is a leak now: refuse the profile so that it is fixed at once.
+        if problem := password_file_problem(path):
+            self.fail(problem, "server", index, "password")
 
     def logservers(self, data: dict[str, object]) -> tuple[LogServer, ...]:
         result: list[LogServer] = []
@@ -448,44 +439,9 @@ def parse_text(text: str, path: Path) -> Profile:
 def load_profile(path: Path | None = None) -> Profile:
     """Read and validate the profile at `path` (default: default_profile_path())."""
     path = Path(path).expanduser() if path is not None else default_profile_path()
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ProfileError(
-            "no profile here. Create one with `ecflow-remote init`, or point --profile "
-            "(or $ECFLOW_REMOTE_PROFILE) at yours.",
-            path=path,
-        ) from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ProfileError("is a directory, not a profile file. Give the path of the .toml file.", path=path)
-    if not stat.S_ISREG(info.st_mode):
-        raise ProfileError("is not a regular file.", path=path)
-    if problem := untrusted_problem(path, info, "`login` or `ssh_config`"):
-        raise ProfileError(problem, path=path)
-    if info.st_size > MAX_PROFILE_BYTES:
-        raise ProfileError(f"is bigger than 1 MiB ({info.st_size} bytes): not a profile. Check the path.", path=path)
-    try:
-        with open(path, "rb") as handle:
-            # Read one byte past the limit: the file may have grown since stat.
-            raw = handle.read(MAX_PROFILE_BYTES + 1)
-    except PermissionError:
-        # chmod is only the owner's to run: another account's profile needs a copy of one's own.
-        theirs = f"It belongs to another account (uid {info.st_uid}): write your own (`ecflow-remote init`)."
-        shown = display_path(path)
-        # Either mode is right: a profile holds no secret (a password only says where it comes from), but what
-        # hosts and servers one uses may be one's own business.
-        mine = (
-            f"Make it readable: chmod 600 {shown} (for you alone), or chmod 644 {shown} (for others too: a profile "
-            "holds no secret, only where passwords come from)."
-        )
-        todo = mine if info.st_uid == os.getuid() else theirs
-        raise ProfileError(f"cannot read the profile: permission denied. {todo}", path=path) from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read the profile: {exc.strerror}.", path=path) from None
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError("is bigger than 1 MiB: not a profile. Check the path.", path=path)
+    # One open, checked on its descriptor, in directories no other account can change: nothing can swap the
+    # profile between the check and the read (its `login` runs commands).
+    raw = read_profile(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

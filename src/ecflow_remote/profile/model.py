@@ -15,6 +15,9 @@ Method = Literal["local", "socks", "hosts"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
 Transport = Literal["auto", "agent", "plain"]
 TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
+# How an ecFlow server talks: its own framing in clear, inside TLS (ECF_SSL), or over HTTP(S) (5.15 and later).
+Protocol = Literal["plain", "ssl", "http", "https"]
+PROTOCOLS: Final[tuple[Protocol, ...]] = get_args(Protocol)
 PasswordKind = Literal["env", "file", "keyring"]
 PASSWORD_KINDS: Final[tuple[PasswordKind, ...]] = get_args(PasswordKind)
 
@@ -98,6 +101,7 @@ class Server:
     ecflow_user: str | None = None
     custom_user: str | None = None
     password: PasswordSource | None = None
+    protocol: Protocol = "plain"
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class UiSettings:
     # Server-list files on the workstation (ECFLOW_SYSTEM_SERVERS_LIST at the Centre): None when the profile does
     # not say (then the workstation's login environment is asked), () for none at all.
     system_servers: tuple[str, ...] | None = None
+    # The ecflow_ui to run; None: the first on PATH (a conda or Homebrew one before the system's), else Debian's.
+    ecflow_ui: str | None = None
 
 
 @dataclass(frozen=True)

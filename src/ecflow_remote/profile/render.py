@@ -48,7 +48,9 @@ _GATEWAY_TAIL = (
 _SERVERS_HELP = (
     "One [[server]] per ecFlow server. `name` is how you call it (as in ecflow_ui) and must be unique.",
     "Optional per server: ecflow_user (overrides the gateway's), and for password access control",
-    'custom_user = "..." with password = "env:VAR" | "file:~/path" (chmod 600) | "keyring:SERVICE".',
+    'custom_user = "..." with password = "env:VAR" | "file:~/path" (chmod 600) | "keyring:SERVICE",',
+    'and protocol = "plain" (default) | "ssl" (ECF_SSL; ~/.ecflowrc/ssl/<host>.<port>.crt or server.crt) | "http"',
+    '| "https" (ecflow_server --http, 5.15 and later).',
 )
 _UI_HELP = (
     "ecflow_ui (`ecflow-remote ui`): the Centre's system server lists, files on your workstation (what",

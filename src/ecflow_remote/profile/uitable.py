@@ -6,7 +6,7 @@ from typing import Final, NoReturn, Protocol
 
 from ecflow_remote.profile.model import UiSettings
 
-UI_KEYS: Final = ("system_servers",)
+UI_KEYS: Final = ("system_servers", "ecflow_ui")
 _MAX_PATH: Final = 4096
 
 
@@ -42,8 +42,9 @@ def check_ui(checker: Checker, data: dict[str, object]) -> UiSettings:
     if table is None:
         return UiSettings()
     checker.check_keys(table, UI_KEYS, "ui", None)
+    ecflow_ui = _ecflow_ui(checker, table.get("ecflow_ui"))
     if "system_servers" not in table:
-        return UiSettings()
+        return UiSettings(ecflow_ui=ecflow_ui)
     value = table["system_servers"]
     if isinstance(value, str):
         checker.fail(f'expected an array of paths: system_servers = ["{value}"].', "ui", None, "system_servers")
@@ -62,4 +63,15 @@ def check_ui(checker: Checker, data: dict[str, object]) -> UiSettings:
         assert isinstance(item, str)
         if item not in paths:
             paths.append(item)
-    return UiSettings(system_servers=tuple(paths))
+    return UiSettings(system_servers=tuple(paths), ecflow_ui=ecflow_ui)
+
+
+def _ecflow_ui(checker: Checker, value: object) -> str | None:
+    """[ui] ecflow_ui: the ecflow_ui to run (a path on this machine, ~ allowed), or None for the first on PATH."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        checker.fail(
+            'expected the path of an ecflow_ui, like "/opt/miniconda3/bin/ecflow_ui".', "ui", None, "ecflow_ui"
+        )
+    return value

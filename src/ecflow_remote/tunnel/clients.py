@@ -3,8 +3,9 @@ for the supervisor's health checks, `status`, `suites`, `output`, the API and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecflow_remote.access.identity import Auth
@@ -22,6 +23,8 @@ class Clients:
 
     plan: Plan
     auth: Mapping[str, Auth] = field(default_factory=dict)
+    # Gets a TLS server's certificate missing at home from the workstation (tunnel/certfetch.py); None: never.
+    fetch_certificate: Callable[[list[Path]], Path | None] | None = None
 
     def ecflow(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> AsyncEcflowClient:
         """An asyncio ecFlow client for a profile server, as the profile's ecFlow user (or custom user)."""
@@ -70,7 +73,13 @@ class Clients:
         route = self.plan.route(endpoint)
         # A server the profile does not name (a system list's) is asked as gateway.ecflow_user, as its relay says.
         who = self.auth.get(server) or Auth(endpoint.relay_user)
-        return route.host, route.port, {**_options(route, connect_timeout, read_timeout), **who.client_kwargs()}
+        options = {**_options(route, connect_timeout, read_timeout), **who.client_kwargs()}
+        if endpoint.protocol != "plain":
+            # TLS end to end through the forwarded port: the certificate goes by the server's own host and port.
+            options.update(protocol=endpoint.protocol, server=(endpoint.host, endpoint.port))
+            if self.fetch_certificate is not None:
+                options["fetch_certificate"] = self.fetch_certificate
+        return route.host, route.port, options
 
     def _logserver(self, host: str, port: int) -> Endpoint:
         endpoint = self.logserver_endpoint(host, port)

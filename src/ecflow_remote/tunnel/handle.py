@@ -23,6 +23,7 @@ from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
 from ecflow_remote.tunnel import files, health
+from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.rundir import FAILED_START_LOGS, RunDir, remove_old_failed_starts, wait_for
 from ecflow_remote.tunnel.running import stop
@@ -237,7 +238,8 @@ class Tunnel:
             passwords, self._password_warnings = read_passwords(self.profile)
             for problem in self._password_warnings:
                 warnings.warn(problem, PasswordWarning, stacklevel=2)
-            self._clients = Clients(self.plan(), identity.client_auth(self.profile, passwords))
+            fetch = workstation_fetcher(self.profile, self.rundir.path)
+            self._clients = Clients(self.plan(), identity.client_auth(self.profile, passwords), fetch)
         return self._clients
 
     def password_warnings(self) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ecflow_remote.access import handover, pipe, relay, socks, webproxy
 from ecflow_remote.errors import EcflowRemoteError
 from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.portowner import held_by
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.profile.webtable import domains
 
@@ -73,7 +74,8 @@ class Listeners:
             self.servers.append(proxy.start())
         except OSError as e:
             raise EcflowRemoteError(
-                f"127.0.0.1:{port} (web.port) is in use ({e.strerror or e}): set another port in {profile.path}, or "
+                f"127.0.0.1:{port} (web.port) is in use ({e.strerror or e}{held_by('127.0.0.1', port)}): set another "
+                f"port in {profile.path}, or "
                 "remove the key for a free one."
             ) from None
         auth = credentials.write(rundir, webproxy.CREDENTIALS_NAME) if credentials else None
@@ -129,11 +131,13 @@ def _in_use(plan: Plan, error: OSError, profile: Path) -> str:
     address = (found.group(1), int(found.group(2))) if found else None
     if plan.socks_port is not None and address == ("127.0.0.1", plan.socks_port):
         return (
-            f"127.0.0.1:{plan.socks_port} (gateway.socks_port) is in use ({why}): another SOCKS proxy or tunnel "
+            f"127.0.0.1:{plan.socks_port} (gateway.socks_port) is in use ({why}{held_by(*address)}): another SOCKS "
+            "proxy or tunnel "
             f"runs there. Stop it, or set socks_port in {profile} to a free port."
         )
     where = f"{address[0]}:{address[1]}" if address else "a local endpoint of the tunnel"
+    holder = held_by(*address) if address else ""
     return (
-        f"{where} is in use ({why}): is another tunnel (or ecflow-remote) running? See `ecflow-remote status`, or "
-        "stop the other program."
+        f"{where} is in use ({why}{holder}): is another tunnel (or ecflow-remote) running? See `ecflow-remote "
+        "status`, or stop the other program."
     )

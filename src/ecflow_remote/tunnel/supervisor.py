@@ -21,6 +21,7 @@ from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
 from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining, linkfigure, sidework
+from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
@@ -53,6 +54,7 @@ class Supervisor:
         self.profile = profile
         self.rundir = rundir
         self.method = profile.gateway.method
+        self._fetch = workstation_fetcher(profile, rundir.path)  # TLS certificates missing at home
         self.legs: list[Leg] = []
         self.stopping = False
         # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
@@ -441,7 +443,8 @@ class Supervisor:
     def _health(self, plan: Plan) -> list[Check]:
         # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
         why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
-        return self.rounds.check(Clients(plan, identity.client_auth(self.profile, self.passwords)), 3.0, why.explain)
+        clients = Clients(plan, identity.client_auth(self.profile, self.passwords), self._fetch)
+        return self.rounds.check(clients, 3.0, why.explain)
 
     def _answer_requests(self) -> None:
         """Carry the servers `ui` and `run` asked for (inbox.py), and answer once the state has them."""

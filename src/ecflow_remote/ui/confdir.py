@@ -19,6 +19,7 @@ from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
+from ecflow_remote.safepath import check_dir
 from ecflow_remote.ui import servers as uiconfig
 from ecflow_remote.ui.servers import UiServer
 from ecflow_remote.ui.session import write_session
@@ -73,7 +74,19 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
             host, port = "localhost", endpoint.local_port
         else:
             host, port = server.host, server.port
-        servers.append(UiServer(name=server.name, host=host, port=port, favourite=True))
+        # ecflow_ui 5.9's ssl flag and newer releases' protocol code agree on 0 plain and 1 ssl; 2 http and 3 https
+        # only the newer ones know.
+        code = {"http": 2, "https": 3}.get(server.protocol)
+        servers.append(
+            UiServer(
+                name=server.name,
+                host=host,
+                port=port,
+                favourite=True,
+                ssl=server.protocol == "ssl",
+                protocol=code,
+            )
+        )
     return servers
 
 
@@ -130,6 +143,12 @@ def _locked(config_dir: Path) -> Iterator[None]:
 
 def _seed(dest: Path, user_dir: Path) -> None:
     """Make `dest` a copy of the user's config dir (or empty), whole or not at all."""
+    # Its files say what ecflow_ui runs (custom commands, menus): never taken from where another account can write.
+    if problem := check_dir(user_dir):
+        raise UiError(
+            f"your ecflow_ui config dir {user_dir} {problem.text}, so it is not copied: make it yours alone "
+            "(chmod go-w), or point ECFLOWUI_CONFIG_DIR at another one."
+        )
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
         if user_dir.is_dir():

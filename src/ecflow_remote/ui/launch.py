@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
+from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel.state import RunFiles
-from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config
+from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config, profile_ui_servers
 from ecflow_remote.ui.system import ENV as SYSTEM_ENV
 from ecflow_remote.ui.system import Carry, system_lists
 
@@ -27,13 +29,25 @@ ECFLOW_UI: Final = "/usr/bin/ecflow_ui"
 # ------------------------------------------------------------------------------------------------ launch
 
 
-def command(
-    config_dir: Path, plan: Plan, files: RunFiles, extra: Sequence[str] = ()
-) -> tuple[list[str], dict[str, str]]:
-    """The ecflow_ui command line and the environment additions for this tunnel."""
-    exe = ECFLOW_UI if os.path.exists(ECFLOW_UI) else shutil.which("ecflow_ui")
+def find_ecflow_ui(chosen: str | None = None) -> str:
+    """The ecflow_ui to run: the profile's [ui] ecflow_ui, else the first on PATH (a newer one from conda or
+    Homebrew before the system's), else Debian's."""
+    if chosen is not None:
+        path = os.path.expanduser(chosen)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise UiError(f"[ui] ecflow_ui = {chosen!r} is not an executable file: fix the path in the profile")
+        return path
+    exe = shutil.which("ecflow_ui") or (ECFLOW_UI if os.path.exists(ECFLOW_UI) else None)
     if not exe:
         raise UiError("ecflow_ui is not installed (Debian: apt install ecflow-client; elsewhere: ECMWF's ecFlow)")
+    return exe
+
+
+def command(
+    config_dir: Path, plan: Plan, files: RunFiles, extra: Sequence[str] = (), ecflow_ui: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The ecflow_ui command line and the environment additions for this tunnel."""
+    exe = find_ecflow_ui(ecflow_ui)
     argv = [exe, "-confd", str(config_dir.absolute())]
     env: dict[str, str] = {}
     if plan.method == "socks":
@@ -97,8 +111,9 @@ def launch(
     config = prepare_config(dest, tunnel.profile, plan, user_dir, env_user, lists.servers)
     if lists.env:
         full_env[SYSTEM_ENV] = lists.env
-    argv, extra_env = command(config.path, plan, files, extra)
+    argv, extra_env = command(config.path, plan, files, extra, tunnel.profile.ui.ecflow_ui)
     full_env.update(extra_env)
+    full_env.update(tls_certificates(config.path, tunnel.profile, plan, tunnel.clients().fetch_certificate))
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
     # Server load, Timeline and whole-file fetches run `ssh`/`scp` (ecflow_ui_transfer_file.sh): the tunnel's.
@@ -106,6 +121,37 @@ def launch(
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, replace(config, system=lists)
+
+
+def tls_certificates(
+    config_dir: Path, profile: Profile, plan: Plan, fetch: Callable[[list[Path]], Path | None] | None = None
+) -> dict[str, str]:
+    """ECF_SSL_DIR for the TLS servers (ecflow_ui 5.13 and later read it): a directory in the UI's config dir with
+    each one's certificate under the <host>.<port>.crt of the row servers.txt gives it (a local endpoint's, for
+    the local method). None missing at home is an error here; ecflow_ui would only say it cannot connect."""
+    from ecflow_remote.clients.ecflow import certs
+
+    rows = {s.name: (s.host, s.port) for s in profile_ui_servers(profile, plan)}
+    tls = [s for s in profile.servers if s.protocol == "ssl"]
+    if not tls:
+        return {}
+    found = {}
+    for server in tls:
+        path = certs.find(server.host, server.port)
+        if path is None and fetch is not None:
+            path = fetch(certs.candidates(server.host, server.port))
+        if path is None:
+            raise UiError(certs.missing_words(server.host, server.port, f"ecFlow server {server.name}"))
+        found[server.name] = path
+    directory = config_dir / "ssl"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for name, path in found.items():
+        host, port = rows[name]
+        # ecFlow names a `localhost` server's certificate after the machine's host name (Openssl::enable).
+        for alias in {host, socket.gethostname()} if host == "localhost" else {host}:
+            shutil.copyfile(path, directory / f"{alias}.{port}.crt")
+    # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
+    return {"ECF_SSL_DIR": f"{directory}/"}
 
 
 def carry_through(tunnel: Tunnel) -> Carry:

@@ -37,6 +37,58 @@ def why(defs: Defs, path: str) -> list[str]:
     return list(ecflow_why(defs, path))
 
 
+def _refs(expr: Any) -> list[Any]:
+    from ecflow_remote.clients.ecflow.expr import BinOp, Not, Ref
+
+    if isinstance(expr, Ref):
+        return [expr]
+    if isinstance(expr, Not):
+        return _refs(expr.operand)
+    if isinstance(expr, BinOp):
+        return _refs(expr.left) + _refs(expr.right)
+    return []
+
+
+def _referenced(node: Node) -> list[tuple[str, Node | None, str]]:
+    """(kind, node or None when unresolved, the reference's text) of each node named in the trigger/complete."""
+    from ecflow_remote.clients.ecflow import expr
+
+    found: list[tuple[str, Node | None, str]] = []
+    for kind, text in (("trigger", node.attrs.trigger), ("complete", node.attrs.complete)):
+        if not text:
+            continue
+        try:
+            refs = _refs(expr.parse(text))
+        except Exception:  # an expression this parser cannot read: shown as text, never a broken panel
+            continue
+        for ref in refs:
+            shown = ref.path + (f":{ref.attr}" if ref.attr else "")
+            try:
+                found.append((kind, expr.resolve(node, ref.path), shown))
+            except Exception:
+                found.append((kind, None, shown))
+    return found
+
+
+def triggers(defs: Defs, node: Node) -> dict[str, Any]:
+    """ecflow_ui's Triggers panel: the nodes this one waits for, and the nodes outside it whose trigger or complete
+    names it (or a node below it)."""
+    needs = [
+        {"kind": kind, "ref": shown, "path": n.path if n else None, "state": n.state if n else None}
+        for kind, n, shown in _referenced(node)
+    ]
+    needed_by = []
+    prefix = node.path.rstrip("/") + "/"
+    for other in defs:
+        if other is node or other.path.startswith(prefix) or not (other.attrs.trigger or other.attrs.complete):
+            continue
+        for kind, n, shown in _referenced(other):
+            if n is not None and (n is node or n.path.startswith(prefix)):
+                needed_by.append({"kind": kind, "ref": shown, "path": other.path, "state": other.state})
+                break
+    return {"trigger": node.attrs.trigger, "complete": node.attrs.complete, "needs": needs, "needed_by": needed_by}
+
+
 def attributes(node: Node) -> dict[str, Any]:
     """Labels, meters, events, trigger and the like as plain JSON values."""
     attrs = node.attrs
@@ -70,7 +122,7 @@ class Update:
     """What changed since the last poll: a whole new tree, or the paths whose state (or other details) changed."""
 
     full: bool = False
-    states: set[str] = field(default_factory=set)  # state or suspended changed
+    states: set[str] = field(default_factory=set)  # state, suspended or late changed
     touched: set[str] = field(default_factory=set)  # attributes or variables changed (details to re-read)
     server_state: bool = False
 
@@ -92,9 +144,10 @@ class Watcher(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_watch(client: AsyncEcflowClient) -> Watcher:
-    """The client's incremental sync; `defs` is read at once."""
-    watcher = _NativeWatch(client)
+async def open_watch(client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> Watcher:
+    """The client's incremental sync (of `suites` only, through a client handle, when given); `defs` is read at
+    once."""
+    watcher = _NativeWatch(client, suites)
     await watcher.poll()
     return watcher
 
@@ -136,7 +189,7 @@ def diff(old: Defs, new: Defs) -> Update:
     for a, b in zip(old_nodes, new_nodes, strict=True):
         if a.name != b.name or a.kind != b.kind or len(a.children) != len(b.children):
             return Update(full=True)
-        if a.state != b.state or a.suspended != b.suspended:
+        if a.state != b.state or a.suspended != b.suspended or a.late != b.late:
             update.states.add(b.path)
         if _signature(a) != _signature(b):
             update.touched.add(b.path)
@@ -149,11 +202,11 @@ class _NativeWatch:
     """The client's incremental sync (news, then sync only when news says so)."""
 
     interval = 0.5
-    _STATE_KINDS = frozenset({"state", "suspended"})
+    _STATE_KINDS = frozenset({"state", "suspended", "late"})
     _TREE_KINDS = frozenset({"added", "removed"})
 
-    def __init__(self, client: AsyncEcflowClient) -> None:
-        self._cm = client.watch()
+    def __init__(self, client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> None:
+        self._cm = client.watch(suites=suites)
         self._watch: Any = None
 
     @property
@@ -173,6 +226,8 @@ class _NativeWatch:
                 return Update(full=True)
             if change.path == "/" or change.what == "server_state":
                 update.server_state = True
+                if change.what != "server_state":
+                    update.touched.add("/")  # the server's variables: an open server pane re-reads them
             elif change.what in self._STATE_KINDS:
                 update.states.add(change.path)
             else:

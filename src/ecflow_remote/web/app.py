@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.web import adapter, model
+from ecflow_remote.web import adapter, model, panels
 from ecflow_remote.web.live import Hub, sse
-from ecflow_remote.web.security import COOKIE, CSRF_HEADER, TOKEN_PARAM, Guard
+from ecflow_remote.web.security import COOKIE, CSRF_HEADER, TOKEN_PARAM, Guard, PeerCheckedSite
 
 if TYPE_CHECKING:
     from ecflow_remote.tunnel.handle import Tunnel
@@ -28,6 +28,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATIC = {
     "app.js": "text/javascript",
     "tree.js": "text/javascript",
+    "panels.js": "text/javascript",
+    "find.js": "text/javascript",
+    "plots.js": "text/javascript",
+    "notify.js": "text/javascript",
+    "ui.js": "text/javascript",
     "style.css": "text/css",
     "index.html": "text/html",
 }
@@ -102,6 +107,8 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
     if writes and not guard.csrf_ok(request.headers.get(CSRF_HEADER)):
         return _json_error(403, "missing or wrong CSRF token: reload the page")
+    if writes and request.app[HUB].read_only and request.path in panels.WRITES:
+        return _json_error(403, "read-only: this page was started with --read-only and changes nothing")
     return await handler(request)
 
 
@@ -295,6 +302,7 @@ def make_app(hub: Hub, guard: Guard) -> web.Application:
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/output", job_output)
     app.router.add_post("/api/action", action)
+    panels.add_routes(app, hub)
 
     async def on_shutdown(app: web.Application) -> None:
         streams: set[asyncio.Task[None]] = app[STREAMS]
@@ -323,11 +331,13 @@ def listen_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
 class PageServer:
     """A running page server: start() binds and serves, stop() ends every stream and closes the port."""
 
-    def __init__(self, tunnel: Tunnel, port: int = 0, *, interval: float | None = None) -> None:
+    def __init__(
+        self, tunnel: Tunnel, port: int = 0, *, interval: float | None = None, read_only: bool = False
+    ) -> None:
         self.tunnel = tunnel
         self.sock = listen_socket(port)
         self.guard = Guard(port=self.sock.getsockname()[1])
-        self.hub = Hub(tunnel, interval=interval)
+        self.hub = Hub(tunnel, interval=interval, read_only=read_only)
         self.runner: web.AppRunner | None = None
 
     @property
@@ -337,7 +347,7 @@ class PageServer:
     async def start(self) -> None:
         self.runner = web.AppRunner(make_app(self.hub, self.guard), access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
+        await PeerCheckedSite(self.runner, self.sock, self.guard).start()
         self.hub.start()
 
     async def stop(self) -> None:
@@ -347,9 +357,11 @@ class PageServer:
         self.sock.close()
 
 
-async def serve(tunnel: Tunnel, port: int, ready: Callable[[str], None], stop: asyncio.Event) -> None:
+async def serve(
+    tunnel: Tunnel, port: int, ready: Callable[[str], None], stop: asyncio.Event, *, read_only: bool = False
+) -> None:
     """Serve until `stop` is set; `ready(url)` once the page can be opened."""
-    server = PageServer(tunnel, port)
+    server = PageServer(tunnel, port, read_only=read_only)
     await server.start()
     try:
         ready(server.url)

@@ -41,7 +41,16 @@ class Feed:
         self.tree_event: bytes | None = None  # encoded once, sent to every new page
         self.updated = 0.0
         self._poke = asyncio.Event()
+        # The suite filter: the suites this feed follows (a client handle on the server), None for all.
+        self.suites: list[str] | None = None
+        self._restart = False
         self.task: asyncio.Task[None] | None = None
+
+    def follow(self, suites: list[str] | None) -> None:
+        """Follow only these suites from now on (the watch starts again with its own client handle)."""
+        self.suites = suites
+        self._restart = True
+        self.poke()
 
     def poke(self) -> None:
         """Poll now (after an action: its effect shows without waiting for the next interval)."""
@@ -77,6 +86,9 @@ class Feed:
                 while True:
                     # A state change reaches the page within this plus one round trip.
                     await self._pause(self.hub.interval or watcher.interval)
+                    if self._restart:
+                        self._restart = False
+                        break  # the watcher is closed below and opened again with the new suites
                     update = await watcher.poll()
                     self.updated = time.time()
                     if update.full:
@@ -115,8 +127,11 @@ class Hub:
         *,
         interval: float | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.tunnel = tunnel
+        # `web --read-only`: the page offers no writes and the server refuses them (app.guard_middleware).
+        self.read_only = read_only
         self.interval = interval
         self.feeds = {s.name: Feed(self, s.name) for s in tunnel.profile.servers}
         self.pages: set[asyncio.Queue[bytes | None]] = set()
@@ -129,7 +144,7 @@ class Hub:
 
     async def open_watch(self, server: str) -> adapter.Watcher:
         """The live view of one server (its incremental sync), its tree read at once."""
-        return await adapter.open_watch(self.client_for(server))
+        return await adapter.open_watch(self.client_for(server), self.feed(server).suites)
 
     def feed(self, server: str) -> Feed:
         feed = self.feeds.get(server)
@@ -171,6 +186,7 @@ class Hub:
             "servers": [{"name": s.name, "host": s.host, "port": s.port} for s in self.tunnel.profile.servers],
             "actions": list(adapter.node_actions()),
             "destructive": sorted(adapter.destructive_actions()),
+            "read_only": self.read_only,
         }
 
     # ------------------------------------------------------------------------------------------- status

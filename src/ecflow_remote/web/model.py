@@ -15,13 +15,15 @@ HIDDEN_VARIABLES = frozenset({"ECF_PASS"})
 
 
 def tree_json(server: str, defs: Defs) -> dict[str, Any]:
-    """Every node as [parent index, name, kind code, state, suspended], depth first: a 10 000-task suite is a few
+    """Every node as [parent index, name, kind code, state, suspended, late], depth first: a 10 000-task suite is a few
     hundred kB that the page turns into its tree in milliseconds (no nested objects to walk)."""
     nodes: list[list[Any]] = []
 
     def add(node: Node, parent: int) -> None:
         index = len(nodes)
-        nodes.append([parent, node.name, KIND_CODES.get(node.kind, "t"), node.state, 1 if node.suspended else 0])
+        nodes.append(
+            [parent, node.name, KIND_CODES.get(node.kind, "t"), node.state, int(node.suspended), int(node.late)]
+        )
         for child in node.children:
             add(child, index)
 
@@ -42,7 +44,7 @@ def path_index(defs: Defs) -> dict[str, Node]:
 
 def states_json(server: str, defs: Defs, index: dict[str, Node], paths: set[str]) -> dict[str, Any]:
     """The new state of each changed node (paths no longer in the tree are left out)."""
-    changed = [[p, index[p].state, 1 if index[p].suspended else 0] for p in sorted(paths) if p in index]
+    changed = [[p, index[p].state, int(index[p].suspended), int(index[p].late)] for p in sorted(paths) if p in index]
     return {"server": server, "server_state": defs.server_state, "state": defs.state, "nodes": changed}
 
 
@@ -76,6 +78,20 @@ def variables_json(node: Node) -> list[dict[str, Any]]:
                 entry["overrides"] = [*previous["overrides"], hidden]
             seen[name] = entry
     return sorted(seen.values(), key=lambda e: (not e["own"], e["name"]))
+
+
+def server_json(server: str, defs: Defs) -> dict[str, Any]:
+    """The server node's variables: the user's own (editable with alter on `/`) and the server's generated ones."""
+    variables = [
+        {"name": n, "value": v, "origin": "server", "kind": "user", "own": True, "hidden": False, "overrides": []}
+        for n, v in sorted(defs.user_variables.items())
+    ]
+    variables += [
+        {"name": n, "value": v, "origin": "server", "kind": "generated", "own": False, "hidden": False, "overrides": []}
+        for n, v in sorted(defs.server_variables.items())
+        if n not in defs.user_variables
+    ]
+    return {"server": server, "path": "/", "kind": "server", "state": defs.server_state, "variables": variables}
 
 
 def node_json(server: str, defs: Defs, node: Node) -> dict[str, Any]:

@@ -224,6 +224,8 @@ def ecflow_server(serve: Serve, reply: bytes, *, pieces: int = 1, cut_at: int | 
 
     def on_connection(conn: socket.socket) -> None:
         header = conn.recv(wire.HEADER_SIZE, socket.MSG_WAITALL)
+        if header[:1] == b"\x16" or header.startswith(b"POST "):
+            return  # the client asking, after a reply that never came, whether the port speaks TLS or HTTP
         frames.append(header + conn.recv(wire.decode_header(header), socket.MSG_WAITALL))
         for i in range(0, len(answer), step):
             conn.sendall(answer[i : i + step])

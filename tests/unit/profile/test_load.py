@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-import ecflow_remote.profile.load as profile_module
 from ecflow_remote.access.passwords import read_password
 from ecflow_remote.errors import EcflowRemoteError, ProfileError
 from ecflow_remote.profile.load import default_profile_path, load_profile
@@ -124,6 +123,13 @@ CASES: list[Case] = [
     Case("socks-port-too-big", GATEWAY + f"socks_port = 65536  {MARK}\n" + SERVER1, "gateway.socks_port", "65536"),
     Case("method-typo", GATEWAY + f'method = "sock"  {MARK}\n' + SERVER1, "gateway.method", "Did you mean 'socks'"),
     Case("method-unknown", GATEWAY + f'method = "vpn"  {MARK}\n' + SERVER1, "gateway.method", "local, socks, hosts"),
+    Case(
+        "protocol-unknown",
+        GOOD + server(extra=f'protocol = "tls"  {MARK}\n'),
+        "server[2].protocol",
+        "plain, ssl, http, https",
+    ),
+    Case("protocol-typo", GOOD + server(extra=f'protocol = "htps"  {MARK}\n'), "server[2].protocol", "'http"),
     Case("transport-typo", GATEWAY + f'transport = "agnet"  {MARK}\n' + SERVER1, "gateway.transport", "'agent'"),
     Case("transport-unknown", GATEWAY + f'transport = "vpn"  {MARK}\n' + SERVER1, "gateway.transport", "auto, agent"),
     Case(
@@ -379,11 +385,15 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = tmp_path / "profile.toml"
     path.write_text(GOOD)
 
-    # chmod 0 does not stop root (the test may run as root), so the refusal is simulated.
-    def refuse(*args: object, **kwargs: object) -> NoReturn:
-        raise PermissionError(13, "Permission denied")
+    # chmod 0 does not stop root (the test may run as root), so the refusal is simulated (at the one open).
+    real_open = os.open
 
-    monkeypatch.setattr(profile_module, "open", refuse, raising=False)
+    def refuse(file: str, *args: int) -> int:
+        if str(file).endswith("profile.toml"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ProfileError, match="permission denied") as info:
         load_profile(path)
     assert info.value.path == path
@@ -567,6 +577,11 @@ def test_ui_system_servers(tmp_path: Path) -> None:
     assert load_profile(path).ui.system_servers == ("/usr/local/ecflow/servers", "/home/u/s")
     path.write_text(GOOD + "\n[ui]\nsystem_servers = []\n")
     assert load_profile(path).ui.system_servers == ()  # none at all
+
+
+def test_protocol_defaults_to_plain_and_is_read(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, GOOD + server(extra='protocol = "ssl"\n')))
+    assert [s.protocol for s in profile.servers] == ["plain", "ssl"]
 
 
 def test_web_domains_given_or_from_the_profile_hosts(tmp_path: Path) -> None:

@@ -32,7 +32,9 @@ PROFILE_FILES = [
     pytest.param(0o666, None, r"can be changed by other accounts \(mode 0666\).*chmod go-w", id="world-writable"),
     pytest.param(0o664, None, r"\(mode 0664\)", id="group-writable"),
     pytest.param(0o602, None, r"\(mode 0602\)", id="other-writable-only"),
-    pytest.param(0o644, _give_away, r"belongs to another account \(uid 65534\)", marks=needs_root, id="not-ours"),
+    pytest.param(
+        0o644, _give_away, r"belongs to another account, nobody \(uid 65534\)", marks=needs_root, id="not-ours"
+    ),
     pytest.param(0o644, None, None, id="0644"),
     pytest.param(0o600, None, None, id="0600"),
     pytest.param(0o400, None, None, id="read-only"),
@@ -96,3 +98,20 @@ def test_a_login_that_cannot_be_split_is_refused_at_load(tmp_path: Path, login: 
 def test_good_logins_load(tmp_path: Path, login: str) -> None:
     escaped = login.replace('"', '\\"')
     assert load_profile(_write(tmp_path, f'login = "{escaped}"')).gateway.login == login
+
+
+def test_included_files_resolve_as_openssh_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative Include paths are under ~/.ssh (even in a -F file elsewhere), ~ is expanded, globs are sorted."""
+    from ecflow_remote.profile.trust import included_files
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh" / "conf.d").mkdir(parents=True)
+    for name in ("b.conf", "a.conf", "x.txt"):
+        (tmp_path / ".ssh" / "conf.d" / name).write_text("")
+    (tmp_path / "abs").write_text("")
+    text = "Include conf.d/*.conf\n  include=~/abs  # mine\nHost x\n  Include missing\n"
+    assert included_files(text) == [
+        tmp_path / ".ssh/conf.d/a.conf",
+        tmp_path / ".ssh/conf.d/b.conf",
+        tmp_path / "abs",
+    ]

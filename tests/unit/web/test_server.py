@@ -4,8 +4,10 @@ guard in front of every request (a real aiohttp server on loopback, real HTTP re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,11 @@ def test_tree_json_is_flat_depth_first_with_parents() -> None:
     assert len(nodes) == len(list(defs))
     # Rebuild each path from the parent indexes: the page does exactly this.
     paths: list[str] = []
-    for parent, name, _kind, _state, _susp in nodes:
+    for parent, name, _kind, _state, _susp, _late in nodes:
         paths.append((paths[parent] if parent >= 0 else "") + "/" + name)
     assert paths == [n.path for n in defs]
     by_path = dict(zip(paths, nodes, strict=True))
-    assert by_path["/lab/f2"][2:] == ["f", "queued", 1]
+    assert by_path["/lab/f2"][2:] == ["f", "queued", 1, 0]
     assert by_path["/lab/f1/t1/alias0"][2] == "a"
     assert data["server_state"] == defs.server_state
 
@@ -124,15 +126,11 @@ def write_profile(tmp_path: Path) -> Path:
     return profile
 
 
-@pytest.fixture
-def page_server(tmp_path: Path) -> Iterator[PageServer]:
-    """A page server for a profile whose tunnel is not running (the feeds just report that)."""
-    profile = write_profile(tmp_path)
+@contextlib.contextmanager
+def running(server: PageServer) -> Iterator[PageServer]:
+    """The page server on its own loop in a thread, for plain blocking HTTP requests; stopped at the end."""
     loop = asyncio.new_event_loop()
-    server = PageServer(Tunnel(profile), 0)
     loop.run_until_complete(server.start())
-    import threading
-
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
@@ -142,6 +140,13 @@ def page_server(tmp_path: Path) -> Iterator[PageServer]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def page_server(tmp_path: Path) -> Iterator[PageServer]:
+    """A page server for a profile whose tunnel is not running (the feeds just report that)."""
+    with running(PageServer(Tunnel(write_profile(tmp_path)), 0)) as server:
+        yield server
 
 
 def request(
@@ -248,5 +253,5 @@ def test_feed_pushes_the_new_state_of_each_changed_node(tmp_path: Path) -> None:
 
     events = asyncio.run(run())
     states = [data["nodes"] for name, data in events if name == "states"]
-    assert states == [[["/lab/f1/t2", "complete", 1]], [["/lab/f1/t2", "aborted", 1]]]
+    assert states == [[["/lab/f1/t2", "complete", 1, 0]], [["/lab/f1/t2", "aborted", 1, 0]]]
     assert [name for name, _ in events][:2] == ["hello", "tree"]

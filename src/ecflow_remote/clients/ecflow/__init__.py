@@ -20,6 +20,7 @@ from .client import AsyncEcflowClient, EcflowClient, login_name
 from .commands import Identity, crypt_password
 from .defs import ALIAS, FAMILY, SUITE, TASK, Defs, Node, parse_defs, parse_node
 from .logservers import LogServerUse, find_logservers, logserver_problems, node_logserver
+from .panels import VARIABLE_CHANGES, ZOMBIE_ACTIONS, Zombie
 from .sync import NodeChange, WatchUpdate
 from .watch import Watch
 from .why import why
@@ -31,6 +32,8 @@ __all__ = [
     "NODE_ACTIONS",
     "SUITE",
     "TASK",
+    "VARIABLE_CHANGES",
+    "ZOMBIE_ACTIONS",
     "ActionRefused",
     "AsyncEcflowClient",
     "Attributes",
@@ -54,6 +57,7 @@ __all__ = [
     "UnknownPath",
     "Watch",
     "WatchUpdate",
+    "Zombie",
     "crypt_password",
     "find_logservers",
     "login_name",

@@ -9,18 +9,26 @@ import pwd
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ecflow_remote.clients.connect import Destination, DestinationOptions
-from ecflow_remote.errors import ConnectError, ProtocolError, ServerDown, ServerError, StreamTimeout
+from ecflow_remote.errors import (
+    ConnectError,
+    NoReply,
+    ProtocolError,
+    ServerDown,
+    ServerError,
+    StreamTimeout,
+)
 
-from . import actions, commands
+from . import actions, channel, commands, panels
 from .defs import Defs, Node, parse_defs, parse_node
-from .wire import decode_json, encode_frame, encode_json, recv_frame, sock_read_frame
+from .wire import decode_json, encode_frame, encode_json, sock_read_frame
 
 if TYPE_CHECKING:
     from .watch import Watch
 
+_T = TypeVar("_T")
 # Encoded requests kept per client (ping, version, whole definition, recent node paths).
 _FRAME_CACHE_SIZE = 64
 
@@ -53,13 +61,20 @@ class AsyncEcflowClient(Destination):
         custom_user: bool = False,
         password: str | None = None,
         client_host: str | None = None,
+        protocol: str = "plain",
+        server: tuple[str, int] | None = None,
+        fetch_certificate: channel.CertificateFetcher | None = None,
         **options: Unpack[DestinationOptions],
     ) -> None:
         """`user` defaults to the login name; `custom_user` marks it as ECF_USER/--user would (the server then
         checks `password` against its custom password file). `password` is the plain text from the password
         file; it is sent crypt()ed, exactly as ecflow_client 5.9.2 sends it. The options are Destination's: proxy,
-        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s)."""
+        proxy_auth, connect_timeout (default 5 s) and read_timeout (default 30 s). `protocol`: "plain", "ssl" (TLS,
+        the server's certificate from ~/.ecflowrc/ssl as ecflow_client finds it, named after `server`, the server's
+        own host and port when host:port is a tunnel's), "http" or "https" (5.15+); `fetch_certificate`: gets one
+        missing at home."""
         super().__init__(host, port, **options)
+        self.channel = channel.Channel(protocol, server, fetch_certificate)
         the_user = user or login_name()
         self._identity = commands.Identity(
             client_host=client_host or commands.default_client_host(),
@@ -129,12 +144,16 @@ class AsyncEcflowClient(Destination):
 
     def _exchange_sync(self, frame: bytes) -> commands.Reply:
         """One request over a blocking socket: no event loop, for EcflowClient."""
+        return self._decode(self._exchange_body_sync(frame))
+
+    def _exchange_body_sync(self, frame: bytes) -> bytes:
         sock = self.connect_socket()
         with self._talking(sock):
             deadline = time.monotonic() + self.read_timeout
-            sock.sendall(frame)
-            body = recv_frame(sock, f"ecFlow server {self.where}", deadline - time.monotonic())
-        return self._decode(body)
+            where = f"ecFlow server {self.where}"
+            return channel.exchange(
+                sock, frame, self.channel, where, deadline, (self.host, self.port), self.connect_socket
+            )
 
     def _action_frame(self, action: str, paths: str | Sequence[str]) -> tuple[actions.NodeAction, list[str], bytes]:
         checked = actions.check_action(action)
@@ -157,13 +176,22 @@ class AsyncEcflowClient(Destination):
         return self._decode(await self._exchange_body(frame))
 
     async def _exchange_body(self, frame: bytes) -> bytes:
+        if self.channel.protocol != "plain":
+            # TLS and HTTP on a blocking socket in a thread: ssl sockets cannot use the loop's sock_* calls, and
+            # these servers are few; the socket's own timeouts bound the exchange.
+            return await asyncio.to_thread(self._exchange_body_sync, frame)
         # A non-blocking socket and the loop's sock_* calls: no transport, protocol or streams per request, and
         # one timeout for the whole send and reply.
         sock = await self.connect_socket_async()
         with self._talking(sock):
-            async with asyncio.timeout(self.read_timeout):
-                await asyncio.get_running_loop().sock_sendall(sock, frame)
-                return await sock_read_frame(sock, f"ecFlow server {self.where}")
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    await asyncio.get_running_loop().sock_sendall(sock, frame)
+                    return await sock_read_frame(sock, f"ecFlow server {self.where}")
+            except NoReply as e:
+                # A TLS or HTTP server closes on a plain request without a word: ask it to tell.
+                where = f"ecFlow server {self.where}"
+                raise await asyncio.to_thread(channel.silent_server, where, self.connect_socket, frame) or e from None
 
     async def request(self, request: dict[str, Any]) -> commands.Reply:
         """Send one request and decode the reply; an ErrorCmd raises ServerError."""
@@ -221,16 +249,76 @@ class AsyncEcflowClient(Destination):
 
         return why(await self.get_defs(), path)
 
-    def watch(self, interval: float = 1.0) -> Watch:
-        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`."""
+    async def _ask(self, build: Callable[[commands.Identity], dict[str, Any]], expect: Callable[..., _T]) -> _T:
+        """One panel request: built with this client's identity, its reply checked by `expect`."""
+        return expect(await self._exchange(encode_frame(encode_json(build(self._identity)))), self.where)
+
+    async def server_log(self, lines: int = panels.DEFAULT_LOG_LINES) -> str:
+        """The last `lines` lines of the server's log (`ecflow_client --log=get N`)."""
+        return await self._ask(lambda i: panels.log_request(i, lines), commands.expect_string)
+
+    async def edit_history(self, path: str) -> list[str]:
+        """The user commands that changed the node, newest last (ecflow_ui's node log)."""
+        _check_node_path(path)
+        return await self._ask(lambda i: panels.edit_history_request(i, path), panels.expect_string_list)
+
+    async def zombies(self) -> list[panels.Zombie]:
+        """The server's zombies (`ecflow_client --zombie_get`)."""
+        return await self._ask(panels.zombies_request, panels.expect_zombies)
+
+    async def status_command(self, paths: str | Sequence[str]) -> None:
+        """Have the server run each task's ECF_STATUS_CMD (`ecflow_client --status`); its output is the task's
+        `stat` file once the command wrote it."""
+        path_list = actions.check_paths(paths)
+        await self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
+
+    async def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
+        """fob, fail, adopt, remove or kill the zombie of each task path."""
+        path_list = actions.check_paths(paths)
+        await self._ask(lambda i: panels.zombie_action_request(i, action, path_list), commands.expect_ok)
+
+    async def alter_variable(self, how: str, paths: str | Sequence[str], name: str, value: str = "") -> None:
+        """change, add or delete a variable on each node (`/`: the server's own variables)."""
+        path_list = _variable_paths(paths)
+        await self._ask(lambda i: panels.alter_variable_request(i, how, path_list, name, value), commands.expect_ok)
+
+    async def edit_script(self, path: str) -> str:
+        """The task's script as the server finds it, its used variables in a %comment block in front."""
+        return await self._ask(lambda i: panels.edit_script_request(i, path, panels.EDIT), commands.expect_string)
+
+    async def preprocess(self, path: str, text: str | None = None) -> str:
+        """The script (or `text`, an edited one) with includes expanded and variables substituted."""
+        kind = panels.PREPROCESS if text is None else panels.PREPROCESS_USER_FILE
+        return await self._ask(lambda i: panels.edit_script_request(i, path, kind, text), commands.expect_string)
+
+    async def submit(self, path: str, text: str, *, alias: bool = False, run: bool = True) -> None:
+        """Submit `text` (an edited script, its %comment variables applied) as the task's job."""
+        kind = panels.SUBMIT_USER_FILE
+        await self._ask(
+            lambda i: panels.edit_script_request(i, path, kind, text, alias=alias, run=run), commands.expect_ok
+        )
+
+    def watch(self, interval: float = 1.0, suites: Sequence[str] | None = None) -> Watch:
+        """Follow the server with incremental sync: `async with client.watch() as w: ... async for update in w`;
+        with `suites`, only those (a client handle, dropped at the end)."""
         from .watch import Watch
 
-        return Watch(self, interval)
+        return Watch(self, interval, suites)
+
+    async def suites(self) -> list[str]:
+        """Every suite's name (`ecflow_client --suites`)."""
+        return await self._ask(panels.suites_request, panels.expect_suites)
 
 
 def _check_node_path(path: str) -> None:
     if not path.startswith("/"):
         raise ValueError(f"node paths are absolute, like /suite/family/task, not {path!r}")
+
+
+def _variable_paths(paths: str | Sequence[str]) -> list[str]:
+    # Like a node action's paths, and `/` too: alter there changes the server's own variables.
+    path_list = [paths] if isinstance(paths, str) else list(paths)
+    return ["/"] if path_list == ["/"] else actions.check_paths(path_list)
 
 
 def _file_lines(max_lines: int | None) -> int:
@@ -304,3 +392,41 @@ class EcflowClient:
         from .why import why
 
         return why(self.get_defs(), path)
+
+    def _ask(self, build: Callable[[commands.Identity], dict[str, Any]], expect: Callable[..., _T]) -> _T:
+        c = self._async
+        return expect(c._exchange_sync(encode_frame(encode_json(build(c._identity)))), c.where)
+
+    # The panels' requests (see AsyncEcflowClient for what each returns).
+    def server_log(self, lines: int = panels.DEFAULT_LOG_LINES) -> str:
+        return self._ask(lambda i: panels.log_request(i, lines), commands.expect_string)
+
+    def edit_history(self, path: str) -> list[str]:
+        _check_node_path(path)
+        return self._ask(lambda i: panels.edit_history_request(i, path), panels.expect_string_list)
+
+    def zombies(self) -> list[panels.Zombie]:
+        return self._ask(panels.zombies_request, panels.expect_zombies)
+
+    def status_command(self, paths: str | Sequence[str]) -> None:
+        path_list = actions.check_paths(paths)
+        self._ask(lambda i: panels.status_request(i, path_list), commands.expect_ok)
+
+    def zombie_action(self, action: str, paths: str | Sequence[str]) -> None:
+        path_list = actions.check_paths(paths)
+        self._ask(lambda i: panels.zombie_action_request(i, action, path_list), commands.expect_ok)
+
+    def alter_variable(self, how: str, paths: str | Sequence[str], name: str, value: str = "") -> None:
+        path_list = _variable_paths(paths)
+        self._ask(lambda i: panels.alter_variable_request(i, how, path_list, name, value), commands.expect_ok)
+
+    def edit_script(self, path: str) -> str:
+        return self._ask(lambda i: panels.edit_script_request(i, path, panels.EDIT), commands.expect_string)
+
+    def preprocess(self, path: str, text: str | None = None) -> str:
+        kind = panels.PREPROCESS if text is None else panels.PREPROCESS_USER_FILE
+        return self._ask(lambda i: panels.edit_script_request(i, path, kind, text), commands.expect_string)
+
+    def submit(self, path: str, text: str, *, alias: bool = False, run: bool = True) -> None:
+        kind = panels.SUBMIT_USER_FILE
+        self._ask(lambda i: panels.edit_script_request(i, path, kind, text, alias=alias, run=run), commands.expect_ok)

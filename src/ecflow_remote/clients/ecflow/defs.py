@@ -75,6 +75,8 @@ class Node:
     defs: Defs | None = field(default=None, repr=False)
     state: str = "unknown"
     suspended: bool = False
+    # ecFlow's late flag (a `late` attribute's limit passed, or set by hand): the only flag modelled.
+    late: bool = False
     try_no: int = 0
     rid: str = ""
     # The job password ecFlow generated for this submission: a secret, so never shown.
@@ -346,6 +348,8 @@ def _read_node_state(node: Node, line: str) -> None:
             node.state = value
         elif key == "suspended":
             node.suspended = value == "1"
+        elif key == "flag":
+            node.late = "late" in value.split(",")
         elif key == "try":
             try:
                 node.try_no = int(value)

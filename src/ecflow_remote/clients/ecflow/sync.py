@@ -21,10 +21,9 @@ SERVER_STATES = ("HALTED", "SHUTDOWN", "RUNNING")
 _FIRST = 0x80000000
 
 # Mementos about things this tree does not model, or that change every minute (suite clocks): nothing to report.
-# Flags (message, late, zombie, …) are not modelled either: every user command sets the message flag.
-_QUIET = frozenset(
-    {"SuiteClockMemento", "SuiteCalendarMemento", "SuiteBeginDeltaMemento", "AliasNumberMemento", "FlagMemento"}
-)
+_QUIET = frozenset({"SuiteClockMemento", "SuiteCalendarMemento", "SuiteBeginDeltaMemento", "AliasNumberMemento"})
+# Flags: only `late` (Flag::LATE, bit 7) is modelled; the others (every user command sets `message`) stay quiet.
+_LATE_BIT = 1 << 7
 # Mementos that change attributes this tree keeps only as text: reported, and the node's text re-read.
 _REFETCH = frozenset(
     {
@@ -49,15 +48,18 @@ _OTHER_ATTRIBUTES = frozenset(
 _STRUCTURE = frozenset({"ChildrenMemento", "AliasChildrenMemento", "OrderMemento"})
 
 
-def sync_request(identity: Identity, api: int, state_change_no: int = 0, modify_change_no: int = 0) -> dict[str, Any]:
-    """`CSyncCmd` as python3-ecflow's news_local()/sync_local() send it, with client handle 0 (every suite)."""
+def sync_request(
+    identity: Identity, api: int, state_change_no: int = 0, modify_change_no: int = 0, client_handle: int = 0
+) -> dict[str, Any]:
+    """`CSyncCmd` as python3-ecflow's news_local()/sync_local() send it; client handle 0 is every suite, another
+    one only its registered suites (the suite filter)."""
     return request(
         "CSyncCmd",
         {
             "cereal_class_version": 0,
             "value0": user_base(identity),
             "api_": api,
-            "client_handle_": 0,
+            "client_handle_": client_handle,
             "client_state_change_no_": state_change_no if api != SYNC_FULL else 0,
             "client_modify_change_no_": modify_change_no if api != SYNC_FULL else 0,
         },
@@ -191,7 +193,8 @@ def _apply_server(defs: Defs, mementos: list[tuple[str, dict[str, Any]]]) -> lis
             changes.append(NodeChange("/", "state", old=defs.state, new=new))
             defs.state = new
         elif name == "ServerVariableMemento":
-            defs.server_variables = {v["n_"]: str(v.get("v_", "")) for v in m.get("serverEnv_", [])}
+            # The server's user variables (Defs::set_memento: set_user_variables), not its generated ones.
+            defs.user_variables = {v["n_"]: str(v.get("v_", "")) for v in m.get("serverEnv_", [])}
             changes.append(NodeChange("/", "variable"))
         elif name == "OrderMemento":
             raise NeedsFullSync("the suites were reordered")
@@ -266,6 +269,12 @@ def _apply_node(node: Node, name: str, m: dict[str, Any], refetch: list[str]) ->
             )
         )
         return []
+    if name == "FlagMemento":
+        flag = m.get("flag_", {})
+        bits = flag.get("flag_", 0) if isinstance(flag, dict) else 0
+        late = bool(int(bits) & _LATE_BIT)
+        old_late, node.late = node.late, late
+        return [NodeChange(path, "late", old=old_late, new=late)] if old_late != late else []
     if name == "SubmittableMemento":
         old_try = node.try_no
         node.try_no = int(m.get("tryNo_", 0))
@@ -289,7 +298,7 @@ def replace_attributes(node: Node, fresh: Node) -> None:
     """Copy the attributes and variables of a re-read node onto the node in the tree (children untouched)."""
     node.variables = dict(fresh.variables)
     node.attrs = fresh.attrs
-    node.state, node.suspended = fresh.state, fresh.suspended
+    node.state, node.suspended, node.late = fresh.state, fresh.suspended, fresh.late
 
 
 def diff(old: Defs, new: Defs) -> list[NodeChange]:
@@ -311,6 +320,8 @@ def diff(old: Defs, new: Defs) -> list[NodeChange]:
             changes.append(NodeChange(path, "state", old=was.state, new=node.state))
         if was.suspended != node.suspended:
             changes.append(NodeChange(path, "suspended", old=was.suspended, new=node.suspended))
+        if was.late != node.late:
+            changes.append(NodeChange(path, "late", old=was.late, new=node.late))
         for what, a, b in (
             ("event", was.attrs.events, node.attrs.events),
             ("label", was.attrs.labels, node.attrs.labels),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from ecflow_remote.errors import ServerError, UnknownNode
+from ecflow_remote.errors import EcflowRemoteError, ServerError, UnknownNode
 
-from . import sync
+from . import panels, sync
 from .commands import Identity, Reply
 from .defs import Defs, Node
 from .wire import HEADER_SIZE, encode_frame, encode_json
@@ -34,11 +35,15 @@ class Watch:
     """`async with client.watch(interval) as w:` holds `w.defs` up to date; `async for update in w` yields each
     poll that changed something, `await w.poll()` polls once now."""
 
-    def __init__(self, client: _Client, interval: float = 1.0) -> None:
+    def __init__(self, client: _Client, interval: float = 1.0, suites: Sequence[str] | None = None) -> None:
+        """`suites`: follow only these (a client handle registered for the watch's life, as ecflow_ui's suite
+        filter); None: every suite."""
         if interval <= 0:
             raise ValueError(f"the watch interval must be positive, not {interval}")
         self.client = client
         self.interval = interval
+        self.suites = None if suites is None else list(suites)
+        self.handle = 0
         self._defs: Defs | None = None
         self.full_syncs = 0
 
@@ -50,14 +55,27 @@ class Watch:
         return self._defs
 
     async def __aenter__(self) -> Watch:
-        await self._full_sync()
+        if self.suites is not None:
+            reply, _ = await self._ask(panels.ch_register_request(self.client._identity, self.suites))
+            self.handle = panels.expect_handle(reply, self.client.where)
+        try:
+            await self._full_sync()
+        except BaseException:
+            await self._drop()
+            raise
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
-        # Client handle 0 leaves nothing registered on the server, so there is nothing to drop.
-        return None
+        # Client handle 0 leaves nothing registered on the server; another one is dropped, as ecflow_ui does.
+        await self._drop()
+
+    async def _drop(self) -> None:
+        handle, self.handle = self.handle, 0
+        if handle:
+            with contextlib.suppress(EcflowRemoteError, OSError):  # a server gone forgets its handles anyway
+                await self._ask(panels.ch_drop_request(self.client._identity, handle))
 
     def __aiter__(self) -> AsyncIterator[sync.WatchUpdate]:
         return self._updates()
@@ -76,7 +94,7 @@ class Watch:
     def request(self, api: int) -> dict[str, Any]:
         defs = self._defs
         state_no, modify_no = (defs.state_change_no, defs.modify_change_no) if defs is not None else (0, 0)
-        return sync.sync_request(self.client._identity, api, state_no, modify_no)
+        return sync.sync_request(self.client._identity, api, state_no, modify_no, self.handle)
 
     async def _full_sync(self, spent: int = 0, applied: list[sync.NodeChange] | None = None) -> sync.WatchUpdate:
         # `applied`: changes an unusable reply already made in place, which the diff below can no longer see.

@@ -9,7 +9,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from ecflow_remote.errors import ProtocolError, ReplyTooLarge, size_words
+from ecflow_remote.errors import NoReply, ProtocolError, ProtocolMismatch, ReplyTooLarge, size_words
 
 HEADER_SIZE = 8
 # The header is eight hex digits, so no message can be longer than this.
@@ -91,11 +91,16 @@ def decode_json(body: bytes) -> dict[str, Any]:
 
 def _no_reply(where: str, partial: bytes) -> ProtocolError:
     if not partial:
-        return ProtocolError(
+        return NoReply(
             f"{where} closed the connection without a reply: the server is not running (through a tunnel, a dead "
             "server looks like this), or it rejected the request, or this port is not an ecFlow server"
         )
     return ProtocolError(f"{where} closed the connection inside the reply header: {partial!r}")
+
+
+def speaks(where: str, words: str, protocol: str) -> str:
+    """The one line for a server that speaks another protocol than the one assumed."""
+    return f'{where} speaks {words}: set protocol = "{protocol}" for it in the profile'
 
 
 def _short_body(where: str, got: int, length: int) -> ProtocolError:
@@ -115,6 +120,9 @@ def _too_large(where: str, length: int, limit: int) -> ReplyTooLarge:
 
 def _first_part(first: bytes, where: str) -> tuple[int, bytes | None]:
     """(body length, the whole body if `first` holds it) from the bytes of the first read(s)."""
+    if first.startswith(b"HTTP/"):
+        # An HTTP server (ecflow_server --http) answers our framing with an HTTP error.
+        raise ProtocolMismatch(speaks(where, "HTTP", "http"))
     length = decode_header(first[:HEADER_SIZE])
     if length > MAX_REPLY:
         raise _too_large(where, length, MAX_REPLY)

@@ -1,10 +1,12 @@
 // ecflow-remote web: the page. Everything arrives on one event stream (/api/events); nothing reloads the page.
+import { setupKeys, setupSearch, setupSuiteFilter, tableView } from "./find.js";
+import { Watcher } from "./notify.js";
+import { LOADERS, alter, renderVariables, tabsFor } from "./panels.js";
 import { ServerTree, VirtualList, el, escapeHtml, matcher, visibleRows } from "./tree.js";
+import { $, api, askConfirm, post, toast } from "./ui.js";
 
 const ROW = 22;
 const MAX_OUTPUT = 4 * 1024 * 1024;  // characters of job output kept on the page (the end of it)
-const $ = (id) => document.getElementById(id);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
 const page = {
   hello: null,
@@ -13,6 +15,9 @@ const page = {
   trees: new Map(),
   match: null,
   selected: null,    // {server, path}
+  kind: null,        // the selected node's kind ("server" for a server's own row)
+  tab: "info",       // the details tab shown
+  view: {},          // the panels' own choices (lines of log, sort column…), kept from node to node
   details: null,
   output: null,      // the EventSource of the job output shown
 };
@@ -21,6 +26,7 @@ window.ecfWeb = { painted: {}, events: {}, ready: false };
 
 // --------------------------------------------------------------------------------------------- the tree
 
+const watcher = new Watcher(() => list.draw(), (...a) => navigate(...a));
 const list = new VirtualList($("tree"), $("tree-spacer"), $("tree-rows"), ROW, renderRow);
 
 function colour(node) {
@@ -44,14 +50,16 @@ function renderRow(row, index) {
   const selected = sel && sel.server === tree.name && sel.path === node.path;
   return el("div", {
     className: `node ${node.kind}` + (selected ? " selected" : ""),
-    dataset: { i: index, server: tree.name, path: node.path, state: node.state, suspended: node.susp ? 1 : 0 },
+    dataset: { i: index, server: tree.name, path: node.path, state: node.state, suspended: node.susp ? 1 : 0, late: node.late ? 1 : 0 },
     style: { paddingLeft: `${node.depth * 16}px` },
     title: node.state + (node.susp ? ", suspended" : ""),
   },
   el("span", { className: "tw" }, twisty),
   el("span", { className: "name", style: { background: colour(node) } }, node.name),
   node.kind === "task" ? null : el("span", { className: "kind" }, node.kind),
-  node.susp ? el("span", { className: "susp" }, "suspended") : null);
+  node.susp ? el("span", { className: "susp" }, "suspended") : null,
+  node.late ? el("span", { className: "late", title: "late: a late attribute's limit passed" }, "late") : null,
+  watcher.isWatched(tree.name, node.path) && node.parent < 0 ? el("span", { className: "watched", title: "watched: notifications on" }, "watched") : null);
 }
 
 function orderedTrees() {
@@ -85,7 +93,7 @@ $("tree").addEventListener("click", (event) => {
     refreshRows();
     return;
   }
-  select(entry.tree.name, key);
+  navigate(entry.tree.name, key);
 });
 
 $("tree").addEventListener("dblclick", (event) => {
@@ -96,6 +104,8 @@ $("tree").addEventListener("dblclick", (event) => {
   if (entry.tree.expanded.has(key)) entry.tree.expanded.delete(key); else entry.tree.expanded.add(key);
   refreshRows();
 });
+
+setupKeys($("tree"), list, () => page.selected, () => !!page.match, refreshRows, navigate);
 
 function applyFilter() {
   page.match = matcher($("filter").value, $("state-filter").value);
@@ -110,17 +120,136 @@ $("collapse-all").addEventListener("click", () => {
 
 // ------------------------------------------------------------------------------------------ the details
 
-async function select(server, path) {
+// The view is the address: #/SERVER/PATH/TAB (#/SERVER//TAB for the server itself), so every view has a link and
+// the browser's back button walks the views.
+function routeOf(server, path, tab) {
+  const parts = path === "/" ? [""] : path.split("/").slice(1);
+  return "#/" + [server, ...parts, tab].map(encodeURIComponent).join("/");
+}
+function parseRoute(hash) {
+  const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts.length < 2 || !parts[0]) return null;
+  const tab = parts.length >= 3 ? parts.pop() : "info";
+  const rest = parts.slice(1).filter((p) => p !== "");
+  return { server: parts[0], path: rest.length ? "/" + rest.join("/") : "/", tab: tab || "info" };
+}
+// `replace`: the keyboard's moves through the tree replace the view in the history instead of adding one each.
+export function navigate(server, path, tab, replace = false) {
+  const route = routeOf(server, path, tab || page.tab);
+  if (replace) history.replaceState(null, "", route);
+  if (location.hash !== route) location.hash = route; else applyRoute();
+}
+let pendingRoute = null;
+function applyRoute() {
+  const route = parseRoute(location.hash);
+  if (!route) return;
+  const t = page.trees.get(route.server);
+  if (!t || !t.loaded) { pendingRoute = route; return; }  // opened once the server's tree arrives
+  pendingRoute = null;
+  if (route.path !== "/" && !t.byPath.has(route.path)) {
+    // Perhaps a suite the page has not heard of yet: tried again with the server's next tree.
+    pendingRoute = route;
+    toast(`${route.server}: no node ${route.path} (yet)`, true);
+    return;
+  }
+  revealInTree(t, route.path);
+  const sel = page.selected;
+  if (sel && sel.server === route.server && sel.path === route.path) { showTab(route.tab); return; }
+  select(route.server, route.path, route.tab);
+}
+window.addEventListener("hashchange", applyRoute);
+
+function revealInTree(t, path) {
+  t.expanded.add("/");
+  for (let n = t.byPath.get(path); n && n.parent >= 0;) { n = t.nodes[n.parent]; t.expanded.add(n.path); }
+  refreshRows();
+  const index = list.rows.findIndex((r) => r.tree === t && (r.node ? r.node.path : "/") === path);
+  if (index >= 0) list.scrollTo(index);
+}
+
+function isTask(server, path) {
+  const n = page.trees.get(server)?.byPath.get(path);
+  return !!n && (n.kind === "task" || n.kind === "alias");
+}
+
+function context() {
+  const sel = page.selected;
+  return { server: sel.server, path: sel.path, kind: page.kind, details: page.details, readOnly: page.hello.read_only,
+    navigate, reload: loadDetails, colours: page.colours, isTask: (path) => isTask(sel.server, path), view: page.view };
+}
+
+async function select(server, path, tab) {
   page.selected = { server, path };
+  page.details = null;
   list.draw();
   stopOutput();
   $("output").textContent = "";
   $("output-source").textContent = "";
-  if (path === "/") { showServer(server); return; }
+  for (const holder of document.querySelectorAll(".tab")) delete holder.dataset.loaded;
+  const t = page.trees.get(server);
+  page.kind = path === "/" ? "server" : (t && t.byPath.get(path) ? t.byPath.get(path).kind : "task");
+  showTabs(tab || page.tab || "info");
   await loadDetails();
 }
 
-function showServer(server) {
+function showTabs(wanted) {
+  const tabs = tabsFor(page.kind);
+  for (const b of document.querySelectorAll("#tabs button")) b.hidden = !tabs.includes(b.dataset.tab);
+  showTab(tabs.includes(wanted) ? wanted : "info", false);
+}
+
+// Show a tab; its panel is read from the server each time it is shown (Reload buttons read again).
+function showTab(tab, load = true) {
+  const tabs = tabsFor(page.kind);
+  if (!tabs.includes(tab)) tab = "info";
+  page.tab = tab;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === tab);
+  for (const holder of document.querySelectorAll(".tab")) holder.hidden = holder.id !== `tab-${tab}`;
+  const sel = page.selected;
+  if (sel) history.replaceState(null, "", routeOf(sel.server, sel.path, tab));
+  if (load) loadPanel();
+}
+
+function loadPanel() {
+  if (page.tab === "table" && page.selected) {
+    const t = page.trees.get(page.selected.server);
+    if (t) tableView(context(), $("tab-table"), t, colour);
+    return;
+  }
+  const loader = LOADERS[page.tab];
+  if (!loader || !page.selected || !page.hello) return;
+  if (page.tab === "why" && !page.details) return;  // drawn once the details arrive
+  const holder = $(`tab-${page.tab}`);
+  delete holder.dataset.loaded;  // set again once this read is shown (the tests wait for it)
+  loader(context(), holder);
+}
+
+for (const b of document.querySelectorAll("#tabs button")) {
+  if (!$(`tab-${b.dataset.tab}`)) $("details-body").append(el("div", { id: `tab-${b.dataset.tab}`, className: "tab", hidden: true }));
+  b.addEventListener("click", () => { const s = page.selected; if (s) navigate(s.server, s.path, b.dataset.tab); });
+}
+
+async function loadDetails() {
+  const sel = page.selected;
+  if (!sel) return;
+  let data;
+  try {
+    data = sel.path === "/" ? await api("server", { server: sel.server }) : await api("node", { server: sel.server, path: sel.path });
+  } catch (e) {
+    if (page.selected === sel) {
+      if (sel.path === "/") showServer(sel.server, null); else toast(e.message, true);
+    }
+    return;
+  }
+  if (page.selected !== sel) return;  // another node was chosen meanwhile
+  const first = !page.details;
+  page.details = data;
+  if (sel.path === "/") showServer(sel.server, data); else renderDetails(data);
+  renderVariables(context());
+  if (first || ["why", "triggers"].includes(page.tab)) loadPanel();
+}
+
+function showServer(server, data) {
   const t = page.trees.get(server);
   const s = page.hello.servers.find((x) => x.name === server) || {};
   $("details-empty").hidden = true;
@@ -130,20 +259,15 @@ function showServer(server) {
   $("d-state").style.background = "#fff";
   $("d-server").textContent = `ecFlow server ${s.host}:${s.port}` + (t && t.error ? ` — ${t.error}` : "");
   $("d-actions").innerHTML = "";
-  $("tab-info").innerHTML = "";
-  $("vars").tBodies[0].innerHTML = "";
-}
-
-async function loadDetails() {
-  const sel = page.selected;
-  if (!sel || sel.path === "/") return;
-  const q = new URLSearchParams({ server: sel.server, path: sel.path });
-  const response = await fetch(`/api/node?${q}`);
-  const data = await response.json();
-  if (page.selected !== sel) return;  // another node was chosen meanwhile
-  if (!response.ok) { toast(data.error || response.statusText, true); return; }
-  page.details = data;
-  renderDetails(data);
+  const facts = [["server", `${s.host}:${s.port}`], ["state", t && t.serverState ? t.serverState : "not connected"]];
+  if (t && t.loaded) {
+    const tasks = t.nodes.filter((n) => n.kind === "task" || n.kind === "alias");
+    facts.push(["suites", t.roots().map((r) => r.name).join(", ") || "none"], ["nodes", `${t.nodes.length} (${tasks.length} tasks)`]);
+    for (const state of ["aborted", "active", "submitted"]) facts.push([state, String(tasks.filter((n) => n.state === state).length)]);
+  }
+  if (t && t.error) facts.push(["error", t.error]);
+  $("tab-info").innerHTML = table(facts);
+  if (!data) $("vars").tBodies[0].innerHTML = "";
 }
 
 function renderDetails(d) {
@@ -156,13 +280,14 @@ function renderDetails(d) {
   $("d-server").textContent = `${d.kind} on ${d.server}` + (d.try_no ? ` · try ${d.try_no}` : "");
   renderActions(d);
   renderInfo(d);
-  renderVariables(d);
   $("output-open").disabled = !(d.kind === "task" || d.kind === "alias");
 }
 
 function renderActions(d) {
   const holder = $("d-actions");
   holder.innerHTML = "";
+  if (d.kind === "suite") holder.append(watcher.button(d.server, d.path));
+  if (page.hello.read_only) return;
   const destructive = new Set(page.hello.destructive);
   for (const action of page.hello.actions) {
     const b = document.createElement("button");
@@ -182,14 +307,6 @@ function table(rows) {
 function renderInfo(d) {
   const a = d.attributes;
   const parts = [];
-  parts.push('<div class="section-title">Why is it not running?</div>');
-  if (d.why === null || d.why === undefined) {
-    parts.push(`<p class="muted">${escapeHtml(d.why_error || "not available in this version of ecflow-remote yet")}</p>`);
-  } else if (!d.why.length) {
-    parts.push('<p class="muted">Nothing holds it.</p>');
-  } else {
-    parts.push(`<ul class="why">${d.why.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul>`);
-  }
   const facts = [["path", d.path], ["state", d.state + (d.suspended ? ", suspended" : "")]];
   if (d.abort_reason) facts.push(["abort reason", d.abort_reason]);
   if (d.jobout) facts.push(["job output", d.jobout]);
@@ -199,6 +316,7 @@ function renderInfo(d) {
   if (a.repeat) facts.push(["repeat", a.repeat]);
   if (a.late) facts.push(["late", a.late]);
   parts.push(table(facts));
+  if (d.why && d.why.length) parts.push(`<div class="section-title">Why is it not running?</div><ul class="why">${d.why.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul>`);
   if (a.trigger) parts.push('<div class="section-title">Trigger</div>' + table([["trigger", a.trigger]]));
   if (a.complete) parts.push('<div class="section-title">Complete</div>' + table([["complete", a.complete]]));
   const labels = Object.entries(a.labels || {});
@@ -213,59 +331,28 @@ function renderInfo(d) {
   $("tab-info").innerHTML = parts.join("");
 }
 
-function renderVariables(d) {
-  const text = $("var-filter").value.trim().toLowerCase();
-  const inherited = $("var-inherited").checked;
-  const rows = [];
-  for (const v of d.variables) {
-    if (!inherited && !v.own) continue;
-    if (text && !v.name.toLowerCase().includes(text) && !v.value.toLowerCase().includes(text)) continue;
-    const from = v.own ? (v.kind === "generated" ? "generated" : "this node") : `${v.origin}${v.kind === "generated" ? " (generated)" : ""}`;
-    const value = v.hidden ? "(hidden)" : v.value;
-    rows.push(`<tr class="${v.own ? "own" : "inherited"}"><td>${escapeHtml(v.name)}</td><td class="value">${escapeHtml(value)}</td><td>${escapeHtml(from)}</td></tr>`);
-    for (const o of v.overrides) {
-      rows.push(`<tr class="overridden"><td></td><td class="value">${escapeHtml(o.value)}</td><td>${escapeHtml(o.origin)} (overridden)</td></tr>`);
-    }
-  }
-  $("vars").tBodies[0].innerHTML = rows.join("");
-}
-$("var-filter").addEventListener("input", () => page.details && renderVariables(page.details));
-$("var-inherited").addEventListener("change", () => page.details && renderVariables(page.details));
-
-for (const b of document.querySelectorAll("#tabs button")) {
-  b.addEventListener("click", () => {
-    for (const other of document.querySelectorAll("#tabs button")) other.classList.toggle("active", other === b);
-    for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== `tab-${b.dataset.tab}`;
-  });
-}
+$("var-filter").addEventListener("input", () => page.details && renderVariables(context()));
+$("var-inherited").addEventListener("change", () => page.details && renderVariables(context()));
+$("var-add").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("var-add-name").value.trim();
+  if (!name || !page.selected) return;
+  alter(context(), "add", name, $("var-add-value").value).then(() => { $("var-add-name").value = ""; $("var-add-value").value = ""; });
+});
 
 // --------------------------------------------------------------------------------------------- actions
 
-let pending = null;
-function confirmAction(server, action, paths) {
-  pending = { server, action, paths };
+async function confirmAction(server, action, paths) {
   const destructive = page.hello.destructive.includes(action);
-  $("confirm-text").textContent = `${action[0].toUpperCase() + action.slice(1)} on ${server}?`;
-  $("confirm-paths").innerHTML = paths.map((p) => `<li>${escapeHtml(p)}</li>`).join("");
-  $("confirm-ok").textContent = action;
-  $("confirm-ok").classList.toggle("destructive", destructive);
-  $("confirm").showModal();
+  const title = `${action[0].toUpperCase() + action.slice(1)} on ${server}?`;
+  if (!await askConfirm(title, paths, action, destructive)) return;
+  try {
+    await post("action", { server, action, paths });
+    toast(`${action}: done on ${server}`);
+  } catch (e) {
+    toast(e.message, true);
+  }
 }
-$("confirm-cancel").addEventListener("click", () => { pending = null; $("confirm").close(); });
-$("confirm-ok").addEventListener("click", async () => {
-  const todo = pending;
-  pending = null;
-  $("confirm").close();
-  if (!todo) return;
-  const response = await fetch("/api/action", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-    body: JSON.stringify(todo),
-  });
-  const data = await response.json().catch(() => ({ error: response.statusText }));
-  if (response.ok) toast(`${todo.action}: done on ${todo.server}`);
-  else toast(data.error || response.statusText, true);
-});
 
 // ------------------------------------------------------------------------------------------- job output
 
@@ -338,16 +425,6 @@ function showStatus(s) {
   }
 }
 
-let toastTimer = 0;
-function toast(text, error = false) {
-  const el = $("toast");
-  el.textContent = text;
-  el.className = error ? "error" : "";
-  el.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; }, error ? 10000 : 4000);
-}
-
 // ------------------------------------------------------------------------------------------- live events
 
 let detailsTimer = 0;
@@ -372,6 +449,9 @@ function connect() {
     for (const s of h.servers) tree(s.name);
     refreshRows();
     window.ecfWeb.ready = true;
+    document.body.classList.toggle("read-only", !!h.read_only);
+    $("read-only").hidden = !h.read_only;
+    applyRoute();  // a deep link: opened once its server's tree is here
   });
   on("status", showStatus);
   on("tree", (data) => {
@@ -379,14 +459,16 @@ function connect() {
     t.load(data);
     refreshRows();
     if (!(data.server in window.ecfWeb.painted)) window.ecfWeb.painted[data.server] = performance.now();
-    if (page.selected && page.selected.server === data.server) refreshDetailsSoon();
+    if (pendingRoute && pendingRoute.server === data.server) applyRoute();
+    else if (page.selected && page.selected.server === data.server) refreshDetailsSoon();
   });
   on("states", (data) => {
     const t = tree(data.server);
     t.serverState = data.server_state;
-    for (const [path, state, susp] of data.nodes) {
+    watcher.states(t, data.nodes);  // before the tree takes them: it compares with what was
+    for (const [path, state, susp, late] of data.nodes) {
       const node = t.byPath.get(path);
-      if (node) { node.state = state; node.susp = !!susp; }
+      if (node) { node.state = state; node.susp = !!susp; node.late = !!late; }
     }
     if (page.match) refreshRows(); else list.draw();
     const sel = page.selected;
@@ -405,4 +487,6 @@ function connect() {
   });
 }
 
+setupSearch(orderedTrees, (server, path) => navigate(server, path), colour);
+setupSuiteFilter(() => page.hello ? page.hello.servers.map((s) => s.name) : []);
 connect();

@@ -14,15 +14,15 @@ export class ServerTree {
     this.loaded = false;
   }
 
-  // From the server's compact form: [parent index, name, kind code, state, suspended], depth first.
+  // From the server's compact form: [parent index, name, kind code, state, suspended, late], depth first.
   load(data) {
     const nodes = new Array(data.nodes.length);
     const byPath = new Map();
     for (let i = 0; i < data.nodes.length; i++) {
-      const [parent, name, kind, state, susp] = data.nodes[i];
+      const [parent, name, kind, state, susp, late] = data.nodes[i];
       const up = parent >= 0 ? nodes[parent] : null;
       const path = (up ? up.path : "") + "/" + name;
-      const node = { parent, name, kind: KINDS[kind] || "task", state, susp: !!susp, depth: up ? up.depth + 1 : 1,
+      const node = { parent, name, kind: KINDS[kind] || "task", state, susp: !!susp, late: !!late, depth: up ? up.depth + 1 : 1,
         path, children: [] };
       nodes[i] = node;
       byPath.set(path, node);

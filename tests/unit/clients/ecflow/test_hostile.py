@@ -15,7 +15,14 @@ from tests.unit.samples import Serve
 
 from ecflow_remote.clients.ecflow import wire
 from ecflow_remote.clients.ecflow.client import AsyncEcflowClient, EcflowClient
-from ecflow_remote.errors import DefsParseError, EcflowRemoteError, ProtocolError, ReplyTooLarge, StreamTimeout
+from ecflow_remote.errors import (
+    DefsParseError,
+    EcflowRemoteError,
+    ProtocolError,
+    ProtocolMismatch,
+    ReplyTooLarge,
+    StreamTimeout,
+)
 
 READ_TIMEOUT = 1.0
 
@@ -65,7 +72,8 @@ HOSTILE = [
     pytest.param(_sends(b"ffffffff"), ReplyTooLarge, "announced a reply of 4294967295 bytes", id="huge-length"),
     pytest.param(_sends(b"12c00000" + b"{}"), ReplyTooLarge, "more than the 256 MiB", id="over-the-cap"),
     pytest.param(_endless(b"  100000"), ProtocolError, "not JSON", id="endless-after-a-header"),
-    pytest.param(_endless(b"HTTP/1.1 200 OK\r\n"), ProtocolError, "hex length header", id="endless-garbage"),
+    pytest.param(_endless(b"SSH-2.0-OpenSSH_9.2\r\n"), ProtocolError, "hex length header", id="endless-garbage"),
+    pytest.param(_endless(b"HTTP/1.1 400 Bad\r\n"), ProtocolMismatch, 'set protocol = "http"', id="http-server"),
     pytest.param(_sends(wire.encode_frame(b'{"22ServerToClientResponse": ')), ProtocolError, "not JSON", id="cut-json"),
     pytest.param(_sends(wire.encode_frame(b"[" * 100_000)), ProtocolError, "nests JSON too deeply", id="deep-json"),
     pytest.param(_sends(wire.encode_frame(b'"just a string"')), ProtocolError, "not an object", id="json-not-object"),

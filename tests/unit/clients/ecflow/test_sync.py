@@ -8,7 +8,7 @@ import pytest
 
 from ecflow_remote.clients.ecflow import commands, sync, wire
 from ecflow_remote.clients.ecflow.commands import Identity
-from ecflow_remote.clients.ecflow.defs import Defs
+from ecflow_remote.clients.ecflow.defs import Defs, parse_defs
 
 DATA = Path(__file__).parents[2] / "data"
 ROOT = Identity("vm", "root")
@@ -115,3 +115,30 @@ def test_a_reply_found_unusable_midway_reports_what_it_already_changed() -> None
     with pytest.raises(sync.NeedsFullSync, match="/lab/f2/later") as caught:
         sync.apply_sync(defs, reply("reply_sync_suspended_two"))
     assert [(c.path, c.what, c.new) for c in caught.value.applied] == [("/lab/f1/hello", "suspended", True)]
+
+
+def test_the_late_flag_set_and_cleared() -> None:
+    # Captured from 5.9.2 around `--alter set_flag late /s/f/t` and `--alter clear_flag late /s/f/t`: the other
+    # flags in the same FlagMemento (message, task_aborted, zombie) are not changes of the tree.
+    defs = sync.apply_sync(None, reply("reply_sync_full_flags")).defs
+    assert defs.find("/s/f/t").late is False
+    result = sync.apply_sync(defs, reply("reply_sync_late_set"))
+    assert [(c.path, c.what, c.old, c.new) for c in result.changes] == [("/s/f/t", "late", False, True)]
+    assert defs.find("/s/f/t").late
+    result = sync.apply_sync(defs, reply("reply_sync_late_clear"))
+    assert [(c.path, c.what, c.old, c.new) for c in result.changes] == [("/s/f/t", "late", True, False)]
+    # The definition's text says it too (`flag:…,late,…` in the state comment).
+    text = "#5.9.2\nsuite s\n task t # state:aborted flag:task_aborted,late,message\nendsuite\n# enddef\n"
+    assert parse_defs(text).find("/s/t").late and not parse_defs(text.replace(",late", "")).find("/s/t").late
+
+
+def test_a_server_variable_added_lands_in_the_user_variables() -> None:
+    # Captured from 5.9.2 around `--alter add variable PAGE_SV "from the page" /`: ServerVariableMemento carries the
+    # server's user variables (Defs::set_memento → set_user_variables); the generated ones (ECF_HOME…) stay.
+    defs = sync.apply_sync(None, reply("reply_sync_full_servervars")).defs
+    generated = dict(defs.server_variables)
+    assert defs.user_variables == {"SV": "2"} and "ECF_HOME" in generated
+    result = sync.apply_sync(defs, reply("reply_sync_server_variable"))
+    assert [(c.path, c.what) for c in result.changes] == [("/", "variable")]
+    assert defs.user_variables == {"SV": "2", "PAGE_SV": "from the page"}
+    assert defs.server_variables == generated
