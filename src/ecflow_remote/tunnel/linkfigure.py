@@ -38,11 +38,13 @@ def compress_main(
     return decisions.compress_plain(agent_usable, slow, hint)
 
 
-def changes(upstreams: Upstreams, carrier: str | None, link_rtt: float | None) -> dict[str, object]:
+def changes(
+    upstreams: Upstreams, carrier: str | None, link_rtt: float | None
+) -> tuple[str | None, float | None] | None:
     """What the state should change to show the link now (the carrier of new connections, the figure in ms):
-    nothing unless the carrier changed or the figure moved by a quarter (or half a millisecond)."""
+    None unless the carrier changed or the figure moved by a quarter (or half a millisecond)."""
     figure = upstreams.gauge.figure()
     rtt = round(figure * 1000, 1) if figure is not None else link_rtt
     now = upstreams.carrier()
     moved = rtt is not None and (link_rtt is None or abs(rtt - link_rtt) > max(0.5, 0.25 * link_rtt))
-    return {"carrier": now, "link_rtt": rtt} if now != carrier or moved else {}
+    return (now, rtt) if now != carrier or moved else None

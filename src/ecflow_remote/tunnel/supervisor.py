@@ -87,7 +87,7 @@ class Supervisor:
         )  # a new home address or route: probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
-    def _set(self, phase: Phase | None = None, routine: bool = False, **changes: object) -> None:
+    def _set(self, phase: Phase | None = None, *, routine: bool = False, **changes: object) -> None:
         if phase is not None and phase != self.state.state:
             self.state.state = phase
             self.state.since = time.time()
@@ -420,7 +420,7 @@ class Supervisor:
             self.sessions_proven |= {leg.name for leg in unproven if time.monotonic() - leg.started > SESSION_PROOF}
             self._answer_requests()
             if link := linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt):
-                self._set(None, **link)  # (the gauge wakes this loop when its judgement changes)
+                self._set(carrier=link[0], link_rtt=link[1])  # (the gauge wakes this loop when it changes)
             wanted = self.finder.answer()
             if wanted is not None:
                 self.state.found_rounds += 1
