@@ -1,5 +1,7 @@
 """`make bench`, home-link table: the how-to's command (with and without -C) and ecflow-remote over an emulated
-home link (the Centre's home-link knob), both link profiles in one run, configurations interleaved."""
+home link (the Centre's home-link knob), for each first-hop kind (direct, a ProxyCommand relaying ssh over the link
+as `tsh proxy ssh` does, a local TCP relay in front of the jump host) and both link profiles in one run,
+configurations interleaved."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ PROFILES = [  # (round trip s, down Mbit/s, up Mbit/s): the issue's two home lin
     (0.040, 50.0, 10.0),
 ]
 BIG_SUITE_TASKS = 10_000
+HOPS = {  # the Centre's first-hop kinds (centre/firsthop.py), as the tables name them
+    "direct": "direct",
+    "proxycommand": "a ProxyCommand relaying ssh (as `tsh proxy ssh`)",
+    "relay": "a local TCP relay",
+}
 
 
 class Gateway(Protocol):
@@ -160,7 +167,8 @@ def pings_while_streaming(col: Column, ping: tuple[str, int], target: Target, pa
     return out
 
 
-def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int) -> None:
+def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int, only: set[str] | None = None) -> None:
+    """One round of every measure (or of those in `only`) through one gateway, started and stopped for it."""
     spec = centre.servers[0]
     lg = next(lg for lg in centre.logservers if lg.host == spec.logserver)
     t0 = time.perf_counter()
@@ -170,12 +178,17 @@ def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int) -> N
         ping = col.gw.ecflow(spec.host, spec.port)
         target = col.gw.logserver(lg.host, lg.port)
         small = centre.jobout(spec)
-        col.add("ping", timed(ecflow_client(*ping).ping, n))
-        col.add("small", timed(lambda: target.request(f"get {small}"), n))
-        col.add("defs", timed(lambda: sync_local(*ping), max(2, n // 4)))
-        col.add("text", [get_all(target, files["compressible"])])
-        col.add("random", [get_all(target, files["random"])])
-        col.add("loaded", pings_while_streaming(col, ping, target, files["random"]))
+        measures: dict[str, Callable[[], list[float]]] = {
+            "ping": lambda: timed(ecflow_client(*ping).ping, n),
+            "small": lambda: timed(lambda: target.request(f"get {small}"), n),
+            "defs": lambda: timed(lambda: sync_local(*ping), max(2, n // 4)),
+            "text": lambda: [get_all(target, files["compressible"])],
+            "random": lambda: [get_all(target, files["random"])],
+            "loaded": lambda: pings_while_streaming(col, ping, target, files["random"]),
+        }
+        for name, measure in measures.items():
+            if only is None or name in only:
+                col.add(name, measure())
     finally:
         col.gw.stop()
 
@@ -210,7 +223,7 @@ def target_for(name: str, rtt: float, med: dict[str, dict[str, float]]) -> tuple
     return "≤ the how-to + 1 RTT + 0.2 s", howto[name] + rtt + 0.2
 
 
-def table(link: tuple[float, float, float], cols: list[Column]) -> tuple[str, dict[str, Any]]:
+def table(link: tuple[float, float, float], cols: list[Column], kind: str) -> tuple[str, dict[str, Any]]:
     rtt, down, up = link
     med = {c.key: {k: statistics.median(v) for k, v in c.samples.items() if v} for c in cols}
     p99 = {c.key: {k: pct(v, 0.99) for k, v in c.samples.items() if v} for c in cols}
@@ -221,6 +234,8 @@ def table(link: tuple[float, float, float], cols: list[Column]) -> tuple[str, di
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     verdicts: dict[str, dict[str, bool]] = {c.key: {} for c in others}
     for name, label, scale, digits, tail in ROWS:
+        if name not in med["howto"]:
+            continue  # not measured in this run (--measures)
 
         def cell(key: str, name: str = name, scale: int = scale, digits: int = digits, tail: bool = tail) -> str:
             if name not in med[key]:
@@ -235,8 +250,14 @@ def table(link: tuple[float, float, float], cols: list[Column]) -> tuple[str, di
             row += [f"{med['howto'][name] / v:.2f}× / {med['raw'][name] / v:.2f}×", wording, "✓" if v <= limit else "✗"]
             verdicts[c.key][name] = v <= limit
         lines.append("| " + " | ".join(row) + " |")
-    title = f"### Home link {rtt * 1000:g} ms round trip, {down:g}/{up:g} Mbit/s down/up"
-    data = {"link": {"rtt": rtt, "down_mbit": down, "up_mbit": up}, "median_s": med, "p99_s": p99, "met": verdicts}
+    title = f"### Home link {rtt * 1000:g} ms round trip, {down:g}/{up:g} Mbit/s down/up, first hop: {HOPS[kind]}"
+    data = {
+        "link": {"rtt": rtt, "down_mbit": down, "up_mbit": up},
+        "first_hop": kind,
+        "median_s": med,
+        "p99_s": p99,
+        "met": verdicts,
+    }
     return "\n".join([title, "", *lines]), data
 
 
@@ -246,6 +267,9 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=10, help="requests per measure and round")
     ap.add_argument("--quick", action="store_true", help="one round of few requests (a smoke run)")
     ap.add_argument("--only", help="comma-separated column keys besides the baselines (e.g. local)")
+    ap.add_argument("--hops", default=",".join(HOPS), help=f"comma-separated first-hop kinds ({', '.join(HOPS)})")
+    ap.add_argument("--measures", help="comma-separated rows to measure besides start → ready (e.g. ping)")
+    ap.add_argument("--links", help="comma-separated round trips in ms of the link profiles to run (e.g. 30)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.n = 1, 4
@@ -265,23 +289,30 @@ def main() -> int:
         print(f"homelink bench: Centre {centre.run_id} up; 20 MB outputs, a {BIG_SUITE_TASKS}-task suite", flush=True)
         files = payloads(centre, MB20)
         load_big_suite(centre, centre.servers[0].host, "big", BIG_SUITE_TASKS)
-        for link in PROFILES:
-            rtt, down, up = link
-            centre.set_home_link(HomeLink(rtt, down, up))
-            print(f"homelink bench: {centre.home_link.describe()}, {args.rounds} rounds", flush=True)  # type: ignore[union-attr]
-            wanted = set(args.only.split(",")) if args.only else None
-            cols = [
-                Column(key, title, make(centre, work))
-                for key, title, make in CONFIGS
-                if wanted is None or key in ("howto", "raw") or key in wanted
-            ]
-            for _ in range(args.rounds):
-                for col in cols:
-                    measure_round(centre, col, files, args.n)
-            text, data = table(link, cols)
-            tables.append(text)
-            results.append(data)
+        only = set(args.measures.split(",")) if args.measures else None
+        links = [p for p in PROFILES if not args.links or f"{p[0] * 1000:g}" in args.links.split(",")]
+        for kind in args.hops.split(","):
+            centre.set_first_hop(kind)
+            for link in links:
+                rtt, down, up = link
+                centre.set_home_link(HomeLink(rtt, down, up))
+                where = f"{centre.home_link.describe()}, first hop {kind}"  # type: ignore[union-attr]
+                print(f"homelink bench: {where}, {args.rounds} rounds", flush=True)
+                wanted = set(args.only.split(",")) if args.only else None
+                cols = [
+                    Column(key, title, make(centre, work))
+                    for key, title, make in CONFIGS
+                    if wanted is None or key in ("howto", "raw") or key in wanted
+                ]
+                for _ in range(args.rounds):
+                    for col in cols:
+                        measure_round(centre, col, files, args.n, only)
+                text, data = table(link, cols, kind)
+                print(text, flush=True)
+                tables.append(text)
+                results.append(data)
         centre.set_home_link(None)
+        centre.set_first_hop("direct")
     text = "\n\n".join(
         [
             "## Over a home link (the Centre's emulated home↔jump link)",

@@ -57,9 +57,13 @@ def main() -> int:
             print(f"bench: Centre {centre.run_id}; the tunnels up; settling {SETTLE:.0f} s", flush=True)
             time.sleep(SETTLE)
             first = {name: costs.sample(pids) for name, pids in roots.items()}
+            # The supervisor's threads apart: its loop thread also wakes at each of the system's network changes
+            # (the network watch), which a machine running other network namespaces has many of.
+            t0, first_threads = time.monotonic(), costs.threads(state.supervisor_pid)
             print(f"bench: sampling {args.seconds:.0f} s of idling", flush=True)
             time.sleep(args.seconds)
             last = {name: costs.sample(pids) for name, pids in roots.items()}
+            last_threads, sampled = costs.threads(state.supervisor_pid), time.monotonic() - t0
             names = {pid: costs.name(pid) for s in last.values() for pid in s.pids}
         finally:
             tunnel.down()
@@ -78,6 +82,14 @@ def main() -> int:
         for name in roots:
             for pid, cost in costs.each_between(first[name], last[name]).items():
                 print(f"  {pid:>7} {cost.cpu_per_minute:7.3f} s/min {cost.wakeups_per_second:6.1f}/s  {names[pid]}")
+        print()
+        for tid, (cpu, switches) in last_threads.items():
+            was_cpu, was_switches = first_threads.get(tid, (None, 0))
+            if cpu is None or was_cpu is None:
+                continue
+            per_minute, rate = (cpu - was_cpu) / sampled * 60, (switches - was_switches) / sampled
+            main = "main thread" if tid == state.supervisor_pid else "thread"
+            print(f"  supervisor {main} {tid}: {per_minute:.3f} s/min {rate:.1f}/s")
     return 0
 
 

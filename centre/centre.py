@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centre import chroots, homelink, network, pki, services
+from centre import chroots, firsthop, homelink, network, pki, services
 from centre.homelink import HomeLink
 from centre.network import Host, Topology
 
@@ -85,6 +85,7 @@ class Centre:
     jump_sessions: bool = True  # False: the jump host refuses sessions (forwarding only), as a Teleport proxy
     detached: bool = False  # True: outlives this process (the `python -m centre up` case)
     home_link: HomeLink | None = None  # round trip and rates between home and jump; None: a LAN
+    first_hop: str = "direct"  # how ssh reaches the jump host: direct | proxycommand | relay (firsthop.py)
     # Hosts for web services only (centre/jupyter.py starts them), by short name, with their other names (a full
     # name in the Centre's domain, or one that looks like an outside name) in the Centre's hosts files.
     web_hosts: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class Centre:
     topology: Topology | None = field(init=False, default=None)
     _procs: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
     _loaded: set[str] = field(init=False, default_factory=set)
+    _relay_port: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.base = Path(f"/tmp/ecfr-{self.run_id}")
@@ -265,15 +267,15 @@ class Centre:
         self.issue_certificate(self.certificate_validity)
         host_ca_pub = Path(f"{host_ca}.pub").read_text().strip()
         (self.home_dir / "known_hosts").write_text(f"@cert-authority * {host_ca_pub}\n")
-        self.ssh_config.write_text(self._ssh_config_text())
+        self.set_first_hop(self.first_hop)
 
     def _ssh_config_text(self) -> str:
         assert self.topology is not None
+        relay = self._procs.get("firsthop")
+        jump = firsthop.ssh_block(self.first_hop, self.topology.jump_home_address, self._relay_port if relay else None)
         return f"""\
 # The laptop's view of the simulated Centre {self.run_id}: use with ssh -F; never the user's ~/.ssh.
-Host jump
-    HostName {self.topology.jump_home_address}
-Host *
+{jump}Host *
     User {CENTRE_USER}
     IdentityFile {self.user_key}
     CertificateFile {self.certificate}
@@ -393,6 +395,18 @@ Host *
 
     def restore_link(self) -> None:
         network.set_link(self.host("jump").netns, "home0", up=True)
+
+    def set_first_hop(self, kind: str) -> None:
+        """Reach the jump host directly, through a ProxyCommand or through a local TCP relay (firsthop.py): the
+        ssh config is rewritten, so every ssh started from now on goes that way."""
+        assert self.topology is not None, "Centre is not up"
+        firsthop.ssh_block(kind, "", None)  # ValueError for an unknown kind, before anything changes
+        services.stop(self._procs.pop("firsthop", None))
+        if kind == "relay":
+            proc, self._relay_port = firsthop.start_relay(self.topology.jump_home_address, self.base / "firsthop.log")
+            self._procs["firsthop"] = proc
+        self.first_hop = kind
+        self.ssh_config.write_text(self._ssh_config_text())
 
     def move_home(self, keep_old: bool = False, gap: float = 0.0) -> str:
         """A new home address, the route to the jump host from it, the old one gone (network.move_home)."""

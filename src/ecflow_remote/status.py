@@ -49,6 +49,8 @@ def _info(state: TunnelState | None, method: str, profile: str) -> dict[str, Any
         "transport": state.transport if state else None,
         "transport_note": state.transport_note if state else None,
         "transport_text": state.transport_text if state else None,
+        "carrier": state.carrier if state else None,  # what carries new connections now: agent | ssh
+        "link_rtt_ms": state.link_rtt if state else None,  # the round trip measured through ssh (ms)
         "found_note": state.found_note if state else None,
         "profile": profile,
         "certificate": None,

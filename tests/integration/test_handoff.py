@@ -70,11 +70,11 @@ def _up(tunnel_up: Callable[..., Tunnel], **gateway: Any) -> tuple[Tunnel, int, 
     return tunnel, state.supervisor_pid, ssh.main_socket(tunnel.rundir.path)
 
 
-@pytest.mark.parametrize(("transport", "runs"), [("auto", "plain"), ("agent", "agent")])
+@pytest.mark.parametrize(("transport", "runs"), [("auto", "agent"), ("agent", "agent")])
 def test_lan_ecflow_clients_are_handed_to_ssh(
     centre: Any, tunnel_up: Callable[..., Tunnel], transport: str, runs: str
 ) -> None:
-    # On a LAN `auto` runs no agent; asked for, it runs, and ssh's own channels still carry ecFlow (fast route).
+    # The agent runs (it stands by for a link that turns slow), and on a LAN ssh's own channels carry ecFlow.
     tunnel, supervisor, main_sock = _up(tunnel_up, transport=transport)
     assert tunnel.state().transport == runs  # type: ignore[union-attr]
     address = tunnel.endpoint("machine1")

@@ -13,6 +13,7 @@ from tests.integration.centres import assert_ping_reaches, settled
 from tests.integration.procs import cmdline, ssh_pids
 
 from ecflow_remote.tunnel.handle import Tunnel
+from ecflow_remote.tunnel.rundir import wait_for
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
 
@@ -31,7 +32,7 @@ def test_no_python_on_the_far_side_falls_back_to_plain_forwards_and_says_why(
 ) -> None:
     from centre.homelink import HomeLink
 
-    # Over a home link, where `auto` wants the agent (on this LAN it would not even try).
+    # Over a home link, where ssh's channels would carry nothing once the agent runs.
     centre.set_home_link(HomeLink(rtt=0.010, down_mbit=100, up_mbit=100))
     try:
         _falls_back_and_says_why(centre, tunnel_up(method, agent_python="/nonexistent/python3"))
@@ -66,18 +67,19 @@ def test_agent_only_refuses_to_fall_back(profile_for: Callable[..., Path]) -> No
         tunnel.down()
 
 
-def test_on_a_fast_link_auto_runs_no_agent_and_says_why(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
-    """This Centre's LAN answers in well under SLOW_LINK_RTT: ssh's own channels are as quick, the agent would
-    only cost. (Over a home link `auto` runs it: test_homelink.)"""
+def test_on_a_fast_link_auto_takes_ssh_channels_and_says_why(centre: Any, tunnel_up: Callable[..., Tunnel]) -> None:
+    """This Centre's LAN answers in well under link.SLOW through ssh: ssh's own channels are as quick, so they carry
+    new connections; the agent stands by for a link that turns slow (test_linkchoice)."""
     from ecflow_remote.clients.ecflow import EcflowClient
 
     tunnel = tunnel_up("hosts")
     state = settled(tunnel)
-    assert state is not None and state.transport == "plain"
-    assert state.transport_note and "fast link" in state.transport_note and "ms round trip" in state.transport_note
+    assert state is not None and state.transport == "agent"
+    assert wait_for(lambda: (s := tunnel.state()) is not None and s.carrier == "ssh", 10), tunnel.state()
     report = _status(tunnel.profile.path)["tunnel"]
-    assert report["transport"] == "plain" and "fast link" in report["transport_note"]
-    assert not any(_agent_session(p) for p in ssh_pids(tunnel.rundir.path))
+    assert (
+        report["transport_text"].startswith("ssh's own channels (a fast link: ") and " ms" in report["transport_text"]
+    )
     host, port = tunnel.endpoint("machine1")
     assert_ping_reaches(centre, centre.server("machine1"), EcflowClient(host, port, user="fast"))
 
@@ -86,7 +88,8 @@ def test_the_agent_when_asked_for_and_status_says_so(centre: Any, tunnel_up: Cal
     tunnel = tunnel_up("hosts", transport="agent")
     settled(tunnel)
     report = _status(tunnel.profile.path)["tunnel"]
-    assert report["transport"] == "agent" and report["transport_text"] == "far-side agent"
+    # It runs; on this LAN new connections still take ssh's own channels (transport/link.py).
+    assert report["transport"] == "agent" and "the far-side agent stands by" in report["transport_text"]
     assert "python" in (report["transport_note"] or "")
     agents = [p for p in ssh_pids(tunnel.rundir.path) if _agent_session(p)]
     assert len(agents) == 1 and [a for a in cmdline(agents[0]) if a][-1].startswith("sh -c ")

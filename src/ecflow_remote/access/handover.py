@@ -109,16 +109,24 @@ class HandoverForwards(pipe.Forwards):
         control, target = self.upstreams.control, route.target
         if control is None or not isinstance(target, tuple) or not isinstance(self.upstreams.route(target), Path):
             return False
+        asked = self.loop.time()
         handoff = Handoff(
-            self.loop, control, conn.fileno(), target, lambda opened: self._handed(conn, route, opened), self._ended
+            self.loop,
+            control,
+            conn.fileno(),
+            target,
+            lambda opened: self._handed(conn, route, opened, asked),
+            self._ended,
         )
         if not handoff.start():
             return False
         self.handoffs.add(handoff)
         return True
 
-    def _handed(self, conn: socket.socket, route: pipe.Route, opened: bool) -> None:
+    def _handed(self, conn: socket.socket, route: pipe.Route, opened: bool, asked: float) -> None:
         if opened:
+            # The master confirms once the far side has opened the channel: one round trip through ssh, for free.
+            self.upstreams.gauge.add(self.loop.time() - asked)
             # Our own copy only: close() does not shut the connection down, ssh's copies keep it.
             self.handed_off += 1
             conn.close()

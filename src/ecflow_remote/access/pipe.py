@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar, cast
 
 from ecflow_remote.access import peers
+from ecflow_remote.transport import link
 from ecflow_remote.transport.agent.bridge import ChannelTransport
 from ecflow_remote.transport.agent.frames import MuxError
 from ecflow_remote.transport.agent.session import AgentSession
@@ -50,6 +51,9 @@ class Upstreams:
     sockets: dict[tuple[str, int], Path] = field(default_factory=dict)  # plain: Centre host:port -> ssh's -L socket
     socks: Path | None = None  # plain: ssh's -D socket
     control: Path | None = None  # the ControlMaster's socket (handover.py hands ecFlow clients to it)
+    # The round trip through the ssh connection (agent pings, ssh's channel confirmations): kept across
+    # reconnects, as the link outlives ssh; routes every new connection (transport/link.py).
+    gauge: link.Gauge = field(default_factory=link.Gauge)
 
     def clear(self) -> None:
         """Nothing carries connections (ssh stopped): new clients are told so at once, not sent into a dead ssh."""
@@ -60,19 +64,22 @@ class Upstreams:
         return agent if agent is not None and not agent.closed else None
 
     def route(self, target: tuple[str, int]) -> AgentSession | Path | None:
-        """What carries a new connection to `target`: the agent on a slow link (one round trip per request,
-        compression, pacing), ssh's own channel where one is forwarded and the link is fast (on a LAN the agent's
-        extra hop costs more than the round trip it saves); None: nothing now (reconnecting)."""
+        """What carries a new connection to `target` now (link.carrier, by the round trip measured through ssh):
+        the agent, ssh's own channel (its socket), or None (reconnecting)."""
         agent = self.live_agent()
         path = self.sockets.get(target)
-        if agent is not None and (path is None or agent.slow_link()):
-            return agent
-        return path
+        which = link.carrier(agent is not None, path is not None, self.gauge.slow())
+        return agent if which == "agent" else path
 
     def socks_socket(self) -> Path | None:
         """ssh -D's socket, where SOCKS requests go now (None: the agent answers them)."""
         agent = self.live_agent()
-        return self.socks if agent is None or not agent.slow_link() else None
+        which = link.carrier(agent is not None, self.socks is not None, self.gauge.slow())
+        return self.socks if which == "ssh" else None
+
+    def carrier(self) -> str | None:
+        """What carries a new connection to a forwarded endpoint now (status shows it): "agent", "ssh" or None."""
+        return link.carrier(self.live_agent() is not None, bool(self.sockets), self.gauge.slow())
 
 
 class Upstream(asyncio.Protocol):
@@ -96,7 +103,13 @@ class Upstream(asyncio.Protocol):
         client = self.client
         client.upstream_eof = True
         if client.transport is not None and client.transport.can_write_eof():
-            client.transport.write_eof()
+            try:
+                client.transport.write_eof()
+            except OSError:
+                # The client went meanwhile (reset): only its connection ends. Raised into the agent's frame
+                # reader, it would end the whole session (every stream) with "Transport endpoint is not connected".
+                client.transport.abort()
+                return True
         if client.eof:
             client.close()
         return True

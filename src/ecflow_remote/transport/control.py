@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,36 @@ def split(buffer: bytearray) -> list[Reply]:
         replies.append(decode(bytes(buffer[4 : 4 + length])))
         del buffer[: 4 + length]
     return replies
+
+
+def channel_round_trip(control: Path, target: tuple[str, int], timeout: float = 2.0) -> float | None:
+    """Seconds from asking the master at `control` for a channel to host:port until it confirms it: one round trip
+    through the ssh connection (and the far side's connect()); None when it cannot say. The channel carries nothing
+    and ends at once (its end is one end of a socketpair, closed here)."""
+    ours, theirs = socket.socketpair()
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        ctl.settimeout(timeout)
+        ctl.connect(str(control))
+        asked = time.monotonic()
+        ctl.sendall(hello() + stdio_forward(*target))
+        for _ in range(2):
+            socket.send_fds(ctl, [b"\0"], [theirs.fileno()])
+        buffer = bytearray()
+        while data := ctl.recv(4096):
+            buffer += data
+            for reply in split(buffer):
+                if reply.type == MUX_S_SESSION_OPENED:
+                    return time.monotonic() - asked
+                if reply.type != MUX_MSG_HELLO:
+                    return None
+        return None
+    except (OSError, ValueError, ControlError):
+        return None
+    finally:
+        ctl.close()
+        ours.close()
+        theirs.close()
 
 
 class Handoff:

@@ -123,6 +123,11 @@ def _local_forwards(plan: Plan, forward_sockets: Mapping[str, Path]) -> list[str
     return [arg for spec in specs for arg in ("-L", spec)]
 
 
+def compressed(argv: list[str]) -> list[str]:
+    """A leg's argv with ssh -C: the main leg carries every forward across the link (decisions.compress_plain)."""
+    return [argv[0], "-C", *argv[1:]]
+
+
 def jump_master(profile: Profile, control_dir: Path, *, session: bool = True) -> list[str] | None:
     """The jump master's argv (control_dir/jump.sock), which needs nothing but the profile: None without exactly one
     jump host, or when that hop gives no session (ssh -J then reaches the workstation on its own)."""
@@ -257,6 +262,15 @@ def first_hop_address(profile: Profile) -> tuple[str, int] | None:
     opts = settings(profile)
     if not opts or opts.get("proxycommand", ["none"])[0] != "none" or opts.get("proxyjump", ["none"])[0] != "none":
         return None
+    return _address(opts)
+
+
+def workstation_address(profile: Profile) -> tuple[str, int] | None:
+    """The workstation's sshd as the jump host reaches it (`ssh -G`: its HostName and Port); None if ssh cannot say."""
+    return _address(settings(profile, profile.gateway.host))
+
+
+def _address(opts: dict[str, list[str]]) -> tuple[str, int] | None:
     try:
         return opts["hostname"][0], int(opts.get("port", ["22"])[0])
     except (KeyError, IndexError, ValueError):

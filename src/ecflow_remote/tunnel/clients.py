@@ -3,6 +3,8 @@ for the supervisor's health checks, `status`, `suites`, `output`, the API and th
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +22,26 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Clients:
-    """Makes clients for one plan; `auth`: who the native client is to each server (by server name)."""
+    """Makes clients for one plan; `auth`: who the native client is to each server (by server name). `direct`:
+    ssh's own forward socket for a Centre host:port (the plain transport), which the supervisor's health checks and
+    the finder's rounds connect to straight, past our listener and its hand-over to ssh's master: an idle tunnel's
+    rounds then wake ssh alone (see README, "Idle")."""
 
     plan: Plan
     auth: Mapping[str, Auth] = field(default_factory=dict)
     # Gets a TLS server's certificate missing at home from the workstation (tunnel/certfetch.py); None: never.
     fetch_certificate: Callable[[list[Path]], Path | None] | None = None
+    direct: Mapping[tuple[str, int], Path] = field(default_factory=dict)
 
     def ecflow(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> AsyncEcflowClient:
         """An asyncio ecFlow client for a profile server, as the profile's ecFlow user (or custom user)."""
         from ecflow_remote.clients.ecflow import AsyncEcflowClient
 
         host, port, options = self._ecflow_args(server, connect_timeout, read_timeout)
+        endpoint = self.plan.endpoint(server)
+        path = self.direct.get((endpoint.host, endpoint.port))
+        if path is not None and endpoint.forwarded and endpoint.protocol == "plain":  # (TLS, HTTP: as before)
+            return _direct_ecflow(path)(host, port, name=server, **options)
         return AsyncEcflowClient(host, port, name=server, **options)
 
     def ecflow_sync(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> EcflowClient:
@@ -54,8 +64,12 @@ class Clients:
         """An asyncio client for a log server of the tunnel; LookupError if the tunnel does not reach it."""
         from ecflow_remote.clients.logserver import AsyncLogServerClient
 
-        route = self.plan.route(self._logserver(host, port))
+        endpoint = self._logserver(host, port)
+        route = self.plan.route(endpoint)
         options = _options(route, connect_timeout, read_timeout)
+        path = self.direct.get((endpoint.host, endpoint.port))
+        if path is not None and endpoint.forwarded:
+            return _direct_logserver(path)(route.host, route.port, name=f"{host}:{port}", **options)
         return AsyncLogServerClient(route.host, route.port, name=f"{host}:{port}", **options)
 
     def logserver_sync(
@@ -92,3 +106,53 @@ class Clients:
 def _options(route: Route, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
     """What every native client takes besides host and port: the proxy (socks) and its time limits."""
     return {**route.proxy_kwargs(), "connect_timeout": connect_timeout, "read_timeout": read_timeout}
+
+
+async def _connect_unix(path: Path, timeout: float, host: str, port: int) -> socket.socket:
+    """A non-blocking connection to one of ssh's forward sockets; ConnectError in the words a TCP refusal gets."""
+    from ecflow_remote.errors import ConnectError
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        try:
+            sock.connect(str(path))  # a unix socket connects at once (no trip round the loop) unless its backlog
+        except BlockingIOError:  # is full
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().sock_connect(sock, str(path))
+    except OSError as e:  # TimeoutError included: ssh gone, or its socket not there yet
+        sock.close()
+        raise ConnectError(
+            f"ssh's forward socket {path.name} did not take the connection: {e}", host=host, port=port
+        ) from e
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _direct_ecflow(path: Path) -> type[AsyncEcflowClient]:
+    """AsyncEcflowClient whose connections go to ssh's forward socket `path`."""
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
+
+    class Direct(AsyncEcflowClient):
+        async def connect_socket_async(self) -> socket.socket:
+            return await _connect_unix(path, self.connect_timeout, self.host, self.port)
+
+    return Direct
+
+
+def _direct_logserver(path: Path) -> type[AsyncLogServerClient]:
+    """AsyncLogServerClient whose connections go to ssh's forward socket `path`."""
+    from ecflow_remote.clients.logserver import AsyncLogServerClient
+
+    class Direct(AsyncLogServerClient):
+        async def connect_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            sock = await _connect_unix(path, self.connect_timeout, self.host, self.port)
+            try:
+                return await asyncio.open_unix_connection(sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+
+    return Direct

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ecflow_remote.transport import link
+
 # Capped at 10 s: a laptop back on the network should not wait long, and one ssh attempt is cheap.
 BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 # After a refused certificate only a renewal helps (noticed at once); a slow retry spares the gateway's logs.
@@ -83,12 +85,23 @@ def renewal_message(message: str) -> str:
     return f"{message}; the tunnel reconnects by itself once the certificate is renewed (and tries every minute)"
 
 
-def agent_for_link(transport: str, first_hop_rtt: float | None, slow_link: float) -> bool:
-    """Whether this start runs the far-side agent. `auto` runs it unless the first hop answered within `slow_link`
-    (the same site, or a fast VPN): there ssh's own channels are as quick, so the agent would only cost (its start
-    at every reconnect, a process at the Centre). Unknown round trip (a proxy of the user's own): run it."""
-    if transport == "plain":
+def agent_for_link(transport: str) -> bool:
+    """Whether this start runs the far-side agent: whenever the far side may need it, so all but `plain`. Where
+    the link is fast new connections still take ssh's own channels (transport/link.py routes each one by the round
+    trip measured through ssh), and a laptop that moves to a slow link has the agent for its next connection within
+    seconds, without a reconnect. Its cost when idle: one small Python process on the workstation and a ping a
+    second; its start at each (re)connect overlaps the readiness check (ssh's channels carry meanwhile)."""
+    return transport != "plain"
+
+
+def compress_plain(agent_usable: bool, slow: bool | None, first_hop_rtt: float | None) -> bool:
+    """Whether the main leg runs ssh -C (zlib both ways, as the how-to's `ssh -C`): only where ssh's own channels
+    carry a slow link, that is without an agent (`plain`, or a far side without python3: the agent compresses per
+    stream, only what compresses, and on a LAN -C costs throughput: 24 MB/s of random bytes against 100). `slow`:
+    the link as measured through the previous connection (None: never measured), else the first hop's handshake
+    (None: behind a proxy of the user's own, taken as a home link)."""
+    if agent_usable:
         return False
-    if transport == "agent":
-        return True
-    return first_hop_rtt is None or first_hop_rtt >= slow_link
+    if slow is not None:
+        return slow
+    return first_hop_rtt is None or first_hop_rtt >= link.SLOW

@@ -3,7 +3,8 @@
 Parsing a large definition (10 000 tasks: a few hundred ms of pure Python) holds the GIL; in the supervisor it
 would stall every connection its listeners relay meanwhile (measured: ecFlow pings right after `up` went from one
 round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.finder PROFILE METHOD` once, asks
-it for a round with a line on its stdin, and reads each round's answer as one JSON line on its stdout: typed data
+it for a round with a line on its stdin (with ssh's forward sockets its clients may connect to straight:
+tunnel/clients.py), and reads each round's answer as one JSON line on its stdout: typed data
 (found.Wanted) across the process boundary. The child dies with the supervisor and ends at EOF.
 """
 
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 from ecflow_remote.clients.ecflow.logservers import find_logservers
+from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
 from ecflow_remote.unix import die_with_parent
@@ -46,6 +51,21 @@ def wanted_from_json(line: str) -> list[Wanted]:
     return out
 
 
+def request_line(plan: Plan | None, direct: Mapping[tuple[str, int], Path]) -> str:
+    """A round's request: a token that changes with the plan's endpoints (the child reads the state, passwords and
+    all, only then: not every round) and ssh's forward sockets by Centre host and port."""
+    token = hash(tuple(plan.endpoints)) if plan is not None else 0
+    return json.dumps({"plan": token, "direct": [[host, port, str(path)] for (host, port), path in direct.items()]})
+
+
+def read_request(line: str) -> tuple[int, dict[tuple[str, int], Path]]:
+    """A round's request line back (a token of 0 and no sockets from an unreadable one: the plan read anew)."""
+    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+        asked = json.loads(line)
+        return int(asked["plan"]), {(str(h), int(p)): Path(path) for h, p, path in asked["direct"]}
+    return 0, {}
+
+
 class FinderProcess:
     """The supervisor's side: start() asks for a round (the child starts at the first), answer() takes the last
     finished round's answer, once. Its stdout is one of the supervisor's events: read as it comes, never polled."""
@@ -58,7 +78,9 @@ class FinderProcess:
         self._pending = False
         self._answer: list[Wanted] | None = None
 
-    def start(self) -> None:
+    def start(self, plan: Plan | None = None, direct: Mapping[tuple[str, int], Path] | None = None) -> None:
+        """A round over `plan`'s endpoints, its clients connecting straight to `direct`'s sockets (Clients.direct)
+        where they can."""
         if self._pending:
             return
         if self._proc is None or self._proc.poll() is not None:
@@ -66,7 +88,7 @@ class FinderProcess:
             self._spawn()
         assert self._proc is not None and self._proc.stdin is not None
         try:
-            self._proc.stdin.write(b"round\n")
+            self._proc.stdin.write(request_line(plan, direct or {}).encode() + b"\n")
             self._proc.stdin.flush()
         except OSError:
             self.stop()  # gone: a new one next time
@@ -136,18 +158,30 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
 
     finder = Finder()
     servers = [s.name for s in profile.servers]
+    clients: Clients | None = None
+    token, answer, seen = 0, "[]", None
     with asyncio.Runner() as runner:  # one event loop for every round, not one each
-        for _ in requests:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
-                try:
-                    clients = Tunnel(profile).clients()  # anew each round: the plan grows as endpoints join
-                except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next round retries)
-                    answers.write("[]\n")
-                    answers.flush()
-                    continue
-            trees = runner.run(finder.round(clients, servers))
-            answers.write(wanted_to_json(logservers_wanted(find_logservers(trees))) + "\n")
+        for line in requests:
+            plan, direct = read_request(line)
+            if clients is None or plan != token or plan == 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # an unreadable password is the supervisor's to report
+                    try:
+                        clients = Tunnel(profile).clients()  # the plan grows as endpoints join
+                    except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next retries)
+                        clients = None
+                        answers.write("[]\n")
+                        answers.flush()
+                        continue
+                token = plan
+            # On the runner's loop itself: Runner.run would install and remove a SIGINT handler each round.
+            round_ = finder.round(dataclasses.replace(clients, direct=direct), servers)
+            trees = runner.get_loop().run_until_complete(round_)
+            # The same trees unchanged (an idle Centre): the same answer, without walking them again.
+            now = [(name, id(t), t.state_change_no, t.modify_change_no) for name, t in trees.items()]
+            if now != seen:
+                answer, seen = wanted_to_json(logservers_wanted(find_logservers(trees))), now
+            answers.write(answer + "\n")
             answers.flush()
 
 

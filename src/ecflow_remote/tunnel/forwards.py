@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ecflow_remote.access import relay
+from ecflow_remote.access import pipe, relay
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
@@ -19,6 +19,13 @@ ADD_TIMEOUT = 10.0  # a control request is local and answered in milliseconds; a
 def sockets_for(rundir: Path, endpoints: Sequence[Endpoint]) -> dict[tuple[str, int], Path]:
     """The unix socket (in the 0700 run directory) ssh forwards each endpoint's Centre host:port to."""
     return {(e.host, e.port): relay.socket_path(rundir, f"{e.host}:{e.port}") for e in endpoints}
+
+
+def direct(upstreams: pipe.Upstreams) -> dict[tuple[str, int], Path]:
+    """ssh's forward sockets the supervisor's own clients (health checks, the finder) may connect to straight: all
+    of them while ssh's channels carry the tunnel; none while the far-side agent does (its route is what they
+    check)."""
+    return {} if upstreams.live_agent() is not None else dict(upstreams.sockets)
 
 
 def by_name(endpoints: Sequence[Endpoint], sockets: Mapping[tuple[str, int], Path]) -> dict[str, Path]:

@@ -33,8 +33,16 @@ async def _check_server(
             # Side by side: each is a new connection (two round trips through ssh's own channels), and `up` waits.
             latency, version = await asyncio.gather(client.ping(), client.server_version())
     except Exception as e:  # every failure is a status to show, not a crash
+        if _direct(clients, endpoint) and not isinstance(e, TimeoutError):
+            # ssh's forward socket only drops a refused channel: through the listener, ssh's master says why (and
+            # causes.py can tell a lasting cause). Only failures pay for this second try.
+            return await _check_server(dataclasses.replace(clients, direct={}), endpoint, timeout, version)
         return Check(endpoint, False, error=words(e)), e
     return Check(endpoint, True, round(latency * 1000, 2), version), None
+
+
+def _direct(clients: Clients, endpoint: Endpoint) -> bool:
+    return (endpoint.host, endpoint.port) in clients.direct
 
 
 async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) -> Check:
@@ -44,6 +52,8 @@ async def check_logserver(clients: Clients, endpoint: Endpoint, timeout: float) 
         async with asyncio.timeout(timeout):
             version = await client.version()
     except Exception as e:
+        if _direct(clients, endpoint) and not isinstance(e, TimeoutError):  # as _check_server
+            return await check_logserver(dataclasses.replace(clients, direct={}), endpoint, timeout)
         return Check(endpoint, False, error=words(e))
     return Check(endpoint, True, round((time.perf_counter() - t0) * 1000, 2), version)
 
@@ -53,16 +63,24 @@ async def check_all(
     timeout: float = 3.0,
     why: Why | None = None,
     versions: Mapping[tuple[str, int], str] | None = None,
+    answered: Mapping[tuple[str, int], Check] | None = None,
 ) -> list[Check]:
     """All endpoints at once: the whole check takes as long as the slowest one, never the sum. With `why`, each
     server that failed is then looked into, one after the other (each asks the far end once more; all within one
     more `timeout`), and marked lasting, in the words `why` gives, when waiting cannot change it. `versions`: the
-    ecFlow servers' versions (by host and port) a recent check got: those are only pinged."""
+    ecFlow servers' versions (by host and port) a recent check got: those are only pinged. `answered`: log servers'
+    recent passed checks (by host and port), given again unasked."""
     plan = clients.plan
-    known = versions or {}
+    known, passed = versions or {}, answered or {}
     servers = asyncio.gather(*(_check_server(clients, e, timeout, known.get((e.host, e.port))) for e in plan.servers()))
-    logservers = asyncio.gather(*(check_logserver(clients, e, timeout) for e in plan.logservers()))
+    asked = [e for e in plan.logservers() if (e.host, e.port) not in passed]
+    logservers = asyncio.gather(*(check_logserver(clients, e, timeout) for e in asked))
     checked, logs = await asyncio.gather(servers, logservers)
+    given = [passed[(e.host, e.port)] for e in plan.logservers() if (e.host, e.port) in passed]
+    later = None
+    if given and any(error is not None for _, error in checked):
+        # An ecFlow server failed: the link or the Centre may be in trouble, so the log servers are asked too.
+        later = asyncio.gather(*(check_logserver(clients, c.endpoint, timeout) for c in given))
     # All of them within one more `timeout`: the supervisor waits for its checks (a master on a dead link would
     # hold each question that long).
     deadline = asyncio.get_running_loop().time() + timeout
@@ -74,6 +92,10 @@ async def check_all(
                 async with asyncio.timeout_at(deadline):
                     cause = await why(check.endpoint, error)
         checks.append(dataclasses.replace(check, error=cause, lasting=True) if cause else check)
+    if later is not None:
+        given = await later
+    order = {(e.host, e.port): i for i, e in enumerate(plan.logservers())}
+    logs = sorted([*logs, *given], key=lambda c: order[(c.endpoint.host, c.endpoint.port)])
     return [*checks, *logs]
 
 
@@ -87,13 +109,18 @@ def words(e: BaseException) -> str:
 class Rounds:
     """The supervisor's health rounds: one event loop for its whole life (not one per round), and each ecFlow
     server's version asked once every VERSION_EVERY seconds, or again after the server failed a check; a ping
-    alone in between (one connection per server, not two: what an idle tunnel costs is mostly its rounds)."""
+    alone in between (one connection per server, not two: what an idle tunnel costs is mostly its rounds). Log
+    servers are asked at the same pace: in between, one that answered is asked again only once an ecFlow server
+    of the round failed (a link or Centre trouble), and a failed one every round. Why: nothing waits on a log
+    server's check (a dead link is the network watch's, the keepalives' and the pings' to notice), and their
+    version request is the dearest of a round (the server forks for each)."""
 
     VERSION_EVERY = 60.0
 
     def __init__(self) -> None:
         self._runner: asyncio.Runner | None = None
         self._versions: dict[tuple[str, int], str] = {}
+        self._answered: dict[tuple[str, int], Check] = {}
         self._versions_until = 0.0
 
     def check(self, clients: Clients, timeout: float = 3.0, why: Why | None = None) -> list[Check]:
@@ -101,9 +128,16 @@ class Rounds:
         fresh = now < self._versions_until
         if self._runner is None:
             self._runner = asyncio.Runner()
-        checks = self._runner.run(check_all(clients, timeout, why, self._versions if fresh else None))
+        answered = self._answered if fresh else None
+        # On the runner's loop itself: Runner.run would install and remove a SIGINT handler each round.
+        checks = self._runner.get_loop().run_until_complete(
+            check_all(clients, timeout, why, self._versions if fresh else None, answered)
+        )
         if not fresh:
             self._versions_until = now + self.VERSION_EVERY
+        self._answered = {
+            (c.endpoint.host, c.endpoint.port): c for c in checks if c.endpoint.kind == "logserver" and c.reachable
+        }
         self._versions = {
             (c.endpoint.host, c.endpoint.port): c.version
             for c in checks

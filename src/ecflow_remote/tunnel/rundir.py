@@ -28,6 +28,7 @@ _STARTS = "pgid_starts"
 # its `down` removes them, and any `up` those a day old (a profile moved or never started again leaves no trace).
 FAILED_START_LOGS = ("ssh-jump.log", "ssh-main.log", "supervisor.log")
 FAILED_START_KEPT = 24 * 3600.0
+ROUTINE_EVERY = 60.0  # seconds: how old state.json's latencies may get while nothing else changes
 _KEY_LENGTH = 10  # hex digits of a profile's run directory name
 
 
@@ -109,6 +110,8 @@ class RunDir:
 
     path: Path
     _starts: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # What the last write held (latencies left out) and when: write_state(routine=True) skips a needless one.
+    _written: tuple[dict[str, Any] | None, float] = field(default=(None, 0.0), init=False, repr=False, compare=False)
 
     @classmethod
     def for_profile(cls, profile_path: Path) -> RunDir:
@@ -134,8 +137,22 @@ class RunDir:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def write_state(self, state: TunnelState) -> None:
+    def write_state(self, state: TunnelState, routine: bool = False) -> None:
+        """state.json anew. `routine` (a health round): not written when all it would change is the checks'
+        latencies, the finder's round count and the certificate's seconds left (valid_until stays), unless the
+        file is ROUTINE_EVERY seconds old. An idle tunnel's rounds then write no file each; `status` shows
+        latencies up to that old, every other change at once."""
         data = state.to_json()
+        key = {
+            **data,
+            "checks": [{**c, "latency_ms": None} for c in data["checks"]],
+            "found_rounds": state.found_rounds > 0,
+            "certificate": {**(data["certificate"] or {}), "seconds_left": None},
+        }
+        now = time.monotonic()
+        if routine and key == self._written[0] and now < self._written[1] + ROUTINE_EVERY:
+            return
+        self._written = (key, now)
         # Each ssh group leader's start time beside its pid: after a crash, only a process with both is killed.
         # Looked up once per pid (the state is written often; without /proc it costs a `ps`).
         for pgid in state.pgids:

@@ -91,6 +91,10 @@ class TunnelState:
     # channels while the agent starts, for a moment after `up`).
     transport: str = "plain"
     transport_note: str | None = None  # why plain where the agent was wanted; the agent's python otherwise
+    # What carries new connections now: "agent" or "ssh" (its own channels), by the link's round trip measured
+    # through ssh (link_rtt, ms: the smallest of the last seconds); None while reconnecting.
+    carrier: str | None = None
+    link_rtt: float | None = None
     found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (found.py)
     found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
     web_proxy: str | None = None  # the web proxy's URL (http://127.0.0.1:PORT), for the supervisor's whole life
@@ -98,6 +102,9 @@ class TunnelState:
 
     @property
     def transport_text(self) -> str:
+        if self.transport == "agent" and self.carrier == "ssh":
+            rtt = f"{self.link_rtt:g} ms, " if self.link_rtt is not None else ""
+            return f"ssh's own channels (a fast link: {rtt}the far-side agent stands by)"
         return {"agent": "far-side agent", "starting": "far-side agent starting"}.get(
             self.transport, "plain OpenSSH forwards"
         )
@@ -142,6 +149,8 @@ class TunnelState:
             warnings=[str(w) for w in data.get("warnings") or []],
             transport=str(data.get("transport") or "plain"),
             transport_note=data.get("transport_note"),
+            carrier=data.get("carrier"),
+            link_rtt=data.get("link_rtt"),
             found_note=data.get("found_note"),
             found_rounds=int(data.get("found_rounds") or 0),
             web_proxy=data.get("web_proxy"),

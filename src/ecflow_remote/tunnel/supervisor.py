@@ -14,15 +14,13 @@ from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords
-from ecflow_remote.clients.connect import accepts, connect_time, wait_accepting
+from ecflow_remote.clients.connect import accepts, wait_accepting
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.transport.agent.bootstrap import far_source
-from ecflow_remote.transport.agent.pace import SLOW_LINK_RTT
-from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining
+from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining, linkfigure, sidework
 from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
@@ -30,12 +28,11 @@ from ecflow_remote.tunnel.events import Events
 from ecflow_remote.tunnel.finder import FinderProcess
 from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.inbox import Inbox
-from ecflow_remote.tunnel.legs import Leg, jump_outlived_main
+from ecflow_remote.tunnel.legs import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
 from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
-from ecflow_remote.unix import die_with_parent
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
@@ -44,7 +41,8 @@ CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
 AGENT_START_TIMEOUT = 15.0
-# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs.
+# The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs. Its round
+# trips are also the link's figure (transport/link.py), which asks for more at once when one disagrees.
 AGENT_PING_EVERY = 3.0
 AGENT_PING_TIMEOUT = 12.0
 
@@ -83,16 +81,19 @@ class Supervisor:
         # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
-        self.netwatch = NetWatch(self.events.wake)  # a new home address or route: probed, or replaced at once
+        self.netwatch = NetWatch(self.events.wake)
+        self.net.upstreams.gauge.on_change = (
+            self.events.wake
+        )  # a new home address or route: probed, or replaced at once
 
     # ------------------------------------------------------------------------------------------ state
-    def _set(self, phase: Phase | None = None, **changes: object) -> None:
+    def _set(self, phase: Phase | None = None, *, routine: bool = False, **changes: object) -> None:
         if phase is not None and phase != self.state.state:
             self.state.state = phase
             self.state.since = time.time()
         for key, value in changes.items():
             setattr(self.state, key, value)
-        self.rundir.write_state(self.state)
+        self.rundir.write_state(self.state, routine)  # routine: a health round's (RunDir.write_state)
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -180,9 +181,7 @@ class Supervisor:
         self._set(files=self.state.files.merged(system_files))
         self.inbox.start()
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, credentials)
-        riding = ssh.riding_forwards(self.profile) + self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
-        if self.use_agent:
-            far_source()  # made now, while the jump host logs in, not when the agent starts
+        riding = self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
         self._set(plan=plan, files=self.state.files.merged(run_files), warnings=[*errors, *warnings, *riding])
         return plan
 
@@ -235,14 +234,12 @@ class Supervisor:
         )
         self.legs = []
         jump = self._jump_leg(legs.jump_master)
-        # While the first hop logs in: the certificate (ssh -G, ssh-keygen) and the link's round trip (a TCP
-        # connection to the first hop: one round trip, on the link that decides whether the agent pays).
-        message = self._certificate_message(self.certs.find)
-        transport, rtt = self.profile.gateway.transport, None
-        if self.use_agent and transport == "auto" and self.first_hop is not None:
-            rtt = connect_time(self.first_hop)
-        agent = self.use_agent and decisions.agent_for_link(transport, rtt, SLOW_LINK_RTT)
-        fast = rtt if self.use_agent and not agent else None
+        # Beside both logins, not before them: the certificate (ssh -G, ssh-keygen), the user's own forwards
+        # (ssh -G per hop) and the agent's program take ~0.3 s of a loaded laptop.
+        first, look = not self.state.reconnects, lambda: self._certificate_message(self.certs.find)
+        side = sidework.start(self.profile, self.use_agent, first, look)
+        transport = self.profile.gateway.transport
+        agent = self.use_agent and decisions.agent_for_link(transport)
         if jump is not None:
             failure = self._await_master(jump, ssh.jump_socket(rundir), "the jump host")
             if failure is not None:
@@ -253,7 +250,10 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 path.unlink()
         # A ControlMaster with either transport: what joins later is forwarded through it (_forward_joined).
-        main = Leg("main", legs.main)
+        compress = linkfigure.compress_main(
+            self.profile, rundir, self.net.upstreams, self.use_agent, jump is not None, lambda: self.first_hop
+        )
+        main = Leg("main", ssh.compressed(legs.main) if compress else legs.main)
         self._launch_master(main, ssh.main_socket(rundir))
         failure = self._await_master(main, ssh.main_socket(rundir), "the workstation")
         if failure is not None:
@@ -288,13 +288,10 @@ class Supervisor:
         else:
             if transport == "plain":
                 self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
-            elif fast is not None:
-                self.state.transport_note = (
-                    f"ssh's own channels: a fast link ({fast * 1000:.1f} ms round trip to the first hop; the "
-                    "far-side agent pays only on a slow one)"
-                )
             self._set(transport="plain")
         self.rounds.forget()
+        message, riding = side.result()
+        self._warn(riding)
         self._set("up", message=message, checks=self._health(self.state.plan or plan))
         return None
 
@@ -368,7 +365,8 @@ class Supervisor:
                 return None
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
         assert self.net.io is not None
-        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT)
+        gauge = self.net.upstreams.gauge
+        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, gauge.add)
         ended = asyncio.run_coroutine_threadsafe(agent.wait_closed(), self.net.io.loop)
         ended.add_done_callback(lambda _: self.events.wake())  # _watch sees it closed at once
         self.agent = agent
@@ -409,7 +407,7 @@ class Supervisor:
         """While up: wait for what happens (a leg ends, the agent's start or end, a request, the finder's answer, a
         signal) or the next deadline (a health round, the certificate's message, a session's proof)."""
         next_health = time.monotonic() + HEALTH_EVERY
-        self.finder.start()
+        self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
         next_cert = self.certs.next_change()
         while not self.stopping:
             if not all(leg.alive() for leg in self.legs):
@@ -421,6 +419,8 @@ class Supervisor:
             unproven = [leg for leg in self.legs if self.sessions[leg.name] and leg.name not in self.sessions_proven]
             self.sessions_proven |= {leg.name for leg in unproven if time.monotonic() - leg.started > SESSION_PROOF}
             self._answer_requests()
+            if link := linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt):
+                self._set(carrier=link[0], link_rtt=link[1])  # (the gauge wakes this loop when it changes)
             wanted = self.finder.answer()
             if wanted is not None:
                 self.state.found_rounds += 1
@@ -434,8 +434,8 @@ class Supervisor:
                     self._set(message=message)
                 next_cert = self.certs.next_change()
             if now >= next_health:
-                self._set(checks=self._health(self.state.plan or plan))
-                self.finder.start()
+                self._set(routine=True, checks=self._health(self.state.plan or plan))
+                self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
                 next_health = time.monotonic() + HEALTH_EVERY
             proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
             self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
@@ -443,7 +443,8 @@ class Supervisor:
     def _health(self, plan: Plan) -> list[Check]:
         # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
         why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
-        clients = Clients(plan, identity.client_auth(self.profile, self.passwords), self._fetch)
+        auth = identity.client_auth(self.profile, self.passwords)
+        clients = Clients(plan, auth, self._fetch, forwards.direct(self.net.upstreams))
         return self.rounds.check(clients, 3.0, why.explain)
 
     def _answer_requests(self) -> None:

@@ -1,4 +1,5 @@
-"""What carries a new connection: the agent on a slow link, ssh's own channel on a fast one, nothing meanwhile."""
+"""What carries a new connection: the agent on a slow link, ssh's own channel on a fast one, nothing meanwhile; the
+link judged by the round trips measured through ssh (the gauge), whatever the agent's own pacer thinks."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ class FakeAgent:
         self.slow = slow
         self.closed = closed
 
-    def slow_link(self) -> bool:
-        return self.slow
+    def slow_link(self) -> bool:  # the agent's pacer: no longer what routes
+        return not self.slow
+
+
+def upstreams(agent: FakeAgent | None, **kw: Any) -> Upstreams:
+    up = Upstreams(agent=cast(Any, agent), **kw)
+    if agent is not None:
+        up.gauge.add(0.030 if agent.slow else 0.0005)
+    return up
 
 
 @pytest.mark.parametrize(
@@ -34,12 +42,19 @@ class FakeAgent:
     ],
 )
 def test_route(agent: FakeAgent | None, sockets: dict[tuple[str, int], Path], expected: object) -> None:
-    upstreams = Upstreams(agent=cast(Any, agent), sockets=sockets, socks=SOCK)
-    route = upstreams.route(TARGET)
+    route = upstreams(agent, sockets=sockets, socks=SOCK).route(TARGET)
     assert (route is agent and expected == "agent") or route == expected
 
 
 def test_socks_requests_follow_the_same_rule() -> None:
-    assert Upstreams(agent=cast(Any, FakeAgent(slow=True)), socks=SOCK).socks_socket() is None
-    assert Upstreams(agent=cast(Any, FakeAgent(slow=False)), socks=SOCK).socks_socket() == SOCK
-    assert Upstreams(agent=None, socks=SOCK).socks_socket() == SOCK
+    assert upstreams(FakeAgent(slow=True), socks=SOCK).socks_socket() is None
+    assert upstreams(FakeAgent(slow=False), socks=SOCK).socks_socket() == SOCK
+    assert upstreams(None, socks=SOCK).socks_socket() == SOCK
+
+
+def test_a_laptop_that_moves_gets_the_agent_for_new_connections() -> None:
+    up = Upstreams(agent=cast(Any, FakeAgent(slow=False)), sockets={TARGET: SOCK})
+    up.gauge.add(0.0006, now=0.0)
+    assert up.route(TARGET) == SOCK and up.carrier() == "ssh"
+    up.gauge.add(0.031)  # now: the office's sample has expired
+    assert up.route(TARGET) is up.agent and up.carrier() == "agent"

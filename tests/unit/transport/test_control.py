@@ -136,6 +136,17 @@ def test_no_master_hands_nothing_over(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.parametrize(("mode", "timed"), [("open", True), ("refuse", False), ("drop", False)])
+def test_a_channel_round_trip_is_timed_through_the_master(tmp_path: Path, mode: str, timed: bool) -> None:
+    """What the supervisor measures the link with before a start without the agent: the master's confirmation of a
+    channel (one round trip through ssh); a refusal or a master that goes says nothing."""
+    with fake_master(tmp_path / "jump.sock", mode) as master:
+        rtt = control.channel_round_trip(tmp_path / "jump.sock", ("machine1", 22))
+        assert (rtt is not None and 0 <= rtt < 2) is timed
+        assert master.requests and (master.requests[0].host, master.requests[0].port) == ("machine1", 22)
+    assert control.channel_round_trip(tmp_path / "nothing.sock", ("machine1", 22)) is None
+
+
 @pytest.mark.parametrize(
     ("mode", "answer"),
     [("refuse", True), ("open", True), ("hang", False), ("drop", False), ("deny", None)],

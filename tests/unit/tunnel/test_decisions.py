@@ -99,10 +99,25 @@ def test_renewal_message_only_when_waiting_for_one() -> None:
     assert "reconnects by itself" in decisions.renewal_message("your SSH certificate expired at 10:00")
 
 
-def test_auto_runs_the_agent_unless_the_first_hop_is_fast() -> None:
-    slow = 0.005
-    assert decisions.agent_for_link("auto", 0.030, slow)  # a home link
-    assert decisions.agent_for_link("auto", None, slow)  # unknown (a proxy of the user's own): run it
-    assert not decisions.agent_for_link("auto", 0.0004, slow)  # the same site
-    assert decisions.agent_for_link("agent", 0.0004, slow)  # asked for: always
-    assert not decisions.agent_for_link("plain", 0.030, slow)
+def test_the_agent_runs_wherever_the_far_side_may_need_it() -> None:
+    # Whatever the first hop: the link is measured through ssh once up (transport/link.py routes each connection).
+    assert decisions.agent_for_link("auto")
+    assert decisions.agent_for_link("agent")
+    assert not decisions.agent_for_link("plain")
+
+
+@pytest.mark.parametrize(
+    ("agent_usable", "slow", "hint", "expected"),
+    [
+        (True, True, None, False),  # the agent compresses per stream, only what compresses
+        (False, True, 0.0001, True),  # measured slow through ssh (a local relay's handshake says nothing)
+        (False, False, None, False),  # measured fast: -C would cost throughput on a LAN
+        (False, None, 0.030, True),  # never measured: the first hop's handshake
+        (False, None, 0.0004, False),
+        (False, None, None, True),  # behind a proxy of the user's own: a home link
+    ],
+)
+def test_ssh_compresses_only_where_its_channels_carry_a_slow_link(
+    agent_usable: bool, slow: bool | None, hint: float | None, expected: bool
+) -> None:
+    assert decisions.compress_plain(agent_usable, slow, hint) is expected

@@ -47,3 +47,16 @@ def test_a_real_child_answers_each_round_and_ends_with_the_parent_side(tmp_path:
         finder.stop()
         events.close()
     assert proc.poll() is not None
+
+
+def test_a_round_s_request_carries_the_plan_s_token_and_the_sockets(tmp_path: Path) -> None:
+    from ecflow_remote.plan import Endpoint, Plan
+    from ecflow_remote.tunnel.finder import read_request, request_line
+
+    plan = Plan("local", [Endpoint("server", "m", "m.centre", 4141, "127.0.0.1", 4141)])
+    direct = {("m.centre", 4141): tmp_path / "ecf.sock"}
+    token, sockets = read_request(request_line(plan, direct))
+    assert sockets == direct and token != 0
+    grown = Plan("local", [*plan.endpoints, Endpoint("logserver", "l:9316", "l", 9316, "127.0.0.1", 9316)])
+    assert read_request(request_line(grown, direct))[0] != token
+    assert read_request("round")[0] == 0 and read_request("round")[1] == {}  # unreadable: the plan read anew

@@ -138,3 +138,59 @@ async def _timed(coro: Any) -> tuple[Any, float]:
     t0 = loop.time()
     result = await coro
     return result, loop.time() - t0
+
+
+def test_log_servers_that_answered_are_given_again_unless_a_server_fails(serve: Serve) -> None:
+    """`answered` log servers are not asked (an idle tunnel's rounds); once an ecFlow server of the round fails
+    they are asked again, and a log server that fails then says so."""
+    asked: list[int] = []
+
+    def logserver_version(conn: socket.socket) -> None:
+        asked.append(1)
+        assert conn.recv(100) == b"version\n"
+        conn.sendall(b"2\n")
+
+    logs = logserver(serve(logserver_version))
+    given = Check(logs, True, 9.5, "2")
+    plan = Plan("local", [server("answers", ecflow_answering(serve)), logs])
+    checks = asyncio.run(health.check_all(Clients(plan), 0.5, answered={("logserver1", 9316): given}))
+    assert checks[-1] is given and asked == []
+    failing = Plan("local", [server("refuses", free_port()), logs])
+    checks = asyncio.run(health.check_all(Clients(failing), 0.5, answered={("logserver1", 9316): given}))
+    assert asked == [1] and checks[-1] is not given and checks[-1].reachable
+    gone = Plan("local", [server("refuses", free_port()), logserver(free_port())])
+    checks = asyncio.run(health.check_all(Clients(gone), 0.5, answered={("logserver1", 9316): given}))
+    assert not checks[-1].reachable
+
+
+def test_direct_clients_connect_to_ssh_s_forward_socket(tmp_path: Any) -> None:
+    """Clients.direct: the check goes to the unix socket (as ssh's -L PATH:host:port), not the listener's port."""
+    path = tmp_path / "ecf.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            header = conn.recv(wire.HEADER_SIZE, socket.MSG_WAITALL)
+            conn.recv(wire.decode_header(header), socket.MSG_WAITALL)
+            conn.sendall(PING_REPLY)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    plan = Plan("local", [server("m1", free_port())])  # nothing listens on its loopback port
+    try:
+        check = asyncio.run(
+            health.check_server(Clients(plan, direct={("m1.centre", 4141): path}), plan.endpoints[0], 2, "5.9.2")
+        )
+    finally:
+        thread.join(5)
+        listener.close()
+    assert check.reachable, check.error
+    missing = Clients(plan, direct={("m1.centre", 4141): tmp_path / "none.sock"})
+    check = asyncio.run(health.check_server(missing, plan.endpoints[0], 2, "5.9.2"))
+    # A direct check that fails (not by a timeout) is tried again through the listener, whose error it then shows.
+    assert (
+        not check.reachable and check.error is not None and f"127.0.0.1:{plan.endpoints[0].local_port}" in check.error
+    )

@@ -220,3 +220,37 @@ def test_old_failed_starts_age_out(tmp_path: Path) -> None:
     assert RunDir.for_profile(tmp_path / "p.toml").path.name.isalnum()  # the form the sweep looks for
     assert len(RunDir.for_profile(tmp_path / "p.toml").path.name) == len(old.path.name)
     assert remove_old_failed_starts(root / "missing") == []  # no run root yet: nothing to do, no error
+
+
+def test_a_routine_write_that_changes_only_latencies_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A health round's write (routine) is skipped while only latencies and the round count change; a change of
+    anything else, any other write, or ROUTINE_EVERY seconds write it."""
+    from ecflow_remote.plan import Endpoint
+    from ecflow_remote.tunnel import rundir
+    from ecflow_remote.tunnel.state import Check
+
+    run = RunDir(tmp_path / "key")
+    run.make()
+    e = Endpoint("server", "m", "m.centre", 4141, "127.0.0.1", 4141)
+    state = TunnelState("up", "local", "p.toml", 1, checks=[Check(e, True, 1.0, "5.9.2")], found_rounds=1)
+    run.write_state(state)
+
+    def latency() -> float | None:
+        read = run.read_state()
+        assert read is not None
+        return read.checks[0].latency_ms
+
+    state.checks, state.found_rounds = [Check(e, True, 2.0, "5.9.2")], 2
+    run.write_state(state, routine=True)
+    assert latency() == 1.0
+    run.write_state(state)
+    assert latency() == 2.0
+    state.checks = [Check(e, False, error="no answer (timed out)")]
+    run.write_state(state, routine=True)
+    assert latency() is None
+    state.checks = [Check(e, True, 3.0, "5.9.2")]
+    run.write_state(state)
+    state.checks = [Check(e, True, 4.0, "5.9.2")]
+    monkeypatch.setattr(rundir, "ROUTINE_EVERY", 0.0)
+    run.write_state(state, routine=True)
+    assert latency() == 4.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ from ecflow_remote.transport.agent.bootstrap import (
 )
 
 MARKER_SEARCH_LIMIT = 1 << 20  # a login banner longer than this is not a banner
+# Pings a moment apart (at the start, and when a round trip disagrees with the link's judgement): a few, so that one
+# slow sample of a busy moment is outvoted, and a laptop that moved is judged anew within a second.
+BURST, AGAIN = 3, 0.2
 
 
 @dataclass(frozen=True)
@@ -259,19 +262,27 @@ class AgentSession:
         except frames.SessionDied as e:
             raise AgentDied(str(e)) from None
 
-    def keepalive(self, interval: float = 3.0, timeout: float = 10.0) -> asyncio.Task[None]:
-        """PING every `interval`; no PONG within `timeout` ends the session (reason says so)."""
+    def keepalive(
+        self, interval: float = 3.0, timeout: float = 10.0, on_rtt: Callable[[float], bool] | None = None
+    ) -> asyncio.Task[None]:
+        """PING every `interval`; no PONG within `timeout` ends the session (reason says so). `on_rtt` is given
+        each round trip and answers whether more are wanted soon (the link seems to have changed, or it is the
+        start): then the next pings follow AGAIN apart, a few at most, before `interval` again."""
 
         async def loop() -> None:
+            quick = BURST  # the first pings: the link measured at once
             while self.mux.dead is None:
                 try:
-                    await self.ping(timeout)
+                    rtt = await self.ping(timeout)
                 except TimeoutError:
                     self.mux.die(f"the agent did not answer a ping within {timeout:g}s (link dead?)")
                     return
                 except AgentDied:
                     return
-                await asyncio.sleep(interval)
+                if on_rtt is not None and on_rtt(rtt) and quick == 0:
+                    quick = BURST
+                quick = max(quick - 1, 0)
+                await asyncio.sleep(AGAIN if quick else interval)
 
         return self._spawn(loop())
 

@@ -1,0 +1,50 @@
+"""The link's figure for the supervisor: whether the main leg compresses, and what the state shows of the link."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ecflow_remote.access.pipe import Upstreams
+from ecflow_remote.clients.connect import connect_time
+from ecflow_remote.profile.model import Profile
+from ecflow_remote.transport import control, ssh
+from ecflow_remote.tunnel import decisions
+
+
+def compress_main(
+    profile: Profile,
+    rundir: Path,
+    upstreams: Upstreams,
+    agent_usable: bool,
+    through_jump: bool,
+    first_hop: Callable[[], tuple[str, int] | None],
+) -> bool:
+    """Whether the main leg runs ssh -C (decisions.compress_plain). `agent_usable`: false with `plain`, or once the
+    far side showed it has no python3; `first_hop`: where ssh's first connection goes (asked only if needed).
+    Unmeasured yet (a first start without the agent): a channel through
+    the jump master to the workstation's sshd times the link (one round trip before the main leg starts, only
+    then); without a jump master the first hop's handshake is the only hint."""
+    gauge = upstreams.gauge
+    slow = gauge.slow()
+    if not agent_usable and slow is None and through_jump:
+        target = ssh.workstation_address(profile)
+        rtt = control.channel_round_trip(ssh.jump_socket(rundir), target) if target else None
+        if rtt is not None:
+            gauge.add(rtt)
+            slow = gauge.slow()
+    hop = first_hop() if not agent_usable and slow is None else None
+    hint = connect_time(hop) if hop is not None else None
+    return decisions.compress_plain(agent_usable, slow, hint)
+
+
+def changes(
+    upstreams: Upstreams, carrier: str | None, link_rtt: float | None
+) -> tuple[str | None, float | None] | None:
+    """What the state should change to show the link now (the carrier of new connections, the figure in ms):
+    None unless the carrier changed or the figure moved by a quarter (or half a millisecond)."""
+    figure = upstreams.gauge.figure()
+    rtt = round(figure * 1000, 1) if figure is not None else link_rtt
+    now = upstreams.carrier()
+    moved = rtt is not None and (link_rtt is None or abs(rtt - link_rtt) > max(0.5, 0.25 * link_rtt))
+    return (now, rtt) if now != carrier or moved else None
