@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from ecflow_remote.access import pipe
 from ecflow_remote.access.socks import HANDSHAKE_TIMEOUT, Credentials
 from ecflow_remote.profile.webtable import is_centre_name
+from ecflow_remote.transport.agent.frames import OpenFailed
 
 PAC_PATH = "/proxy.pac"
 CREDENTIALS_NAME = "web-auth"
@@ -121,10 +122,25 @@ def _reply(status: str, text: str, extra: str = "", content_type: str = "text/pl
     ).encode() + body
 
 
+class _Upstream(pipe.Upstream):
+    """The Centre's side of one browser connection. Through the far-side agent a failed connect at the far end
+    comes as the stream's loss: a browser still waiting for an answer (a plain-HTTP request) gets the 502 that says
+    why, as through ssh's master, not a closed connection."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self.client
+        if isinstance(exc, OpenFailed) and isinstance(client, _Client) and not client.answered:
+            client.refused_by_master = exc.message or exc.code
+            client.unreachable()
+            return
+        super().connection_lost(exc)
+
+
 class _Client(pipe.Client):
     """One browser connection: its request head read here, then piped to the Centre host it names."""
 
     through_master = True
+    upstream_protocol = _Upstream
 
     def __init__(self, proxy: WebProxy) -> None:
         super().__init__(proxy, ("", 0))

@@ -22,7 +22,7 @@ from collections.abc import Callable
 # slow-judged link is fast again (the gap keeps a link near the threshold from flapping).
 SLOW = 0.010
 FAST = 0.006
-SAMPLES = 3  # the newest samples that count: the figure is their smallest
+SAMPLES = 5  # the newest samples that count: the figure is their smallest (a loaded LAN gives a few slow ones)
 WINDOW = 30.0  # seconds a sample counts at most (an idle tunnel's figure is its last pings')
 
 

@@ -23,9 +23,10 @@ def sockets_for(rundir: Path, endpoints: Sequence[Endpoint]) -> dict[tuple[str, 
 
 def direct(upstreams: pipe.Upstreams) -> dict[tuple[str, int], Path]:
     """ssh's forward sockets the supervisor's own clients (health checks, the finder) may connect to straight: all
-    of them while ssh's channels carry the tunnel; none while the far-side agent does (its route is what they
-    check)."""
-    return {} if upstreams.live_agent() is not None else dict(upstreams.sockets)
+    of them while ssh's channels carry new connections (also with the agent standing by on a fast link: an idle
+    tunnel's rounds then wake neither the listeners nor the agent); none while the agent carries (its route is what
+    they check)."""
+    return {} if upstreams.carrier() == "agent" else dict(upstreams.sockets)
 
 
 def by_name(endpoints: Sequence[Endpoint], sockets: Mapping[tuple[str, int], Path]) -> dict[str, Path]:

@@ -22,7 +22,7 @@ from ecflow_remote.transport.agent.bootstrap import (
 MARKER_SEARCH_LIMIT = 1 << 20  # a login banner longer than this is not a banner
 # Pings a moment apart (at the start, and when a round trip disagrees with the link's judgement): a few, so that one
 # slow sample of a busy moment is outvoted, and a laptop that moved is judged anew within a second.
-BURST, AGAIN = 3, 0.2
+BURST, AGAIN = 5, 0.2  # after a disagreeing sample: enough quick pings to fill link.SAMPLES (about 1 s)
 
 
 @dataclass(frozen=True)
