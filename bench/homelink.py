@@ -98,12 +98,17 @@ class OursGateway:
         e = next(e for e in self.tunnel.plan().logservers() if e.host == host)
         return Target(e.local_host, e.local_port)
 
+    def carrier(self) -> str:
+        """What carries new connections now ("agent" or "ssh"), as `status` says: what `auto` chose."""
+        state = self.tunnel.state()
+        return str(state.carrier) if state is not None else "down"
+
 
 # The columns, in order; the first two are the baselines every other column is compared with.
 CONFIGS: list[tuple[str, str, Callable[[Any, Path], Gateway]]] = [
     ("howto", "how-to `ssh -C -L`", lambda c, w: RawGateway(c, True)),
     ("raw", "`ssh -L`", lambda c, w: RawGateway(c, False)),
-    ("local", "ecflow-remote local (agent)", lambda c, w: OursGateway(c, w, "local")),
+    ("local", "ecflow-remote local, `auto`", lambda c, w: OursGateway(c, w, "local")),
     ("plain", "ecflow-remote local, plain forwards", lambda c, w: OursGateway(c, w, "local", "plain")),
 ]
 
@@ -114,6 +119,7 @@ class Column:
     title: str
     gw: Gateway
     samples: dict[str, list[float]] = field(default_factory=dict)
+    carriers: list[str] = field(default_factory=list)  # ecflow-remote's: what carried new connections, per round
 
     def add(self, name: str, xs: list[float]) -> None:
         self.samples.setdefault(name, []).extend(xs)
@@ -189,6 +195,8 @@ def measure_round(centre: Any, col: Column, files: dict[str, Path], n: int, only
         for name, measure in measures.items():
             if only is None or name in only:
                 col.add(name, measure())
+        if isinstance(col.gw, OursGateway):
+            col.carriers.append(col.gw.carrier())
     finally:
         col.gw.stop()
 
@@ -250,6 +258,9 @@ def table(link: tuple[float, float, float], cols: list[Column], kind: str) -> tu
             row += [f"{med['howto'][name] / v:.2f}× / {med['raw'][name] / v:.2f}×", wording, "✓" if v <= limit else "✗"]
             verdicts[c.key][name] = v <= limit
         lines.append("| " + " | ".join(row) + " |")
+    for c in others:
+        if c.carriers:
+            lines += ["", f"{c.title}: new connections carried by " + ", ".join(c.carriers) + " (each round's end)"]
     title = f"### Home link {rtt * 1000:g} ms round trip, {down:g}/{up:g} Mbit/s down/up, first hop: {HOPS[kind]}"
     data = {
         "link": {"rtt": rtt, "down_mbit": down, "up_mbit": up},
@@ -257,6 +268,7 @@ def table(link: tuple[float, float, float], cols: list[Column], kind: str) -> tu
         "median_s": med,
         "p99_s": p99,
         "met": verdicts,
+        "carriers": {c.key: c.carriers for c in others},
     }
     return "\n".join([title, "", *lines]), data
 
