@@ -59,7 +59,18 @@ class EcflowServerSpec:
     # ecFlow release: "5.9" (the machine's own), or "5.13"/"5.19" from a chroot (centre/chroots.py), run by the
     # servers' account with its certificates in its ~/.ecflowrc/ssl.
     version: str = "5.9"
-    protocol: str = "plain"  # "plain", "ssl" (ECF_SSL=1) or "http" (--http, 5.15 and later)
+    # "plain", "ssl" (ECF_SSL=1), "http" (--http, 5.15 and later) or "https" (--http on server_port, behind the
+    # Centre's TLS front on port: ecflow_server itself serves HTTP in clear only)
+    protocol: str = "plain"
+
+    @property
+    def server_port(self) -> int:
+        """The port ecflow_server listens on (its ECF_PORT): an https server's own is behind its TLS front."""
+        return self.port + HTTPS_BEHIND if self.protocol == "https" else self.port
+
+
+# An https server's ecflow_server listens this far above the port its TLS front serves.
+HTTPS_BEHIND = 10000
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,7 @@ class Centre:
 
     def server_log(self, spec: EcflowServerSpec) -> Path:
         """The ecFlow server's own log: one line per request, naming the user."""
-        return self.ecf_home(spec) / f"{spec.host}.{spec.port}.ecf.log"
+        return self.ecf_home(spec) / f"{spec.host}.{spec.server_port}.ecf.log"
 
     def logserver_log(self, spec: LogServerSpec) -> Path:
         return self.base / "logsvr" / f"{spec.host}.log"
@@ -296,9 +307,10 @@ class Centre:
         ecf_home = services.ensure_dir(self.ecf_home(spec))
         out = services.ensure_dir(self.outputs_dir)
         logport = next(lg.port for lg in self.logservers if lg.host == spec.logserver)
-        options = chroots.client_options(spec.protocol)
+        # The jobs reach their server itself (ECF_PORT): an https one's ecflow_server speaks HTTP in clear.
+        options = chroots.client_options("http" if spec.protocol == "https" else spec.protocol)
         definition = services.write_suite(spec.suite, ecf_home, out, spec.logserver, logport, options)
-        if spec.protocol == "ssl" and not (self.server_ssl_dir / "server.crt").exists():
+        if spec.protocol in ("ssl", "https") and not (self.server_ssl_dir / "server.crt").exists():
             chroots.make_tls_files(self.server_ssl_dir, "ecflow-remote test server")
             subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(self.server_ssl_dir.parent)], check=True)
         self.start_server(spec.host, spec.port)
@@ -365,13 +377,17 @@ class Centre:
                 subprocess.run(["chown", "-R", f"{SERVER_UID}:{SERVER_UID}", str(path)], check=True)
         self._procs[f"ecflow:{host}:{spec.port}"] = services.start_ecflow_server(
             self.host(host),
-            spec.port,
+            spec.server_port,
             self.ecf_home(spec),
             {**env, **self._newer_env(spec)},
             as_user,
             chroot=self._chroot(spec),
-            options=["--http"] if spec.protocol == "http" else [],
+            options=["--http"] if spec.protocol in ("http", "https") else [],
         )
+        if spec.protocol == "https":
+            self._procs[f"tlsfront:{host}:{spec.port}"] = services.start_tls_front(
+                self.host(host), spec.port, spec.server_port, self.server_ssl_dir, self.ecf_home(spec) / "tlsfront.log"
+            )
         if spec.host in self._loaded:
             # A restarted server recovers its suite from the check point but comes up HALTED.
             self.ecflow_client(host, spec.port, ["--restart"])
@@ -379,6 +395,7 @@ class Centre:
     def stop_server(self, host: str, port: int | None = None) -> None:
         spec = next(s for s in self.servers if s.host == host and (port is None or s.port == port))
         services.stop(self._procs.pop(f"ecflow:{host}:{spec.port}", None))
+        services.stop(self._procs.pop(f"tlsfront:{host}:{spec.port}", None))
 
     def start_logserver(self, host: str) -> None:
         spec = next(lg for lg in self.logservers if lg.host == host)

@@ -14,7 +14,8 @@ CHROOTS = Path(os.environ.get("ECFLOW_REMOTE_CHROOTS", "/var/lib/ecflow-remote-t
 # ecFlow release -> the Debian release whose chroot has it; 5.9 is the machine's own (Debian 12).
 RELEASES = {"5.13": "trixie", "5.19": "sid"}
 VERSIONS = ("5.9", *RELEASES)
-PROTOCOLS = ("plain", "ssl", "http")
+# https: ecflow_server --http behind the Centre's TLS front (tlsfront.py); ecflow_server itself has no https.
+PROTOCOLS = ("plain", "ssl", "http", "https")
 
 
 class ChrootMissing(RuntimeError):
@@ -56,7 +57,7 @@ def in_chroot(chroot: Path, shared: Path, argv: Sequence[str]) -> list[str]:
 
 def client_options(protocol: str) -> list[str]:
     """What ecflow_client needs on its command line for a server of `protocol` (TLS is asked for by ECF_SSL)."""
-    return ["--http"] if protocol == "http" else []
+    return {"http": ["--http"], "https": ["--https"]}.get(protocol, [])
 
 
 def client_env(protocol: str, home: Path) -> dict[str, str]:

@@ -96,22 +96,23 @@ def stdio(host: str, port: int) -> None:
 def listen(port: int, host: str, target_port: int) -> None:
     """A relay on 127.0.0.1:port: each connection gets its own to host:target_port."""
     server = socket.create_server(("127.0.0.1", port), backlog=64)
-    threading.Thread(target=_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=orphaned, args=(os.getppid(),), daemon=True).start()
     print(server.getsockname()[1], flush=True)
     while True:
         client, _ = server.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=_serve, args=(client, host, target_port), daemon=True).start()
+        threading.Thread(target=serve, args=(client, host, target_port), daemon=True).start()
 
 
-def _orphaned(parent: int) -> None:
+def orphaned(parent: int) -> None:
     """End with the Centre that started us (an interrupted run's cleanup only sees its namespaces, not this)."""
     while os.getppid() == parent:
         time.sleep(1)
     os._exit(0)
 
 
-def _serve(client: socket.socket, host: str, port: int) -> None:
+def serve(client: socket.socket, host: str, port: int) -> None:
+    """Relay one accepted connection to host:port, both ways, each half-close passed on."""
     try:
         upstream = _connect(host, port)
     except OSError:

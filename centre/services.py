@@ -237,6 +237,18 @@ def start_ecflow_server(
     return proc
 
 
+def start_tls_front(host: Host, port: int, target: int, ssl_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """An https server's TLS front (tlsfront.py) on the host's address and `port`, before its ecflow_server --http
+    on `target`, with the certificate and key in `ssl_dir`."""
+    import sys
+
+    argv = [sys.executable, "-m", "centre.tlsfront", host.address, str(port), str(target)]
+    argv += [str(ssl_dir / "server.crt"), str(ssl_dir / "server.key")]
+    proc = spawn(host, argv, log, env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    wait_port(host, port)
+    return proc
+
+
 def ecflow_client(
     host: Host,
     port: int,

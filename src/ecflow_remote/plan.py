@@ -170,12 +170,12 @@ def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str,
 
 def server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
     # Servers with a custom user or an ecflow_user are reached through the relay (only their own endpoints, their
-    # identity): launched programs send the login name, the relay presents the server's own. Not TLS or HTTP ones:
-    # the relay cannot rewrite what it cannot read.
+    # identity): launched programs send the login name, the relay presents the server's own. Plain and HTTP ones
+    # only: the relay cannot rewrite what it cannot read (TLS, HTTPS).
     server = profile.server(name)
     custom = server.custom_user is not None
     user = server.custom_user if custom else server.ecflow_user
-    if server.protocol != "plain":
+    if server.protocol not in ("plain", "http"):
         user, custom = None, False
     return Endpoint(
         "server",

@@ -72,17 +72,18 @@ def launch_ui(
     ui_log: Path,
     config_dir: Path | None = None,
     hide: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Any]:
     """ecflow_ui through the tunnel with `own` as the user's config dir, logging to ui_log; its config dir is
     `config_dir` (default: ecflow_ui beside ui_log, standing for the profile's persistent one); `hide`: more
-    directories the UI must not see."""
+    directories the UI must not see; `env`: more of its environment."""
     from ecflow_remote.ui import start as ui
 
     with open(ui_log, "wb") as out:
         return ui.launch(
             tunnel,
             ["-log"],
-            env={**os.environ, "DISPLAY": display},
+            env={**os.environ, "DISPLAY": display, **(env or {})},
             user_dir=own,
             config_dir=config_dir or ui_log.parent / "ecflow_ui",
             # The job outputs exist on this machine too (one machine plays the Centre): hidden from the UI, so

@@ -1,4 +1,5 @@
-"""Issue 22: every server the Centre runs — ecFlow 5.9, 5.13 (plain, TLS) and 5.19 (plain, HTTP) — through a tunnel."""
+"""Issue 22: every server the Centre runs — ecFlow 5.9, 5.13 (plain, TLS) and 5.19 (plain, TLS, HTTP, HTTPS) — through
+a tunnel."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def _specs() -> tuple[Any, ...]:
         EcflowServerSpec("machine2", 3151, "tls13", "logserver2", version="5.13", protocol="ssl"),
         EcflowServerSpec("machine3", 3190, "new19", "logserver1", version="5.19"),
         EcflowServerSpec("machine3", 3191, "http19", "logserver2", version="5.19", protocol="http"),
+        EcflowServerSpec("machine3", 3192, "tls19", "logserver1", version="5.19", protocol="ssl"),
+        # ecflow_server --http behind the Centre's TLS front (centre/tlsfront.py): ecFlow serves no https itself.
+        EcflowServerSpec("machine3", 3193, "https19", "logserver2", version="5.19", protocol="https"),
     )
 
 
@@ -44,7 +48,11 @@ SERVERS = {
     "machine2-3151": ("5.13.8", 2),
     "machine3-3190": ("5.19.0", 3),
     "machine3-3191": ("5.19.0", 4),
+    "machine3-3192": ("5.19.0", 5),
+    "machine3-3193": ("5.19.0", 6),
 }
+# The servers that speak something else than ecFlow's plain framing, and their protocol codes in servers.txt.
+OTHER = {"machine2-3151": "1", "machine3-3191": "2", "machine3-3192": "1", "machine3-3193": "3"}
 
 
 def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -57,7 +65,7 @@ def cli(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def newer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Path]]:
     """One Centre with the newer servers beside 5.9, a tunnel to all of them, and the laptop's certificate
-    directory (ECF_SSL_DIR, which ecflow_client honours too) holding the TLS server's certificate."""
+    directory (ECF_SSL_DIR, which ecflow_client honours too) holding the TLS servers' certificates."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         pytest.skip("integration tests need Linux and root")
     from centre import Centre
@@ -77,7 +85,8 @@ def newer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
             centre.up()
         except ChrootMissing as e:
             pytest.skip(str(e))
-        shutil.copy(centre.server_ssl_dir / "server.crt", ssl_dir / "machine2.3151.crt")
+        for name in ("machine2.3151", "machine3.3192"):
+            shutil.copy(centre.server_ssl_dir / "server.crt", ssl_dir / f"{name}.crt")
         profile = centre.write_profile(tmp / "profile.toml")
         tunnel = Tunnel(profile)
         tunnel.up()
@@ -121,10 +130,11 @@ def test_status_suites_node_why_output_on_every_version(newer: tuple[Any, Any, P
         assert got == centre.jobout(spec).read_text(), name
 
 
-def test_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
-    """The live tree (news/sync polling) over TLS and over HTTP: a suspend arrives as a change."""
+def test_watch_on_every_version_and_protocol(newer: tuple[Any, Any, Path]) -> None:
+    """The live tree (news/sync polling) on every server, plain, TLS, HTTP and HTTPS: a suspend arrives as a
+    change."""
     centre, tunnel, _ = newer
-    for name in ("machine2-3151", "machine3-3191"):
+    for name in SERVERS:
         spec = centre.servers[SERVERS[name][1]]
         path = f"/{spec.suite}/f1/hello"
         client = tunnel.ecflow_client(name)
@@ -134,10 +144,10 @@ def test_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
 
 
 @pytest.mark.timeout(120)  # readline waits for lines that a bug would never print
-def test_suites_watch_through_tls_and_http(newer: tuple[Any, Any, Path]) -> None:
+def test_suites_watch_on_every_version_and_protocol(newer: tuple[Any, Any, Path]) -> None:
     """`suites NAME --watch`: the tree, then the line for a suspend made by the server's own client."""
     centre, _, profile = newer
-    for name in ("machine2-3151", "machine3-3191"):
+    for name in SERVERS:
         spec = centre.servers[SERVERS[name][1]]
         path = f"/{spec.suite}/f1/hello"
         follower = subprocess.Popen(
@@ -176,8 +186,8 @@ async def _watch_suspend(client: Any, path: str) -> list[Any]:
 
 
 def test_protocol_mismatch_and_missing_certificate(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
-    """A profile that says plain for the TLS and the HTTP server, and one whose certificate is nowhere: one line
-    each, naming the protocol to set or the files looked for."""
+    """A profile that says plain for the TLS, the HTTP and the HTTPS server, and one whose certificate is nowhere: one
+    line each, naming the protocol to set or the files looked for."""
     _, tunnel, _ = newer
     host, port = tunnel.endpoint("machine2-3151")
     from ecflow_remote.clients.ecflow import EcflowClient
@@ -188,6 +198,9 @@ def test_protocol_mismatch_and_missing_certificate(newer: tuple[Any, Any, Path],
     host, port = tunnel.endpoint("machine3-3191")
     with pytest.raises(ProtocolMismatch, match='speaks HTTP: set protocol = "http" for it in the profile'):
         EcflowClient(host, port, name="machine3-3191").ping()
+    host, port = tunnel.endpoint("machine3-3193")
+    with pytest.raises(ProtocolMismatch, match='speaks HTTPS: set protocol = "https" for it in the profile'):
+        EcflowClient(host, port, name="machine3-3193").ping()
 
     empty = tmp_path / "no-certificates"
     empty.mkdir()
@@ -258,9 +271,11 @@ def test_run_gives_ecflow_client_what_tls_needs(newer: tuple[Any, Any, Path]) ->
     assert not ssl_dir.exists()
 
 
-def test_doctor_and_found_logservers_over_tls_and_http(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
-    """doctor pings every version and protocol; a profile naming no log server: the tunnel finds them in the TLS
-    and HTTP servers' definitions (ECF_LOGHOST), and `output` reads through them."""
+def test_doctor_and_found_logservers_on_every_version_and_protocol(
+    newer: tuple[Any, Any, Path], tmp_path: Path
+) -> None:
+    """doctor pings every version and protocol; a profile naming no log server: the tunnel finds them in every
+    server's definition (ECF_LOGHOST), and `output` reads through them."""
     centre, _, _ = newer
     from ecflow_remote import doctor
     from ecflow_remote.tunnel.handle import Tunnel
@@ -275,7 +290,7 @@ def test_doctor_and_found_logservers_over_tls_and_http(newer: tuple[Any, Any, Pa
     try:
         tunnel.up()
         assert tunnel.wait_found(20)
-        for name in ("machine2-3151", "machine3-3191"):
+        for name in SERVERS:
             spec = centre.servers[SERVERS[name][1]]
             got = cli(profile, "output", name, f"/{spec.suite}/f1/hello").stdout
             assert got == centre.jobout(spec).read_text(), name
@@ -287,40 +302,51 @@ def test_doctor_and_found_logservers_over_tls_and_http(newer: tuple[Any, Any, Pa
 
 # ecflow_ui from a chroot: it sees this machine's /tmp (the X socket, its config dir, the run directory) and the
 # /etc view `ui` gives it (the private hosts file), in a mount namespace of its own.
-CHROOT_UI = """#!/bin/sh
+CHROOT_PROGRAM = """#!/bin/sh
 exec unshare --mount --propagation private -- /bin/sh -c '
 r={root}
 for f in hosts resolv.conf passwd group; do touch $r/etc/$f; mount --bind /etc/$f $r/etc/$f; done
 mount --rbind /tmp $r/tmp
 mount --bind /dev $r/dev
 mount -t proc proc $r/proc
-exec chroot $r /usr/bin/ecflow_ui "$@"' sh "$@"
+exec chroot $r {program} "$@"' sh "$@"
 """
 
 
-@pytest.mark.parametrize("release", ["5.19", "5.9"])
-def test_ecflow_ui_reaches_every_version_and_protocol(
-    newer: tuple[Any, Any, Path], display: str, tmp_path: Path, release: str
-) -> None:
-    """`ui` with ecflow_ui 5.19 (from the Debian unstable chroot, named by `[ui] ecflow_ui`) and with Debian 12's
-    5.9 (the first on PATH): the server list carries the protocol codes, and every server's own log shows the UI's
-    full sync: 5.19 reaches all, TLS and HTTP included; 5.9 the plain servers of every version."""
-    centre, _, _ = newer
+def chroot_program(directory: Path, program: str) -> Path:
+    """A script in `directory` that runs the Debian unstable chroot's `program` (ecFlow 5.19's) here."""
     from centre.chroots import root
 
+    wrapper = directory / Path(program).name
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(CHROOT_PROGRAM.format(root=root("5.19"), program=program))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    ("release", "method"), [("5.19", "hosts"), ("5.9", "hosts"), ("5.19", "local"), ("5.9", "local")]
+)
+def test_ecflow_ui_reaches_every_version_and_protocol(
+    newer: tuple[Any, Any, Path], display: str, tmp_path: Path, release: str, method: str
+) -> None:
+    """`ui` with ecflow_ui 5.19 (from the Debian unstable chroot, named by `[ui] ecflow_ui`) and with Debian 12's
+    5.9 (the first on PATH), the Centre's names (hosts) or localhost and the local ports (local): the server list
+    carries the protocol codes, and every server's own log shows the UI's full sync: 5.19 reaches all, TLS, HTTP and
+    HTTPS included; 5.9 (no HTTP) the plain and TLS servers, with the certificates `ui` put where 5.9 reads them."""
+    centre, _, _ = newer
     from ecflow_remote.tunnel.handle import Tunnel
 
-    profile = centre.write_profile(tmp_path / "ui.toml", "hosts")
+    profile = centre.write_profile(tmp_path / "ui.toml", method)
     wanted = list(centre.servers)
     if release == "5.19":
-        wrapper = tmp_path / "bin" / "ecflow_ui"
-        wrapper.parent.mkdir()
-        wrapper.write_text(CHROOT_UI.format(root=root("5.19")))
-        wrapper.chmod(0o755)
+        wrapper = chroot_program(tmp_path / "bin", "/usr/bin/ecflow_ui")
         profile.write_text(profile.read_text() + f'\n[ui]\necflow_ui = "{wrapper}"\n')
     else:
-        # 5.9 knows no HTTP, and reads TLS certificates only from ~/.ecflowrc/ssl (not ECF_SSL_DIR).
-        wanted = [s for s in wanted if s.protocol == "plain"]
+        wanted = [s for s in wanted if s.protocol in ("plain", "ssl")]
+    # The UI's own home: 5.9 reads certificates only from its ~/.ecflowrc/ssl, where `ui` puts them.
+    home = tmp_path / "home"
+    home.mkdir()
     logs = {spec: centre.server_log(spec) for spec in centre.servers}
     offsets = {spec: size(path) for spec, path in logs.items()}
     own = tmp_path / "own"
@@ -328,10 +354,31 @@ def test_ecflow_ui_reaches_every_version_and_protocol(
     tunnel = Tunnel(profile)
     try:
         tunnel.up()
-        proc, config = launch_ui(centre, tunnel, display, own, tmp_path / "ui.log")
+        proc, config = launch_ui(centre, tunnel, display, own, tmp_path / "ui.log", env={"HOME": str(home)})
         try:
-            codes = {s.name: s.row().split(",")[5] for s in config.servers}
-            assert codes == {n: {"machine2-3151": "1", "machine3-3191": "2"}.get(n, "0") for n in SERVERS}, codes
+            rows = {s.name: s for s in config.servers}
+            codes = {name: row.row().split(",")[5] for name, row in rows.items()}
+            assert codes == {n: OTHER.get(n, "0") for n in SERVERS}, codes
+            ssl_dir = home / ".ecflowrc" / "ssl"
+            if release == "5.9":
+                # Named as 5.9 looks: the row's host and port, `localhost` under the UI's own host name.
+                files = {
+                    n: ssl_dir / f"{UI_HOST if rows[n].host == 'localhost' else rows[n].host}.{rows[n].port}.crt"
+                    for n in ("machine2-3151", "machine3-3192")
+                }
+                assert list(config.notes) == [
+                    *(
+                        f"put {n}'s certificate at {f}: ecflow_ui 5.9.2 reads certificates only from {ssl_dir}"
+                        for n, f in files.items()
+                    ),
+                    "ecflow_ui 5.9.2 speaks no HTTP (5.14 and later do): machine3-3191, machine3-3193 will not "
+                    "connect in it; name a newer ecflow_ui with [ui] ecflow_ui in the profile, or use `ecflow-remote "
+                    "web`",
+                ]
+                server_crt = (centre.server_ssl_dir / "server.crt").read_bytes()
+                assert all(f.read_bytes() == server_crt for f in files.values())
+            else:
+                assert config.notes == () and not ssl_dir.exists()
 
             def synced(spec: Any) -> bool:
                 return re.search(rf"--sync_full\S*\s*:\S+@{UI_HOST}", new_text(logs[spec], offsets[spec])) is not None
@@ -378,3 +425,31 @@ def test_web_page_serves_every_version_and_protocol(newer: tuple[Any, Any, Path]
             assert rows["hello"] == "complete" and rows["fails"] == "aborted", (name, reply)
     finally:
         web.stop()
+
+
+def test_http_relay_presents_the_profiles_user(newer: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    """An `http` server with an ecflow_user: a program started by `run` (ecFlow 5.19's own ecflow_client --http,
+    from its chroot) sends the login name, and the relay presents the profile's name in the POSTed request, as for a
+    plain server: the server's own log shows that name, never the login name."""
+    centre, _, _ = newer
+    from ecflow_remote.access.relay import login_name
+    from ecflow_remote.tunnel.handle import Tunnel
+
+    spec = centre.servers[SERVERS["machine3-3191"][1]]
+    profile = centre.write_profile(tmp_path / "relay.toml", "hosts", ecflow_user="ecfr-http-user")
+    client = chroot_program(tmp_path / "bin", "/usr/bin/ecflow_client")
+    log = centre.server_log(spec)
+    offset = size(log)
+    tunnel = Tunnel(profile)
+    try:
+        tunnel.up()
+        for args in (["--ping"], ["--suspend", f"/{spec.suite}/f1/hello"], ["--resume", f"/{spec.suite}/f1/hello"]):
+            done = cli(
+                profile, "run", "--", str(client), "--host", spec.host, "--port", str(spec.port), "--http", *args
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        seen = new_text(log, offset)
+        assert f"--suspend /{spec.suite}/f1/hello :ecfr-http-user@" in seen, seen[-2000:]
+        assert f":{login_name()}@" not in seen, seen[-2000:]
+    finally:
+        tunnel.down()

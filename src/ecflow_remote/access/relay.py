@@ -11,7 +11,9 @@ sends it, and `cu_`). So one program reaches every server, each with its own ide
 is given a user name or a password. Everything else passes untouched: requests that already carry a custom user
 or a password of their own, task commands (no `user_`), other names, replies, and anything that is not a
 well-formed request (the server judges those; a request the relay cannot read keeps the laptop's name, so the
-failure is a refusal, never more access).
+failure is a refusal, never more access). An `http` server's requests (ecflow_client --http, ecflow_ui 5.14 and
+later: the same JSON POSTed with a Content-Length) are rewritten alike, their Content-Length set anew; TLS and
+HTTPS ones cannot be read, so those servers are not relayed.
 
 Never wider than the profile: only the configured identity, only on that server's own endpoint, loopback only; and
 nothing but the relay can reach the unix socket, so no request reaches the server unread.
@@ -176,6 +178,46 @@ def rewrite_frames(buf: bytearray, local_user: str, present: Presented | str) ->
     return bytes(out), False
 
 
+# The most of an HTTP request's head the relay reads before it gives up parsing and pipes the rest.
+MAX_HEAD = 16 * 1024
+
+
+def rewrite_http(buf: bytearray, local_user: str, present: Presented | str) -> tuple[bytes, bool]:
+    """As rewrite_frames, for HTTP/1.1 requests: a POST whose body rewrite_body changes goes on with that body and
+    its Content-Length set anew. A request without exactly one Content-Length (chunked, say), an oversize one or a
+    head that never ends ends parsing: the rest of the connection is piped as it comes."""
+    out = bytearray()
+    while buf:
+        head_end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if head_end < 0:
+            if len(buf) < MAX_HEAD:
+                break  # the head is not complete yet
+            return _piped(out, buf), True
+        lines = bytes(buf[:head_end]).split(b"\r\n")
+        fields = [line.partition(b":") for line in lines[1:]]
+        lengths = [value.strip() for name, _, value in fields if name.strip().lower() == b"content-length"]
+        chunked = any(name.strip().lower() == b"transfer-encoding" for name, _, _ in fields)
+        if chunked or len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) > MAX_REWRITE:
+            return _piped(out, buf), True
+        end = head_end + 4 + int(lengths[0])
+        if len(buf) < end:
+            break
+        new = rewrite_body(bytes(buf[head_end + 4 : end]), local_user, present) if lines[0][:5] == b"POST " else None
+        if new is None:
+            out += buf[:end]
+        else:
+            kept = [line for line in lines[1:] if line.partition(b":")[0].strip().lower() != b"content-length"]
+            out += b"\r\n".join([lines[0], *kept, b"Content-Length: %d" % len(new)]) + b"\r\n\r\n" + new
+        del buf[:end]
+    return bytes(out), False
+
+
+def _piped(out: bytearray, buf: bytearray) -> bytes:
+    out += buf
+    buf.clear()
+    return bytes(out)
+
+
 # ----------------------------------------------------------------------------------------------- the relay
 
 
@@ -187,6 +229,7 @@ class RelayRoute:
     listen: tuple[str, int]
     upstream: pipe.Target
     user: Presented | str
+    http: bool = False  # the server speaks HTTP (protocol = "http"), not ecFlow's framing
 
 
 class _Client(pipe.Client):
@@ -206,7 +249,8 @@ class _Client(pipe.Client):
 
     def received(self, data: bytes) -> None:
         self.buf += data
-        out, self.piping = rewrite_frames(self.buf, self.relay.local_user, self.route.user)
+        rewrite = rewrite_http if self.route.http else rewrite_frames
+        out, self.piping = rewrite(self.buf, self.relay.local_user, self.route.user)
         if out:
             self.send(out)
         self._watch(bool(self.buf) and not self.piping)
@@ -249,4 +293,4 @@ class Relay(pipe.Server):
         for i, route in enumerate(self.routes):
             host, port = route.listen
             actual = self.listen_on(host, port, functools.partial(_Client, self, route))  # port 0: kernel's choice
-            self.routes[i] = RelayRoute((host, actual), route.upstream, route.user)
+            self.routes[i] = RelayRoute((host, actual), route.upstream, route.user, route.http)

@@ -74,7 +74,7 @@ def ui(c: Context, args: tuple[str, ...]) -> None:
     proc, config = ui_start.launch(c.tunnel(), list(args))
     first = f" (new: a copy of {default_ui_config_dir()})" if config.seeded else ""
     click.echo(f"ecflow_ui's config dir: {config.path}{first}; kept between runs", err=True)
-    for line in system_report(config.system):
+    for line in [*config.notes, *system_report(config.system)]:
         click.echo(line, err=True)
     # A TERM or hang-up of ecflow-remote must take ecflow_ui down too (its config dir stays for the next run).
     old = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}

@@ -96,7 +96,7 @@ class Listeners:
             if not e.relay_user
         )
         relayed = dict.fromkeys(
-            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), presented)
+            relay.RelayRoute((e.local_host, e.local_port), (e.host, e.port), presented, e.protocol == "http")
             for e in endpoints
             if (presented := relay.presented_for(e, self.passwords)) is not None
         )

@@ -43,6 +43,7 @@ class UiConfig:
     session: str
     seeded: bool = False  # made in this run (a copy of the user's own config dir)
     system: SystemLists = field(default_factory=lambda: SystemLists("none"))  # given to ecflow_ui (launch)
+    notes: tuple[str, ...] = ()  # lines for the user (launch: certificates put where an old ecflow_ui looks)
 
 
 def config_dir_for(profile_path: Path) -> Path:

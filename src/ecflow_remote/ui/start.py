@@ -5,18 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ecflow_remote.errors import UiError
 from ecflow_remote.plan import Plan
-from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel.state import RunFiles
-from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config, profile_ui_servers
+from ecflow_remote.ui import protocols
+from ecflow_remote.ui.confdir import UiConfig, config_dir_for, prepare_config
 from ecflow_remote.ui.systemlists import ENV as SYSTEM_ENV
 from ecflow_remote.ui.systemlists import Carry, system_lists
 
@@ -113,45 +112,23 @@ def launch(
         full_env[SYSTEM_ENV] = lists.env
     argv, extra_env = command(config.path, plan, files, extra, tunnel.profile.ui.ecflow_ui)
     full_env.update(extra_env)
-    full_env.update(tls_certificates(config.path, tunnel.profile, plan, tunnel.clients().fetch_certificate))
+    found = protocols.found_certificates(tunnel.profile, tunnel.clients().fetch_certificate)
+    full_env.update(protocols.tls_certificates(config.path, tunnel.profile, plan, found, hostname))
+    notes: list[str] = []
+    if any(s.protocol != "plain" for s in tunnel.profile.servers):
+        got = protocols.release(argv[0], full_env)
+        if found and (got is None or got < protocols.SSL_DIR_SINCE):
+            ui = ".".join(map(str, got)) if got else "before 5.13.6 (its release unknown)"
+            home = protocols.ui_home(full_env)
+            notes = protocols.home_certificates(tunnel.profile, plan, found, home, hostname, ui)
+        notes += protocols.unspoken(tunnel.profile, got)
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
     # Server load, Timeline and whole-file fetches run `ssh`/`scp` (ecflow_ui_transfer_file.sh): the tunnel's.
     launcher.ssh_through_tunnel(tunnel, full_env)
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
     proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
-    return proc, replace(config, system=lists)
-
-
-def tls_certificates(
-    config_dir: Path, profile: Profile, plan: Plan, fetch: Callable[[list[Path]], Path | None] | None = None
-) -> dict[str, str]:
-    """ECF_SSL_DIR for the TLS servers (ecflow_ui 5.13 and later read it): a directory in the UI's config dir with
-    each one's certificate under the <host>.<port>.crt of the row servers.txt gives it (a local endpoint's, for
-    the local method). None missing at home is an error here; ecflow_ui would only say it cannot connect."""
-    from ecflow_remote.clients.ecflow import certs
-
-    rows = {s.name: (s.host, s.port) for s in profile_ui_servers(profile, plan)}
-    tls = [s for s in profile.servers if s.protocol == "ssl"]
-    if not tls:
-        return {}
-    found = {}
-    for server in tls:
-        path = certs.find(server.host, server.port)
-        if path is None and fetch is not None:
-            path = fetch(certs.candidates(server.host, server.port))
-        if path is None:
-            raise UiError(certs.missing_words(server.host, server.port, f"ecFlow server {server.name}"))
-        found[server.name] = path
-    directory = config_dir / "ssl"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    for name, path in found.items():
-        host, port = rows[name]
-        # ecFlow names a `localhost` server's certificate after the machine's host name (Openssl::enable).
-        for alias in {host, socket.gethostname()} if host == "localhost" else {host}:
-            shutil.copyfile(path, directory / f"{alias}.{port}.crt")
-    # ecFlow appends the file name to ECF_SSL_DIR as it is: the trailing slash is needed.
-    return {"ECF_SSL_DIR": f"{directory}/"}
+    return proc, replace(config, system=lists, notes=tuple(notes))
 
 
 def carry_through(tunnel: Tunnel) -> Carry:

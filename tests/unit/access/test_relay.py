@@ -104,6 +104,39 @@ def test_frames_split_and_malformed() -> None:
     assert stop and out.endswith(b"{")
 
 
+def post(body: bytes, *extra: bytes) -> bytes:
+    """A request as ecflow_client --http sends it (cpp-httplib: the Content-Length among other fields)."""
+    head = [b"POST /v1/ecflow HTTP/1.1", b"Host: machine3:3191", b"Content-Length: %d" % len(body), *extra]
+    return b"\r\n".join([*head, b"Content-Type: application/json"]) + b"\r\n\r\n" + body
+
+
+def test_http_requests_rewritten_with_their_length() -> None:
+    """protocol = "http": each POSTed request rewritten as in a frame, its Content-Length set anew; the next
+    request on the connection too (keep-alive); anything not plainly framed by one Content-Length piped as is."""
+    mine, theirs = wire.encode_json(ping()), wire.encode_json(ping("someone"))
+    data = post(mine) + post(theirs)
+    buf = bytearray(data[:30])
+    out, stop = relay.rewrite_http(buf, ME, "user1")
+    assert out == b"" and not stop and bytes(buf) == data[:30]  # waits for the whole request
+    buf += data[30:]
+    out, stop = relay.rewrite_http(buf, ME, "user1")
+    new = wire.encode_json(json.loads(wire.encode_json(ping("user1"))))
+    expected = b"POST /v1/ecflow HTTP/1.1\r\nHost: machine3:3191\r\nContent-Type: application/json\r\n"
+    assert not stop and not buf and out == expected + b"Content-Length: %d\r\n\r\n" % len(new) + new + post(theirs)
+    for odd in (
+        post(mine, b"Transfer-Encoding: chunked"),
+        post(mine, b"Content-Length: 3"),  # two lengths: which one the server takes is not ours to guess
+        post(mine).replace(b"Content-Length: %d" % len(mine), b"Content-Length: -1"),
+        b"POST /v1/ecflow HTTP/1.1\r\n" + b"X: y\r\n" * (relay.MAX_HEAD // 6),
+    ):
+        buf = bytearray(odd)
+        out, stop = relay.rewrite_http(buf, ME, "user1")
+        assert stop and out == odd and not buf, odd[:80]
+    # Not a POST: passed on unread.
+    buf = bytearray(post(mine).replace(b"POST ", b"PUT ", 1))
+    assert relay.rewrite_http(buf, ME, "user1") == (post(mine).replace(b"POST ", b"PUT ", 1), False)
+
+
 def test_loopback_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
         relay.Relay([relay.RelayRoute(("0.0.0.0", 0), tmp_path / "s", "user1")])
@@ -211,3 +244,16 @@ def test_a_custom_users_relay_leaves_other_identities_alone() -> None:
 def test_the_password_never_shows_in_a_route() -> None:
     route = relay.RelayRoute(("127.0.0.1", 1), Path("/s"), relay.Presented("bob", True, "crypted-secret"))
     assert "crypted-secret" not in repr(route) and "bob" in repr(route)
+
+
+@pytest.mark.parametrize(("protocol", "relayed"), [("plain", True), ("http", True), ("ssl", False), ("https", False)])
+def test_which_protocols_are_relayed(tmp_path: Path, protocol: str, relayed: bool) -> None:
+    """The relay reads plain frames and HTTP requests; TLS and HTTPS pass it by (it cannot read them)."""
+    from tests.unit.ui.test_confdir import profile_from
+
+    from ecflow_remote.plan import server_endpoint
+
+    server = f'[[server]]\nname = "m"\nhost = "m"\nport = 1\nprotocol = "{protocol}"\n'
+    text = '[gateway]\nhost = "w"\necflow_user = "user1"\n\n' + server
+    endpoint = server_endpoint(profile_from(tmp_path, text), "m", "m", 1, "127.0.0.1", 1)
+    assert endpoint.relay_user == ("user1" if relayed else None) and endpoint.protocol == protocol

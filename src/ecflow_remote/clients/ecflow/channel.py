@@ -105,10 +105,14 @@ def _tls(sock: socket.socket, ctx: ssl.SSLContext, where: str, certificate: Path
 def silent_server(where: str, reconnect: Callable[[], socket.socket], frame: bytes) -> ProtocolMismatch | None:
     """Why a server closed on the plain request `frame` without a word, if it is because it speaks TLS or HTTP
     (asked on new connections: a TLS handshake, then the same request POSTed); None if it answers neither."""
-    if _answers(reconnect, _tls_handshake):
-        return ProtocolMismatch(speaks(where, "TLS", "ssl"))
     # ecflow_server --http answers nothing but its own requests (not even GET /), so ask it the real one.
-    if _answers(reconnect, lambda sock: _http_answers(sock, frame[HEADER_SIZE:])):
+    body = frame[HEADER_SIZE:]
+    if _answers(reconnect, _tls_handshake):
+        # An https server (ecflow_server --http behind a TLS front) completes a handshake too: asked inside TLS.
+        if _answers(reconnect, lambda sock: _https_answers(sock, body)):
+            return ProtocolMismatch(speaks(where, "HTTPS", "https"))
+        return ProtocolMismatch(speaks(where, "TLS", "ssl"))
+    if _answers(reconnect, lambda sock: _http_answers(sock, body)):
         return ProtocolMismatch(speaks(where, "HTTP", "http"))
     return None
 
@@ -116,6 +120,11 @@ def silent_server(where: str, reconnect: Callable[[], socket.socket], frame: byt
 def _tls_handshake(sock: socket.socket) -> bool:
     with certs.unverified_context().wrap_socket(sock):
         return True
+
+
+def _https_answers(sock: socket.socket, body: bytes) -> bool:
+    with certs.unverified_context().wrap_socket(sock) as tls:
+        return _http_answers(tls, body)
 
 
 def _http_answers(sock: socket.socket, body: bytes) -> bool:
