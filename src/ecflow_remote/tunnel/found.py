@@ -237,7 +237,7 @@ def ask_by_file(
 
 
 class Finder:
-    """Learns which log servers the profile servers' definitions name (in a process of its own: finder.py): the
+    """Learns which log servers the profile servers' definitions name (in a process of its own: logfinder.py): the
     first round fetches each whole definition, later rounds only what changed (a NEWS request when nothing did).
     The last tree of a server that does not answer is kept: a found log server is not forgotten for a restart."""
 

@@ -20,18 +20,18 @@ from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining, linkfigure, sidework
+from ecflow_remote.tunnel import addservices, causes, decisions, files, forwards, found, health, linkfigure, sidework
 from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.finder import FinderProcess
-from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.inbox import Inbox
-from ecflow_remote.tunnel.legs import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.logfinder import FinderProcess
 from ecflow_remote.tunnel.netwatch import NetWatch
+from ecflow_remote.tunnel.prestart import Prestart
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.sshleg import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
 
 HEALTH_EVERY = 10.0
@@ -78,7 +78,7 @@ class Supervisor:
         self.inbox = Inbox(rundir.path, self.events)
         self.certs = CertWatch(profile)
         self.rounds = health.Rounds()
-        # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
+        # The jump master the prestart launched (prestart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
         self.netwatch = NetWatch(self.events.wake)
@@ -100,8 +100,8 @@ class Supervisor:
         self.events.wake()
 
     # ------------------------------------------------------------------------------------------ run
-    def run(self, head: HeadStart) -> int:
-        """Until stopped or failed for good: the exit code. `head`: the lock and jump master (headstart.py)."""
+    def run(self, head: Prestart) -> int:
+        """Until stopped or failed for good: the exit code. `head`: the lock and jump master (prestart.py)."""
         lock, self.early_jump = head.lock, head.jump
         self.events.catch_signals()
         try:
@@ -457,11 +457,11 @@ class Supervisor:
         self._warn(problems)
 
     def _join(self, wanted: list[found.Wanted]) -> None:
-        """Add wanted services to the running tunnel (joining.py), and say so in the state."""
+        """Add wanted services to the running tunnel (addservices.py), and say so in the state."""
         plan = self.state.plan
         if plan is None or self.net.io is None:
             return
-        done = joining.join(
+        done = addservices.add_services(
             self.profile,
             self.rundir.path,
             plan,

@@ -1,4 +1,5 @@
-"""Services joining a running tunnel: merged into its plan, forwarded through the main leg, listened for, named."""
+"""Services added to a running tunnel (found log servers, system servers `ui` asks for): merged into its plan,
+forwarded through the main leg, listened for, and named in the files launched programs read."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from ecflow_remote.tunnel.state import RunFiles
 
 
 @dataclass
-class Joined:
-    """The running tunnel after a join: its plan, run files and note on what waits; warnings for status."""
+class Added:
+    """The running tunnel after services were added: its plan, run files and note on what waits; warnings for status."""
 
     plan: Plan
     files: RunFiles
@@ -24,7 +25,7 @@ class Joined:
     warnings: list[str] = field(default_factory=list)
 
 
-def join(
+def add_services(
     profile: Profile,
     rundir: Path,
     plan: Plan,
@@ -35,14 +36,14 @@ def join(
     credentials: Credentials | None,
     files: RunFiles,
     note: str | None,
-) -> Joined:
+) -> Added:
     """Add wanted services: ssh's forwards through the main leg's control socket, listeners on the supervisor's
     loop, the hosts view. What ssh could not forward waits (named in status; the next round tries again) unless
     the agent carries it. `note`: the last round's, kept by a call that tries nothing new."""
     try:
         merged = found.merge(plan, wanted, alias_net(profile), port_free, free_port, profile.gateway.ecflow_user)
     except ValueError as e:
-        return Joined(plan, files, note, [str(e)])
+        return Added(plan, files, note, [str(e)])
     warnings: list[str] = []
     new = [e for e in found.added(plan, merged) if e.forwarded]
     why = _forward(profile, rundir, new, net)
@@ -57,7 +58,7 @@ def join(
         files, problems = found.rewrite_files(profile, merged, rundir, credentials, files)
         warnings += problems
     note = found.uncarried_note(waiting, why) if waiting and why else (None if new else note)
-    return Joined(merged, files, note, warnings)
+    return Added(merged, files, note, warnings)
 
 
 def _forward(profile: Profile, rundir: Path, new: list[Endpoint], net: Listeners) -> str | None:

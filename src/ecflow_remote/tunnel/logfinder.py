@@ -2,7 +2,7 @@
 
 Parsing a large definition (10 000 tasks: a few hundred ms of pure Python) holds the GIL; in the supervisor it
 would stall every connection its listeners relay meanwhile (measured: ecFlow pings right after `up` went from one
-round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.finder PROFILE METHOD` once, asks
+round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.logfinder PROFILE METHOD` once, asks
 it for a round with a line on its stdin (with ssh's forward sockets its clients may connect to straight:
 tunnel/clients.py), and reads each round's answer as one JSON line on its stdout: typed data
 (found.Wanted) across the process boundary. The child dies with the supervisor and ends at EOF.
@@ -141,7 +141,7 @@ class FinderProcess:
 
     def _spawn(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ecflow_remote.tunnel.finder", str(self.profile.path), self.profile.gateway.method],
+            [sys.executable, "-m", __name__, str(self.profile.path), self.profile.gateway.method],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -9,8 +9,8 @@ import pytest
 
 from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.finder import FinderProcess, wanted_from_json, wanted_to_json
 from ecflow_remote.tunnel.found import Wanted
+from ecflow_remote.tunnel.logfinder import FinderProcess, wanted_from_json, wanted_to_json
 
 
 def test_answers_round_trip() -> None:
@@ -51,7 +51,7 @@ def test_a_real_child_answers_each_round_and_ends_with_the_parent_side(tmp_path:
 
 def test_a_round_s_request_carries_the_plan_s_token_and_the_sockets(tmp_path: Path) -> None:
     from ecflow_remote.plan import Endpoint, Plan
-    from ecflow_remote.tunnel.finder import read_request, request_line
+    from ecflow_remote.tunnel.logfinder import read_request, request_line
 
     plan = Plan("local", [Endpoint("server", "m", "m.centre", 4141, "127.0.0.1", 4141)])
     direct = {("m.centre", 4141): tmp_path / "ecf.sock"}
