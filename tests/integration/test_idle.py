@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.tunnel.found import Wanted
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecflow_remote.access.socks import Credentials
+from ecflow_remote.endpoints import Wanted, alias_net
+from ecflow_remote.errors import NoAddressLeft
 from ecflow_remote.net import free_port, port_free
-from ecflow_remote.plan import Endpoint, Plan, alias_net
+from ecflow_remote.plan import Endpoint, Plan, added, merge, without
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel import forwards, found
 from ecflow_remote.tunnel.listeners import Listeners
@@ -29,7 +31,7 @@ def add_services(
     profile: Profile,
     rundir: Path,
     plan: Plan,
-    wanted: list[found.Wanted],
+    wanted: list[Wanted],
     net: Listeners,
     *,
     agent_runs: bool,
@@ -41,14 +43,14 @@ def add_services(
     loop, the hosts view. What ssh could not forward waits (named in status; the next round tries again) unless
     the agent carries it. `note`: the last round's, kept by a call that tries nothing new."""
     try:
-        merged = found.merge(plan, wanted, alias_net(profile), port_free, free_port, profile.gateway.ecflow_user)
-    except ValueError as e:
+        merged = merge(plan, wanted, alias_net(profile), port_free, free_port, profile.gateway.ecflow_user)
+    except NoAddressLeft as e:
         return Added(plan, files, note, [str(e)])
     warnings: list[str] = []
-    new = [e for e in found.added(plan, merged) if e.forwarded]
+    new = [e for e in added(plan, merged) if e.forwarded]
     why = _forward(profile, rundir, new, net)
     waiting = new if why is not None and not agent_runs else []
-    merged = found.without(merged, waiting)
+    merged = without(merged, waiting)
     try:
         net.add([e for e in new if e not in waiting])
     except OSError as e:  # a port taken since it was chosen: the next round picks another

@@ -1,26 +1,24 @@
 """Endpoints that join a running tunnel: log servers the profile servers' definitions name (ECF_LOGHOST and
 ECF_LOGPORT), and ecFlow servers that only a system server list names (asked for by `ui`).
 
-Pure placement (`merge`: where each new endpoint listens under the tunnel's method), the typed request `ui` sends
-the supervisor (inbox.py), and the `Finder` that keeps one incremental watch per profile server
-(ecflow_ui's news/sync: after the first whole definition a round costs one small request per server)."""
+The typed request `ui` sends the supervisor (inbox.py; where each joins: plan.merge), and the `Finder` that keeps
+one incremental watch per profile server (ecflow_ui's news/sync: after the first whole definition a round costs one
+small request per server)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from ecflow_remote.access.socks import Credentials
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.errors import EcflowRemoteError
-from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint, Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.safefile import write_atomic
@@ -37,19 +35,6 @@ REQUEST_PREFIX: Final = "join-"  # request files in the run directory: join-<tok
 MAX_REQUEST: Final = 1024 * 1024
 MAX_SERVERS: Final = 500
 FIND_TIMEOUT: Final = 30.0
-_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
-_HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}")
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """A Centre service the tunnel should carry: a found log server, or a system list's ecFlow server."""
-
-    kind: Literal["logserver", "server"]
-    name: str
-    host: str
-    port: int
-    used_by: tuple[str, ...] = ()
 
 
 def logservers_wanted(uses: Sequence[LogServerUse]) -> list[Wanted]:
@@ -58,88 +43,6 @@ def logservers_wanted(uses: Sequence[LogServerUse]) -> list[Wanted]:
         Wanted("logserver", f"{u.host}:{u.port}", u.host, u.port, tuple(f"{srv} /{suite}" for srv, suite in u.suites))
         for u in uses
     ]
-
-
-def known(plan: Plan, want: Wanted) -> Endpoint | None:
-    """The plan's endpoint for a wanted service: log servers as ECF_LOGHOST names them (short or qualified)."""
-    for e in plan.endpoints:
-        if e.kind != want.kind or e.port != want.port:
-            continue
-        if same_host(e.host, want.host) if want.kind == "logserver" else e.host.lower() == want.host.lower():
-            return e
-    return None
-
-
-def merge(
-    plan: Plan,
-    wanted: Sequence[Wanted],
-    net: str,
-    is_free: Callable[[str, int], bool],
-    pick_port: Callable[[str], int],
-    relay_user: str | None = None,
-) -> Plan:
-    """A new plan: `plan` with every wanted service it lacks placed for its method, and who uses each one updated.
-
-    local: 127.0.0.1, the service's own port where free (log servers keeping theirs resolve there by name);
-    hosts: the host's alias address (the next one of `net` for a new host) with its own port where free;
-    socks: log servers through the SOCKS front (nothing to listen on), ecFlow servers as under hosts (proxychains
-    cannot carry ecFlow's sockets). `relay_user`: gateway.ecflow_user, presented for system servers too."""
-    endpoints = list(plan.endpoints)
-    hosts = dict(plan.hosts)
-    for want in wanted:
-        have = known(Plan(plan.method, endpoints), want)
-        if have is not None:
-            if want.used_by and have.origin != "system":
-                merged = tuple(dict.fromkeys((*have.used_by, *want.used_by)))
-                endpoints[endpoints.index(have)] = replace(have, used_by=merged)
-            continue
-        origin: Literal["found", "system"] = "found" if want.kind == "logserver" else "system"
-        name = want.name
-        if any(e.kind == "server" and e.name == name for e in endpoints) and want.kind == "server":
-            name = f"{want.name}@{want.host}:{want.port}"  # a profile server of that name is another one
-        user = relay_user if want.kind == "server" else None
-        if plan.method == "socks" and want.kind == "logserver":
-            assert plan.socks_port is not None
-            e = Endpoint("logserver", name, want.host, want.port, "127.0.0.1", plan.socks_port, False)
-            endpoints.append(replace(e, origin=origin, used_by=want.used_by))
-            continue
-        taken = {(e.local_host, e.local_port) for e in endpoints if e.forwarded}
-        if plan.method == "local":
-            address = "127.0.0.1"
-        else:
-            address = hosts.get(want.host) or _next_alias(hosts.values(), net)
-            hosts[want.host] = address
-        port = want.port
-        if (address, port) in taken or not is_free(address, port):
-            port = pick_port(address)
-        if plan.method == "local" and want.kind == "logserver" and port == want.port:
-            hosts.setdefault(want.host, address)
-        e = Endpoint(want.kind, name, want.host, want.port, address, port, relay_user=user)
-        endpoints.append(replace(e, origin=origin, used_by=want.used_by))
-    return replace(plan, endpoints=endpoints, hosts=hosts)
-
-
-def _next_alias(used: Iterable[str], net: str) -> str:
-    numbers = [int(a.rsplit(".", 1)[1]) for a in used if a.startswith(net)]
-    following = max(numbers, default=0) + 1
-    if following > 254:
-        raise ValueError(f"no loopback address left in {net}0/24 for another Centre host")
-    return f"{net}{following}"
-
-
-def added(old: Plan, new: Plan) -> list[Endpoint]:
-    """Endpoints of `new` that `old` does not have (by kind, host and port)."""
-    have = {(e.kind, e.host, e.port) for e in old.endpoints}
-    return [e for e in new.endpoints if (e.kind, e.host, e.port) not in have]
-
-
-def without(plan: Plan, dropped: Sequence[Endpoint]) -> Plan:
-    """`plan` without these endpoints (and without the host names only they used)."""
-    gone = {(e.kind, e.host, e.port) for e in dropped}
-    endpoints = [e for e in plan.endpoints if (e.kind, e.host, e.port) not in gone]
-    still = {e.host for e in endpoints}
-    hosts = {h: a for h, a in plan.hosts.items() if h in still}
-    return replace(plan, endpoints=endpoints, hosts=hosts)
 
 
 def rewrite_files(
@@ -170,10 +73,7 @@ def request_path(rundir: Path) -> Path:
 
 def request_bytes(servers: Sequence[Wanted]) -> bytes:
     """A request: the version-1 document the supervisor reads (inbox.py, or a request file)."""
-    rows = [
-        {"kind": w.kind, "name": w.name, "host": w.host, "port": w.port, "used_by": list(w.used_by)} for w in servers
-    ]
-    return json.dumps({"version": 1, "servers": rows}).encode()
+    return json.dumps({"version": 1, "servers": [w.to_json() for w in servers]}).encode()
 
 
 def write_request(rundir: Path, servers: Sequence[Wanted]) -> Path:
@@ -195,24 +95,7 @@ def parse_request(data: bytes) -> list[Wanted]:
     rows = doc["servers"]
     if len(rows) > MAX_SERVERS:
         raise ValueError(f"over {MAX_SERVERS} servers")
-    wanted: list[Wanted] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ValueError("a server is not an object")
-        name, host, port, used = row.get("name"), row.get("host"), row.get("port"), row.get("used_by", [])
-        kind = row.get("kind", "server")
-        if kind not in ("server", "logserver"):
-            raise ValueError(f"bad kind {kind!r}")
-        if not (isinstance(name, str) and _NAME.fullmatch(name)):
-            raise ValueError(f"bad server name {name!r}")
-        if not (isinstance(host, str) and _HOST.fullmatch(host)):
-            raise ValueError(f"bad host {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"bad port {port!r}")
-        if not (isinstance(used, list) and all(isinstance(u, str) and len(u) < 4096 for u in used)):
-            raise ValueError("bad used_by")
-        wanted.append(Wanted(kind, name, host, port, tuple(used)))
-    return wanted
+    return [Wanted.from_json(row) for row in rows]
 
 
 def ask_by_file(

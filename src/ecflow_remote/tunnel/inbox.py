@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.tunnel import found
 from ecflow_remote.tunnel.events import Events
 
@@ -35,7 +36,7 @@ def socket_path(rundir: Path) -> Path:
 class Asked:
     """One request read whole: what it wants, and the connection its answer goes back on."""
 
-    wanted: list[found.Wanted]
+    wanted: list[Wanted]
     conn: socket.socket
 
 
@@ -135,7 +136,7 @@ def _reply(conn: socket.socket, line: bytes) -> None:
 
 
 def ask(
-    rundir: Path, servers: Sequence[found.Wanted], timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
+    rundir: Path, servers: Sequence[Wanted], timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
 ) -> bool:
     """Ask the running supervisor to carry these services and wait for its answer (its state then has their
     endpoints); False if it did not answer within `timeout`, refused, or ended (`alive`, asked twice a second)."""

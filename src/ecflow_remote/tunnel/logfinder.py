@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import IO
 
 from ecflow_remote.clients.ecflow.logservers import find_logservers
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
+from ecflow_remote.tunnel.found import Finder, logservers_wanted
 from ecflow_remote.unix import die_with_parent
 
 MAX_LINE = 4 * 1024 * 1024  # an answer bigger than this is not one

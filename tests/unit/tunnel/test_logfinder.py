@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.found import Wanted
 from ecflow_remote.tunnel.logfinder import FinderProcess, wanted_from_json, wanted_to_json
 
 
