@@ -1,25 +1,28 @@
-"""Services added to a running tunnel (found log servers, system servers `ui` asks for): merged into its plan,
+"""Services added to a running tunnel (found log servers, system servers `ui` asks for): placed in its plan,
 forwarded through the main leg, listened for, and named in the files launched programs read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecflow_remote.access.socks import Credentials
 from ecflow_remote.endpoints import Wanted, alias_net
-from ecflow_remote.errors import NoAddressLeft
+from ecflow_remote.errors import EcflowRemoteError, NoAddressLeft
 from ecflow_remote.net import free_port, port_free
 from ecflow_remote.plan import Endpoint, Plan, added, merge, without
 from ecflow_remote.profile.model import Profile
-from ecflow_remote.tunnel import forwards, found
+from ecflow_remote.tunnel import files as run_files
+from ecflow_remote.tunnel import forwards
 from ecflow_remote.tunnel.listeners import Listeners
 from ecflow_remote.tunnel.state import RunFiles
 
 
 @dataclass
 class Added:
-    """The running tunnel after services were added: its plan, run files and note on what waits; warnings for status."""
+    """The running tunnel after services were added: its plan, run files and note on what waits; warnings for
+    status."""
 
     plan: Plan
     files: RunFiles
@@ -57,9 +60,9 @@ def add_services(
         merged, waiting = plan, []
         warnings.append(f"could not listen for {', '.join(f'{n.host}:{n.port}' for n in new)} yet: {e}")
     if merged.hosts != plan.hosts:
-        files, problems = found.rewrite_files(profile, merged, rundir, credentials, files)
+        files, problems = rewrite_files(profile, merged, rundir, credentials, files)
         warnings += problems
-    note = found.uncarried_note(waiting, why) if waiting and why else (None if new else note)
+    note = uncarried_note(waiting, why) if waiting and why else (None if new else note)
     return Added(merged, files, note, warnings)
 
 
@@ -73,3 +76,28 @@ def _forward(profile: Profile, rundir: Path, new: list[Endpoint], net: Listeners
     if why is None:
         net.upstreams.sockets = {**net.upstreams.sockets, **sockets}
     return why
+
+
+def rewrite_files(
+    profile: Profile,
+    plan: Plan,
+    rundir: Path,
+    credentials: Credentials | None,
+    old: RunFiles,
+) -> tuple[RunFiles, list[str]]:
+    """The launched programs' files again for a plan with new names (the hosts view; the opt-in system block):
+    programs launched from now on see them. The run files, and problems for the status warnings."""
+    written = old.merged(run_files.write_support_files(profile, plan, rundir, credentials))
+    if not old.system_hosts:
+        return written, []
+    try:
+        block, warnings = run_files.install_system_hosts(profile, plan, rundir.name)
+    except EcflowRemoteError as e:
+        return written, [f"the names found since up are not in {old.system_hosts}: {e}"]
+    return written.merged(block), warnings
+
+
+def uncarried_note(endpoints: Sequence[Endpoint], why: str) -> str:
+    """Why found endpoints are not reachable: ssh could not add their forwards (plain transport, no agent)."""
+    names = ", ".join(f"{e.host}:{e.port}" for e in endpoints)
+    return f"found {names}, which ssh could not forward ({why}); the next round tries again"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ecflow_remote.endpoints import Wanted
-from ecflow_remote.tunnel import found, inbox
+from ecflow_remote.tunnel import inbox, servicerequests
 from ecflow_remote.tunnel.events import Events
 
 WANTED = [Wanted("server", "sys-m2", "machine2", 3142, ("/a",)), Wanted("logserver", "l:1", "l", 1)]
@@ -108,7 +108,7 @@ def test_without_an_inbox_a_request_file_is_left_for_an_older_supervisor(tmp_pat
     def older_supervisor() -> None:  # reads request files, removes them once answered
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            names = [p.name for p in tmp_path.iterdir() if p.name.startswith(found.REQUEST_PREFIX)]
+            names = [p.name for p in tmp_path.iterdir() if p.name.startswith(servicerequests.REQUEST_PREFIX)]
             if names:
                 seen.append(names)
                 for name in names:
