@@ -13,6 +13,7 @@ from ecflow_remote.endpoints import (
     Wanted,
     as_method,
     by_centre_names,
+    check_aliases,
     next_alias,
     through_socks,
 )
@@ -98,6 +99,22 @@ def test_one_limit_for_the_addresses_at_the_start_and_on_joining() -> None:
         p.place("server", f"h{i}", 1, f"server h{i}")
     with pytest.raises(NoAddressLeft):
         p.place("server", "one-more", 1, "server one-more")
+
+
+def test_addresses_not_on_lo0_yet_are_named_together_not_taken_for_ports_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # macOS routes only 127.0.0.1 to loopback: every alias the tunnel needs is said at once, with the command.
+    from ecflow_remote import endpoints
+
+    monkeypatch.setattr(endpoints, "_bindable", lambda address: False)
+    p = placement("hosts", busy=frozenset({(f"{NET}1", 4141), (f"{NET}2", 9316)}), moves=False)
+    p.place("server", "machine1", 4141, "server m1")
+    p.place("logserver", "logserver1", 9316, "log server logserver1")
+    assert p.unbound == [f"{NET}1", f"{NET}2"]
+    with pytest.raises(NoAddressLeft, match=rf"sudo ifconfig lo0 alias {NET}1 up; sudo ifconfig lo0 alias {NET}2 up"):
+        check_aliases(p.unbound)
+    check_aliases([])  # nothing missing: nothing to say
 
 
 def test_wanted_rows_round_trip_and_a_bad_one_is_refused() -> None:
