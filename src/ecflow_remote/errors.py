@@ -143,6 +143,10 @@ class PortInUse(MachineError):
     """A local port the tunnel needs is taken."""
 
 
+class NoAddressLeft(MachineError):
+    """A Centre host has no loopback address: the profile's range is full, or (macOS) its alias is not on lo0."""
+
+
 class LogServerError(ServiceError):
     """The log server could not give what was asked."""
 

@@ -44,7 +44,7 @@ def spawn(
     if files.hosts and files.resolv and not files.system_hosts:  # with the system file's block, the names are there
         if private_view_available():
             binds = [(files.hosts, "/etc/hosts"), (files.resolv, "/etc/resolv.conf")]
-        elif plan.method != "local":
+        elif plan.by_centre_names:
             raise LaunchError(no_view_message(plan))
         # local: the view only adds log-server names (ECF_LOGHOST) on 127.0.0.1; everything works without it.
     if binds or hide or hostname is not None:
@@ -145,7 +145,7 @@ def local_hint(plan: Plan, argv: Sequence[str]) -> str | None:
     from ecflow_remote.transport.wrapper import PROGRAMS
 
     # The tunnel's own ssh and scp (first on the PATH) reach Centre hosts by name in every method.
-    if plan.method != "local" or (argv and Path(argv[0]).name in PROGRAMS):
+    if plan.by_centre_names or (argv and Path(argv[0]).name in PROGRAMS):
         return None
     words = {w.rpartition("=")[2] for w in argv}  # --host machine1, --host=machine1, ECF_HOST=machine1
     on_host = [e for e in plan.endpoints if e.kind == "server" and e.forwarded and e.host in words]

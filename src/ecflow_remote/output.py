@@ -75,7 +75,7 @@ async def locate(tunnel: Tunnel, server: str, node_path: str) -> Source:
         source.endpoint = source.clients.logserver_endpoint(*logserver)
         if source.endpoint is None:
             # A suite changed since the supervisor last looked: it adds that log server now (the agent), or cannot.
-            from ecflow_remote.tunnel.found import Wanted
+            from ecflow_remote.endpoints import Wanted
 
             host, port = logserver
             want = Wanted("logserver", f"{host}:{port}", host, port, (f"{server} /{node.path.split('/')[1]}",))

@@ -1,28 +1,34 @@
-"""The three ways through the gateway (local, socks, hosts): which forwards, endpoints and names each gives."""
+"""The tunnel's plan: every endpoint (the profile's at the start, the services that join it while up), the names
+launched programs see, and how a client reaches each one."""
 
 from __future__ import annotations
 
-import hashlib
-import socket
-import sys
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from ecflow_remote.endpoints import (
+    LOOPBACK,
+    Kind,
+    Placement,
+    Wanted,
+    alias_net,
+    as_method,
+    by_centre_names,
+    check_aliases,
+    through_socks,
+)
 from ecflow_remote.errors import EcflowRemoteError, PortInUse, UnknownServer
-from ecflow_remote.net import free_port, port_free
+from ecflow_remote.net import free_port, port_free, same_host
 from ecflow_remote.portowner import held_by
-from ecflow_remote.profile.model import Profile
-
-# Loopback addresses for the hosts method (and for ecFlow servers under socks): one per Centre host, so every
-# host keeps its own ports and any number of log servers share 9316. Linux routes all of 127/8 to lo.
-ALIAS_NET = "127.77."
+from ecflow_remote.profile.model import Method, Profile
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """A Centre service and where it is reachable on this machine while the tunnel is up."""
 
-    kind: Literal["server", "logserver"]
+    kind: Kind
     name: str
     host: str
     port: int
@@ -35,7 +41,7 @@ class Endpoint:
     relay_user: str | None = None
     relay_custom: bool = False
     # Where the tunnel learnt of it: the profile; "found", a log server the profile's servers' definitions name
-    # (ECF_LOGHOST/ECF_LOGPORT); "system", an ecFlow server a system server list names (tunnel/found.py).
+    # (ECF_LOGHOST/ECF_LOGPORT); "system", an ecFlow server a system server list names (merge).
     origin: Literal["profile", "found", "system"] = "profile"
     # Who uses it (found: "server /suite" per suite; system: the list files naming it).
     used_by: tuple[str, ...] = ()
@@ -74,7 +80,7 @@ class Route:
 
 @dataclass
 class Plan:
-    method: str
+    method: Method
     endpoints: list[Endpoint]
     socks_port: int | None = None
     # Names a launched program must resolve to loopback (its private hosts view): host -> local address.
@@ -82,6 +88,16 @@ class Plan:
     # The SOCKS front's (user, password) for this tunnel start: made before the plan (the supervisor) or read from
     # the run directory's 0600 file (Tunnel.plan()); never serialized (state.json, --json) or shown.
     proxy_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def by_centre_names(self) -> bool:
+        """Launched programs use the Centre's names and ports (hosts, socks), not localhost and local ports."""
+        return by_centre_names(self.method)
+
+    @property
+    def through_socks(self) -> bool:
+        """Launched programs go through the SOCKS front (socks), log servers by their Centre names."""
+        return through_socks(self.method)
 
     @property
     def forwards(self) -> list[Endpoint]:
@@ -119,7 +135,7 @@ class Plan:
     @classmethod
     def from_json(cls, data: dict[str, Any], proxy_auth: tuple[str, str] | None = None) -> Plan:
         return cls(
-            data["method"],
+            as_method(data["method"]),
             [Endpoint.from_json(e) for e in data["endpoints"]],
             data.get("socks_port"),
             dict(data.get("hosts", {})),
@@ -127,45 +143,48 @@ class Plan:
         )
 
 
-def alias_net(profile: Profile) -> str:
-    """127.77.K.: K from the profile's path, so two profiles' tunnels can be up at once without a clash."""
-    digest = hashlib.sha256(str(profile.path.resolve()).encode()).digest()
-    return f"{ALIAS_NET}{digest[0] % 250 + 1}."
-
-
-def alias_addresses(profile: Profile, hosts: list[str]) -> dict[str, str]:
-    if len(hosts) > 250:
-        raise EcflowRemoteError(f"{len(hosts)} Centre hosts: the hosts method has room for 250 at most")
-    net = alias_net(profile)
-    aliases = {host: f"{net}{i + 1}" for i, host in enumerate(hosts)}
-    if sys.platform == "darwin":
-        missing = [a for a in aliases.values() if not _can_bind(a)]
-        if missing:
-            cmds = "; ".join(f"sudo ifconfig lo0 alias {a} up" for a in missing)
-            raise EcflowRemoteError(f"macOS routes only 127.0.0.1 to loopback; add the aliases once: {cmds}")
-    return aliases
-
-
-def _can_bind(address: str) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((address, 0))
-        except OSError:
-            return False
-    return True
-
-
-def plan_for(profile: Profile, method: str | None = None, proxy_auth: tuple[str, str] | None = None) -> Plan:
+def plan_for(profile: Profile, method: Method | None = None, proxy_auth: tuple[str, str] | None = None) -> Plan:
     """Choose every local endpoint for `profile` under `method` (the profile's own by default); `proxy_auth`: the
-    SOCKS front's user and password for this start (socks method)."""
+    SOCKS front's user and password for this start (socks method). Where each goes: endpoints.Placement."""
     method = method or profile.gateway.method
-    if method == "local":
-        return _plan_local(profile)
-    if method == "hosts":
-        return _plan_hosts(profile)
-    if method == "socks":
-        return _plan_socks(profile, proxy_auth)
-    raise EcflowRemoteError(f"unknown method {method!r}: use local, socks or hosts")
+    socks_port = _socks_port(profile) if through_socks(method) else None
+    # At a hosts or socks start every service keeps its own port on its host's address, or the start fails.
+    placement = Placement(
+        method,
+        alias_net(profile),
+        is_free=port_free,
+        pick_port=free_port,
+        moves=not by_centre_names(method),
+        socks_port=socks_port,
+    )
+    endpoints: list[Endpoint] = []
+    hosts: dict[str, str] = {}
+    for s in profile.servers:
+        spot = placement.place("server", s.host, s.port, f"server {s.name}")
+        endpoints.append(server_endpoint(profile, s.name, s.host, s.port, spot.address, spot.port))
+        if spot.named:
+            hosts[s.host] = spot.address
+    for lg in profile.logservers:
+        spot = placement.place("logserver", lg.host, lg.port, f"log server {lg.host}")
+        name = f"{lg.host}:{lg.port}"
+        endpoints.append(Endpoint("logserver", name, lg.host, lg.port, spot.address, spot.port, spot.forwarded))
+        if spot.named:
+            hosts[lg.host] = spot.address
+    check_aliases(placement.unbound)
+    return Plan(method, endpoints, socks_port, hosts, proxy_auth)
+
+
+def _socks_port(profile: Profile) -> int:
+    """The SOCKS front's port (our password-checking front, socks.py; ssh -D itself listens on a private unix
+    socket). ecFlow servers still get loopback forwards: proxychains cannot carry ecFlow's Boost.Asio sockets on
+    Linux (it dup2()s over a socket registered with epoll), so those bypass it."""
+    port = profile.gateway.socks_port
+    if not port_free(LOOPBACK, port):
+        raise PortInUse(
+            f"{LOOPBACK}:{port} (gateway.socks_port) is in use{held_by(LOOPBACK, port)}: another SOCKS proxy or "
+            f"tunnel runs there. Stop it, or set socks_port in {profile.path} to a free port."
+        )
+    return port
 
 
 def server_endpoint(profile: Profile, name: str, host: str, port: int, local_host: str, local_port: int) -> Endpoint:
@@ -190,69 +209,72 @@ def server_endpoint(profile: Profile, name: str, host: str, port: int, local_hos
     )
 
 
-def _plan_local(profile: Profile) -> Plan:
-    """The how-to's Method 1: everything on 127.0.0.1, original ports where free, else free ones (reported)."""
-    taken: set[int] = set()
-    endpoints = []
-    targets = [("server", s.name, s.host, s.port) for s in profile.servers]
-    targets += [("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port) for lg in profile.logservers]
-    for kind, name, host, port in targets:
-        local = port if port not in taken and port_free("127.0.0.1", port) else free_port()
-        taken.add(local)
-        if kind == "server":
-            endpoints.append(server_endpoint(profile, name, host, port, "127.0.0.1", local))
-        else:
-            endpoints.append(Endpoint("logserver", name, host, port, "127.0.0.1", local))
-    # A log server named in ECF_LOGHOST resolves to loopback for launched programs; only the ones that kept
-    # their own port can be reached that way (the how-to's limit that the hosts method removes).
-    hosts = {e.host: "127.0.0.1" for e in endpoints if e.kind == "logserver" and e.local_port == e.port}
-    return Plan("local", endpoints, hosts=hosts)
+# ------------------------------------------------------------------------------------------------ joining
 
 
-def _aliased(profile: Profile, through_socks: set[str]) -> tuple[list[Endpoint], dict[str, str]]:
-    aliases = alias_addresses(profile, profile.centre_hosts())
-    endpoints = []
-    for s in profile.servers:
-        _check_free(aliases[s.host], s.port, f"server {s.name}")
-        endpoints.append(server_endpoint(profile, s.name, s.host, s.port, aliases[s.host], s.port))
-    for lg in profile.logservers:
-        forwarded = "logserver" not in through_socks
-        if forwarded:
-            _check_free(aliases[lg.host], lg.port, f"log server {lg.host}")
-        endpoints.append(
-            Endpoint("logserver", f"{lg.host}:{lg.port}", lg.host, lg.port, aliases[lg.host], lg.port, forwarded)
-        )
-    hosts = {e.host: e.local_host for e in endpoints if e.forwarded}
-    return endpoints, hosts
+def known(plan: Plan, want: Wanted) -> Endpoint | None:
+    """The plan's endpoint for a wanted service: log servers as ECF_LOGHOST names them (short or qualified)."""
+    for e in plan.endpoints:
+        if e.kind != want.kind or e.port != want.port:
+            continue
+        if same_host(e.host, want.host) if want.kind == "logserver" else e.host.lower() == want.host.lower():
+            return e
+    return None
 
 
-def _check_free(host: str, port: int, what: str) -> None:
-    if not port_free(host, port):
-        raise PortInUse(
-            f"{host}:{port} for {what} is in use{held_by(host, port)}: is another tunnel (or ecflow-remote) running? "
-            "See `ecflow-remote status`, or stop the other program."
-        )
+def merge(
+    plan: Plan,
+    wanted: Sequence[Wanted],
+    net: str,
+    is_free: Callable[[str, int], bool],
+    pick_port: Callable[[str], int],
+    relay_user: str | None = None,
+) -> Plan:
+    """A new plan: `plan` with every wanted service it lacks placed as at the start (endpoints.Placement, but moved
+    to `pick_port` where its own port is taken), and who uses each one updated. `net`: the profile's alias_net;
+    `relay_user`: gateway.ecflow_user, presented for system servers too. NoAddressLeft when a new host has none."""
+    endpoints = list(plan.endpoints)
+    hosts = dict(plan.hosts)
+    placement = Placement(
+        plan.method,
+        net,
+        is_free=is_free,
+        pick_port=pick_port,
+        addresses=plan.hosts,
+        taken=[(e.local_host, e.local_port) for e in endpoints if e.forwarded],
+        socks_port=plan.socks_port,
+    )
+    for want in wanted:
+        have = known(Plan(plan.method, endpoints), want)
+        if have is not None:
+            if want.used_by and have.origin != "system":
+                merged = tuple(dict.fromkeys((*have.used_by, *want.used_by)))
+                endpoints[endpoints.index(have)] = replace(have, used_by=merged)
+            continue
+        origin: Literal["found", "system"] = "found" if want.kind == "logserver" else "system"
+        name = want.name
+        if any(e.kind == "server" and e.name == name for e in endpoints) and want.kind == "server":
+            name = f"{want.name}@{want.host}:{want.port}"  # a profile server of that name is another one
+        user = relay_user if want.kind == "server" else None
+        spot = placement.place(want.kind, want.host, want.port, f"{want.kind} {name}")
+        if spot.named:
+            hosts.setdefault(want.host, spot.address)
+        e = Endpoint(want.kind, name, want.host, want.port, spot.address, spot.port, spot.forwarded, relay_user=user)
+        endpoints.append(replace(e, origin=origin, used_by=want.used_by))
+    check_aliases(placement.unbound)
+    return replace(plan, endpoints=endpoints, hosts=hosts)
 
 
-def _plan_hosts(profile: Profile) -> Plan:
-    endpoints, hosts = _aliased(profile, set())
-    return Plan("hosts", endpoints, hosts=hosts)
+def added(old: Plan, new: Plan) -> list[Endpoint]:
+    """Endpoints of `new` that `old` does not have (by kind, host and port)."""
+    have = {(e.kind, e.host, e.port) for e in old.endpoints}
+    return [e for e in new.endpoints if (e.kind, e.host, e.port) not in have]
 
 
-def _plan_socks(profile: Profile, proxy_auth: tuple[str, str] | None) -> Plan:
-    """SOCKS for everything, plus loopback forwards for ecFlow servers: proxychains cannot carry ecFlow's
-    Boost.Asio sockets on Linux (it dup2()s over a socket registered with epoll), so those bypass it. The SOCKS
-    port is our password-checking front (socks.py); ssh -D itself listens on a private unix socket."""
-    port = profile.gateway.socks_port
-    if not port_free("127.0.0.1", port):
-        raise PortInUse(
-            f"127.0.0.1:{port} (gateway.socks_port) is in use{held_by('127.0.0.1', port)}: another SOCKS proxy or "
-            "tunnel runs "
-            f"there. Stop it, or set socks_port in {profile.path} to a free port."
-        )
-    endpoints, hosts = _aliased(profile, {"logserver"})
-    # Log servers are reached through the proxy by their real names and ports.
-    endpoints = [
-        e if e.forwarded else Endpoint(e.kind, e.name, e.host, e.port, "127.0.0.1", port, False) for e in endpoints
-    ]
-    return Plan("socks", endpoints, socks_port=port, hosts=hosts, proxy_auth=proxy_auth)
+def without(plan: Plan, dropped: Sequence[Endpoint]) -> Plan:
+    """`plan` without these endpoints (and without the host names only they used)."""
+    gone = {(e.kind, e.host, e.port) for e in dropped}
+    endpoints = [e for e in plan.endpoints if (e.kind, e.host, e.port) not in gone]
+    still = {e.host for e in endpoints}
+    hosts = {h: a for h, a in plan.hosts.items() if h in still}
+    return replace(plan, endpoints=endpoints, hosts=hosts)

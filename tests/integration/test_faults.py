@@ -313,8 +313,8 @@ def test_port_in_use_local_moves_and_says_so(
 def test_port_in_use_hosts_socks_fails_cleanly(
     profile_for: Callable[..., Path], occupied: Callable[[str, int], socket.socket], method: str
 ) -> None:
+    from ecflow_remote.endpoints import alias_net
     from ecflow_remote.net import free_port
-    from ecflow_remote.plan import alias_net
     from ecflow_remote.profile.load import load_profile
 
     socks_port = free_port()

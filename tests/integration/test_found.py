@@ -188,7 +188,7 @@ def test_output_asks_for_a_log_server_named_since_the_last_look(make_centre: Any
     server, even one no suite names."""
     from centre.centre import DEFAULT_LOGSERVERS, LogServerSpec
 
-    from ecflow_remote.tunnel.found import Wanted
+    from ecflow_remote.endpoints import Wanted
 
     centre = make_centre(logservers=(*DEFAULT_LOGSERVERS, LogServerSpec("logserver3")))
     spec = centre.server("machine1")

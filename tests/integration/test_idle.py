@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ecflow_remote.tunnel.found import Wanted
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.tunnel.handle import Tunnel
 from ecflow_remote.tunnel.rundir import wait_for
 
@@ -30,7 +30,7 @@ def finder_of(pid: int) -> int:
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             with contextlib.suppress(OSError):
-                if b"ecflow_remote.tunnel.finder" in Path(f"/proc/{child}/cmdline").read_bytes():
+                if b"ecflow_remote.tunnel.logfinder" in Path(f"/proc/{child}/cmdline").read_bytes():
                     return int(child)
     raise AssertionError(f"the supervisor {pid} has no finder process")
 

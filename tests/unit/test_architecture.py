@@ -314,7 +314,7 @@ def test_no_import_cycles(ours: list[Import]) -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "safefile", "safepath", "portowner", "net", "unix", "uiservers"),
     ("profile",),
-    ("plan",),
+    ("plan", "endpoints"),
     ("transport", "clients", "hosts"),
     ("access",),
     ("tunnel",),

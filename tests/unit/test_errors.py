@@ -41,7 +41,7 @@ KINDS = {
         "OutputError",
     },
     errors.DataError: {"DefsParseError", "SubstitutionError", "UnknownNode", "ExpressionError"},
-    errors.MachineError: {"PortInUse", "SystemHostsError", "SshMissing", "LaunchError", "UiError"},
+    errors.MachineError: {"PortInUse", "NoAddressLeft", "SystemHostsError", "SshMissing", "LaunchError", "UiError"},
     errors.TunnelError: {"RunDirError", "AlreadyRunning"},
 }
 

@@ -29,7 +29,7 @@ PROBE_CONNECT_TIMEOUT = 8
 def ssh_environ(profile: Profile) -> dict[str, str]:
     """The environment of every ssh ecflow-remote starts: this process's, without the profile's password
     variables, which ssh would hand to ProxyCommand, LocalCommand and Match exec, and SendEnv to the far side. From
-    the profile, not from what was read: the jump host's ssh starts before any password is (tunnel/headstart.py)."""
+    the profile, not from what was read: the jump host's ssh starts before any password is (tunnel/prestart.py)."""
     return profile.without_password_variables(os.environ)
 
 

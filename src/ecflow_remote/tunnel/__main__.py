@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from ecflow_remote.profile.load import load_profile
-from ecflow_remote.tunnel.headstart import head_start
+from ecflow_remote.tunnel.prestart import prestart
 from ecflow_remote.tunnel.rundir import RunDir
 
 
@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     profile = load_profile(Path(argv[0])).with_method(argv[1])
     rundir = RunDir.for_profile(profile.path)
-    head = head_start(profile, rundir)
+    head = prestart(profile, rundir)
     if head is None:
         return 3  # another supervisor holds the lock (`up` says so)
     try:

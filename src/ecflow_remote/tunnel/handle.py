@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from ecflow_remote.access import identity, socks
 from ecflow_remote.access.passwords import read_passwords_warned
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
-from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.plan import Endpoint, Plan, known
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, Profile
 from ecflow_remote.safefile import open_private
@@ -31,7 +32,6 @@ from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
     from ecflow_remote.clients.logserver import AsyncLogServerClient, LogServerClient
-    from ecflow_remote.tunnel.found import Wanted
 
 Progress = Callable[[TunnelState | None], None]
 
@@ -273,12 +273,12 @@ class Tunnel:
 
     def carry(self, wanted: Sequence[Wanted], timeout: float = 10.0) -> Plan:
         """Ask the running supervisor to carry these services too (log servers, ecFlow servers the profile does
-        not name; found.py) and return its plan once it has answered (or after `timeout`). What ssh could not
+        not name; inbox.py) and return its plan once it has answered (or after `timeout`). What ssh could not
         forward (plain transport, no agent) the plan then lacks; status says why."""
-        from ecflow_remote.tunnel import found, inbox
+        from ecflow_remote.tunnel import inbox
 
         plan = self.plan()
-        missing = [w for w in wanted if found.known(plan, w) is None]
+        missing = [w for w in wanted if known(plan, w) is None]
         if missing and inbox.ask(self.rundir.path, missing, timeout, alive=self.is_running):
             self._clients = None
             plan = self.plan()

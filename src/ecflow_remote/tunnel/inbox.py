@@ -1,7 +1,7 @@
 """The supervisor's inbox: a unix socket in the run directory where `ui` and `run` ask it to carry more services.
 
-A request is found.py's version-1 document, sent whole, then the write side shut; the supervisor answers with one
-JSON line once the services are in its state (or why not) and closes. Nothing polls: the socket is one of the
+A request is servicerequests.py's version-1 document, sent whole, then the write side shut; the supervisor answers
+with one JSON line once the services are in its state (or why not) and closes. Nothing polls: the socket is one of the
 supervisor's events (events.py), and the asker blocks on its reply. The run directory is 0700: only the user reaches
 the socket. A supervisor from before the inbox (the package upgraded while it ran) has none: ask() then leaves a
 request file, as that supervisor expects.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ecflow_remote.tunnel import found
+from ecflow_remote.endpoints import Wanted
+from ecflow_remote.tunnel import servicerequests
 from ecflow_remote.tunnel.events import Events
 
 SOCKET_NAME: Final = "inbox.sock"
@@ -35,7 +36,7 @@ def socket_path(rundir: Path) -> Path:
 class Asked:
     """One request read whole: what it wants, and the connection its answer goes back on."""
 
-    wanted: list[found.Wanted]
+    wanted: list[Wanted]
     conn: socket.socket
 
 
@@ -107,7 +108,7 @@ class Inbox:
 
     def _read(self, conn: socket.socket) -> None:
         _, data = self._reading[conn.fileno()]
-        while len(data) <= found.MAX_REQUEST:
+        while len(data) <= servicerequests.MAX_REQUEST:
             try:
                 chunk = conn.recv(65536)
             except BlockingIOError:
@@ -120,7 +121,7 @@ class Inbox:
         self.events.forget(conn.fileno())
         del self._reading[conn.fileno()]
         try:
-            wanted = found.parse_request(bytes(data))
+            wanted = servicerequests.decode(bytes(data))
         except ValueError as e:  # (a JSON or UTF-8 error is one too)
             self.problems.append(f"a request to carry more services was ignored: {e}")
             _reply(conn, json.dumps({"ok": False, "error": str(e)}).encode() + b"\n")
@@ -135,7 +136,7 @@ def _reply(conn: socket.socket, line: bytes) -> None:
 
 
 def ask(
-    rundir: Path, servers: Sequence[found.Wanted], timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
+    rundir: Path, servers: Sequence[Wanted], timeout: float = 10.0, alive: Callable[[], bool] = lambda: True
 ) -> bool:
     """Ask the running supervisor to carry these services and wait for its answer (its state then has their
     endpoints); False if it did not answer within `timeout`, refused, or ended (`alive`, asked twice a second)."""
@@ -148,12 +149,12 @@ def ask(
             conn.settimeout(max(0.1, min(timeout, 2.0)))
             conn.connect(str(socket_path(rundir)))
         except (FileNotFoundError, ConnectionRefusedError):
-            return found.ask_by_file(rundir, servers, timeout, alive)
+            return servicerequests.ask_by_file(rundir, servers, timeout, alive)
         except OSError:
             return False
         reply = b""
         try:
-            conn.sendall(found.request_bytes(servers))
+            conn.sendall(servicerequests.encode(servers))
             conn.shutdown(socket.SHUT_WR)
             while alive() and (left := deadline - time.monotonic()) > 0:
                 conn.settimeout(min(left, 0.5))

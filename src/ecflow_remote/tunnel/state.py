@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from ecflow_remote.endpoints import as_method
 from ecflow_remote.plan import Endpoint, Plan
+from ecflow_remote.profile.model import Method
 
 Phase = Literal["starting", "up", "reconnecting", "failed", "stopped"]
 
@@ -72,7 +74,7 @@ class TunnelState:
     """One tunnel's state as its supervisor last wrote it."""
 
     state: Phase
-    method: str
+    method: Method
     profile: str
     supervisor_pid: int
     message: str = ""
@@ -95,7 +97,7 @@ class TunnelState:
     # through ssh (link_rtt, ms: the smallest of the last seconds); None while reconnecting.
     carrier: str | None = None
     link_rtt: float | None = None
-    found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (found.py)
+    found_note: str | None = None  # found endpoints ssh could not forward, with no agent to carry them (addservices.py)
     found_rounds: int = 0  # how many times the supervisor has looked for log servers in the servers' suites
     web_proxy: str | None = None  # the web proxy's URL (http://127.0.0.1:PORT), for the supervisor's whole life
     web_pac: str | None = None  # its PAC file's URL: the Centre's names to the proxy, the rest DIRECT
@@ -132,7 +134,7 @@ class TunnelState:
         """state.json back into a TunnelState; KeyError/TypeError/ValueError when it is not one."""
         return cls(
             state=data["state"],
-            method=str(data["method"]),
+            method=as_method(data["method"]),
             profile=str(data["profile"]),
             supervisor_pid=int(data["supervisor_pid"]),
             message=str(data.get("message") or ""),

@@ -15,23 +15,24 @@ from pathlib import Path
 from ecflow_remote.access import certs, identity, socks
 from ecflow_remote.access.passwords import read_passwords
 from ecflow_remote.clients.connect import accepts, wait_accepting
+from ecflow_remote.endpoints import Wanted, through_socks
 from ecflow_remote.errors import AgentError, AgentUnavailable, EcflowRemoteError
 from ecflow_remote.plan import Plan, plan_for
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
 from ecflow_remote.transport.agent import AgentOptions, AgentSession
-from ecflow_remote.tunnel import causes, decisions, files, forwards, found, health, joining, linkfigure, sidework
+from ecflow_remote.tunnel import addservices, causes, decisions, files, forwards, health, linkfigure, sidework
 from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.certwatch import CertWatch
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.finder import FinderProcess
-from ecflow_remote.tunnel.headstart import HeadStart
 from ecflow_remote.tunnel.inbox import Inbox
-from ecflow_remote.tunnel.legs import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.listeners import Listeners
+from ecflow_remote.tunnel.logfinder import FinderProcess
 from ecflow_remote.tunnel.netwatch import NetWatch
+from ecflow_remote.tunnel.prestart import Prestart
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.sshleg import Leg, die_with_parent, jump_outlived_main
 from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
 
 HEALTH_EVERY = 10.0
@@ -73,18 +74,17 @@ class Supervisor:
         self.credentials: socks.Credentials | None = None
         # What the supervisor waits on between its deadlines: nothing polls (events.py).
         self.events = Events()
-        # Log servers the profile servers' suites name, and system servers `ui` asks for, join while up (found.py).
+        # Log servers the servers' suites name, and system servers `ui` asks for, join while up (logfinder, inbox).
         self.finder = FinderProcess(profile, self.events)
         self.inbox = Inbox(rundir.path, self.events)
         self.certs = CertWatch(profile)
         self.rounds = health.Rounds()
-        # The jump master a head start launched (headstart.py), or one that outlived a killed main leg: the next
+        # The jump master the prestart launched (prestart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
         self.netwatch = NetWatch(self.events.wake)
-        self.net.upstreams.gauge.on_change = (
-            self.events.wake
-        )  # a new home address or route: probed, or replaced at once
+        # A new home address or route: probed, or replaced at once.
+        self.net.upstreams.gauge.on_change = self.events.wake
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, phase: Phase | None = None, *, routine: bool = False, **changes: object) -> None:
@@ -100,8 +100,8 @@ class Supervisor:
         self.events.wake()
 
     # ------------------------------------------------------------------------------------------ run
-    def run(self, head: HeadStart) -> int:
-        """Until stopped or failed for good: the exit code. `head`: the lock and jump master (headstart.py)."""
+    def run(self, head: Prestart) -> int:
+        """Until stopped or failed for good: the exit code. `head`: the lock and jump master (prestart.py)."""
         lock, self.early_jump = head.lock, head.jump
         self.events.catch_signals()
         try:
@@ -169,7 +169,7 @@ class Supervisor:
 
     def _prepare(self) -> Plan:
         """The plan, the listeners the supervisor owns and the run files."""
-        self.credentials = credentials = socks.Credentials.new() if self.method == "socks" else None
+        self.credentials = credentials = socks.Credentials.new() if through_socks(self.method) else None
         plan = plan_for(self.profile, self.method, credentials.pair() if credentials else None)
         self.passwords, errors = read_passwords(self.profile)
         # The relay presents custom users' passwords to their servers: launched programs are given none.
@@ -456,12 +456,12 @@ class Supervisor:
         problems, self.inbox.problems = self.inbox.problems, []
         self._warn(problems)
 
-    def _join(self, wanted: list[found.Wanted]) -> None:
-        """Add wanted services to the running tunnel (joining.py), and say so in the state."""
+    def _join(self, wanted: list[Wanted]) -> None:
+        """Add wanted services to the running tunnel (addservices.py), and say so in the state."""
         plan = self.state.plan
         if plan is None or self.net.io is None:
             return
-        done = joining.join(
+        done = addservices.add_services(
             self.profile,
             self.rundir.path,
             plan,

@@ -70,11 +70,10 @@ def profile_ui_servers(profile: Profile, plan: Plan) -> list[UiServer]:
     """
     servers = []
     for server in profile.servers:
-        if plan.method == "local":
-            endpoint = plan.endpoint(server.name)
-            host, port = "localhost", endpoint.local_port
-        else:
+        if plan.by_centre_names:
             host, port = server.host, server.port
+        else:
+            host, port = "localhost", plan.endpoint(server.name).local_port
         # ecflow_ui 5.9's ssl flag and newer releases' protocol code agree on 0 plain and 1 ssl; 2 http and 3 https
         # only the newer ones know.
         code = {"http": 2, "https": 3}.get(server.protocol)

@@ -49,7 +49,7 @@ def command(
     exe = find_ecflow_ui(ecflow_ui)
     argv = [exe, "-confd", str(config_dir.absolute())]
     env: dict[str, str] = {}
-    if plan.method == "socks":
+    if plan.through_socks:
         if not files.proxychains:
             raise UiError("the running tunnel wrote no proxychains config: restart it (ecflow-remote down; up)")
         # ecflow_ui switches to its proxychains mode only when its own launcher prefixes exactly
@@ -136,7 +136,7 @@ def carry_through(tunnel: Tunnel) -> Carry:
     directory, answered within a moment); with plain OpenSSH forwards it cannot, and they stay unreachable."""
 
     def carry(rows: Sequence[tuple[str, str, int]], paths: Sequence[str]) -> Plan:
-        from ecflow_remote.tunnel.found import Wanted
+        from ecflow_remote.endpoints import Wanted
 
         return tunnel.carry([Wanted("server", name, host, port, tuple(paths)) for name, host, port in rows])
 

@@ -140,7 +140,7 @@ def rewrite(rows: Sequence[tuple[str, str, int]], profile: Profile, plan: Plan) 
         mine = by_target.get((host.lower(), port))
         if mine is None:
             unreachable.append(name)
-        elif plan.method == "local":
+        elif not plan.by_centre_names:
             host, port = "localhost", mine.local_port
         servers.append(UiServer(name=name, host=host, port=port, system=True))
     return servers, unreachable
@@ -192,7 +192,7 @@ def system_lists(profile: Profile, plan: Plan, control_dir: Path, carry: Carry |
     if carry is not None and rows:
         plan = carry(rows, read)
     servers, unreachable = rewrite(rows, profile, plan)
-    if plan.method == "socks":
+    if plan.through_socks:
         # ecflow_ui in its proxychains mode fetches the lists itself, by ssh from the workstation (through the ssh
         # that `ui` puts first on its PATH), includes too: it gets the paths there, and the Centre's names need no
         # rewriting.

@@ -15,7 +15,7 @@ from ecflow_remote.errors import PasswordError
 from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import PasswordSource
 from ecflow_remote.transport.ssh import ssh_environ
-from ecflow_remote.tunnel.legs import Leg
+from ecflow_remote.tunnel.sshleg import Leg
 
 SECRET_VAR = "ECFLOW_REMOTE_TEST_SECRET"
 PROFILE = """[gateway]

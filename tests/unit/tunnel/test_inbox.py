@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote.tunnel import found, inbox
+from ecflow_remote.endpoints import Wanted
+from ecflow_remote.tunnel import inbox, servicerequests
 from ecflow_remote.tunnel.events import Events
 
-WANTED = [found.Wanted("server", "sys-m2", "machine2", 3142, ("/a",)), found.Wanted("logserver", "l:1", "l", 1)]
+WANTED = [Wanted("server", "sys-m2", "machine2", 3142, ("/a",)), Wanted("logserver", "l:1", "l", 1)]
 
 
 class Supervisor:
@@ -24,7 +25,7 @@ class Supervisor:
         self.events = Events()
         self.inbox = inbox.Inbox(rundir, self.events)
         self.answering = answering
-        self.got: list[found.Wanted] = []
+        self.got: list[Wanted] = []
         self.wakeups = 0
         self.stopping = False
         self.thread = threading.Thread(target=self.run)
@@ -107,7 +108,7 @@ def test_without_an_inbox_a_request_file_is_left_for_an_older_supervisor(tmp_pat
     def older_supervisor() -> None:  # reads request files, removes them once answered
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            names = [p.name for p in tmp_path.iterdir() if p.name.startswith(found.REQUEST_PREFIX)]
+            names = [p.name for p in tmp_path.iterdir() if p.name.startswith(servicerequests.REQUEST_PREFIX)]
             if names:
                 seen.append(names)
                 for name in names:

@@ -14,8 +14,8 @@ import pytest
 
 from ecflow_remote.errors import EcflowRemoteError, RunDirError
 from ecflow_remote.safefile import open_private, write_private
-from ecflow_remote.tunnel.legs import Leg
 from ecflow_remote.tunnel.rundir import RunDir, runtime_root
+from ecflow_remote.tunnel.sshleg import Leg
 from ecflow_remote.tunnel.state import TunnelState
 
 PRECIOUS = "the victim's own data\n"

@@ -9,7 +9,7 @@ import pytest
 
 from ecflow_remote.profile.model import Gateway, Profile, Server, SshTarget
 from ecflow_remote.transport import ssh
-from ecflow_remote.tunnel.headstart import head_start
+from ecflow_remote.tunnel.prestart import prestart
 from ecflow_remote.tunnel.rundir import RunDir
 from ecflow_remote.tunnel.supervisor import Supervisor
 
@@ -27,11 +27,11 @@ def _profile(tmp_path: Path, jumps: int = 1) -> Profile:
 
 def test_the_jump_master_starts_under_the_lock_and_the_supervisor_takes_it_over(tmp_path: Path) -> None:
     profile, rundir = _profile(tmp_path), RunDir(tmp_path / "run")
-    head = head_start(profile, rundir)
+    head = prestart(profile, rundir)
     assert head is not None and head.jump is not None
     try:
         assert head.jump.alive() and head.jump.argv == ssh.jump_master(profile, rundir.path)
-        assert head_start(profile, rundir) is None  # a second supervisor starts nothing
+        assert prestart(profile, rundir) is None  # a second supervisor starts nothing
         supervisor = Supervisor(profile, rundir)
         supervisor.early_jump = head.jump
         taken = supervisor._jump_leg(ssh.jump_master(profile, rundir.path))
@@ -39,14 +39,14 @@ def test_the_jump_master_starts_under_the_lock_and_the_supervisor_takes_it_over(
     finally:
         head.release()
     assert not head.jump.alive()
-    again = head_start(profile, rundir)  # the lock is free again
+    again = prestart(profile, rundir)  # the lock is free again
     assert again is not None
     again.release()
 
 
-def test_a_head_start_jump_master_not_wanted_after_all_is_stopped(tmp_path: Path) -> None:
+def test_a_prestart_jump_master_not_wanted_after_all_is_stopped(tmp_path: Path) -> None:
     profile, rundir = _profile(tmp_path), RunDir(tmp_path / "run")
-    head = head_start(profile, rundir)
+    head = prestart(profile, rundir)
     assert head is not None and head.jump is not None
     try:
         supervisor = Supervisor(profile, rundir)
@@ -61,6 +61,6 @@ def test_a_head_start_jump_master_not_wanted_after_all_is_stopped(tmp_path: Path
 def test_without_exactly_one_jump_host_there_is_no_master_to_start(tmp_path: Path) -> None:
     for jumps in (0, 2):
         profile, rundir = _profile(tmp_path, jumps), RunDir(tmp_path / f"run{jumps}")
-        head = head_start(profile, rundir)
+        head = prestart(profile, rundir)
         assert head is not None and head.jump is None
         head.release()

@@ -8,12 +8,12 @@ from typing import IO, Any
 
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import ssh
-from ecflow_remote.tunnel.legs import Leg
 from ecflow_remote.tunnel.rundir import RunDir
+from ecflow_remote.tunnel.sshleg import Leg
 
 
 @dataclass
-class HeadStart:
+class Prestart:
     """What the supervisor holds before its own start: the lock, and the jump master, already authenticating."""
 
     lock: IO[Any]
@@ -27,7 +27,7 @@ class HeadStart:
             self.lock.close()
 
 
-def head_start(profile: Profile, rundir: RunDir) -> HeadStart | None:
+def prestart(profile: Profile, rundir: RunDir) -> Prestart | None:
     """Lock, clear a dead supervisor's leftovers, start the jump master; None when another supervisor holds the
     lock. The jump host's login takes about half a second on a home link, as long as the supervisor's loading and
     preparing: they overlap it instead of coming before it."""
@@ -41,4 +41,4 @@ def head_start(profile: Profile, rundir: RunDir) -> HeadStart | None:
     if argv is not None:
         jump = Leg("jump", argv)
         jump.start(rundir.path, ssh.ssh_environ(profile))  # before any password is read: from the profile
-    return HeadStart(lock, jump)
+    return Prestart(lock, jump)

@@ -1,11 +1,12 @@
-"""The log-server finder in a process of its own, beside the supervisor.
+"""The log-server finder: which log servers the profile servers' definitions name (ECF_LOGHOST, ECF_LOGPORT), in a
+process of its own beside the supervisor.
 
 Parsing a large definition (10 000 tasks: a few hundred ms of pure Python) holds the GIL; in the supervisor it
 would stall every connection its listeners relay meanwhile (measured: ecFlow pings right after `up` went from one
-round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.finder PROFILE METHOD` once, asks
+round trip to three). So the supervisor starts `python -m ecflow_remote.tunnel.logfinder PROFILE METHOD` once, asks
 it for a round with a line on its stdin (with ssh's forward sockets its clients may connect to straight:
-tunnel/clients.py), and reads each round's answer as one JSON line on its stdout: typed data
-(found.Wanted) across the process boundary. The child dies with the supervisor and ends at EOF.
+tunnel/clients.py), and reads each round's answer as one line on its stdout: the Wanted services in the one
+document every process boundary uses (servicerequests.py). The child dies with the supervisor and ends at EOF.
 """
 
 from __future__ import annotations
@@ -19,36 +20,73 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Final
 
-from ecflow_remote.clients.ecflow.logservers import find_logservers
+from ecflow_remote.clients.ecflow.logservers import LogServerUse, find_logservers
+from ecflow_remote.endpoints import Wanted
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.tunnel import servicerequests
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
-from ecflow_remote.tunnel.found import Finder, Wanted, logservers_wanted
 from ecflow_remote.unix import die_with_parent
 
-MAX_LINE = 4 * 1024 * 1024  # an answer bigger than this is not one
+if TYPE_CHECKING:
+    from ecflow_remote.clients.ecflow import Defs
+    from ecflow_remote.clients.ecflow.watch import Watch
+
+MAX_LINE: Final = 4 * 1024 * 1024  # an answer bigger than this is not one
+FIND_TIMEOUT: Final = 30.0
 
 
-def wanted_to_json(wanted: list[Wanted]) -> str:
-    return json.dumps([[w.kind, w.name, w.host, w.port, list(w.used_by)] for w in wanted])
+def logservers_wanted(uses: Sequence[LogServerUse]) -> list[Wanted]:
+    """find_logservers' answer as wanted endpoints, each used by "server /suite" pairs. A host no forward could
+    take (an ECF_LOGHOST of spaces, say) is left out: the answer's reader would refuse the whole answer for it."""
+    wanted = [
+        Wanted("logserver", f"{u.host}:{u.port}", u.host, u.port, tuple(f"{srv} /{suite}" for srv, suite in u.suites))
+        for u in uses
+    ]
+    return [w for w in wanted if w.valid()]
 
 
-def wanted_from_json(line: str) -> list[Wanted]:
-    """One answer line back into Wanted services; ValueError (or KeyError, TypeError) when it is not one."""
-    rows = json.loads(line)
-    if not isinstance(rows, list):
-        raise ValueError("an answer is a list")
-    out = []
-    for kind, name, host, port, used_by in rows:
-        if kind not in ("logserver", "server") or not isinstance(port, int):
-            raise ValueError(f"not a wanted service: {kind!r}")
-        out.append(Wanted(kind, str(name), str(host), port, tuple(str(u) for u in used_by)))
-    return out
+def answer_line(wanted: Sequence[Wanted]) -> str:
+    return servicerequests.encode(wanted).decode()
+
+
+def read_answer(line: bytes) -> list[Wanted]:
+    """One answer line back into Wanted services; ValueError when it is not one."""
+    return servicerequests.decode(line, max_bytes=MAX_LINE, max_servers=None)
+
+
+class Finder:
+    """The rounds in the child: the first fetches each whole definition, later rounds only what changed (ecflow_ui's
+    news/sync: a NEWS request when nothing did). The last tree of a server that does not answer is kept: a found log
+    server is not forgotten for a restart."""
+
+    def __init__(self) -> None:
+        self.watches: dict[str, Watch] = {}
+        self.trees: dict[str, Defs] = {}
+
+    async def round(self, clients: Clients, servers: Sequence[str]) -> dict[str, Defs]:
+        await asyncio.gather(*(self._poll(clients, name) for name in servers))
+        return {name: self.trees[name] for name in servers if name in self.trees}
+
+    async def _poll(self, clients: Clients, name: str) -> None:
+        watch = self.watches.get(name)
+        try:
+            async with asyncio.timeout(FIND_TIMEOUT):
+                if watch is None:
+                    client = clients.ecflow(name, read_timeout=FIND_TIMEOUT)
+                    watch = await client.watch().__aenter__()
+                    self.watches[name] = watch
+                else:
+                    await watch.poll()
+        except Exception:  # a server down, refusing or in maintenance: its last tree stands, a new watch next time
+            self.watches.pop(name, None)
+            return
+        self.trees[name] = watch.defs
 
 
 def request_line(plan: Plan | None, direct: Mapping[tuple[str, int], Path]) -> str:
@@ -118,8 +156,8 @@ class FinderProcess:
         if not lines:
             return
         self._pending = False
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            self._answer = wanted_from_json(lines[-1].decode())
+        with contextlib.suppress(ValueError):
+            self._answer = read_answer(lines[-1])
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -141,7 +179,7 @@ class FinderProcess:
 
     def _spawn(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ecflow_remote.tunnel.finder", str(self.profile.path), self.profile.gateway.method],
+            [sys.executable, "-m", __name__, str(self.profile.path), self.profile.gateway.method],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -159,7 +197,7 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
     finder = Finder()
     servers = [s.name for s in profile.servers]
     clients: Clients | None = None
-    token, answer, seen = 0, "[]", None
+    token, answer, seen = 0, answer_line([]), None
     with asyncio.Runner() as runner:  # one event loop for every round, not one each
         for line in requests:
             plan, direct = read_request(line)
@@ -170,7 +208,7 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
                         clients = Tunnel(profile).clients()  # the plan grows as endpoints join
                     except Exception:  # (no tunnel state yet, or a broken one: an empty answer, the next retries)
                         clients = None
-                        answers.write("[]\n")
+                        answers.write(answer_line([]) + "\n")
                         answers.flush()
                         continue
                 token = plan
@@ -180,7 +218,7 @@ def serve(profile: Profile, requests: IO[str], answers: IO[str]) -> None:
             # The same trees unchanged (an idle Centre): the same answer, without walking them again.
             now = [(name, id(t), t.state_change_no, t.modify_change_no) for name, t in trees.items()]
             if now != seen:
-                answer, seen = wanted_to_json(logservers_wanted(find_logservers(trees))), now
+                answer, seen = answer_line(logservers_wanted(find_logservers(trees))), now
             answers.write(answer + "\n")
             answers.flush()
 
