@@ -318,7 +318,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("transport", "clients", "hosts"),
     ("access",),
     ("tunnel",),
-    ("status", "suites", "output", "doctor", "launch", "browse"),
+    ("status", "suites", "output", "doctor", "programs", "browse"),
     ("ui", "web"),
     ("cli",),
     ("__main__", ""),
@@ -363,7 +363,7 @@ def test_imports_go_down_the_layers_only(ours: list[Import]) -> None:
     assert not up, f"{len(up)} import(s) up the layers:\n" + "\n".join(up)
 
 
-TYPE_CHECKING_LEFT = "TYPE_CHECKING imports remain (cli.main, __init__, launch, ...); the lead wants none (#9)"
+TYPE_CHECKING_LEFT = "TYPE_CHECKING imports remain (cli.main, __init__, programs, ...); the lead wants none (#9)"
 
 
 def test_rich_only_in_the_command_line_layer(ours: list[Import]) -> None:
@@ -431,6 +431,6 @@ def test_help_loads_neither_rich_nor_the_tunnel() -> None:
         out, loaded = _imported_by_help(Path(tmp))
     assert "Usage:" in out and "status" in out
     assert f"{PACKAGE}.cli.main" in loaded and "click" in loaded  # the import list is real
-    heavy = ("rich", "asyncio", f"{PACKAGE}.tunnel", f"{PACKAGE}.transport", f"{PACKAGE}.access", f"{PACKAGE}.launch")
+    heavy = ("rich", "asyncio", f"{PACKAGE}.tunnel", f"{PACKAGE}.transport", f"{PACKAGE}.access", f"{PACKAGE}.programs")
     loaded_heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy))
     assert not loaded_heavy, f"--help imports {loaded_heavy}"
