@@ -26,9 +26,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import run as bench  # bench/run.py: the shared measuring helpers and payloads
+import measures as bench  # bench/measures.py: the shared measures, configurations and payloads
+from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
 
-TARGETS = [("machine1", 4141), ("logserver1", 9316)]
+LOG = ("logserver1", DEFAULT_LOGSERVER_PORT)
+TARGETS = [("machine1", 4141), LOG]
 HOLD = "exec sleep 2147483647"
 
 # ------------------------------------------------------------------------------------------ the agent's process
@@ -73,7 +75,7 @@ class Way:
     results: dict[str, Any] = field(default_factory=dict)
 
     def log(self) -> bench.Target:
-        return bench.Target(*self.endpoints[("logserver1", 9316)])
+        return bench.Target(*self.endpoints[LOG])
 
     def ping(self) -> tuple[str, int]:
         return self.endpoints[("machine1", 4141)]
@@ -113,9 +115,7 @@ def today_way(centre: Any, work: Path) -> Way:
     log = cfg.log()
     ping = cfg.ping()
     assert ping is not None
-    return Way(
-        "today", "ecflow-remote local today", {("logserver1", 9316): (log.host, log.port), TARGETS[0]: ping}, cfg.stop
-    )
+    return Way("today", "ecflow-remote local today", {LOG: (log.host, log.port), TARGETS[0]: ping}, cfg.stop)
 
 
 def agent_way(centre: Any, work: Path, key: str, title: str, masters: bool, compress: str = "auto") -> Way:

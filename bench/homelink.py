@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from run import Target, ecflow_client, machine, payloads, pct, save, timed
+from measures import Target, ecflow_client, payloads, pct, timed
+from report import machine, save
 
 MB20 = 20 * 1024 * 1024
 PROFILES = [  # (round trip s, down Mbit/s, up Mbit/s): the two home links

@@ -7,251 +7,33 @@ import contextlib
 import functools
 import json
 import os
-import platform
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ecflow_remote.tunnel.state import TunnelState
+from measures import (
+    Config,
+    Target,
+    ecflow_client,
+    ours_config,
+    payloads,
+    ping_times,
+    raw_config,
+    summary,
+    throughput,
+    time_to_service,
+    timed,
+)
+from report import machine, save, table
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-PAYLOAD = 50 * 1024 * 1024
 HOLD = "exec sleep 2147483647"
 
-# --------------------------------------------------------------------------------------------- measuring
-
-
-def socks_connect(
-    proxy: tuple[str, int], host: str, port: int, timeout: float = 5.0, auth: tuple[str, str] | None = None
-) -> socket.socket:
-    """A minimal SOCKS5 CONNECT (name resolved at the far end; user/password when the proxy wants them, as
-    ecflow-remote's front does): as little client overhead as possible, the same for raw ssh -D and for us."""
-    s = socket.create_connection(proxy, timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"\x05\x01\x02" if auth else b"\x05\x01\x00")
-    if s.recv(2) != (b"\x05\x02" if auth else b"\x05\x00"):
-        s.close()
-        raise ConnectionError("SOCKS5 proxy refused the authentication method")
-    if auth:
-        user, password = (part.encode() for part in auth)
-        s.sendall(b"\x01" + bytes([len(user)]) + user + bytes([len(password)]) + password)
-        if s.recv(2) != b"\x01\x00":
-            s.close()
-            raise ConnectionError("SOCKS5 proxy refused the credentials")
-    name = host.encode()
-    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
-    reply = s.recv(10)
-    if len(reply) < 2 or reply[1] != 0:
-        s.close()
-        raise ConnectionError(f"SOCKS5 CONNECT {host}:{port} failed: {reply!r}")
-    return s
-
-
-@dataclass
-class Target:
-    """Where a log server is reached: a local forward, or its Centre name through a SOCKS proxy."""
-
-    host: str
-    port: int
-    proxy: tuple[str, int] | None = None
-    auth: tuple[str, str] | None = None
-
-    def connect(self, timeout: float = 5.0) -> socket.socket:
-        if self.proxy:
-            return socks_connect(self.proxy, self.host, self.port, timeout, self.auth)
-        s = socket.create_connection((self.host, self.port), timeout=timeout)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def request(self, line: str, timeout: float = 5.0) -> bytes:
-        """One log-server request on a new connection, as ecflow_ui makes them; the whole reply."""
-        with self.connect(timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := s.recv(1 << 20):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"median_ms": statistics.median(xs) * 1000, "p99_ms": pct(xs, 0.99) * 1000, "n": len(xs)}
-
-
-def ecflow_client(host: str, port: int) -> Any:
-    import ecflow  # python3-ecflow: the real client, as users' scripts use it
-
-    c = ecflow.Client(host, port)
-    # A failure must fail now (the recovery probes), not after ecflow's own retries.
-    c.set_connection_attempts(1)
-    c.set_retry_connection_period(0)
-    return c
-
-
-def ping_times(host: str, port: int, n: int) -> list[float]:
-    c = ecflow_client(host, port)
-    return timed(c.ping, n)
-
-
-def throughput(target: Target, path: Path) -> float:
-    """MB/s of one `get` of a whole file; checks every byte arrived."""
-    t0 = time.perf_counter()
-    data = target.request(f"get {path}", timeout=60)
-    dt = time.perf_counter() - t0
-    if len(data) != path.stat().st_size:
-        raise RuntimeError(f"get {path}: {len(data)} bytes, expected {path.stat().st_size}")
-    return len(data) / dt / 1e6
-
-
-def serves(target: Target, ping: tuple[str, int] | None) -> bool:
-    """Does the tunnel serve right now: a log-server `version` and (where there is one) an ecFlow ping."""
-    try:
-        if not target.request("version", timeout=1.0).strip():
-            return False
-        if ping:
-            ecflow_client(*ping).ping()
-    except Exception:
-        return False
-    return True
-
-
-def time_to_service(target: Target, ping: tuple[str, int] | None, limit: float) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        if serves(target, ping):
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    return None
-
-
-# ------------------------------------------------------------------------------------------ the configs
-
-
-@dataclass
-class Config:
-    """One way through the gateway: how to start it, where its services are, how to kill its ssh."""
-
-    key: str
-    title: str
-    start: Callable[[], object]
-    stop: Callable[[], object]
-    log: Callable[[], Target]
-    ping: Callable[[], tuple[str, int] | None]
-    ssh_pid: Callable[[], int | None]
-    # ecflow-remote only: the supervisor's state.json (its own word on when it noticed a dead link).
-    state: Callable[[], TunnelState | None] = lambda: None
-    results: dict[str, Any] = field(default_factory=dict)
-
-
-def raw_config(centre: Any, key: str, title: str, make: Callable[[], Any]) -> Config:
-    box: dict[str, Any] = {}
-
-    def start() -> None:
-        tunnel = box["t"] = make()
-        tunnel.start()
-        if tunnel.forwards:
-            ecflow_client(*tunnel.endpoint("machine1", 4141)).ping()
-            ecflow_client(*tunnel.endpoint("machine2", 3142)).ping()
-
-    def log() -> Target:
-        t = box["t"]
-        if t.socks_port:
-            return Target("logserver1", 9316, t.address)
-        return Target(*t.endpoint("logserver1", 9316))
-
-    def ping() -> tuple[str, int] | None:
-        t = box["t"]
-        # ecFlow's Boost.Asio clients cannot use a SOCKS proxy on Linux: the how-to's Method 2 has no ping.
-        return None if t.socks_port else t.endpoint("machine1", 4141)
-
-    return Config(
-        key,
-        title,
-        start,
-        lambda: box["t"].stop() if "t" in box else None,
-        log,
-        ping,
-        lambda: box["t"].proc.pid if "t" in box and box["t"].proc else None,
-    )
-
-
-def ours_config(centre: Any, method: str, workdir: Path, transport: str = "auto") -> Config:
-    """`transport`: the profile's gateway.transport (auto: on this LAN ssh's own channels, the agent only over a
-    slow link; plain: OpenSSH's forwards always)."""
-    from ecflow_remote.net import free_port
-    from ecflow_remote.tunnel.handle import Tunnel
-
-    # A free SOCKS port: 9050 may be held by another tunnel on this machine.
-    extra: dict[str, Any] = {"socks_port": free_port()} if method == "socks" else {}
-    extra["transport"] = transport
-    suffix = "" if transport == "auto" else f"-{transport}"
-    profile = centre.write_profile(workdir / f"profile-{method}{suffix}.toml", method, **extra)
-    tunnel = Tunnel(profile)
-
-    def log() -> Target:
-        plan = tunnel.plan()
-        e = next(e for e in plan.logservers() if e.host == "logserver1")
-        if e.forwarded:
-            return Target(e.local_host, e.local_port)
-        assert plan.socks_port
-        return Target(e.host, e.port, ("127.0.0.1", plan.socks_port), plan.proxy_auth)
-
-    def pid() -> int | None:
-        state = tunnel.state()
-        return state.pid if state else None
-
-    return Config(
-        f"ours-{method}{suffix}",
-        f"ecflow-remote {method}" + (f", {transport} forwards" if transport != "auto" else ""),
-        lambda: tunnel.up(),
-        lambda: tunnel.down(),
-        log,
-        lambda: tunnel.endpoint("machine1"),
-        pid,
-        lambda: tunnel.rundir.read_state(),
-    )
-
-
 # ------------------------------------------------------------------------------------------ the steps
-
-
-def payloads(centre: Any, size: int = PAYLOAD) -> dict[str, Path]:
-    """Two job outputs of `size` bytes in the log servers' LOGPATH: text that compresses, and random bytes."""
-    d = centre.outputs_dir / "bench"
-    d.mkdir(mode=0o755, exist_ok=True)
-    text = d / f"compressible-{size}.1"
-    line = b"MSG:[12:00:00 1.1.2025] chd:complete /lab/f1/hello: ECF_TRYNO=1 some job output text here\n"
-    text.write_bytes((line * (size // len(line) + 1))[:size])
-    rand = d / f"random-{size}.1"
-    rand.write_bytes(os.urandom(size))
-    for p in (d, text, rand):
-        os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    return {"compressible": text, "random": rand}
 
 
 def measure_steady(cfgs: list[Config], files: dict[str, Path], n_ping: int, n_log: int, rounds: int = 4) -> None:
@@ -422,133 +204,6 @@ def status_bench(centre: Any, workdir: Path, dead: int) -> dict[str, float]:
     return results
 
 
-# ---------------------------------------------------------------------------------------------- report
-
-
-def machine() -> dict[str, str]:
-    ssh_version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
-    cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if "model name" in ln
-            ),
-            "",
-        )
-    distro = ""
-    with contextlib.suppress(OSError):
-        distro = next(
-            (
-                ln.split("=", 1)[1].strip().strip('"')
-                for ln in Path("/etc/os-release").read_text().splitlines()
-                if ln.startswith("PRETTY")
-            ),
-            "",
-        )
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "os": distro,
-        "openssh": ssh_version,
-        "python": platform.python_version(),
-    }
-
-
-def fmt(v: Any, unit: str = "", digits: int = 2) -> str:
-    if v is None:
-        return "never"
-    if isinstance(v, str):
-        return v
-    return f"{v:.{digits}f}{unit}"
-
-
-def ratio(raw: float | None, ours: float | None, higher_better: bool = False) -> str:
-    """How many times better ecflow-remote is than the best raw configuration (>1: better)."""
-    if ours is None:
-        return "—"
-    if raw is None:
-        return "∞" if not higher_better else "—"
-    if higher_better:
-        return f"{ours / raw:.2f}×"
-    return f"{raw / ours:.1f}×" if ours > 0 else "∞"
-
-
-def table(cfgs: list[Config], status: dict[str, float], stall: dict[str, dict[str, float]], m: dict[str, str]) -> str:
-    def get(cfg: Config, *path: str) -> Any:
-        v: Any = cfg.results
-        for p in path:
-            if not isinstance(v, dict) or p not in v:
-                return "—"
-            v = v[p]
-        return v
-
-    rows: list[tuple[str, tuple[str, ...], str, int, bool, float]] = [
-        ("ecFlow ping median (200×)", ("ping", "median_ms"), " ms", 2, False, 1),
-        ("ecFlow ping p99", ("ping", "p99_ms"), " ms", 2, False, 1),
-        ("log-server `version`, new connection, median (200×)", ("log", "median_ms"), " ms", 2, False, 1),
-        ("log-server `version` p99", ("log", "p99_ms"), " ms", 2, False, 1),
-        ("50 MB job output, text (compressible)", ("mbps_compressible",), " MB/s", 0, True, 1),
-        ("50 MB job output, random bytes", ("mbps_random",), " MB/s", 0, True, 1),
-        ("start to all servers ready", ("ready_s",), " s", 2, False, 1),
-        ("service back after `kill -9` of ssh", ("after_kill_s",), " s", 2, False, 1),
-        ("service back after a 20 s link cut (from restore)", ("after_link_s",), " s", 2, False, 1),
-        ("dead link noticed (from cut)", ("link_detected_s",), " s", 1, False, 1),
-    ]
-    raws = [c for c in cfgs if not c.key.startswith("ours-")]
-    ours = [c for c in cfgs if c.key.startswith("ours-")]
-    head = "| measure | " + " | ".join(c.title for c in cfgs) + " | best raw → best ecflow-remote |"
-    lines = [head, "|" + "---|" * (len(cfgs) + 2)]
-    for label, path, unit, digits, higher, _ in rows:
-        cells = [fmt(get(c, *path), unit, digits) for c in cfgs]
-
-        def num(c: Config, p: tuple[str, ...] = path) -> float | None:
-            v = get(c, *p)
-            return v if isinstance(v, (int, float)) else None
-
-        def best(
-            cs: list[Config],
-            higher: bool = higher,
-            num: Callable[[Config], float | None] = num,
-            path_: tuple[str, ...] = path,
-        ) -> Any:
-            vals = [num(c) for c in cs]
-            present = [v for v in vals if v is not None]
-            if not present:
-                # Every one says "never" (None) or has no such measure ("—").
-                return None if any(get(c, *path_) is None for c in cs) else "—"
-            return max(present) if higher else min(present)
-
-        b_raw, b_ours = best(raws), best(ours)
-        r = "—" if "—" in (b_raw, b_ours) else ratio(b_raw, b_ours, higher)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} |")
-    n_dead = int(status.get("dead", 20))
-    lines.append(
-        f"| `status` of 2 live + {n_dead} dead servers | {fmt(status.get('raw_s'), ' s')} (22 pings in turn) | | "
-        f"| {fmt(status.get('ours_s'), ' s')} (CLI; {fmt(status.get('ours_api_s'), ' s')} in-process) | | "
-        f"{ratio(status.get('raw_s'), status.get('ours_s'))} |"
-    )
-    out = ["## ecflow-remote vs the how-to's raw OpenSSH commands", "", *lines, ""]
-    out += [
-        "Ratios: how many times faster (times, latencies) or the throughput fraction, best raw configuration "
-        "against the best ecflow-remote method; “never”: not without the user restarting ssh by hand.",
-        "",
-        "### Which SSH leg needs a pty session (log-server `version` through one `-L` forward)",
-        "",
-        "| legs | median | p99 |",
-        "|---|---|---|",
-    ]
-    out += [f"| {k} | {v['median_ms']:.2f} ms | {v['p99_ms']:.2f} ms |" for k, v in stall.items()]
-    out += [
-        "",
-        f"Machine: {m['os']}, {m['nproc']} CPUs ({m['cpu']}), kernel {m['kernel']}, {m['openssh']}, "
-        f"Python {m['python']}; the simulated Centre (network namespaces on the same machine).",
-    ]
-    return "\n".join(out)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples, a 10 s link cut (a smoke run)")
@@ -606,16 +261,6 @@ def main() -> int:
     }
     save("bench", stamp, data, text, started)
     return 0
-
-
-def save(prefix: str, stamp: str, data: dict[str, Any], text: str, started: float) -> None:
-    """Results to bench/results/ (json and the markdown table), then the table to stdout."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{prefix}-{stamp}.json").write_text(json.dumps(data, indent=1))
-    (RESULTS / f"{prefix}-{stamp}.md").write_text(text + "\n")
-    print()
-    print(text)
-    print(f"\n(results: {RESULTS}/{prefix}-{stamp}.{{json,md}}, {time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ import signal
 import sys
 
 
-def login_name() -> str:
-    """The user name ecflow_client sends by default: the login name of the real user id."""
+def login_name(missing: str | None = None) -> str:
+    """The user name ecflow_client sends by default: the login name of the real user id. For a uid without a
+    passwd entry (some containers): `missing` when given, else the uid (ecFlow would fail too; it is the best hint)."""
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
-        # A uid without a passwd entry (some containers): ecFlow would fail too; the uid is the best hint.
-        return str(os.getuid())
+        return str(os.getuid()) if missing is None else missing
 
 
 def die_with_parent(parent: int | None = None) -> None:

@@ -165,7 +165,7 @@ def test_a_log_server_answer_still_ends_through_a_handed_over_socket(
     tunnel, _, main_sock = _up(tunnel_up, transport="plain")
     spec = centre.logservers[0]
     target = (spec.host, spec.port)
-    fw = handover.HandoverForwards([pipe.Route(("127.0.0.1", 0), target, handoff=True)])
+    fw = handover.HandoverForwards([pipe.PipeRoute(("127.0.0.1", 0), target, handoff=True)])
     fw.upstreams.control = main_sock
     fw.upstreams.sockets = forwards.sockets_for(tunnel.rundir.path, tunnel.plan().forwards)
     with fw:

@@ -256,12 +256,12 @@ def test_ecflow_uis_transfer_script_fetches_the_server_log_through_the_tunnel(
 
 def _run(tunnel: Any, argv: list[str], out: Any) -> int:
     """`ecflow-remote run -- ARGV` in-process, its output to `out`."""
-    from ecflow_remote import launch
+    from ecflow_remote import programs
 
     plan, files = tunnel.plan(), tunnel.files()
-    env = launch.run_env(plan, None)
-    launch.ssh_through_tunnel(tunnel, env)
-    proc = launch.spawn(argv, plan, files, env, stdout=out, stderr=subprocess.STDOUT)
+    env = programs.run_env(plan, None)
+    programs.ssh_through_tunnel(tunnel, env)
+    proc = programs.spawn(argv, plan, files, env, stdout=out, stderr=subprocess.STDOUT)
     return proc.wait(60)
 
 

@@ -1,5 +1,6 @@
 """The house's rules, checked on the source: no import cycles, imports down the layers only, rich only in the CLI,
-small modules, a lean wheel, and an `ecflow-remote --help` that loads neither rich nor the tunnel."""
+small modules, one meaning per class name, a lean wheel, and an `ecflow-remote --help` that loads neither rich nor
+the tunnel."""
 
 from __future__ import annotations
 
@@ -318,7 +319,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("transport", "clients", "hosts"),
     ("access",),
     ("tunnel",),
-    ("status", "suites", "output", "doctor", "launch", "browse"),
+    ("status", "suites", "output", "doctor", "programs", "browse"),
     ("ui", "web"),
     ("cli",),
     ("__main__", ""),
@@ -363,7 +364,7 @@ def test_imports_go_down_the_layers_only(ours: list[Import]) -> None:
     assert not up, f"{len(up)} import(s) up the layers:\n" + "\n".join(up)
 
 
-TYPE_CHECKING_LEFT = "TYPE_CHECKING imports remain (cli.main, __init__, launch, ...); the lead wants none (#9)"
+TYPE_CHECKING_LEFT = "TYPE_CHECKING imports remain (cli.main, __init__, programs, ...); the lead wants none (#9)"
 
 
 def test_rich_only_in_the_command_line_layer(ours: list[Import]) -> None:
@@ -381,6 +382,63 @@ def test_no_module_over_500_lines() -> None:
     assert len(sizes) > 20
     long = [f"{path.relative_to(SRC)}: {n} lines" for path, n in sizes.items() if n > MAX_LINES]
     assert not long, f"modules over {MAX_LINES} lines:\n" + "\n".join(long)
+
+
+class _Classes(ast.NodeVisitor):
+    """The public classes a module defines at its top level (also inside an `if` or `try` there)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        if not node.name.startswith("_"):
+            self.names.append(node.name)  # not generic_visit: a nested class is its class's own
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        pass  # a class made inside a function is that function's own
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+
+def public_classes(root: Path, package: str) -> dict[str, list[str]]:
+    """Each public class name -> the modules that define one, as dotted names."""
+    found: dict[str, list[str]] = {}
+    for name, path in modules(root, package).items():
+        walker = _Classes()
+        walker.visit(ast.parse(path.read_text(), filename=str(path)))
+        for cls in walker.names:
+            found.setdefault(cls, []).append(name)
+    return found
+
+
+# Public class names two modules may both define, each with the reason a reader will not confuse them. Empty: each
+# name says one thing in the whole package (pipe.PipeServer, not a second `Server` beside profile.model's).
+SHARED_CLASS_NAMES: dict[str, str] = {}
+
+
+def same_names(found: dict[str, list[str]], allowed: dict[str, str]) -> list[str]:
+    return [
+        f"{cls}: {', '.join(where)}" for cls, where in sorted(found.items()) if len(where) > 1 and cls not in allowed
+    ]
+
+
+def test_the_class_name_rule_can_fail(tmp_path: Path) -> None:
+    _write(tmp_path, {"p/__init__.py": "", "p/a.py": "class Route: ...\nclass _Own: ...\n"})
+    _write(tmp_path, {"p/b.py": "if True:\n    class Route: ...\ndef f():\n    class Local: ...\n"})
+    _write(tmp_path, {"p/c.py": "class _Own: ...\nclass Outer:\n    class Local: ...\n"})
+    found = public_classes(tmp_path, "p")
+    assert same_names(found, {}) == ["Route: p.a, p.b"]
+    assert not same_names(found, {"Route": "why"})
+
+
+def test_no_two_modules_define_a_public_class_of_the_same_name() -> None:
+    found = public_classes(SRC, PACKAGE)
+    assert len(found) > 50 and "PipeServer" in found  # the walk reads our classes
+    twice = same_names(found, SHARED_CLASS_NAMES)
+    assert not twice, "public class names defined in two modules (rename one, or justify in SHARED_CLASS_NAMES):\n" + (
+        "\n".join(twice)
+    )
+    assert not set(SHARED_CLASS_NAMES) - {cls for cls, where in found.items() if len(where) > 1}, "stale allowance"
 
 
 # ------------------------------------------------------------------------------------------ what users get
@@ -431,6 +489,6 @@ def test_help_loads_neither_rich_nor_the_tunnel() -> None:
         out, loaded = _imported_by_help(Path(tmp))
     assert "Usage:" in out and "status" in out
     assert f"{PACKAGE}.cli.main" in loaded and "click" in loaded  # the import list is real
-    heavy = ("rich", "asyncio", f"{PACKAGE}.tunnel", f"{PACKAGE}.transport", f"{PACKAGE}.access", f"{PACKAGE}.launch")
+    heavy = ("rich", "asyncio", f"{PACKAGE}.tunnel", f"{PACKAGE}.transport", f"{PACKAGE}.access", f"{PACKAGE}.programs")
     loaded_heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy))
     assert not loaded_heavy, f"--help imports {loaded_heavy}"

@@ -5,7 +5,7 @@ Python to the unix socket ssh forwards that server to: 0.5-0.7 ms a request on a
 to ssh's master as a stdio forward (transport/control.py), right after accept() and the uid check, in the same
 callback: no transport, no task, no turn of the loop first, and not a byte read. ssh moves the bytes from then on.
 What the master cannot take (no master now, a refusal), the agent's routes and every route without `handoff` are
-served by pipe.Forwards' clients as before.
+served by pipe.PipeForwards' clients as before.
 
 Every plain forward hands off (Listeners sets Route.handoff; the relay rewrites bytes, so it cannot): ecFlow's
 clients read the answer by its length and close, and log servers' clients, which read until EOF, get it too: ssh
@@ -25,24 +25,24 @@ from pathlib import Path
 from ecflow_remote.access import pipe
 from ecflow_remote.transport.control import Handoff
 
-BACKLOG = 512  # as pipe.Server's listeners
+BACKLOG = 512  # as pipe.PipeServer's listeners
 ACCEPTS_PER_WAKE = 64
 INHERITS_NODELAY = sys.platform == "linux"
 
 
-class HandoverForwards(pipe.Forwards):
-    """pipe.Forwards whose handoff routes' clients go to ssh's master where Upstreams.route picks ssh's own channel.
+class HandoverForwards(pipe.PipeForwards):
+    """pipe.PipeForwards whose handoff routes' clients go to ssh's master where Upstreams.route picks ssh's own channel.
 
     `handoffs` holds the control connection of every client now in ssh's hands (the master closes it when the
     client's channel ends); `handed_off` counts them all."""
 
-    def __init__(self, routes: Sequence[pipe.Route], io: pipe.LoopThread | None = None) -> None:
+    def __init__(self, routes: Sequence[pipe.PipeRoute], io: pipe.LoopThread | None = None) -> None:
         super().__init__(routes, io)
         self.handed_off = 0
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def listen_route(self, route: pipe.Route) -> int:
+    def listen_route(self, route: pipe.PipeRoute) -> int:
         if not route.handoff or not isinstance(route.target, tuple):
             return super().listen_route(route)
         server = self._run(self._listen_raw(route))
@@ -50,7 +50,7 @@ class HandoverForwards(pipe.Forwards):
         port: int = server.sockets[0].getsockname()[1]
         return port
 
-    async def _listen_raw(self, route: pipe.Route) -> asyncio.Server:
+    async def _listen_raw(self, route: pipe.PipeRoute) -> asyncio.Server:
         # An asyncio.Server that never serves (stop() closes it like the others); its socket is accepted from here.
         host, port = route.listen
         family, kind, proto, _, address = (await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
@@ -74,7 +74,7 @@ class HandoverForwards(pipe.Forwards):
         self.loop.add_reader(sock.fileno(), self._accept, sock, local, route)
         return server
 
-    def _accept(self, listener: socket.socket, local: tuple[str, int], route: pipe.Route) -> None:
+    def _accept(self, listener: socket.socket, local: tuple[str, int], route: pipe.PipeRoute) -> None:
         # Every system call here is on the way of the client's first request (tens of µs each on a small VM):
         # the local address is the listener's (bound to one address), the socket is left blocking (ssh makes it
         # non-blocking, asyncio too if it is piped).
@@ -100,11 +100,11 @@ class HandoverForwards(pipe.Forwards):
             if not self._hand_over(conn, route):
                 self._serve(conn, route)
 
-    def _listen_again(self, listener: socket.socket, local: tuple[str, int], route: pipe.Route) -> None:
+    def _listen_again(self, listener: socket.socket, local: tuple[str, int], route: pipe.PipeRoute) -> None:
         if not self._closing and listener.fileno() != -1:
             self.loop.add_reader(listener.fileno(), self._accept, listener, local, route)
 
-    def _hand_over(self, conn: socket.socket, route: pipe.Route) -> bool:
+    def _hand_over(self, conn: socket.socket, route: pipe.PipeRoute) -> bool:
         """Give the client to ssh's master where ssh's own channel would carry it; False: it cannot be now."""
         control, target = self.upstreams.control, route.target
         if control is None or not isinstance(target, tuple) or not isinstance(self.upstreams.route(target), Path):
@@ -123,7 +123,7 @@ class HandoverForwards(pipe.Forwards):
         self.handoffs.add(handoff)
         return True
 
-    def _handed(self, conn: socket.socket, route: pipe.Route, opened: bool, asked: float) -> None:
+    def _handed(self, conn: socket.socket, route: pipe.PipeRoute, opened: bool, asked: float) -> None:
         if opened:
             # The master confirms once the far side has opened the channel: one round trip through ssh, for free.
             self.upstreams.gauge.add(self.loop.time() - asked)
@@ -138,13 +138,13 @@ class HandoverForwards(pipe.Forwards):
     def _ended(self, handoff: Handoff) -> None:
         self.handoffs.discard(handoff)
 
-    def _serve(self, conn: socket.socket, route: pipe.Route) -> None:
+    def _serve(self, conn: socket.socket, route: pipe.PipeRoute) -> None:
         """A client piped like any other (through ssh's unix socket or the agent)."""
         task = self.loop.create_task(self._pipe(conn, route))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, conn: socket.socket, route: pipe.Route) -> None:
+    async def _pipe(self, conn: socket.socket, route: pipe.PipeRoute) -> None:
         try:
             await self.loop.connect_accepted_socket(lambda: self.client(route), conn)
         except OSError:

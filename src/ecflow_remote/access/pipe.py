@@ -1,7 +1,7 @@
 """Byte pipes from a loopback listener to ssh's private unix socket, on an asyncio loop in a thread of its own.
 
 ssh listens on unix sockets in the tunnel's 0700 run directory (-D for the SOCKS front, -L PATH:host:port for the
-user-name relay), which no other local user can reach; a `Server` here owns the TCP port in front of them. Each TCP
+user-name relay), which no other local user can reach; a `PipeServer` here owns the TCP port in front of them. Each TCP
 client gets its own connection to ssh's socket, and once the subclass's own work on the first bytes is done (the
 SOCKS handshake, the request rewrite) bytes go straight through both ways: backpressure from either side pauses
 reading on the other, a half-close is passed on (the answer may still be on its way), a reset aborts both.
@@ -11,7 +11,7 @@ copy), which keeps the added latency of this hop in the tens of microseconds.
 
 Only our own account's clients are served (Linux): the owner of each client's socket is asked of the kernel
 (peers.owner_uid, ~10 µs) before anything is read, and a connection from any other uid, or whose owner cannot be
-found, is reset at once and counted in `Server.foreign`. Root is not let in either (it can read our run directory
+found, is reset at once and counted in `PipeServer.foreign`. Root is not let in either (it can read our run directory
 anyway). Elsewhere (macOS has no sock_diag or /proc) there is no such check: the SOCKS front's and the web proxy's
 passwords remain.
 """
@@ -143,7 +143,7 @@ class Client(asyncio.Protocol):
     # (the web proxy); the forwarded endpoints' listeners keep to their own sockets.
     through_master: ClassVar[bool] = False
 
-    def __init__(self, server: Server, target: Target) -> None:
+    def __init__(self, server: PipeServer, target: Target) -> None:
         self.server = server
         self.target = target
         self.transport: asyncio.Transport | None = None
@@ -338,7 +338,7 @@ class LoopThread:
             self.loop.close()
 
 
-class Server:
+class PipeServer:
     """TCP listeners whose clients are piped to their targets, served by an event loop in a daemon thread: the
     server's own, or a LoopThread shared with the agent and the tunnel's other listeners.
 
@@ -448,7 +448,7 @@ class Server:
 
 
 @dataclass(frozen=True)
-class Route:
+class PipeRoute:
     """A loopback listener and where its clients go."""
 
     listen: tuple[str, int]
@@ -462,22 +462,22 @@ class _Forwarded(Client):
         self.connect()
 
 
-class Forwards(Server):
+class PipeForwards(PipeServer):
     """Plain forwards: each route's listener piped to its target untouched (ssh's socket, or the agent)."""
 
     thread_name = "forwards"
 
-    def __init__(self, routes: Sequence[Route], io: LoopThread | None = None) -> None:
+    def __init__(self, routes: Sequence[PipeRoute], io: LoopThread | None = None) -> None:
         super().__init__(io)
         self.routes = list(routes)
 
     def open_listeners(self) -> None:
         for i, route in enumerate(self.routes):
-            self.routes[i] = Route((route.listen[0], self.listen_route(route)), route.target, route.handoff)
+            self.routes[i] = PipeRoute((route.listen[0], self.listen_route(route)), route.target, route.handoff)
 
-    def listen_route(self, route: Route) -> int:
+    def listen_route(self, route: PipeRoute) -> int:
         """Listen for the route's clients; the port listened on."""
         return self.listen_on(*route.listen, lambda: self.client(route))
 
-    def client(self, route: Route) -> Client:
+    def client(self, route: PipeRoute) -> Client:
         return _Forwarded(self, route.target)

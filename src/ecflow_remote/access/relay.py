@@ -273,9 +273,9 @@ class _Client(pipe.Client):
         return super().eof_received()
 
 
-class Relay(pipe.Server):
+class Relay(pipe.PipeServer):
     """The relays of one tunnel: a loopback listener per route, all served by one event loop in a daemon thread
-    (pipe.Server, like socks.SocksFront); it outlives ssh reconnects."""
+    (pipe.PipeServer, like socks.SocksFront); it outlives ssh reconnects."""
 
     thread_name = "ecflow-relay"
 

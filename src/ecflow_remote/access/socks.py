@@ -297,11 +297,11 @@ class _Client(pipe.Client):
             self.transport.write(data)
 
 
-class SocksFront(pipe.Server):
+class SocksFront(pipe.PipeServer):
     """The authenticated SOCKS5 listener at `listen`, relaying to ssh -D at the unix socket `upstream`, or with
-    no upstream, connecting through the far-side agent (pipe.Server.agent).
+    no upstream, connecting through the far-side agent (pipe.PipeServer.agent).
 
-    Runs its own event loop in a daemon thread (pipe.Server), so the synchronous supervisor only calls start() and
+    Runs its own event loop in a daemon thread (pipe.PipeServer), so the synchronous supervisor only calls start() and
     stop(); it outlives ssh reconnects (a client arriving while ssh is away gets a SOCKS failure, not a refused
     port).
     """

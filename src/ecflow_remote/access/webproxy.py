@@ -6,7 +6,7 @@ profile's [web] domains, as the PAC file says); any other name gets a 403 naming
 leaves the laptop. The connection goes where the SOCKS front's do (pipe.Client): the far-side agent, else a stdio
 forward of ssh's master; either way the name is resolved at the far side.
 
-Who may use it: on Linux only our own uid (pipe.Server's peer check, before a byte is read). Elsewhere (macOS
+Who may use it: on Linux only our own uid (pipe.PipeServer's peer check, before a byte is read). Elsewhere (macOS
 cannot tell a loopback client's owner) every request must carry Proxy-Authorization with this tunnel's user and
 password (Basic; made anew at each `up`, kept in a 0600 run file); the PAC itself holds no secret and is served to
 anyone who asks, at /proxy.pac.
@@ -258,7 +258,7 @@ class _Client(pipe.Client):
             self.transport.write(data)
 
 
-class WebProxy(pipe.Server):
+class WebProxy(pipe.PipeServer):
     """The web proxy's listener at `listen` (port 0: the kernel's choice), carrying requests for names matching
     `domains` to the Centre; with `credentials`, every proxied request must carry them (no peer check here)."""
 

@@ -23,16 +23,16 @@ if TYPE_CHECKING:
 @pass_context
 def run(c: Context, server: str | None, command: tuple[str, ...]) -> None:
     """Run any command through the tunnel: ecflow-remote run [--server NAME] -- CMD ..."""
-    from ecflow_remote import launch
+    from ecflow_remote import programs
 
     tunnel = c.tunnel()
-    code = launch.run_through(tunnel, list(command), server)
+    code = programs.run_through(tunnel, list(command), server)
     if code != 0:
         from ecflow_remote.errors import TunnelError
 
         with contextlib.suppress(TunnelError):  # the tunnel went down meanwhile: the program's status stands
             plan = tunnel.plan()
-            hint = launch.local_hint(plan, command) or launch.default_server_hint(plan, command, server, os.environ)
+            hint = programs.local_hint(plan, command) or programs.default_server_hint(plan, command, server, os.environ)
             if hint:
                 click.echo(f"ecflow-remote: hint: {hint}", err=True)
     sys.exit(code)

@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypedDict
+from typing import Any, TypedDict
 
 from ecflow_remote.errors import ConnectError
 
@@ -111,16 +111,6 @@ def _proxy_failure(
     else:
         return None
     return ConnectError(f"cannot connect to {target}: {why}", host=host, port=port, proxy=proxy), cause
-
-
-def _raise_proxy_failure(
-    e: Exception, host: str, port: int, proxy: tuple[str, int], connect_timeout: float
-) -> NoReturn:
-    """Raise the ConnectError for a failed connection through the proxy, or `e` itself if it is something else."""
-    failure = _proxy_failure(e, host, port, proxy, connect_timeout)
-    if failure is None:
-        raise e
-    raise failure[0] from failure[1]
 
 
 def _socks_proxy(proxy: tuple[str, int], proxy_auth: tuple[str, str] | None, *, sync: bool) -> Any:
@@ -238,7 +228,10 @@ async def open_socket_async(
         try:
             sock = await socks.connect(host, port, timeout=connect_timeout)
         except Exception as e:
-            _raise_proxy_failure(e, host, port, proxy, connect_timeout)
+            failure = _proxy_failure(e, host, port, proxy, connect_timeout)
+            if failure is None:
+                raise  # not a connection's failure: as it came
+            raise failure[0] from failure[1]
     try:
         _set_nodelay_socket(sock)
         sock.setblocking(False)
@@ -289,7 +282,10 @@ def open_socket(
         try:
             sock = socks.connect(host, port, timeout=connect_timeout)
         except Exception as e:
-            _raise_proxy_failure(e, host, port, proxy, connect_timeout)
+            failure = _proxy_failure(e, host, port, proxy, connect_timeout)
+            if failure is None:
+                raise  # not a connection's failure: as it came
+            raise failure[0] from failure[1]
     try:
         _set_nodelay_socket(sock)
         sock.settimeout(timeout)

@@ -1,6 +1,6 @@
 """The system hosts file, where a private view is impossible: one marked block, atomic, backed up, removed on down.
 
-Launched programs normally see the Centre's names in a private hosts view (launch.py: a mount namespace, Linux
+Launched programs normally see the Centre's names in a private hosts view (programs.py: a mount namespace, Linux
 only). Where the platform gives none (macOS; Linux with mount/user namespaces refused) and the profile opts in
 (`gateway.system_hosts = true`), the supervisor adds the names to the system file instead, as one block per
 tunnel:

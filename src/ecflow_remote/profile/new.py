@@ -41,14 +41,14 @@ def parse_server(spec: str, flag: str = "--server") -> tuple[str, str, int]:
 
 
 def parse_logserver(spec: str, flag: str = "--logserver") -> tuple[str, int]:
-    """`HOST[:PORT]` from --logserver (`flag`; "" for an answer); the port defaults to the log server's 9316."""
+    """`HOST[:PORT]` from --logserver (`flag`; "" for an answer); the port defaults to DEFAULT_LOGSERVER_PORT."""
     lead = f"{flag} " if flag else ""
     host, colon, port = spec.rpartition(":")
     if not colon:
         host, port = spec, str(DEFAULT_LOGSERVER_PORT)
     if not host.strip():
         raise InitError(f"{lead}{spec!r}: expected HOST[:PORT], e.g. {lead}logserver1")
-    return host.strip(), _port(port.strip(), f"{lead}{spec!r}", f"{lead}logserver1:9316")
+    return host.strip(), _port(port.strip(), f"{lead}{spec!r}", f"{lead}logserver1:{DEFAULT_LOGSERVER_PORT}")
 
 
 def as_written_path(text: str | None) -> str | None:

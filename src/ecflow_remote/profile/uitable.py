@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final, NoReturn, Protocol
+from typing import Final
 
 from ecflow_remote.profile.model import UiSettings
+from ecflow_remote.profile.values import TableChecker
 
 UI_KEYS: Final = ("system_servers", "ecflow_ui")
 _MAX_PATH: Final = 4096
-
-
-class Checker(Protocol):
-    """What the profile loader offers a table checker (load._Checker)."""
-
-    def fail(self, message: str, table: str, index: int | None = None, key: str | None = None) -> NoReturn: ...
-
-    def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None: ...
-
-    def get_table(self, data: dict[str, object], key: str) -> dict[str, object] | None: ...
 
 
 def path_problem(value: object) -> str | None:
@@ -36,7 +27,7 @@ def path_problem(value: object) -> str | None:
     return None
 
 
-def check_ui(checker: Checker, data: dict[str, object]) -> UiSettings:
+def check_ui(checker: TableChecker, data: dict[str, object]) -> UiSettings:
     """The [ui] table, checked; UiSettings() when there is none."""
     table = checker.get_table(data, "ui")
     if table is None:
@@ -66,7 +57,7 @@ def check_ui(checker: Checker, data: dict[str, object]) -> UiSettings:
     return UiSettings(system_servers=tuple(paths), ecflow_ui=ecflow_ui)
 
 
-def _ecflow_ui(checker: Checker, value: object) -> str | None:
+def _ecflow_ui(checker: TableChecker, value: object) -> str | None:
     """[ui] ecflow_ui: the ecflow_ui to run (a path on this machine, ~ allowed), or None for the first on PATH."""
     if value is None:
         return None

@@ -5,29 +5,16 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
-from typing import Final, NoReturn, Protocol
+from typing import Final
 
 from ecflow_remote.profile.model import Profile, WebSettings
+from ecflow_remote.profile.values import TableChecker
 
 WEB_KEYS: Final = ("domains", "port")
 # Shell patterns as PAC's shExpMatch reads them: letters, digits, '.', '-', '_' and the wildcards '*' and '?'
 # ('[' sets would mean different things to fnmatch and to a browser's PAC engine, so they are refused).
 _PATTERN_RE: Final = re.compile(r"[a-z0-9*?_][a-z0-9*?._-]*")
 _MAX_PATTERN: Final = 253
-
-
-class Checker(Protocol):
-    """What the profile loader offers a table checker (load._Checker)."""
-
-    def fail(self, message: str, table: str, index: int | None = None, key: str | None = None) -> NoReturn: ...
-
-    def check_keys(self, data: dict[str, object], allowed: tuple[str, ...], table: str, index: int | None) -> None: ...
-
-    def get_table(self, data: dict[str, object], key: str) -> dict[str, object] | None: ...
-
-    def get_port(
-        self, data: dict[str, object], key: str, table: str, index: int | None, default: int | None
-    ) -> int: ...
 
 
 def pattern_problem(value: object) -> str | None:
@@ -46,7 +33,7 @@ def pattern_problem(value: object) -> str | None:
     return None
 
 
-def check_web(checker: Checker, data: dict[str, object]) -> WebSettings:
+def check_web(checker: TableChecker, data: dict[str, object]) -> WebSettings:
     """The [web] table, checked; WebSettings() when there is none."""
     table = checker.get_table(data, "web")
     if table is None:

@@ -76,7 +76,7 @@ def _stdio_forward(host: str, port: int, request_id: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class Reply:
+class MasterReply:
     """One packet from the master: its type and what this client needs of it."""
 
     type: int
@@ -85,27 +85,27 @@ class Reply:
     reason: str | None = None  # PERMISSION_DENIED, FAILURE: the master's words
 
 
-def decode(body: bytes) -> Reply:
-    """A packet's body (without its length) as a Reply; ControlError when it is cut short."""
+def decode(body: bytes) -> MasterReply:
+    """A packet's body (without its length) as a MasterReply; ControlError when it is cut short."""
     try:
         (kind,) = struct.unpack_from(">I", body, 0)
         if kind == MUX_MSG_HELLO:  # extensions (none defined) ignored
-            return Reply(kind, value=struct.unpack_from(">I", body, 4)[0])
+            return MasterReply(kind, value=struct.unpack_from(">I", body, 4)[0])
         (request_id,) = struct.unpack_from(">I", body, 4)
         if kind == MUX_S_SESSION_OPENED:
-            return Reply(kind, request_id, value=struct.unpack_from(">I", body, 8)[0])
+            return MasterReply(kind, request_id, value=struct.unpack_from(">I", body, 8)[0])
         if kind in (MUX_S_PERMISSION_DENIED, MUX_S_FAILURE):
             (length,) = struct.unpack_from(">I", body, 8)
             reason = body[12 : 12 + length]
             if len(reason) != length:
                 raise ControlError(f"reply 0x{kind:08x} cut short")
-            return Reply(kind, request_id, reason=reason.decode(errors="replace"))
-        return Reply(kind, request_id)
+            return MasterReply(kind, request_id, reason=reason.decode(errors="replace"))
+        return MasterReply(kind, request_id)
     except struct.error:
         raise ControlError(f"a {len(body)}-byte packet from the master is cut short") from None
 
 
-def split(buffer: bytearray) -> list[Reply]:
+def split(buffer: bytearray) -> list[MasterReply]:
     """The whole packets at the head of `buffer`, taken out of it (a partial one stays for the next read)."""
     replies = []
     while len(buffer) >= 4:
@@ -221,7 +221,7 @@ class Handoff:
         for reply in replies:
             self._answer(reply)
 
-    def _answer(self, reply: Reply) -> None:
+    def _answer(self, reply: MasterReply) -> None:
         if self.opened is not None:
             return  # nothing more is asked of the master; it closes the connection when the channel ends
         if reply.type == MUX_MSG_HELLO:

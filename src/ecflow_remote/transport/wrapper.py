@@ -53,16 +53,9 @@ class Spec:
     password_variables: list[str] = field(default_factory=list)
 
 
-def _login_name() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER", "")
-
-
 def make_spec(profile: Profile, control_dir: Path) -> Spec:
+    from ecflow_remote.unix import login_name  # here: the wrapper's own runs (each ssh/scp) never need it
+
     argv = ssh.via_tunnel(profile, control_dir)
     host = profile.gateway.host
     return Spec(
@@ -72,7 +65,7 @@ def make_spec(profile: Profile, control_dir: Path) -> Spec:
         workstation=host.host,
         workstation_port=host.port,
         user=host.user,
-        local_user=_login_name(),
+        local_user=login_name(missing=os.environ.get("USER", "")),  # ecflow_ui passes $USER
         password_variables=sorted(profile.password_variables()),
     )
 

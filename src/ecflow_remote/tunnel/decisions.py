@@ -28,7 +28,7 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Step:
+class NextStep:
     """What the supervisor does next."""
 
     action: Literal["fail", "retry", "await_renewal"]
@@ -39,16 +39,16 @@ def backoff(attempt: int) -> float:
     return BACKOFF[min(max(attempt, 0), len(BACKOFF) - 1)]
 
 
-def after_failure(failure: Failure, *, been_up: bool, attempt: int) -> Step:
+def after_failure(failure: Failure, *, been_up: bool, attempt: int) -> NextStep:
     """`attempt`: failures since the tunnel was last up (0 for the first)."""
     if failure.immediate:
-        return Step("retry")
+        return NextStep("retry")
     if not been_up and (failure.refused or failure.permanent or attempt + 1 >= FIRST_START_ATTEMPTS):
-        return Step("fail")
+        return NextStep("fail")
     if failure.refused:
         # Retrying cannot help until the certificate is renewed: retry the moment it is, else now and then.
-        return Step("await_renewal", REFUSED_RETRY)
-    return Step("retry", backoff(attempt))
+        return NextStep("await_renewal", REFUSED_RETRY)
+    return NextStep("retry", backoff(attempt))
 
 
 # ssh's messages that the next attempt would repeat word for word: a name that does not resolve, a port nobody

@@ -214,7 +214,7 @@ class Tunnel:
         if state.plan.socks_port is not None and state.files.socks_auth:
             creds = socks.Credentials.read(state.files.socks_auth)
             if creds is not None:
-                state.plan.proxy_auth = creds.pair()
+                return dataclasses.replace(state.plan, proxy_auth=creds.pair())  # a copy: the state read stays as read
         return state.plan
 
     def files(self) -> RunFiles:

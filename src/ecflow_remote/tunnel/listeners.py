@@ -34,7 +34,7 @@ class Listeners:
 
     def __init__(self) -> None:
         self.io: pipe.LoopThread | None = None
-        self.servers: list[pipe.Server] = []
+        self.servers: list[pipe.PipeServer] = []
         self.upstreams = pipe.Upstreams()
         # Custom users' passwords as the relay sends them (crypt()ed), by server name: in memory only.
         self.passwords: Mapping[str, str] = {}
@@ -66,7 +66,7 @@ class Listeners:
         own uid only on Linux, elsewhere a password made now (in a 0600 run file); EcflowRemoteError when the port
         is in use."""
         assert self.io is not None
-        credentials = None if pipe.Server.check_peers else socks.Credentials.new()
+        credentials = None if pipe.PipeServer.check_peers else socks.Credentials.new()
         port = profile.web.port or 0
         proxy = webproxy.WebProxy(("127.0.0.1", port), domains(profile), credentials, self.io)
         proxy.upstreams = self.upstreams
@@ -91,7 +91,7 @@ class Listeners:
         # server's, and under hosts both get that host's address and its port) are one listener: a second would
         # find the address taken.
         routes = dict.fromkeys(
-            pipe.Route((e.local_host, e.local_port), (e.host, e.port), handoff=True)
+            pipe.PipeRoute((e.local_host, e.local_port), (e.host, e.port), handoff=True)
             for e in endpoints
             if not e.relay_user
         )
@@ -100,12 +100,12 @@ class Listeners:
             for e in endpoints
             if (presented := relay.presented_for(e, self.passwords)) is not None
         )
-        servers: list[pipe.Server] = []
+        servers: list[pipe.PipeServer] = []
         if routes:
             servers.append(handover.HandoverForwards(list(routes), self.io))
         if relayed:
             servers.append(relay.Relay(list(relayed), io=self.io))
-        started: list[pipe.Server] = []
+        started: list[pipe.PipeServer] = []
         try:
             for server in servers:
                 server.upstreams = self.upstreams

@@ -69,9 +69,10 @@ class Check:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TunnelState:
-    """One tunnel's state as its supervisor last wrote it."""
+    """One tunnel's state as its supervisor last wrote it. Frozen: the supervisor makes each change with
+    dataclasses.replace, whose keywords mypy checks (a misspelt field is an error, not a new attribute)."""
 
     state: Phase
     method: Method

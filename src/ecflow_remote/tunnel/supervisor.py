@@ -10,6 +10,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ecflow_remote.access import certs, identity, socks
@@ -32,12 +33,12 @@ from ecflow_remote.tunnel.logfinder import FinderProcess
 from ecflow_remote.tunnel.netwatch import NetWatch
 from ecflow_remote.tunnel.prestart import Prestart
 from ecflow_remote.tunnel.rundir import RunDir, wait_for
+from ecflow_remote.tunnel.sessions import Sessions
 from ecflow_remote.tunnel.sshleg import Leg, die_with_parent, jump_outlived_main
-from ecflow_remote.tunnel.state import Check, Phase, RunFiles, TunnelState
+from ecflow_remote.tunnel.state import Check, RunFiles, TunnelState
 
 HEALTH_EVERY = 10.0
 READY_TIMEOUT = 20.0
-SESSION_PROOF = 5.0  # a pty session that lasted this long is proof the hop gives them (a refused one ends sooner)
 CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for a renewed certificate
 # What a failed start leaves for whoever asks why (`up` reads the message); `down` clears all.
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
@@ -58,10 +59,7 @@ class Supervisor:
         self._fetch = workstation_fetcher(profile, rundir.path)  # TLS certificates missing at home
         self.legs: list[Leg] = []
         self.stopping = False
-        # Whether each hop gives a pty session; learnt from the first refusal and kept for the reconnects.
-        self.sessions = {"jump": True, "main": True}
-        # A hop that once held a session can: a later end of it (sshd restarted) is a fault, not a refusal.
-        self.sessions_proven: set[str] = set()
+        self.sessions = Sessions()  # whether each hop gives a pty session (sessions.py)
         self.state = TunnelState("starting", self.method, str(profile.path), os.getpid(), "starting ssh")
         # Read once at start (never in argv, state or logs): the native health checks send them.
         self.passwords: dict[str, str] = {}
@@ -87,13 +85,16 @@ class Supervisor:
         self.net.upstreams.gauge.on_change = self.events.wake
 
     # ------------------------------------------------------------------------------------------ state
-    def _set(self, phase: Phase | None = None, *, routine: bool = False, **changes: object) -> None:
-        if phase is not None and phase != self.state.state:
-            self.state.state = phase
-            self.state.since = time.time()
-        for key, value in changes.items():
-            setattr(self.state, key, value)
-        self.rundir.write_state(self.state, routine)  # routine: a health round's (RunDir.write_state)
+    def _set(self, new: TunnelState, *, routine: bool = False) -> None:
+        """The state becomes `new` (made by dataclasses.replace, so mypy checks each field's name and type) and is
+        written out, with the certificate as last found; a new phase stamps `since`. routine: a health round's
+        write (RunDir.write_state). The main thread's only: the certificate is found beside the logins in
+        sidework's thread, which leaves the state alone (a replace there could undo one made here)."""
+        new = replace(new, certificate=self.certs.to_json())
+        if new.state != self.state.state:
+            new = replace(new, since=time.time())
+        self.state = new
+        self.rundir.write_state(new, routine)
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -122,12 +123,11 @@ class Supervisor:
             self.events.close()
 
     def _run(self) -> int:
-        self.state.started = time.time()
-        self._set("starting")
+        self._set(replace(self.state, started=time.time()))
         try:
             plan = self._prepare()
         except EcflowRemoteError as e:
-            self._set("failed", message=str(e))
+            self._set(replace(self.state, state="failed", message=str(e)))
             return 2
         attempt = 0
         been_up = False
@@ -148,23 +148,23 @@ class Supervisor:
             step = decisions.after_failure(failure, been_up=been_up, attempt=attempt)
             if step.action == "fail":
                 # Never up yet: a user is waiting for `up` to answer, so fail now, plainly.
-                self._set("failed", message=failure.message)
+                self._set(replace(self.state, state="failed", message=failure.message))
                 return 1
             if failure.immediate:
-                self._set(message=failure.message)
+                self._set(replace(self.state, message=failure.message))
                 continue
-            self.state.reconnects += 1
             attempt += 1
+            reconnecting = replace(self.state, state="reconnecting", reconnects=self.state.reconnects + 1, pid=None)
             if step.action == "await_renewal":
-                self._set("reconnecting", message=decisions.renewal_message(failure.message), pid=None)
+                self._set(replace(reconnecting, message=decisions.renewal_message(failure.message)))
                 seen = certs.fingerprint(self.profile)
                 self._sleep(step.delay, wake=lambda seen=seen: certs.fingerprint(self.profile) != seen)  # type: ignore[misc]
                 continue
-            self._set("reconnecting", message=decisions.retry_message(failure.message, step.delay), pid=None)
+            self._set(replace(reconnecting, message=decisions.retry_message(failure.message, step.delay)))
             self._sleep(step.delay)
             if been_up:  # else a user waits for `up`: its attempts end it with ssh's reason, not its timeout
                 self._wait_for_first_hop()
-        self._set("stopped", message="stopped", pid=None)
+        self._set(replace(self.state, state="stopped", message="stopped", pid=None))
         return 0
 
     def _prepare(self) -> Plan:
@@ -175,14 +175,16 @@ class Supervisor:
         # The relay presents custom users' passwords to their servers: launched programs are given none.
         self.net.start(plan, credentials, self.profile.path, identity.relay_passwords(self.profile, self.passwords))
         web = self.net.start_web(self.profile, self.rundir.path)  # the Centre's web pages (access/webproxy.py)
-        self._set(web_proxy=web.proxy, web_pac=web.pac, files=RunFiles(web_auth=str(web.auth) if web.auth else None))
+        web_files = RunFiles(web_auth=str(web.auth) if web.auth else None)
+        self._set(replace(self.state, web_proxy=web.proxy, web_pac=web.pac, files=web_files))
         # Recorded at once: after a kill -9 from here on, a later up/down still finds and removes the block.
         system_files, warnings = files.install_system_hosts(self.profile, plan, self.rundir.path.name)
-        self._set(files=self.state.files.merged(system_files))
+        self._set(replace(self.state, files=self.state.files.merged(system_files)))
         self.inbox.start()
         run_files = files.write_support_files(self.profile, plan, self.rundir.path, credentials)
         riding = self.netwatch.start(self.net.io, ssh.main_socket(self.rundir.path))
-        self._set(plan=plan, files=self.state.files.merged(run_files), warnings=[*errors, *warnings, *riding])
+        files_now, warned = self.state.files.merged(run_files), [*errors, *warnings, *riding]
+        self._set(replace(self.state, plan=plan, files=files_now, warnings=warned))
         return plan
 
     @functools.cached_property
@@ -197,7 +199,7 @@ class Supervisor:
         hop = self.first_hop
         if hop is None or self.stopping or accepts(hop, timeout=0.3):
             return
-        self._set(message=f"{self.state.message}; waiting for {hop[0]} port {hop[1]} to answer")
+        self._set(replace(self.state, message=f"{self.state.message}; waiting for {hop[0]} port {hop[1]} to answer"))
         wait_accepting(hop, lambda: self.stopping)
 
     def _sleep(self, seconds: float, wake: Callable[[], bool] | None = None) -> None:
@@ -211,8 +213,7 @@ class Supervisor:
 
     def _certificate_message(self, look: Callable[[], object]) -> str:
         """The `up` message (certificate warning included); `look`: CertWatch.find at a start, .look while up."""
-        look()
-        self.state.certificate = self.certs.to_json()
+        look()  # the state takes the certificate found at its next write (_set)
         return self.certs.message()
 
     def _start_legs(self, plan: Plan) -> decisions.Failure | None:
@@ -229,8 +230,8 @@ class Supervisor:
             rundir,
             forward_sockets=forwards.by_name(plan.forwards, sockets),
             socks_socket=socks_sock,
-            jump_session=self.sessions["jump"],
-            main_session=self.sessions["main"],
+            jump_session=self.sessions.wanted["jump"],
+            main_session=self.sessions.wanted["main"],
         )
         self.legs = []
         jump = self._jump_leg(legs.jump_master)
@@ -259,18 +260,16 @@ class Supervisor:
         if failure is not None:
             return failure
         self.netwatch.connected(lambda: self.first_hop)
-        self._set(
-            pid=main.proc.pid if main.proc else None,
-            pgids=[leg.proc.pid for leg in self.legs if leg.proc],
-            sessions=dict(self.sessions),
-        )
+        pgids = [leg.proc.pid for leg in self.legs if leg.proc]
+        pid, sessions = main.proc.pid if main.proc else None, dict(self.sessions.wanted)
+        self._set(replace(self.state, pid=pid, pgids=pgids, sessions=sessions))
         if agent:
             # While it starts, ssh's own channels carry connections: start-up costs no more than plain forwards.
             self.pending_agent = self._launch_agent()
         deadline = time.monotonic() + READY_TIMEOUT
         while not all(accepts(path) for path in waited):
             if not main.alive():
-                return self._leg_failed(main)
+                return self.sessions.failure(main)
             if self.stopping:
                 return decisions.Failure("stopped")
             if time.monotonic() > deadline:
@@ -280,19 +279,21 @@ class Supervisor:
         self.net.upstreams.socks = socks_sock
         self.net.upstreams.control = ssh.main_socket(rundir)  # plain forwards' clients go to the master
         if agent:
-            self._set(transport="starting", transport_note="ssh's own channels while the far-side agent starts")
+            note = "ssh's own channels while the far-side agent starts"
+            self._set(replace(self.state, transport="starting", transport_note=note))
             if transport == "agent" or not waited:
                 failure = self._settle_agent(wait=True)
                 if failure is not None:
                     return failure
         else:
             if transport == "plain":
-                self.state.transport_note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
-            self._set(transport="plain")
+                note = f"plain OpenSSH forwards: gateway.transport in {self.profile.path}"
+                self.state = replace(self.state, transport_note=note)
+            self._set(replace(self.state, transport="plain"))
         self.rounds.forget()
         message, riding = side.result()
         self._warn(riding)
-        self._set("up", message=message, checks=self._health(self.state.plan or plan))
+        self._set(replace(self.state, state="up", message=message, checks=self._health(self.state.plan or plan)))
         return None
 
     def _jump_leg(self, argv: list[str] | None) -> Leg | None:
@@ -325,7 +326,7 @@ class Supervisor:
         if self.stopping:
             return decisions.Failure("stopped")
         if not leg.alive():
-            return self._leg_failed(leg)
+            return self.sessions.failure(leg)
         return None
 
     def _launch_agent(self) -> concurrent.futures.Future[AgentSession]:
@@ -354,14 +355,14 @@ class Supervisor:
         except (AgentError, concurrent.futures.TimeoutError) as e:
             main = self.legs[-1]
             if not main.alive():
-                return self._leg_failed(main)
+                return self.sessions.failure(main)
             if self.profile.gateway.transport == "agent":
                 return decisions.Failure(f"the far-side agent did not start: {e or 'timed out'}")
             self.use_agent = False
             reason = str(e) if isinstance(e, AgentUnavailable) else f"the far-side agent did not start: {e}"
-            self.state.transport_note = f"plain OpenSSH forwards: {reason}"
+            self.state = replace(self.state, transport_note=f"plain OpenSSH forwards: {reason}")
             if self.net.upstreams.sockets:
-                self._set(transport="plain")
+                self._set(replace(self.state, transport="plain"))
                 return None
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
         assert self.net.io is not None
@@ -372,31 +373,14 @@ class Supervisor:
         self.agent = agent
         self.net.upstreams.agent = agent
         python = agent.hello.get("python")
-        self._set(transport="agent", transport_note=f"far-side agent on python {python}" if python else None)
+        note = f"far-side agent on python {python}" if python else None
+        self._set(replace(self.state, transport="agent", transport_note=note))
         return None
-
-    def _leg_failed(self, leg: Leg) -> decisions.Failure:
-        text = leg.messages()
-        refused = ssh.is_auth_failure(text)
-        if decisions.drops_session(
-            has_session=self.sessions.get(leg.name, False),
-            proven=leg.name in self.sessions_proven,
-            exit_code=leg.exit_code,
-            messages=text,
-            refused=refused,
-        ):
-            self.sessions[leg.name] = False
-            return decisions.Failure(
-                f"{leg.name} leg: the hop gives no interactive session; continuing without (slower small requests)"
-            )
-        return decisions.Failure(
-            f"{leg.name} leg: {ssh.explain(text)}", refused=refused, permanent=decisions.is_permanent(text)
-        )
 
     def _why_down(self) -> decisions.Failure:
         for leg in self.legs:
             if not leg.alive():
-                return self._leg_failed(leg)
+                return self.sessions.failure(leg)
         if self.netwatch.lost is not None:
             return decisions.Failure(self.netwatch.lost)
         if self.agent is not None and self.agent.closed:
@@ -416,28 +400,26 @@ class Supervisor:
                 return
             if self._settle_agent() is not None:
                 return
-            unproven = [leg for leg in self.legs if self.sessions[leg.name] and leg.name not in self.sessions_proven]
-            self.sessions_proven |= {leg.name for leg in unproven if time.monotonic() - leg.started > SESSION_PROOF}
+            proofs = self.sessions.prove(self.legs, time.monotonic())
             self._answer_requests()
             if link := linkfigure.changes(self.net.upstreams, self.state.carrier, self.state.link_rtt):
-                self._set(carrier=link[0], link_rtt=link[1])  # (the gauge wakes this loop when it changes)
+                self._set(replace(self.state, carrier=link[0], link_rtt=link[1]))  # (the gauge wakes this loop)
             wanted = self.finder.answer()
             if wanted is not None:
-                self.state.found_rounds += 1
+                self.state = replace(self.state, found_rounds=self.state.found_rounds + 1)
                 self._join(wanted)  # (writes the state if something joined)
                 if self.state.found_rounds == 1:  # `run` and `ui` wait for the first (wait_found); later ones
-                    self._set()  # reach the state file with the next health round
+                    self._set(self.state)  # reach the state file with the next health round
             now = time.monotonic()
             if now >= next_health or now >= next_cert:
                 message = self._certificate_message(self.certs.look)
                 if message != self.state.message:
-                    self._set(message=message)
+                    self._set(replace(self.state, message=message))
                 next_cert = self.certs.next_change()
             if now >= next_health:
-                self._set(routine=True, checks=self._health(self.state.plan or plan))
+                self._set(replace(self.state, checks=self._health(self.state.plan or plan)), routine=True)
                 self.finder.start(self.state.plan, forwards.direct(self.net.upstreams))
                 next_health = time.monotonic() + HEALTH_EVERY
-            proofs = [leg.started + SESSION_PROOF + 0.01 for leg in unproven if leg.name not in self.sessions_proven]
             self.events.wait(min(next_health, next_cert, *proofs) - time.monotonic())
 
     def _health(self, plan: Plan) -> list[Check]:
@@ -474,12 +456,12 @@ class Supervisor:
         )
         self._warn(done.warnings)
         if done.plan != plan or done.note != self.state.found_note:
-            self._set(plan=done.plan, files=done.files, found_note=done.note)
+            self._set(replace(self.state, plan=done.plan, files=done.files, found_note=done.note))
 
     def _warn(self, problems: list[str]) -> None:
         new = [p for p in problems if p not in self.state.warnings]
         if new:
-            self._set(warnings=[*self.state.warnings, *new])
+            self._set(replace(self.state, warnings=[*self.state.warnings, *new]))
 
     def _stop_legs(self, keep_jump: bool = False) -> None:
         """Stop ssh and the agent; with keep_jump, the jump master lives on, for the next start (_jump_leg)."""

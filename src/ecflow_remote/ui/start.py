@@ -90,7 +90,7 @@ def launch(
 
     `config_dir`: the UI's config dir (default: the profile's persistent one, config_dir_for); `user_dir`: the
     user's own, copied into it the first time (default: $ECFLOWUI_CONFIG_DIR or ~/.ecflow_ui_v5)."""
-    from ecflow_remote import launch as launcher
+    from ecflow_remote import programs
 
     # The profile's password variables stay out: the relay presents each custom user's password.
     full_env = tunnel.profile.without_password_variables(os.environ if env is None else env)
@@ -125,9 +125,9 @@ def launch(
     # The UI's config dir is its -confd; an inherited ECFLOWUI_CONFIG_DIR (the user's) must not leak past it.
     full_env.pop("ECFLOWUI_CONFIG_DIR", None)
     # Server load, Timeline and whole-file fetches run `ssh`/`scp` (ecflow_ui_transfer_file.sh): the tunnel's.
-    launcher.ssh_through_tunnel(tunnel, full_env)
+    programs.ssh_through_tunnel(tunnel, full_env)
     # ecflow_ui runs its own proxychains (-pc4): a second wrapper would double every connection.
-    proc = launcher.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
+    proc = programs.spawn(argv, plan, files, full_env, wrap_proxychains=False, hide=hide, hostname=hostname, **popen)
     return proc, replace(config, system=lists, notes=tuple(notes))
 
 

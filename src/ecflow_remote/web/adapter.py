@@ -130,7 +130,7 @@ class Update:
         return self.full or bool(self.states) or bool(self.touched) or self.server_state
 
 
-class Watcher(Protocol):
+class DefsWatcher(Protocol):
     """A server's live definition: `defs` is current after each poll()."""
 
     @property
@@ -144,7 +144,7 @@ class Watcher(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_watch(client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> Watcher:
+async def open_watch(client: AsyncEcflowClient, suites: Sequence[str] | None = None) -> DefsWatcher:
     """The client's incremental sync (of `suites` only, through a client handle, when given); `defs` is read at
     once."""
     watcher = _NativeWatch(client, suites)

@@ -78,7 +78,7 @@ class Feed:
 
     async def run(self) -> None:
         while True:
-            watcher: adapter.Watcher | None = None
+            watcher: adapter.DefsWatcher | None = None
             try:
                 watcher = await self.hub.open_watch(self.name)
                 self._new_tree(watcher.defs)
@@ -142,7 +142,7 @@ class Hub:
     def client_for(self, server: str) -> AsyncEcflowClient:
         return self.tunnel.ecflow_client(server)
 
-    async def open_watch(self, server: str) -> adapter.Watcher:
+    async def open_watch(self, server: str) -> adapter.DefsWatcher:
         """The live view of one server (its incremental sync), its tree read at once."""
         return await adapter.open_watch(self.client_for(server), self.feed(server).suites)
 

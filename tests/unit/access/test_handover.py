@@ -20,13 +20,13 @@ TARGET = ("machine1", 4141)
 class _Forwards(handover.HandoverForwards):
     """Counts the clients piped through Python (pipe.Client objects made)."""
 
-    def __init__(self, route: pipe.Route, control: Path, sockets: dict[tuple[str, int], Path]) -> None:
+    def __init__(self, route: pipe.PipeRoute, control: Path, sockets: dict[tuple[str, int], Path]) -> None:
         super().__init__([route])
         self.upstreams.control = self.control = control
         self.upstreams.sockets = sockets
         self.piped = 0
 
-    def client(self, route: pipe.Route) -> pipe.Client:
+    def client(self, route: pipe.PipeRoute) -> pipe.Client:
         self.piped += 1
         return super().client(route)
 
@@ -40,7 +40,7 @@ def forwards(tmp_path: Path, echo: Path) -> Iterator[Callable[..., _Forwards]]:
     made: list[_Forwards] = []
 
     def make(handoff: bool = True) -> _Forwards:
-        fw = _Forwards(pipe.Route(("127.0.0.1", 0), TARGET, handoff), tmp_path / "main.sock", {TARGET: echo})
+        fw = _Forwards(pipe.PipeRoute(("127.0.0.1", 0), TARGET, handoff), tmp_path / "main.sock", {TARGET: echo})
         made.append(fw.start())
         return fw
 
@@ -136,7 +136,7 @@ def test_stop_ends_the_forwards_in_ssh_hands(forwards: Callable[..., _Forwards])
 
 def test_a_taken_port_names_the_address(forwards: Callable[..., _Forwards], tmp_path: Path) -> None:
     fw = forwards()
-    second = _Forwards(pipe.Route(("127.0.0.1", fw.port), TARGET, True), tmp_path / "main.sock", {})
+    second = _Forwards(pipe.PipeRoute(("127.0.0.1", fw.port), TARGET, True), tmp_path / "main.sock", {})
     with pytest.raises(OSError, match=rf"\('127.0.0.1', {fw.port}\)"):  # Listeners tells the user which one
         second.start()
 

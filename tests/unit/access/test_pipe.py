@@ -23,7 +23,7 @@ class _Straight(pipe.Client):
         self.connect()
 
 
-class _Server(pipe.Server):
+class _Server(pipe.PipeServer):
     thread_name = "test-pipe"
 
     def __init__(self, upstream: Path) -> None:
@@ -35,7 +35,7 @@ class _Server(pipe.Server):
         self.port = self.listen_on("127.0.0.1", self.port, lambda: _Straight(self, self.upstream))
 
 
-def _wait_idle(server: pipe.Server, timeout: float = 5.0) -> None:
+def _wait_idle(server: pipe.PipeServer, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while server.connections and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ecflow_remote import launch
+from ecflow_remote import programs
 from ecflow_remote.errors import LaunchError, SystemHostsError
 from ecflow_remote.hosts import system as systemhosts
 from ecflow_remote.hosts import view
@@ -222,7 +222,7 @@ def test_hosts_path_env_is_for_tests(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert systemhosts.hosts_path() == tmp_path / "h"
 
 
-# ---------------------------------------------------------------------------------- launch: which view
+# ---------------------------------------------------------------------------------- programs: which view
 
 
 def _plan(method: str) -> Plan:
@@ -241,13 +241,13 @@ def test_spawn_without_private_view_explains_the_choice(monkeypatch: pytest.Monk
     monkeypatch.setenv("ECFLOW_REMOTE_PRIVATE_VIEW", "0")
     files = RunFiles(hosts=str(tmp_path / "hosts"), resolv=str(tmp_path / "resolv.conf"))
     with pytest.raises(LaunchError) as err:
-        launch.spawn(["true"], _plan("hosts"), files, dict(os.environ))
+        programs.spawn(["true"], _plan("hosts"), files, dict(os.environ))
     assert "local method" in str(err.value) and "system_hosts = true" in str(err.value)
     # local: the view only adds log-server names; the program runs without it.
-    assert launch.spawn(["true"], _plan("local"), files, dict(os.environ)).wait() == 0
+    assert programs.spawn(["true"], _plan("local"), files, dict(os.environ)).wait() == 0
     # With the system file's block in place the names are there: no view needed.
     files = files.merged(RunFiles(system_hosts=str(tmp_path / "system-hosts")))
-    assert launch.spawn(["true"], _plan("hosts"), files, dict(os.environ)).wait() == 0
+    assert programs.spawn(["true"], _plan("hosts"), files, dict(os.environ)).wait() == 0
 
 
 # ------------------------------------------------------------------------------------------ the profile key

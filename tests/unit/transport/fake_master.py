@@ -57,7 +57,7 @@ class FakeMaster:
         with conn:
             conn.sendall(control.packet(struct.pack(">II", control.MUX_MSG_HELLO, control.VERSION)))
             hello = _packet(conn)
-            assert hello is not None and control.decode(hello) == control.Reply(control.MUX_MSG_HELLO, value=4)
+            assert hello is not None and control.decode(hello) == control.MasterReply(control.MUX_MSG_HELLO, value=4)
             body = _packet(conn)
             if body is None:
                 return

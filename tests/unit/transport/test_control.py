@@ -11,7 +11,7 @@ import pytest
 from tests.unit.transport.fake_master import fake_master
 
 from ecflow_remote.transport import control
-from ecflow_remote.transport.control import ControlError, Handoff, Reply
+from ecflow_remote.transport.control import ControlError, Handoff, MasterReply
 
 
 def _u32(n: int) -> bytes:
@@ -37,21 +37,21 @@ def test_stdio_forward_refuses_a_port_that_is_none(port: int) -> None:
 @pytest.mark.parametrize(
     ("body", "reply"),
     [
-        (_u32(0x00000001) + _u32(4), Reply(control.MUX_MSG_HELLO, value=4)),
-        (_u32(0x00000001) + _u32(4) + _u32(3) + b"ext" + _u32(0), Reply(control.MUX_MSG_HELLO, value=4)),
-        (_u32(0x80000006) + _u32(1) + _u32(9), Reply(control.MUX_S_SESSION_OPENED, 1, value=9)),
+        (_u32(0x00000001) + _u32(4), MasterReply(control.MUX_MSG_HELLO, value=4)),
+        (_u32(0x00000001) + _u32(4) + _u32(3) + b"ext" + _u32(0), MasterReply(control.MUX_MSG_HELLO, value=4)),
+        (_u32(0x80000006) + _u32(1) + _u32(9), MasterReply(control.MUX_S_SESSION_OPENED, 1, value=9)),
         (
             _u32(0x80000003) + _u32(1) + _u32(28) + b"Session open refused by peer",
-            Reply(control.MUX_S_FAILURE, 1, reason="Session open refused by peer"),
+            MasterReply(control.MUX_S_FAILURE, 1, reason="Session open refused by peer"),
         ),
         (
             _u32(0x80000002) + _u32(1) + _u32(17) + b"Permission denied",
-            Reply(control.MUX_S_PERMISSION_DENIED, 1, reason="Permission denied"),
+            MasterReply(control.MUX_S_PERMISSION_DENIED, 1, reason="Permission denied"),
         ),
-        (_u32(0x80000004) + _u32(9) + _u32(0), Reply(control.MUX_S_EXIT_MESSAGE, 9)),
+        (_u32(0x80000004) + _u32(9) + _u32(0), MasterReply(control.MUX_S_EXIT_MESSAGE, 9)),
     ],
 )
-def test_decode(body: bytes, reply: Reply) -> None:
+def test_decode(body: bytes, reply: MasterReply) -> None:
     assert control.decode(body) == reply
 
 
@@ -68,10 +68,10 @@ def test_split_takes_whole_packets_and_keeps_a_partial_one() -> None:
     hello = control.packet(_u32(0x00000001) + _u32(4))
     opened = control.packet(_u32(0x80000006) + _u32(1) + _u32(3))
     buffer = bytearray(hello + opened[:7])
-    assert control.split(buffer) == [Reply(control.MUX_MSG_HELLO, value=4)]
+    assert control.split(buffer) == [MasterReply(control.MUX_MSG_HELLO, value=4)]
     assert buffer == opened[:7]
     buffer += opened[7:]
-    assert control.split(buffer) == [Reply(control.MUX_S_SESSION_OPENED, 1, value=3)]
+    assert control.split(buffer) == [MasterReply(control.MUX_S_SESSION_OPENED, 1, value=3)]
     assert buffer == b""
 
 

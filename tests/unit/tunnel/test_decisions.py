@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ecflow_remote.tunnel import decisions
-from ecflow_remote.tunnel.decisions import Failure, Step, after_failure, drops_session
+from ecflow_remote.tunnel.decisions import Failure, NextStep, after_failure, drops_session
 
 LOST = Failure("the link to jump died")
 REFUSED = Failure("your SSH certificate expired", refused=True)
@@ -21,13 +21,13 @@ def test_backoff_grows_and_is_capped() -> None:
 
 def test_a_first_start_fails_plainly_after_a_few_attempts() -> None:
     # Never up: a user waits for `up`; the first failures are retried at once, then it gives up.
-    assert after_failure(LOST, been_up=False, attempt=0) == Step("retry", 0.0)
+    assert after_failure(LOST, been_up=False, attempt=0) == NextStep("retry", 0.0)
     assert after_failure(LOST, been_up=False, attempt=1).action == "retry"
-    assert after_failure(LOST, been_up=False, attempt=2) == Step("fail")
+    assert after_failure(LOST, been_up=False, attempt=2) == NextStep("fail")
 
 
 def test_a_refusal_before_the_first_start_fails_at_once() -> None:
-    assert after_failure(REFUSED, been_up=False, attempt=0) == Step("fail")
+    assert after_failure(REFUSED, been_up=False, attempt=0) == NextStep("fail")
 
 
 def test_once_up_the_tunnel_never_gives_up() -> None:
@@ -43,7 +43,7 @@ def test_a_refusal_once_up_waits_for_the_renewal() -> None:
 @pytest.mark.parametrize("been_up", [False, True])
 def test_a_fallback_to_plain_forwards_starts_again_at_once(been_up: bool) -> None:
     # Even on the last attempt of a first start: the fallback is a change of transport, not a failure of the link.
-    assert after_failure(FELL_BACK, been_up=been_up, attempt=2) == Step("retry", 0.0)
+    assert after_failure(FELL_BACK, been_up=been_up, attempt=2) == NextStep("retry", 0.0)
 
 
 @pytest.mark.parametrize(

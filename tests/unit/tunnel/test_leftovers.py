@@ -60,8 +60,8 @@ def spawn() -> Iterator[Spawn]:
 
 def _record(run: RunDir, *pids: int, started: float | None = None) -> None:
     """What a supervisor writes: its ssh groups (and their start times)."""
-    state = TunnelState(state="up", method="local", profile="p.toml", supervisor_pid=999_999_999, pgids=list(pids))
-    state.started = time.time() - 5 if started is None else started
+    when = time.time() - 5 if started is None else started
+    state = TunnelState("up", "local", "p.toml", supervisor_pid=999_999_999, pgids=list(pids), started=when)
     run.write_state(state)
 
 

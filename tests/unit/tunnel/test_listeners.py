@@ -68,7 +68,7 @@ def test_the_web_proxy_listens_for_the_profile_and_a_taken_web_port_is_named(
         web = listeners.start_web(load_profile(path), tmp_path)
         port = int(web.proxy.rsplit(":", 1)[1])
         assert web.pac == f"http://127.0.0.1:{port}/proxy.pac" and web.auth is None and _accepts(port)
-        monkeypatch.setattr(pipe.Server, "check_peers", False)  # as on macOS: a password, in a 0600 run file
+        monkeypatch.setattr(pipe.PipeServer, "check_peers", False)  # as on macOS: a password, in a 0600 run file
         text = path.read_text()
         with socket.create_server(("127.0.0.1", 0)) as taken:
             path.write_text(text + f"\n[web]\nport = {taken.getsockname()[1]}\n")

@@ -8,6 +8,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -240,17 +241,17 @@ def test_a_routine_write_that_changes_only_latencies_waits(tmp_path: Path, monke
         assert read is not None
         return read.checks[0].latency_ms
 
-    state.checks, state.found_rounds = [Check(e, True, 2.0, "5.9.2")], 2
+    state = replace(state, checks=[Check(e, True, 2.0, "5.9.2")], found_rounds=2)
     run.write_state(state, routine=True)
     assert latency() == 1.0
     run.write_state(state)
     assert latency() == 2.0
-    state.checks = [Check(e, False, error="no answer (timed out)")]
+    state = replace(state, checks=[Check(e, False, error="no answer (timed out)")])
     run.write_state(state, routine=True)
     assert latency() is None
-    state.checks = [Check(e, True, 3.0, "5.9.2")]
+    state = replace(state, checks=[Check(e, True, 3.0, "5.9.2")])
     run.write_state(state)
-    state.checks = [Check(e, True, 4.0, "5.9.2")]
+    state = replace(state, checks=[Check(e, True, 4.0, "5.9.2")])
     monkeypatch.setattr(rundir, "ROUTINE_EVERY", 0.0)
     run.write_state(state, routine=True)
     assert latency() == 4.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ecflow_remote.plan import Endpoint, Plan
@@ -52,9 +53,9 @@ def test_checks_and_servers_ok() -> None:
     state = _state()
     assert [c.endpoint.name for c in state.server_checks()] == ["machine1"]
     assert state.all_servers_ok()
-    state.checks = [Check(SERVER, False, error="refused")]
+    state = replace(state, checks=[Check(SERVER, False, error="refused")])
     assert not state.all_servers_ok()
-    state.checks = []
+    state = replace(state, checks=[])
     assert not state.all_servers_ok()  # no check yet is not "every server answers"
 
 

@@ -232,7 +232,7 @@ def test_feed_pushes_the_new_state_of_each_changed_node(tmp_path: Path) -> None:
         return trees.pop(0) if len(trees) > 1 else trees[0]
 
     class TestHub(Hub):
-        async def open_watch(self, server: str) -> adapter.Watcher:
+        async def open_watch(self, server: str) -> adapter.DefsWatcher:
             watcher = adapter.PollingWatch(get_defs)
             await watcher.poll()
             return watcher

@@ -26,7 +26,7 @@ CertificateFetcher = Callable[[list[Path]], Path | None]
 
 
 @dataclass(frozen=True)
-class Channel:
+class EcflowChannel:
     """A server's protocol, and the name its certificate goes by (its host and port at the Centre, not the tunnel's
     loopback address); `fetch`: gets a certificate missing at home from elsewhere (the workstation), once."""
 
@@ -52,7 +52,7 @@ class Channel:
 def exchange(
     sock: socket.socket,
     frame: bytes,
-    channel: Channel,
+    channel: EcflowChannel,
     where: str,
     deadline: float,
     target: tuple[str, int],

@@ -64,7 +64,7 @@ class AsyncEcflowClient(Destination):
         own host and port when host:port is a tunnel's), "http" or "https" (5.15+); `fetch_certificate`: gets one
         missing at home."""
         super().__init__(host, port, **options)
-        self.channel = channel.Channel(protocol, server, fetch_certificate)
+        self.channel = channel.EcflowChannel(protocol, server, fetch_certificate)
         the_user = user or login_name()
         self._identity = commands.Identity(
             client_host=client_host or commands.default_client_host(),

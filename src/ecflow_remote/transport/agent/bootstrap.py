@@ -36,6 +36,8 @@ exec(compile(zlib.decompress(b),'ecflow-remote-agent','exec'))
 # The far-side program's modules, each after those it imports from.
 FAR_MODULES = ("frames", "pace", "channel", "mux", "far")
 PACKAGE = __name__.rpartition(".")[0]
+# ecflow-remote itself: the far side has none of it (frames.py takes its error base from it on the laptop only).
+ROOT = __name__.partition(".")[0]
 
 
 @functools.cache
@@ -52,7 +54,7 @@ def _without_package_imports(source: str) -> str:
     # otherwise leave an empty block. The names it imported are defined earlier in the same script.
     lines = source.splitlines()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith(PACKAGE)):
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or _ours(node.module or "")):
             first = node.lineno - 1
             indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
             lines[first : node.end_lineno or node.lineno] = [indent + "pass"] + [""] * (
@@ -61,6 +63,10 @@ def _without_package_imports(source: str) -> str:
         elif isinstance(node, ast.Import) and any(alias.name.startswith(PACKAGE) for alias in node.names):
             raise ValueError(f"far-side module imports {PACKAGE} as a module: use `from ... import` instead")
     return "\n".join(lines) + "\n"
+
+
+def _ours(module: str) -> bool:
+    return module == ROOT or module.startswith(ROOT + ".")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Wire format: a 9-byte header (type, stream id, payload length; network order) th
 
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
 VERSION = 1
 CAPABILITIES = ["open", "zlib", "ping", "credit", "ack"]
@@ -69,13 +70,21 @@ SKIP_MAX = 16 << 20  # ...doubling up to this
 RESOLVE_TTL = 10.0  # seconds a far-side name lookup is reused
 
 
-# The protocol's own errors stay here, not in ecflow_remote.errors: this code also runs at the far side, which
-# has nothing but this program (it cannot import the package). The session turns them into AgentError & co.
-class MuxError(Exception):
+# The protocol's own errors are defined here, not in ecflow_remote.errors: this code also runs at the far side,
+# which has nothing but this program (bootstrap drops its imports of ecflow_remote). On the laptop they sit in the
+# error tree, under AgentError (a caller catching NetworkError catches them); at the far side under Exception. The
+# session turns those that leave it into AgentError & co.
+if TYPE_CHECKING or __name__.startswith("ecflow_remote."):
+    from ecflow_remote.errors import AgentError as _Base
+else:
+    _Base = Exception
+
+
+class MuxError(_Base):
     """Base of the protocol's errors."""
 
 
-class ProtocolError(MuxError):
+class FrameError(MuxError):
     """The byte pipe carried something that is not a frame of this protocol."""
 
 

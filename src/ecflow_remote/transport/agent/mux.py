@@ -34,8 +34,8 @@ from ecflow_remote.transport.agent.frames import (
     RESET,
     WATER,
     WINDOW,
+    FrameError,
     OpenFailed,
-    ProtocolError,
     SessionDied,
     StreamReset,
     frame,
@@ -262,7 +262,7 @@ class Mux(object):
                 while len(buf) - pos >= HEADER.size:
                     kind, sid, n = HEADER.unpack_from(buf, pos)
                     if n > MAX_PAYLOAD or kind not in NAMES:
-                        raise ProtocolError("bad frame header %r" % (bytes(buf[pos : pos + HEADER.size]),))
+                        raise FrameError("bad frame header %r" % (bytes(buf[pos : pos + HEADER.size]),))
                     end = pos + HEADER.size + n
                     if len(buf) < end:
                         break

@@ -1,10 +1,10 @@
-"""launch.py's hints for a failed `run` (local method; ecflow_client given no server) and `up`'s moved ports."""
+"""programs.py's hints for a failed `run` (local method; ecflow_client given no server) and `up`'s moved ports."""
 
 from __future__ import annotations
 
 import pytest
 
-from ecflow_remote import launch
+from ecflow_remote import programs
 from ecflow_remote.cli.tunnel import _moved
 from ecflow_remote.plan import Endpoint, Plan
 
@@ -37,7 +37,7 @@ LOCAL = Plan("local", [M1, M2, M2B, L1, L2])
     ],
 )
 def test_local_hint(argv: list[str], words: list[str] | None) -> None:
-    hint = launch.local_hint(LOCAL, argv)
+    hint = programs.local_hint(LOCAL, argv)
     if words is None:
         assert hint is None
         return
@@ -48,7 +48,7 @@ def test_local_hint(argv: list[str], words: list[str] | None) -> None:
 
 def test_no_hint_where_the_names_are_real() -> None:
     hosts = Plan("hosts", [Endpoint("server", "m1", "machine1", 4141, "127.77.1.1", 4141)])
-    assert launch.local_hint(hosts, ["ecflow_client", "--host", "machine1", "--port", "4141"]) is None
+    assert programs.local_hint(hosts, ["ecflow_client", "--host", "machine1", "--port", "4141"]) is None
 
 
 def test_a_port_moved_for_the_tunnels_own_log_server_says_so() -> None:
@@ -74,7 +74,7 @@ def test_a_port_moved_for_the_tunnels_own_log_server_says_so() -> None:
 def test_ecflow_client_given_no_server_is_told_the_servers(
     argv: list[str], server: str | None, environ: dict[str, str], hinted: bool
 ) -> None:
-    hint = launch.default_server_hint(LOCAL, argv, server, environ)
+    hint = programs.default_server_hint(LOCAL, argv, server, environ)
     if not hinted:
         assert hint is None
         return
@@ -83,5 +83,5 @@ def test_ecflow_client_given_no_server_is_told_the_servers(
 
 
 def test_the_hint_never_names_the_other_server_of_the_host() -> None:
-    hint = launch.local_hint(LOCAL, ["ecflow_client", "--host", "machine2", "--port", "3144", "--ping"])
+    hint = programs.local_hint(LOCAL, ["ecflow_client", "--host", "machine2", "--port", "3144", "--ping"])
     assert hint is not None and "port 3142" not in hint and "server machine2 " not in hint
