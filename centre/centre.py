@@ -180,7 +180,7 @@ class Centre:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         self.base.mkdir(parents=True)
         os.chmod(self.base, 0o755)
-        state = {
+        state: dict[str, Any] = {
             "run_id": self.run_id,
             "base": str(self.base),
             "owner": None if self.detached else os.getpid(),
