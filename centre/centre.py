@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from centre import chroots, firsthop, homelink, network, pki, services
+from centre import chroots, firsthop, homelink, namespaces, network, pki, services
 from centre.homelink import HomeLink
 from centre.network import Host, Topology
 
@@ -191,11 +191,15 @@ class Centre:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         self.base.mkdir(parents=True)
         os.chmod(self.base, 0o755)
-        state = {
+        state: dict[str, Any] = {
             "run_id": self.run_id,
             "base": str(self.base),
             "owner": None if self.detached else os.getpid(),
             "lan_net": None,
+            # Where the namespaces' names are mounted, when only there (a private view, isolation.py), and each
+            # namespace's identity: a cleanup from elsewhere finds their processes by these (namespaces.py).
+            "mntns": namespaces.private_mount_namespace(),
+            "netns": {},
         }
         self._state_file.write_text(json.dumps(state))
 
@@ -203,16 +207,20 @@ class Centre:
     def _state_file(self) -> Path:
         return STATE_DIR / f"{self.run_id}.json"
 
+    def _record_namespaces(self, **changes: str) -> None:
+        """The state file with every namespace of this Centre identified (as soon as they exist) and `changes`."""
+        state = json.loads(self._state_file.read_text())
+        state.update(changes, netns=namespaces.identify(network.list_netns(self.run_id)))
+        self._state_file.write_text(json.dumps(state))
+
     def _build(self) -> None:
         hosts = list(dict.fromkeys([s.host for s in self.servers] + [lg.host for lg in self.logservers]))
         if "machine1" not in hosts:
             hosts.insert(0, "machine1")  # the workstation always exists
         hosts += [h for h in self.web_hosts if h not in hosts]
         etc = self._etc_views(["jump", *hosts])
-        self.topology = topo = network.build(self.run_id, hosts, etc, self.web_hosts)
-        state = json.loads(self._state_file.read_text())
-        state["lan_net"] = topo.lan_net
-        self._state_file.write_text(json.dumps(state))
+        self.topology = topo = network.build(self.run_id, hosts, etc, self.web_hosts, self._record_namespaces)
+        self._record_namespaces(lan_net=topo.lan_net)
         if self.home_link is not None:
             self.set_home_link(self.home_link)
         self._make_pki()
@@ -434,7 +442,7 @@ class Centre:
         """Give the home↔jump link a round trip, rates and a bottleneck buffer (None: a LAN again), also while up."""
         assert self.topology is not None, "Centre is not up"
         services.stop(self._procs.pop("homelink", None))
-        proc = homelink.apply(self.topology, link, self.base / "homelink.log")
+        proc = homelink.apply(self.topology, link, self.base / "homelink.log", self._record_namespaces)
         if proc is not None:
             self._procs["homelink"] = proc
         self.home_link = link
@@ -512,15 +520,19 @@ def destroy(run_id: str, lan_net: str | None = None) -> None:
     """Remove one Centre by its id, from its state file if it has one: processes, namespaces, routes, files."""
     state_file = STATE_DIR / f"{run_id}.json"
     base = Path(f"/tmp/ecfr-{run_id}")
-    if lan_net is None and state_file.exists():
-        try:
-            lan_net = json.loads(state_file.read_text()).get("lan_net")
-        except (OSError, ValueError):
-            lan_net = None
-    # Every process inside our namespaces is ours (daemons, task jobs, sshd sessions): kill them all first.
-    namespaces = network.list_netns(run_id)
+    state: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        state = dict(json.loads(state_file.read_text()))
+    lan_net = lan_net or state.get("lan_net")
+    # Every process inside our namespaces is ours (daemons, task jobs, sshd sessions): kill them all first. Those
+    # whose names this mount view does not show are found by the namespaces' recorded identities, and once the
+    # owner is gone, what is left of its session (ssh clients, tunnels) by its mount namespace.
+    names = network.list_netns(run_id)
+    owner = state.get("owner")
+    session = state.get("mntns") if isinstance(owner, int) and not _pid_alive(owner) else None
     for _ in range(50):
-        pids = [pid for ns in namespaces for pid in network.netns_pids(ns)]
+        pids = {pid for ns in names for pid in network.netns_pids(ns)}
+        pids.update(namespaces.leftovers(run_id, state.get("netns") or {}, session))
         if not pids:
             break
         for pid in pids:

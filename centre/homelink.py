@@ -11,6 +11,7 @@ from __future__ import annotations
 import select
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +89,13 @@ def _bridge(ns: str, on: bool) -> None:
         run(["ip", "-n", ns, "link", "del", "dev", BRIDGE])
 
 
-def apply(topo: Topology, link: HomeLink | None, log: Path) -> subprocess.Popen[bytes] | None:
-    """Make the home link `link` (None: a LAN); the caller has stopped any earlier emulator. Its process, if any."""
+def apply(
+    topo: Topology, link: HomeLink | None, log: Path, named: Callable[[], None] = lambda: None
+) -> subprocess.Popen[bytes] | None:
+    """Make the home link `link` (None: a LAN); the caller has stopped any earlier emulator. Its process, if any.
+    `named()` once the wire's namespace exists, before anything runs in it."""
     ns = _insert_wire(topo)
+    named()
     if link is None:
         _bridge(ns, True)
         return None

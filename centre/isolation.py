@@ -18,7 +18,7 @@ RESOLV_FILE = Path("/run/ecflow-remote-centre/resolv.conf")
 RESOLV_CONF = "# ecflow-remote simulated Centre: no name ever leaves the machine\nnameserver 127.0.0.1\n"
 
 
-def _libc() -> ctypes.CDLL:
+def libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -36,17 +36,17 @@ def isolate_resolver() -> None:
     """
     if is_resolver_isolated():
         return
-    libc = _libc()
-    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    lib = libc()
+    _check(lib.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Private propagation: our bind mount must not leak back into the machine's own mount namespace.
-    _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+    _check(lib.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
     # A fixed, shared file rather than a temporary one: binding over a mount of a deleted file fails (ENOENT),
     # and launched programs bind their own views over /etc/resolv.conf.
     RESOLV_FILE.parent.mkdir(parents=True, exist_ok=True)
     if not is_resolver_isolated(RESOLV_FILE):
         RESOLV_FILE.write_text(RESOLV_CONF)
     os.chmod(RESOLV_FILE, 0o644)
-    _check(libc.mount(str(RESOLV_FILE).encode(), b"/etc/resolv.conf", None, _MS_BIND, None), "bind mount resolv.conf")
+    _check(lib.mount(str(RESOLV_FILE).encode(), b"/etc/resolv.conf", None, _MS_BIND, None), "bind mount resolv.conf")
 
 
 def is_resolver_isolated(path: Path = Path("/etc/resolv.conf")) -> bool:

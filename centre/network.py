@@ -9,7 +9,7 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +108,10 @@ def build(
     host_names: Sequence[str],
     extra_etc: dict[str, dict[str, str]],
     aliases: Mapping[str, Sequence[str]] | None = None,
+    named: Callable[[], None] = lambda: None,
 ) -> Topology:
     """Create the namespaces, links, addresses, routes and per-namespace /etc files (`aliases`: a host's other names
-    in the Centre's hosts files)."""
+    in the Centre's hosts files; `named()` as soon as the namespaces exist)."""
     with allocation_lock():
         home_net, lan_net = choose_subnets()
         home_hosts = list(home_net.hosts())
@@ -122,6 +123,7 @@ def build(
         for ns in topo.all_netns:
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        named()
         # Home link: the laptop (root namespace) sees only the jump host.
         run(
             [

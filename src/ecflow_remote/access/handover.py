@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ecflow_remote.access import pipe
-from ecflow_remote.transport.control import Handoff
+from ecflow_remote.transport.control import Answer, Handoff
 
 BACKLOG = 512  # as pipe.PipeServer's listeners
 ACCEPTS_PER_WAKE = 64
@@ -109,24 +109,19 @@ class HandoverForwards(pipe.PipeForwards):
         control, target = self.upstreams.control, route.target
         if control is None or not isinstance(target, tuple) or not isinstance(self.upstreams.route(target), Path):
             return False
-        asked = self.loop.time()
         handoff = Handoff(
-            self.loop,
-            control,
-            conn.fileno(),
-            target,
-            lambda opened: self._handed(conn, route, opened, asked),
-            self._ended,
+            self.loop, control, conn.fileno(), target, lambda answer: self._handed(conn, route, answer), self._ended
         )
         if not handoff.start():
             return False
         self.handoffs.add(handoff)
         return True
 
-    def _handed(self, conn: socket.socket, route: pipe.PipeRoute, opened: bool, asked: float) -> None:
-        if opened:
+    def _handed(self, conn: socket.socket, route: pipe.PipeRoute, answer: Answer) -> None:
+        if answer.opened:
             # The master confirms once the far side has opened the channel: one round trip through ssh, for free.
-            self.upstreams.gauge.add(self.loop.time() - asked)
+            if answer.seconds is not None:
+                self.upstreams.gauge.add(answer.seconds)
             # Our own copy only: close() does not shut the connection down, ssh's copies keep it.
             self.handed_off += 1
             conn.close()

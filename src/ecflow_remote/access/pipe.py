@@ -34,7 +34,7 @@ from ecflow_remote.transport import link
 from ecflow_remote.transport.agent.bridge import ChannelTransport
 from ecflow_remote.transport.agent.frames import MuxError
 from ecflow_remote.transport.agent.session import AgentSession
-from ecflow_remote.transport.control import Handoff
+from ecflow_remote.transport.control import Answer, Handoff
 
 T = TypeVar("T")
 # Where a client's bytes go: a unix socket of ssh's, or a Centre host:port (through Upstreams: the far-side
@@ -209,12 +209,12 @@ class Client(asyncio.Protocol):
     def _connect_master(self, control: Path, target: tuple[str, int]) -> None:
         ours, theirs = socket.socketpair()
 
-        def decided(opened: bool) -> None:
+        def decided(answer: Answer) -> None:
             theirs.close()  # the master holds its own copies once opened
-            if not opened or self.transport is None or self.transport.is_closing():
+            if not answer.opened or self.transport is None or self.transport.is_closing():
                 ours.close()
-                if not opened:
-                    self.refused_by_master = handoff.reason
+                if not answer.opened:
+                    self.refused_by_master = answer.reason
                     self.unreachable()
                 return
             self.connecting = self.server.loop.create_task(self._adopt(ours))

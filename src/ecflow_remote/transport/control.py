@@ -1,4 +1,4 @@
-"""OpenSSH's ControlMaster protocol: hand a connected socket to the master as a stdio forward; probe its link."""
+"""OpenSSH's ControlMaster protocol: ask the master for a channel with a socket of ours; its typed answer."""
 
 # What `ssh -S sock -W host:port` does as a mux client (PROTOCOL.mux §3; mux.c, OpenSSH 9.2p1): HELLO, then
 # MUX_C_NEW_STDIO_FWD followed by two fds (the channel's read and write ends) passed with SCM_RIGHTS, one fd per
@@ -119,41 +119,52 @@ def split(buffer: bytearray) -> list[MasterReply]:
     return replies
 
 
-def channel_round_trip(control: Path, target: tuple[str, int], timeout: float = 2.0) -> float | None:
-    """Seconds from asking the master at `control` for a channel to host:port until it confirms it: one round trip
-    through the ssh connection (and the far side's connect()); None when it cannot say. The channel carries nothing
-    and ends at once (its end is one end of a socketpair, closed here)."""
-    ours, theirs = socket.socketpair()
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        ctl.settimeout(timeout)
-        ctl.connect(str(control))
-        asked = time.monotonic()
-        ctl.sendall(hello() + stdio_forward(*target))
-        for _ in range(2):
-            socket.send_fds(ctl, [b"\0"], [theirs.fileno()])
-        buffer = bytearray()
-        while data := ctl.recv(4096):
-            buffer += data
-            for reply in split(buffer):
-                if reply.type == MUX_S_SESSION_OPENED:
-                    return time.monotonic() - asked
-                if reply.type != MUX_MSG_HELLO:
-                    return None
+@dataclass(frozen=True)
+class Answer:
+    """The master's answer to one channel request: whether the channel opened, how long the answer took, and why
+    not (ssh's words: the master's reply, or why the master could not be asked)."""
+
+    opened: bool
+    # From the request to the master's answer (one round trip through the ssh connection and the far side's
+    # connect()); None: no answer (no master, it went away, or none in time).
+    seconds: float | None = None
+    reason: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        """The master answered (whatever it said)."""
+        return self.seconds is not None
+
+    @property
+    def by_far_side(self) -> bool:
+        """The far sshd answered (opened, or refused): the request went through the connection and back."""
+        return self.opened or self.reason == PEER_REFUSED
+
+
+def request(target: tuple[str, int]) -> bytes:
+    """What a client sends first: HELLO (not waiting for the master's: one turn of each side less), then the stdio
+    forward to host:port (PROBE_TARGET's port 0 included: it is asked on purpose)."""
+    host, port = target
+    forward = _stdio_forward(host, port, REQUEST_ID) if target == PROBE_TARGET else stdio_forward(host, port)
+    return hello() + forward
+
+
+def judge(reply: MasterReply) -> tuple[bool, str | None] | None:
+    """What one packet from the master says of our request: (opened, ssh's words when not); None: nothing yet."""
+    if reply.type == MUX_MSG_HELLO:
+        return None if reply.value == VERSION else (False, f"mux protocol {reply.value} (not {VERSION})")
+    if reply.request_id != REQUEST_ID:
         return None
-    except (OSError, ValueError, ControlError):
-        return None
-    finally:
-        ctl.close()
-        ours.close()
-        theirs.close()
+    if reply.type == MUX_S_SESSION_OPENED:
+        return True, None
+    return False, reply.reason or f"reply 0x{reply.type:08x}"
 
 
 class Handoff:
     """One connected socket handed to the master at `control` as a stdio forward to host:port, and the control
-    connection that keeps it alive: `decided(True)` once the master has it (the caller closes its own copy then),
-    `decided(False)` if it refused or went away first (the socket is untouched: the caller serves it itself);
-    `ended(self)` once the control connection is closed.
+    connection that keeps it alive: `decided(answer)` once the master has answered (opened: the master has the
+    socket, the caller closes its own copy), or went away first (not opened: the socket is untouched, the caller
+    serves it itself); `ended(self)` once the control connection is closed. `answer` keeps what was decided.
 
     The far side's EOF reaches the client once the channel is closed, not as a half-close (module comment)."""
 
@@ -163,7 +174,7 @@ class Handoff:
         control: Path,
         fd: int,
         target: tuple[str, int],
-        decided: Callable[[bool], None],
+        decided: Callable[[Answer], None],
         ended: Callable[[Handoff], None],
     ) -> None:
         self.loop = loop
@@ -172,27 +183,26 @@ class Handoff:
         self.target = target
         self.decided = decided
         self.ended = ended
-        self.opened: bool | None = None  # the master's answer, once given
-        self.reason: str | None = None  # why not, when refused
+        self.answer: Answer | None = None
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+        self._asked = 0.0
 
     def start(self) -> bool:
         """Send the request and the fds, without waiting (False: nothing was handed over, the master cannot be
-        reached now; the socket is the caller's alone)."""
-        host, port = self.target
+        reached now; the socket is the caller's alone, and `answer` says why)."""
         ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             ctl.setblocking(False)
             ctl.connect(str(self.control))  # a full accept queue (EAGAIN) is a refusal here, not a wait
-            # Not waiting for the master's HELLO (it is read with the answer): one turn of each side less.
-            ctl.send(hello() + stdio_forward(host, port))  # a few dozen bytes into an empty buffer: all or an error
+            self._asked = time.monotonic()
+            ctl.send(request(self.target))  # a few dozen bytes into an empty buffer: all or an error
             for _ in range(2):  # the channel's read end, then its write end: the same socket
                 socket.send_fds(ctl, [b"\0"], [self.fd])
         except (OSError, ValueError) as e:
             # The master may hold a request it waits for fds to: closing the connection ends that wait (recvmsg 0).
             ctl.close()
-            self.reason = str(e)
+            self.answer = Answer(False, reason=str(e))
             return False
         self._sock = ctl
         self.loop.add_reader(ctl.fileno(), self._readable)
@@ -215,85 +225,63 @@ class Handoff:
         try:
             replies = split(self._buffer)
         except ControlError as e:
-            self.reason = str(e)
-            self.close()
+            self._end(str(e), answered=True)
             return
         for reply in replies:
-            self._answer(reply)
+            verdict = judge(reply) if self.answer is None else None  # once decided, nothing more is asked of it
+            if verdict is None:
+                continue
+            opened, reason = verdict
+            if opened:
+                self._decide(True)
+            else:
+                self._end(reason, answered=True)
 
-    def _answer(self, reply: MasterReply) -> None:
-        if self.opened is not None:
-            return  # nothing more is asked of the master; it closes the connection when the channel ends
-        if reply.type == MUX_MSG_HELLO:
-            if reply.value != VERSION:
-                self.reason = f"mux protocol {reply.value} (not {VERSION})"
-                self.close()
-        elif reply.type == MUX_S_SESSION_OPENED and reply.request_id == REQUEST_ID:
-            self._decide(True)
-        elif reply.request_id == REQUEST_ID:
-            self.reason = reply.reason or f"reply 0x{reply.type:08x}"
-            self.close()
+    def _decide(self, opened: bool, reason: str | None = None, answered: bool = True) -> None:
+        if self.answer is None:
+            seconds = time.monotonic() - self._asked if answered else None
+            self.answer = Answer(opened, seconds, reason)
+            self.decided(self.answer)
 
-    def _decide(self, opened: bool) -> None:
-        if self.opened is None:
-            self.opened = opened
-            self.decided(opened)
+    def close(self, reason: str | None = None) -> None:
+        """Close the control connection (a forward already open is ended by the master); undecided: not opened,
+        for `reason`."""
+        self._end(reason, answered=False)
 
-    def close(self) -> None:
-        """Close the control connection (a forward already open is ended by the master); undecided: refused."""
+    def _end(self, reason: str | None, answered: bool) -> None:
         ctl, self._sock = self._sock, None
         if ctl is not None:
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(ctl.fileno())
             ctl.close()
-        self._decide(False)
+        self._decide(False, reason, answered)
         if ctl is not None:
             self.ended(self)
 
 
-async def round_trip(control: Path, timeout: float) -> bool | None:
-    """Whether the master's connection carries a request to the far side and back within `timeout`: a stdio forward
-    to PROBE_TARGET, which the master sends as a channel open and answers only once the far sshd has (`ssh -O check`
-    asks the master process alone, which lives on over a dead link). True: the far side answered; False: no answer
-    in time, or no master; None: the master answered by itself (it cannot tell)."""
+async def ask(control: Path, target: tuple[str, int], timeout: float) -> Answer:
+    """Ask the master at `control` for a channel to host:port and wait (at most `timeout`) for its answer: the one
+    way to time the link through ssh (seconds), see whether the far side answers at all (PROBE_TARGET: the far sshd
+    refuses port 0 at once, which `ssh -O check` cannot tell: it asks the master process alone, which lives on over
+    a dead link), or hear ssh's words for a refusal. The channel carries nothing and ends at once: its end is one
+    end of a socketpair of ours, closed here with the control connection."""
     loop = asyncio.get_running_loop()
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    answered: asyncio.Future[Answer] = loop.create_future()
+
+    def decided(answer: Answer) -> None:
+        if not answered.done():
+            answered.set_result(answer)
+
     mine, theirs = socket.socketpair()  # the channel's ends, which the master wants even for a forward that fails
+    handoff = Handoff(loop, control, theirs.fileno(), target, decided, lambda _: None)
     try:
-        try:
-            ctl.setblocking(False)
-            ctl.connect(str(control))
-            ctl.send(hello() + _stdio_forward(*PROBE_TARGET, REQUEST_ID))
-            for _ in range(2):
-                socket.send_fds(ctl, [b"\0"], [theirs.fileno()])
-        except OSError:
-            return False
-        theirs.close()
-        return await asyncio.wait_for(_answer(loop, ctl), timeout)
-    except TimeoutError:
-        return False
+        if handoff.start():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered, timeout)
+        handoff.close(f"no answer within {timeout:g} s")  # a channel open still pending is dropped by the master
+        assert handoff.answer is not None
+        return handoff.answer
     finally:
-        ctl.close()  # a channel open still pending is dropped by the master with its control connection
+        handoff.close()
         mine.close()
         theirs.close()
-
-
-async def _answer(loop: asyncio.AbstractEventLoop, ctl: socket.socket) -> bool | None:
-    buffer = bytearray()
-    while True:
-        try:
-            data = await loop.sock_recv(ctl, 4096)
-        except OSError:
-            return False
-        if not data:
-            return False  # the master went away
-        buffer += data
-        try:
-            replies = split(buffer)
-        except ControlError:
-            return None
-        for reply in replies:
-            if reply.type == MUX_S_SESSION_OPENED and reply.request_id == REQUEST_ID:
-                return True
-            if reply.request_id == REQUEST_ID:
-                return True if reply.reason == PEER_REFUSED else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from ecflow_remote.errors import AgentError, AgentOpenError, ServerError, Stream
 from ecflow_remote.plan import Endpoint
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport.agent import AgentSession
-from ecflow_remote.transport.control import Handoff
+from ecflow_remote.transport.control import ask
 
 PROBE_TIMEOUT = 3.0  # the far side answers a refused or unknown target in one round trip
 # ssh's words for a channel the far side would not open (channels.c logs them at INFO), and the agent's codes
@@ -137,34 +136,18 @@ async def _agent_open(agent: AgentSession, host: str, port: int) -> tuple[str, s
 
 
 async def _master_open(control: Path, log: Path, host: str, port: int) -> tuple[str, str] | None:
-    """A stdio forward to host:port handed to ssh's master: refused, ssh has logged why (before it answers), and
+    """A stdio forward to host:port asked of ssh's master: refused, ssh has logged why (before it answers), and
     that line is the only one logged meanwhile (or all such lines agree), else None: the cause is not certain."""
-    loop = asyncio.get_running_loop()
     offset = _size(log)
-    mine, theirs = socket.socketpair()
-    answered: asyncio.Future[bool] = loop.create_future()
-
-    def decided(opened: bool) -> None:
-        if not answered.done():
-            answered.set_result(opened)
-
-    handoff = Handoff(loop, control, theirs.fileno(), (host, port), decided, lambda _: None)
-    try:
-        if not handoff.start():
-            return None
-        opened = await answered
-        if opened or handoff.reason is None:
-            return None
-        reasons = set(open_failures(_read_from(log, offset)))
-        codes = {ssh_code(r) for r in reasons}
-        if len(codes) != 1 or None in codes:
-            return None
-        reason = reasons.pop()
-        return codes.pop() or "", reason.split(": ", 1)[-1]
-    finally:
-        handoff.close()
-        mine.close()
-        theirs.close()
+    answer = await ask(control, (host, port), PROBE_TIMEOUT)
+    if answer.opened or not answer.answered:
+        return None
+    reasons = set(open_failures(_read_from(log, offset)))
+    codes = {ssh_code(r) for r in reasons}
+    if len(codes) != 1 or None in codes:
+        return None
+    reason = reasons.pop()
+    return codes.pop() or "", reason.split(": ", 1)[-1]
 
 
 def _size(path: Path) -> int:

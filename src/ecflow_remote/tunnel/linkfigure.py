@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from ecflow_remote.clients.connect import connect_time
 from ecflow_remote.profile.model import Profile
 from ecflow_remote.transport import control, ssh
 from ecflow_remote.tunnel import decisions
+
+CHANNEL_TIMEOUT = 2.0  # a channel's confirmation through the jump master: a round trip, however slow the link
 
 
 def compress_main(
@@ -29,9 +32,9 @@ def compress_main(
     slow = gauge.slow()
     if not agent_usable and slow is None and through_jump:
         target = ssh.workstation_address(profile)
-        rtt = control.channel_round_trip(ssh.jump_socket(rundir), target) if target else None
-        if rtt is not None:
-            gauge.add(rtt)
+        answer = asyncio.run(control.ask(ssh.jump_socket(rundir), target, CHANNEL_TIMEOUT)) if target else None
+        if answer is not None and answer.opened and answer.seconds is not None:
+            gauge.add(answer.seconds)
             slow = gauge.slow()
     hop = first_hop() if not agent_usable and slow is None else None
     hint = connect_time(hop) if hop is not None else None

@@ -219,8 +219,9 @@ class NetWatch:
     async def _probe(self, generation: int, why: str) -> None:
         assert self._control is not None
         self.probes += 1
-        answered = await control.round_trip(self._control, PROBE_TIMEOUT)
-        if generation == self._generation and answered is False and self.lost is None:
+        # The far sshd's refusal of PROBE_TARGET (or anything the master says) proves nothing is lost; silence does.
+        answer = await control.ask(self._control, control.PROBE_TARGET, PROBE_TIMEOUT)
+        if generation == self._generation and not answer.answered and self.lost is None:
             self._lose(f"{why} and the connection did not answer within {PROBE_TIMEOUT:g} s")
 
     def _lose(self, reason: str) -> None:

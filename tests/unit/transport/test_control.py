@@ -11,7 +11,7 @@ import pytest
 from tests.unit.transport.fake_master import fake_master
 
 from ecflow_remote.transport import control
-from ecflow_remote.transport.control import ControlError, Handoff, MasterReply
+from ecflow_remote.transport.control import Answer, ControlError, Handoff, MasterReply
 
 
 def _u32(n: int) -> bytes:
@@ -80,9 +80,49 @@ def test_split_refuses_a_packet_larger_than_the_master_sends() -> None:
         control.split(bytearray(_u32(256 * 1024 + 1) + b"x"))
 
 
-async def _hand(path: Path, fd: int) -> tuple[bool, Handoff, asyncio.Event]:
+def test_a_request_is_hello_then_the_forward_and_the_probe_may_ask_port_0() -> None:
+    assert control.request(("machine1", 4141)) == control.hello() + control.stdio_forward("machine1", 4141)
+    probe = control.request(control.PROBE_TARGET)
+    assert probe.startswith(control.hello()) and probe.endswith(b"127.0.0.1" + _u32(0))
+    with pytest.raises(ValueError, match="not a TCP port"):
+        control.request(("machine1", 0))
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        (MasterReply(control.MUX_MSG_HELLO, value=4), None),
+        (MasterReply(control.MUX_MSG_HELLO, value=3), (False, "mux protocol 3 (not 4)")),
+        (MasterReply(control.MUX_S_SESSION_OPENED, 1, value=9), (True, None)),
+        (MasterReply(control.MUX_S_SESSION_OPENED, 2, value=9), None),  # not our request
+        (MasterReply(control.MUX_S_FAILURE, 1, reason="Session open refused by peer"), (False, control.PEER_REFUSED)),
+        (MasterReply(control.MUX_S_PERMISSION_DENIED, 1, reason="Permission denied"), (False, "Permission denied")),
+        (MasterReply(control.MUX_S_EXIT_MESSAGE, 1), (False, "reply 0x80000004")),
+    ],
+)
+def test_judge_reads_the_masters_answer_to_our_request(
+    reply: MasterReply, verdict: tuple[bool, str | None] | None
+) -> None:
+    assert control.judge(reply) == verdict
+
+
+@pytest.mark.parametrize(
+    ("answer", "answered", "by_far_side"),
+    [
+        (Answer(True, 0.01), True, True),
+        (Answer(False, 0.01, control.PEER_REFUSED), True, True),  # the far sshd said no: it was reached
+        (Answer(False, 0.01, "Permission denied"), True, False),  # the master's own answer
+        (Answer(False, None, "no answer within 3 s"), False, False),
+        (Answer(False), False, False),
+    ],
+)
+def test_what_an_answer_tells(answer: Answer, answered: bool, by_far_side: bool) -> None:
+    assert (answer.answered, answer.by_far_side) == (answered, by_far_side)
+
+
+async def _hand(path: Path, fd: int) -> tuple[Answer, Handoff, asyncio.Event]:
     loop = asyncio.get_running_loop()
-    decided: asyncio.Future[bool] = loop.create_future()
+    decided: asyncio.Future[Answer] = loop.create_future()
     ended = asyncio.Event()
     handoff = Handoff(loop, path, fd, ("machine1", 4141), decided.set_result, lambda h: ended.set())
     assert handoff.start()
@@ -93,8 +133,9 @@ def test_a_socket_handed_over_is_served_by_the_master_and_ends_with_its_channel(
     async def run() -> None:
         ours, theirs = socket.socketpair()
         with fake_master(tmp_path / "main.sock") as master, ours:
-            opened, handoff, ended = await _hand(master.path, theirs.fileno())
-            assert opened and handoff.opened and handoff.reason is None
+            answer, handoff, ended = await _hand(master.path, theirs.fileno())
+            assert answer.opened and answer.reason is None and handoff.answer is answer
+            assert answer.seconds is not None and 0 <= answer.seconds < 5
             theirs.close()  # our copy: the master's keep the connection
             [request] = master.requests
             assert (request.host, request.port) == ("machine1", 4141) and len(request.fds) == 2
@@ -107,15 +148,16 @@ def test_a_socket_handed_over_is_served_by_the_master_and_ends_with_its_channel(
     asyncio.run(run())
 
 
-@pytest.mark.parametrize(("mode", "reason"), [("refuse", "Session open refused by peer"), ("drop", None)])
-def test_a_refusal_leaves_the_socket_to_us(tmp_path: Path, mode: str, reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("mode", "reason", "answered"), [("refuse", "Session open refused by peer", True), ("drop", None, False)]
+)
+def test_a_refusal_leaves_the_socket_to_us(tmp_path: Path, mode: str, reason: str | None, answered: bool) -> None:
     async def run() -> None:
         ours, theirs = socket.socketpair()
         with fake_master(tmp_path / "main.sock", mode) as master, ours, theirs:
-            opened, handoff, ended = await _hand(master.path, theirs.fileno())
-            assert not opened and handoff.opened is False
-            if reason is not None:
-                assert handoff.reason == reason
+            answer, handoff, ended = await _hand(master.path, theirs.fileno())
+            assert not answer.opened and handoff.answer is answer
+            assert answer.reason == reason and answer.answered is answered
             await asyncio.wait_for(ended.wait(), 5)
             ours.sendall(b"still ours")
             assert theirs.recv(10) == b"still ours"
@@ -131,41 +173,50 @@ def test_no_master_hands_nothing_over(tmp_path: Path) -> None:
                 asyncio.get_running_loop(), tmp_path / "none.sock", theirs.fileno(), ("h", 1), print, print
             )
             assert not handoff.start()
-            assert handoff.reason is not None and "No such file" in handoff.reason
+            assert handoff.answer is not None and not handoff.answer.answered
+            assert handoff.answer.reason is not None and "No such file" in handoff.answer.reason
 
     asyncio.run(run())
 
 
 @pytest.mark.parametrize(("mode", "timed"), [("open", True), ("refuse", False), ("drop", False)])
-def test_a_channel_round_trip_is_timed_through_the_master(tmp_path: Path, mode: str, timed: bool) -> None:
+def test_a_channel_is_timed_through_the_master(tmp_path: Path, mode: str, timed: bool) -> None:
     """What the supervisor measures the link with before a start without the agent: the master's confirmation of a
-    channel (one round trip through ssh); a refusal or a master that goes says nothing."""
+    channel (one round trip through ssh); a refusal or a master that goes opens nothing."""
     with fake_master(tmp_path / "jump.sock", mode) as master:
-        rtt = control.channel_round_trip(tmp_path / "jump.sock", ("machine1", 22))
-        assert (rtt is not None and 0 <= rtt < 2) is timed
+        answer = asyncio.run(control.ask(tmp_path / "jump.sock", ("machine1", 22), 2.0))
+        assert answer.opened is timed
+        if timed:
+            assert answer.seconds is not None and 0 <= answer.seconds < 2
         assert master.requests and (master.requests[0].host, master.requests[0].port) == ("machine1", 22)
-    assert control.channel_round_trip(tmp_path / "nothing.sock", ("machine1", 22)) is None
+    gone = asyncio.run(control.ask(tmp_path / "nothing.sock", ("machine1", 22), 2.0))
+    assert not gone.opened and not gone.answered and gone.reason is not None and "No such file" in gone.reason
 
 
 @pytest.mark.parametrize(
-    ("mode", "answer"),
-    [("refuse", True), ("open", True), ("hang", False), ("drop", False), ("deny", None)],
+    ("mode", "answered", "by_far_side"),
+    [
+        ("refuse", True, True),
+        ("open", True, True),
+        ("hang", False, False),
+        ("drop", False, False),
+        ("deny", True, False),
+    ],
 )
-def test_a_round_trip_is_the_far_sides_answer(tmp_path: Path, mode: str, answer: bool | None) -> None:
+def test_a_probe_is_the_far_sides_answer(tmp_path: Path, mode: str, answered: bool, by_far_side: bool) -> None:
     """The far sshd's refusal (or an open channel) proves the link; silence until the deadline, or a master that
     closes, does not; an answer of the master's own says nothing either way."""
 
     async def run() -> None:
         with fake_master(tmp_path / "main.sock", mode) as master:
             t0 = asyncio.get_running_loop().time()
-            assert await control.round_trip(master.path, 0.3) is answer
+            answer = await control.ask(master.path, control.PROBE_TARGET, 0.3)
+            assert (answer.answered, answer.by_far_side) == (answered, by_far_side)
+            if mode == "hang":
+                assert answer.reason == "no answer within 0.3 s"
             took = asyncio.get_running_loop().time() - t0
             assert took < (0.6 if mode == "hang" else 0.25)
             [request] = master.requests
             assert (request.host, request.port) == control.PROBE_TARGET and len(request.fds) == 2
 
     asyncio.run(run())
-
-
-def test_no_master_no_round_trip(tmp_path: Path) -> None:
-    assert asyncio.run(control.round_trip(tmp_path / "none.sock", 1.0)) is False

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecflow_remote.tunnel.sshleg import Leg
-
 from ecflow_remote.tunnel.sessions import PROOF, Sessions
+from ecflow_remote.tunnel.sshleg import Leg
 
 
 def _ended(tmp_path: Path, name: str, code: int, log: str) -> Leg:
