@@ -126,7 +126,7 @@ class HandoverForwards(pipe.Forwards):
     def _handed(self, conn: socket.socket, route: pipe.Route, opened: bool, asked: float) -> None:
         if opened:
             # The master confirms once the far side has opened the channel: one round trip through ssh, for free.
-            self.upstreams.gauge.add(self.loop.time() - asked)
+            self.upstreams.gauge.add_free(self.loop.time() - asked)
             # Our own copy only: close() does not shut the connection down, ssh's copies keep it.
             self.handed_off += 1
             conn.close()

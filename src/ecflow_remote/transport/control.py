@@ -257,43 +257,96 @@ async def round_trip(control: Path, timeout: float) -> bool | None:
     asks the master process alone, which lives on over a dead link). True: the far side answered; False: no answer
     in time, or no master; None: the master answered by itself (it cannot tell)."""
     loop = asyncio.get_running_loop()
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     mine, theirs = socket.socketpair()  # the channel's ends, which the master wants even for a forward that fails
     try:
-        try:
-            ctl.setblocking(False)
-            ctl.connect(str(control))
-            ctl.send(hello() + _stdio_forward(*PROBE_TARGET, REQUEST_ID))
-            for _ in range(2):
-                socket.send_fds(ctl, [b"\0"], [theirs.fileno()])
-        except OSError:
-            return False
+        ctl = _ask(control, PROBE_TARGET, theirs)
+    except OSError:
+        mine.close()
         theirs.close()
-        return await asyncio.wait_for(_answer(loop, ctl), timeout)
+        return False
+    try:
+        theirs.close()
+        reply = await asyncio.wait_for(_reply(loop, ctl), timeout)
     except TimeoutError:
         return False
+    except ControlError:
+        return None
     finally:
         ctl.close()  # a channel open still pending is dropped by the master with its control connection
         mine.close()
         theirs.close()
+    if reply is None:
+        return False  # the master went away
+    if reply.type == MUX_S_SESSION_OPENED:
+        return True
+    return True if reply.reason == PEER_REFUSED else None
 
 
-async def _answer(loop: asyncio.AbstractEventLoop, ctl: socket.socket) -> bool | None:
+class HeldChannel(socket.socket):
+    """Our end of a stdio forward's socket pair (open_channel): closing it also closes the control connection the
+    master keeps the channel open for."""
+
+    control: socket.socket | None = None
+
+    def close(self) -> None:
+        super().close()
+        ctl, self.control = self.control, None
+        if ctl is not None:
+            ctl.close()
+
+
+async def open_channel(control: Path, target: tuple[str, int]) -> tuple[HeldChannel, float]:
+    """A channel to host:port through the master at `control`, as a non-blocking socket, once the far side has
+    opened it, and the seconds that took: one round trip through ssh (and the far side's connect()). OSError when
+    the master cannot be reached or refuses it (its words); the caller bounds the wait."""
+    loop = asyncio.get_running_loop()
+    mine, theirs = socket.socketpair()
+    held = HeldChannel(mine.family, mine.type, mine.proto, fileno=mine.detach())
+    try:
+        asked = loop.time()
+        held.control = _ask(control, target, theirs)
+        theirs.close()  # the master holds its own copies
+        try:
+            reply = await _reply(loop, held.control)
+        except ControlError as e:
+            raise ConnectionError(str(e)) from None
+        if reply is None or reply.type != MUX_S_SESSION_OPENED:
+            raise ConnectionRefusedError(reply.reason if reply and reply.reason else "the master did not open it")
+        took = loop.time() - asked
+        held.setblocking(False)
+    except BaseException:
+        held.close()
+        theirs.close()
+        raise
+    return held, took
+
+
+def _ask(control: Path, target: tuple[str, int], fd: socket.socket) -> socket.socket:
+    """A control connection that has asked the master for a stdio forward to `target` over `fd` (OSError: no)."""
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        ctl.setblocking(False)
+        ctl.connect(str(control))
+        ctl.send(hello() + _stdio_forward(*target, REQUEST_ID))
+        for _ in range(2):
+            socket.send_fds(ctl, [b"\0"], [fd.fileno()])
+    except BaseException:
+        ctl.close()
+        raise
+    return ctl
+
+
+async def _reply(loop: asyncio.AbstractEventLoop, ctl: socket.socket) -> Reply | None:
+    """The master's answer to the request (None: it went away; ControlError: its words cannot be read)."""
     buffer = bytearray()
     while True:
         try:
             data = await loop.sock_recv(ctl, 4096)
         except OSError:
-            return False
-        if not data:
-            return False  # the master went away
-        buffer += data
-        try:
-            replies = split(buffer)
-        except ControlError:
             return None
-        for reply in replies:
-            if reply.type == MUX_S_SESSION_OPENED and reply.request_id == REQUEST_ID:
-                return True
+        if not data:
+            return None
+        buffer += data
+        for reply in split(buffer):
             if reply.request_id == REQUEST_ID:
-                return True if reply.reason == PEER_REFUSED else None
+                return reply
