@@ -190,9 +190,8 @@ def test_a_channel_opened_through_the_master_is_timed_and_held_by_its_socket(tmp
             sock.close()
             assert ctl.fileno() == -1 and sock.control is None
             assert await loop.run_in_executor(None, master.ended.wait, 2)
-        with fake_master(tmp_path / "refusing.sock", "refuse") as master:
-            with pytest.raises(ConnectionRefusedError, match="refused by peer"):
-                await control.open_channel(master.path, ("machine1", 3141))
+        with fake_master(tmp_path / "refusing.sock", "refuse"), pytest.raises(ConnectionRefusedError, match="by peer"):
+            await control.open_channel(tmp_path / "refusing.sock", ("machine1", 3141))
         with pytest.raises(OSError):
             await control.open_channel(tmp_path / "none.sock", ("machine1", 3141))
 

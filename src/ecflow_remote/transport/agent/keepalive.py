@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from ecflow_remote.errors import AgentDied
+
 # Pings a moment apart (at the start, and when a round trip disagrees with the link's judgement): a few, so that one
 # slow sample of a busy moment is outvoted, and a laptop that moved is judged anew within a second.
 BURST, AGAIN = 5, 0.2  # enough quick pings to fill link.SAMPLES (about 1 s)
@@ -54,16 +56,17 @@ class Keepalive:
         self.on_rtt = on_rtt
         self.rest = rest
         self.fast = fast
-        self.pings = 0  # sent, for tests
         self.resting = False  # asleep for `rest`
         self._quick = BURST  # the first pings: the link measured at once
+        self._doubt = False  # whether the last round trip disagreed with the judgement (then no rest yet)
         self._wake = asyncio.Event()
 
     def burst(self) -> None:
-        """The link may have changed: the next BURST pings at once, AGAIN apart (nothing more while a burst runs)."""
+        """The link may have changed (a free sample disagrees, the network changed): the next BURST pings AGAIN
+        apart, the first at once (a burst already running is made that long again)."""
         if self._quick == 0:
-            self._quick = BURST
             self._wake.set()
+        self._quick = BURST
 
     def woken(self) -> None:
         """A stream opened: a resting keepalive pings at once (and the next pings are `interval` apart)."""
@@ -74,7 +77,13 @@ class Keepalive:
         """Seconds until the next ping."""
         if self._quick:
             return AGAIN
-        if self.rest is not None and self.fast is not None and not self.session.busy() and self.fast():
+        if (
+            self.rest is not None
+            and self.fast is not None
+            and not self._doubt
+            and not self.session.busy()
+            and self.fast()
+        ):
             return self.rest
         return self.interval
 
@@ -82,14 +91,16 @@ class Keepalive:
         session = self.session
         while not session.closed:
             try:
-                self.pings += 1
                 rtt = await session.ping(self.timeout)
             except TimeoutError:
                 session.die(f"the agent did not answer a ping within {self.timeout:g}s (link dead?)")
                 return
-            except Exception:  # the session died meanwhile: its own reason stands
+            except AgentDied:  # the session died meanwhile: its own reason stands
                 return
-            if self.on_rtt is not None and self.on_rtt(rtt):
+            # Its own samples start a burst only between bursts (one per `interval` at most on a link that
+            # flaps around a threshold); a burst that ends in doubt is followed by `interval`, not `rest`.
+            self._doubt = self.on_rtt is not None and self.on_rtt(rtt)
+            if self._doubt and self._quick == 0:
                 self.burst()
             self._quick = max(self._quick - 1, 0)
             delay = self.delay()

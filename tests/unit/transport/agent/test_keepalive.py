@@ -70,18 +70,24 @@ def test_a_standing_by_agent_rests_and_a_needed_one_does_not() -> None:
 
 def test_a_burst_when_asked_and_when_a_round_trip_disagrees() -> None:
     async def main() -> None:
-        session, answers = FakeSession(), [False] * 20
+        session, answers = FakeSession(), [False] * 40
         keep = Keepalive(session, 0.1, 1.0, lambda _: answers.pop(0), rest=10.0, fast=lambda: True)
         task = asyncio.ensure_future(keep.run())
-        await asyncio.sleep(BURST * AGAIN + 0.1)
-        assert keep.resting
+        await asyncio.sleep(AGAIN * 1.5)  # two pings of the start's burst
+        keep.burst()  # a free sample disagreed meanwhile: the burst is made whole again
+        await asyncio.sleep(BURST * AGAIN + 0.3)
+        assert len(session.pinged) == 2 + BURST and keep.resting
         keep.burst()  # a free sample disagreed, or the network changed
         assert await pings_within(session, BURST * AGAIN + 0.3) == BURST and keep.resting
         keep.burst()
         await asyncio.sleep(AGAIN / 4)
         answers[:] = [True] + [False] * 20  # the burst's second ping disagrees: no second burst within the first
         await asyncio.sleep(BURST * AGAIN + 0.3)
-        assert len(session.pinged) == 3 * BURST and keep.resting
+        assert len(session.pinged) == 2 + 3 * BURST and keep.resting
+        answers[:] = [False] * (BURST - 1) + [True] + [False] * 20  # a burst that ends in doubt: no rest yet,
+        keep.burst()
+        await asyncio.sleep(BURST * AGAIN + 0.3)
+        assert len(session.pinged) == 2 + 4 * BURST + 1 and keep.resting  # one more ping `interval` later first
         task.cancel()
 
     run(main())
