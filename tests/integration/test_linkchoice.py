@@ -139,7 +139,10 @@ def test_a_link_that_changes_under_a_running_tunnel_moves_new_connections(
     centre: Any, first_hop: Any, tmp_path: Any
 ) -> None:
     """The laptop leaves the office for home (and comes back): new connections follow within a few seconds, the
-    ssh connection and the connections already open stay."""
+    ssh connection and the connections already open stay. The move is seen by the user's next request: standing by
+    on a fast link, the agent pings only every 30 s, and the first sample of the new link is that request's channel,
+    confirmed by ssh's master a home link's round trip after asking (else the next health round's, within 10 s),
+    which asks the agent for a burst of pings. The way back is seen by the agent's pings (every 3 s on a slow link)."""
     first_hop("direct", None)
     with running(centre, tmp_path, "moving") as tunnel:
         assert carrier_is(tunnel, "ssh", 15) and carried_by(centre, tunnel) == "ssh"
@@ -149,6 +152,7 @@ def test_a_link_that_changes_under_a_running_tunnel_moves_new_connections(
         try:
             centre.set_home_link(HOME)
             moved = time.monotonic()
+            EcflowClient(*tunnel.endpoint("machine1"), user="moving").ping()  # still by ssh's own channel
             assert carrier_is(tunnel, "agent", 10), tunnel.state()
             print(f"moved to the agent {time.monotonic() - moved:.1f} s after the link changed")
             assert carried_by(centre, tunnel) == "agent"

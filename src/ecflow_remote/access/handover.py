@@ -121,7 +121,7 @@ class HandoverForwards(pipe.PipeForwards):
         if answer.opened:
             # The master confirms once the far side has opened the channel: one round trip through ssh, for free.
             if answer.seconds is not None:
-                self.upstreams.gauge.add(answer.seconds)
+                self.upstreams.gauge.add_free(answer.seconds)
             # Our own copy only: close() does not shut the connection down, ssh's copies keep it.
             self.handed_off += 1
             conn.close()

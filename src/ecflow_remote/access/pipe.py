@@ -55,6 +55,16 @@ class Upstreams:
     # reconnects, as the link outlives ssh; routes every new connection (transport/link.py).
     gauge: link.Gauge = field(default_factory=link.Gauge)
 
+    def __post_init__(self) -> None:
+        self.gauge.on_doubt = self.measure  # a free sample disagrees: the agent's pings tell more
+
+    def measure(self) -> None:
+        """The link may have changed (a free sample disagrees, the network changed): a running agent pings a
+        burst at once. From any thread."""
+        agent = self.live_agent()
+        if agent is not None:
+            agent.mux.loop.call_soon_threadsafe(agent.burst)
+
     def clear(self) -> None:
         """Nothing carries connections (ssh stopped): new clients are told so at once, not sent into a dead ssh."""
         self.agent, self.sockets, self.socks, self.control = None, {}, None, None

@@ -265,15 +265,8 @@ async def ask(control: Path, target: tuple[str, int], timeout: float) -> Answer:
     refuses port 0 at once, which `ssh -O check` cannot tell: it asks the master process alone, which lives on over
     a dead link), or hear ssh's words for a refusal. The channel carries nothing and ends at once: its end is one
     end of a socketpair of ours, closed here with the control connection."""
-    loop = asyncio.get_running_loop()
-    answered: asyncio.Future[Answer] = loop.create_future()
-
-    def decided(answer: Answer) -> None:
-        if not answered.done():
-            answered.set_result(answer)
-
     mine, theirs = socket.socketpair()  # the channel's ends, which the master wants even for a forward that fails
-    handoff = Handoff(loop, control, theirs.fileno(), target, decided, lambda _: None)
+    handoff, answered = _handoff(control, theirs, target)
     try:
         if handoff.start():
             with contextlib.suppress(TimeoutError):
@@ -285,3 +278,50 @@ async def ask(control: Path, target: tuple[str, int], timeout: float) -> Answer:
         handoff.close()
         mine.close()
         theirs.close()
+
+
+class HeldChannel(socket.socket):
+    """Our end of a stdio forward's socket pair (open_channel): closing it also closes the control connection the
+    master keeps the channel open for."""
+
+    handoff: Handoff | None = None
+
+    def close(self) -> None:
+        super().close()
+        handoff, self.handoff = self.handoff, None
+        if handoff is not None:
+            handoff.close()
+
+
+async def open_channel(control: Path, target: tuple[str, int]) -> tuple[HeldChannel, float]:
+    """A channel to host:port through the master at `control`, as a non-blocking socket, once the far side has
+    opened it, and the seconds that took: one round trip through ssh (and the far side's connect()). OSError when
+    the master cannot be reached or refuses it (its words); the caller bounds the wait."""
+    mine, theirs = socket.socketpair()
+    held = HeldChannel(mine.family, mine.type, mine.proto, fileno=mine.detach())
+    try:
+        held.handoff, answered = _handoff(control, theirs, target)
+        started = held.handoff.start()
+        theirs.close()  # the master holds its own copies
+        answer = await answered if started else held.handoff.answer
+        assert answer is not None
+        if not answer.opened or answer.seconds is None:
+            raise ConnectionRefusedError(answer.reason or "the master did not open it")
+        held.setblocking(False)
+    except BaseException:
+        held.close()
+        theirs.close()
+        raise
+    return held, answer.seconds
+
+
+def _handoff(control: Path, end: socket.socket, target: tuple[str, int]) -> tuple[Handoff, asyncio.Future[Answer]]:
+    """A Handoff of `end` to host:port (not started) and the future its answer sets."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[Answer] = loop.create_future()
+
+    def decided(answer: Answer) -> None:
+        if not answered.done():
+            answered.set_result(answer)
+
+    return Handoff(loop, control, end.fileno(), target, decided, lambda _: None), answered

@@ -2,12 +2,13 @@
 
 The first hop's address says nothing when ssh reaches it through a ProxyCommand (Teleport's `tsh proxy ssh`), a
 local relay or a VPN client's port, and one TCP handshake timed while the laptop is busy starting says little
-more. So the figure comes from the tunnel's own connection: the far-side agent's pings (every 3 s, its keepalive)
-and the time ssh's master takes to confirm a handed-over connection's channel (one round trip through ssh, for
-free). It is the smallest of the last SAMPLES samples (of the last WINDOW seconds): a loaded CPU or a queue behind a
-big output only ever adds to a round trip, so the minimum is the link's own. A sample that disagrees with the
-judgement asks for more at once (Gauge.add's answer: the keepalive pings again within a second), so a laptop that
-moves is judged anew about a second after its first sample there, and one slow sample of a busy moment is outvoted.
+more. So the figure comes from the tunnel's own connection: the far-side agent's pings, and, for free, the time
+ssh's master takes to confirm a channel (a handed-over connection's, the supervisor's health round's: one round
+trip through ssh each). It is the smallest of the last SAMPLES samples (of the last WINDOW seconds): a loaded CPU or
+a queue behind a big output only ever adds to a round trip, so the minimum is the link's own. A sample that
+disagrees with the judgement asks for more at once (Gauge.add's answer; `on_doubt` for free ones: the agent pings
+a burst), so a laptop that moves is judged anew about a second after its first sample there, and one slow sample of
+a busy moment is outvoted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 SLOW = 0.010
 FAST = 0.006
 SAMPLES = 5  # the newest samples that count: the figure is their smallest (a loaded LAN gives a few slow ones)
-WINDOW = 30.0  # seconds a sample counts at most (an idle tunnel's figure is its last pings')
+WINDOW = 30.0  # seconds a sample counts at most (an idle tunnel's figure: its health rounds' channels, 2 per 10 s)
 
 
 def judge(previously_slow: bool | None, figure: float | None) -> bool | None:
@@ -61,6 +62,8 @@ class Gauge:
         self.last: float | None = None  # the newest sample
         self.count = 0
         self.on_change: Callable[[], None] | None = None  # called (from the feeding thread) when the judgement flips
+        # Called (from the feeding thread) when a sample disagrees with the judgement: more samples are wanted soon.
+        self.on_doubt: Callable[[], None] | None = None
 
     def add(self, rtt: float, now: float | None = None) -> bool:
         """A sample; whether it disagrees with the judgement now (then more samples should follow soon)."""
@@ -69,6 +72,12 @@ class Gauge:
         self.last = rtt
         self.count += 1
         return judge(None, rtt) != self._judge(now)
+
+    def add_free(self, rtt: float) -> None:
+        """A sample taken for free (a channel's confirmation through ssh): added, and one that disagrees calls
+        on_doubt (the agent's keepalive, whose own samples ask through add's answer, then pings a burst)."""
+        if self.add(rtt) and self.on_doubt is not None:
+            self.on_doubt()
 
     def figure(self, now: float | None = None) -> float | None:
         """The smallest of the newest samples that are under `window` seconds old (None: none)."""

@@ -14,6 +14,7 @@ from ecflow_remote.access.identity import Auth
 from ecflow_remote.net import same_host
 from ecflow_remote.plan import Endpoint, Plan, Route
 from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT
+from ecflow_remote.transport import control
 
 if TYPE_CHECKING:
     from ecflow_remote.clients.ecflow import AsyncEcflowClient, EcflowClient
@@ -32,6 +33,11 @@ class Clients:
     # Gets a TLS server's certificate missing at home from the workstation (tunnel/certfetch.py); None: never.
     fetch_certificate: Callable[[list[Path]], Path | None] | None = None
     direct: Mapping[tuple[str, int], Path] = field(default_factory=dict)
+    # With both: the ecFlow servers' `direct` connections are asked of ssh's master at `master` instead (a stdio
+    # forward, as `ssh -W`), and the time it takes to confirm each channel (one round trip through ssh) goes to
+    # `timed`: the health round measures the link for free (transport/link.py).
+    master: Path | None = None
+    timed: Callable[[float], None] | None = None
 
     def ecflow(self, server: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> AsyncEcflowClient:
         """An asyncio ecFlow client for a profile server, as the profile's ecFlow user (or custom user)."""
@@ -41,6 +47,9 @@ class Clients:
         endpoint = self.plan.endpoint(server)
         path = self.direct.get((endpoint.host, endpoint.port))
         if path is not None and endpoint.forwarded and endpoint.protocol == "plain":  # (TLS, HTTP: as before)
+            if self.master is not None and self.timed is not None:
+                target = (endpoint.host, endpoint.port)
+                return _timed_ecflow(self.master, target, self.timed)(host, port, name=server, **options)
             return _direct_ecflow(path)(host, port, name=server, **options)
         return AsyncEcflowClient(host, port, name=server, **options)
 
@@ -140,6 +149,26 @@ def _direct_ecflow(path: Path) -> type[AsyncEcflowClient]:
             return await _connect_unix(path, self.connect_timeout, self.host, self.port)
 
     return Direct
+
+
+def _timed_ecflow(master: Path, target: tuple[str, int], timed: Callable[[float], None]) -> type[AsyncEcflowClient]:
+    """AsyncEcflowClient whose connections are channels of ssh's master `master` to `target`, each timed."""
+    from ecflow_remote.clients.ecflow import AsyncEcflowClient
+    from ecflow_remote.errors import ConnectError
+
+    class Timed(AsyncEcflowClient):
+        async def connect_socket_async(self) -> socket.socket:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    sock, took = await control.open_channel(master, target)
+            except TimeoutError:
+                raise  # a master on a dead link: as a read that never ends through its forward socket
+            except OSError as e:
+                raise ConnectError(f"ssh's master did not open a channel: {e}", host=self.host, port=self.port) from e
+            timed(took)
+            return sock
+
+    return Timed
 
 
 def _direct_logserver(path: Path) -> type[AsyncLogServerClient]:

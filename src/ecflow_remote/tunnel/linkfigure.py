@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ecflow_remote.access.pipe import Upstreams
 from ecflow_remote.clients.connect import connect_time
@@ -51,3 +52,13 @@ def changes(
     now = upstreams.carrier()
     moved = rtt is not None and (link_rtt is None or abs(rtt - link_rtt) > max(0.5, 0.25 * link_rtt))
     return (now, rtt) if now != carrier or moved else None
+
+
+def free_samples(upstreams: Upstreams) -> dict[str, Any]:
+    """What the health round's clients take to time the link for free (Clients.master and .timed: its ecFlow
+    pings' channels, confirmed by ssh's master one round trip after asking): while a far-side agent stands by
+    beside ssh's own channels, whose pings then rest (transport/agent/keepalive.py); nothing otherwise (the plain
+    transport's rounds stay on ssh's forward sockets)."""
+    if upstreams.live_agent() is None or upstreams.control is None:
+        return {}
+    return {"master": upstreams.control, "timed": upstreams.gauge.add_free}

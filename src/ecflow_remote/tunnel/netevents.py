@@ -31,6 +31,7 @@ RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST = 1
 IFF_LOWER_UP = 0x10000  # the carrier: a cable in, a Wi-Fi associated
 RTM_F_CLONED = 0x200  # IPv6 route-cache entries (path MTU, redirects): not a change of the routes
 NLMSG = struct.Struct("=IHHII")  # length, type, flags, sequence, port
@@ -50,6 +51,7 @@ class Change:
     address: str | None = None  # an address change's address
     index: int | None = None  # the interface
     carrier: bool | None = None  # a link change: whether the interface has its carrier now
+    dst: str | None = None  # a route change's destination, "address/length" (a default route's: "0.0.0.0/0")
 
 
 def _align(n: int) -> int:
@@ -83,18 +85,25 @@ def parse(data: bytes) -> list[Change]:
         elif kind in (RTM_NEWADDR, RTM_DELADDR) and body + IFADDR.size <= end:
             family, _, _, _, index = IFADDR.unpack_from(data, body)
             attrs = _attributes(data, body + IFADDR.size, end)
-            raw = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-            address = None
-            if raw is not None and family in (socket.AF_INET, socket.AF_INET6):
-                with contextlib.suppress(ValueError):
-                    address = socket.inet_ntop(family, raw)
+            address = _address(family, attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS)))
             changes.append(Change("address", kind == RTM_NEWADDR, address=address, index=index))
         elif kind in (RTM_NEWROUTE, RTM_DELROUTE) and body + RTMSG.size <= end:
-            flags = RTMSG.unpack_from(data, body)[8]
+            family, prefix, *_, flags = RTMSG.unpack_from(data, body)
             if not flags & RTM_F_CLONED:
-                changes.append(Change("route", kind == RTM_NEWROUTE))
+                raw = _attributes(data, body + RTMSG.size, end).get(RTA_DST)
+                address = _address(family, raw if prefix else bytes(16 if family == socket.AF_INET6 else 4))
+                dst = f"{address}/{prefix}" if address is not None else None
+                changes.append(Change("route", kind == RTM_NEWROUTE, dst=dst))
         offset += _align(length)
     return changes
+
+
+def _address(family: int, raw: bytes | None) -> str | None:
+    if raw is None or family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    with contextlib.suppress(ValueError):
+        return socket.inet_ntop(family, raw)
+    return None
 
 
 class Watcher(Protocol):

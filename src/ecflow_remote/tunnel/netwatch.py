@@ -2,7 +2,10 @@
 reconnect at once — so a new home address (Wi-Fi to a phone's hotspot, a VPN up or down) costs about a second,
 not the 12 s ssh's keepalives take to give up on a dead link (they stay the fallback).
 
-The system's events come from netevents.py on the tunnel's event loop; every decision is a pure function below.
+Only what may concern the connection is looked into (`concerns`): a route whose destination covers the first hop's
+address, the connection's own address, its interface's link; anything else (a container's veth, another
+namespace's churn, a VPN's routes elsewhere) costs a parse, not a route lookup. The system's events come from
+netevents.py on the tunnel's event loop; every decision is a pure function below.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +29,9 @@ from ecflow_remote.tunnel.netevents import Change
 # A probe is one round trip through the master (home, jump host, workstation and back): a link slower than this
 # is not one to keep a tunnel on, and a reconnect after a wrong verdict costs about half a second.
 PROBE_TIMEOUT = 1.0
+# Followed in place of a first hop that ssh reaches through a proxy of the user's own (a ProxyCommand): the way to
+# the rest of the world (TEST-NET-1, RFC 5737: routed by the default route, never answered; no packet is sent).
+ELSEWHERE = (socket.AF_INET, ("192.0.2.1", 9))
 
 Verdict = Literal["keep", "wait", "probe", "reconnect"]
 
@@ -51,6 +58,26 @@ def verdict(used: str | None, before: str | None, now: Look, stale: bool) -> Ver
     if now.source != before or stale:
         return "probe"  # a new way to the first hop (a VPN up or down), or the old one back after none
     return "keep"  # another interface's business (a container's, another tunnel's)
+
+
+def concerns(change: Change, toward: str | None, source: str | None, watched: int | None) -> bool:
+    """Whether `change` may concern a connection to `toward` (an address; None: not known) that goes out from
+    `source` on interface `watched` (None: not known): a route whose destination covers `toward`, an address change
+    of `source` or on `watched`, a link change of `watched`, or events the system dropped."""
+    if change.kind == "route":
+        return toward is None or change.dst is None or _covers(change.dst, toward)
+    if change.kind == "address":
+        return change.address == source or (watched is not None and change.index == watched)
+    if change.kind == "link":
+        return watched is None or change.index == watched
+    return True  # "lost": anything may have changed
+
+
+def _covers(dst: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(dst, strict=False)
+    except ValueError:
+        return True  # not understood: looked into
 
 
 def carrier_back(known: dict[int, bool], changes: Iterable[Change], watched: int | None = None) -> bool:
@@ -105,16 +132,23 @@ class NetWatch:
     the legs, `disconnected()` when they stop; `lost` says why the connection is taken for dead (the supervisor
     then reconnects, and `on_lost` is called on the loop: a supervisor waiting on events is woken by it)."""
 
-    def __init__(self, on_lost: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_lost: Callable[[], None] | None = None, on_moved: Callable[[], None] | None = None) -> None:
         self.on_lost = on_lost
+        # Called on the loop after a change that concerned the connection and left it standing: the link may
+        # differ now (the far-side agent, if it runs, measures it at once).
+        self.on_moved = on_moved
         self.lost: str | None = None
         self.probes = 0  # probes sent, for tests
+        self.looked = 0  # changes that concerned the connection (a route lookup each), for tests
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control: Path | None = None
         self._watcher: netevents.Watcher | None = None
         self._generation = 0  # one per connection: what a stale task finds is dropped
         self._connected = False
         self._hop: tuple[int, Any] | None = None  # the first hop's family and socket address, once resolved
+        # The way followed: to the first hop, or (not known) to ELSEWHERE, whose source address is then _elsewhere.
+        self._toward: tuple[int, Any] | None = None
+        self._elsewhere: str | None = None
         self._used: str | None = None
         self._before: str | None = None
         self._carrier: dict[int, bool] = {}
@@ -176,7 +210,7 @@ class NetWatch:
 
     def _disconnect(self) -> None:
         self._connected = False
-        self._hop = self._used = self._before = None
+        self._hop = self._toward = self._used = self._elsewhere = self._before = None
         for task in (self._resolving, self._probing):
             if task is not None:
                 task.cancel()
@@ -189,19 +223,27 @@ class NetWatch:
             hop = await loop.run_in_executor(None, first_hop)
             if hop is not None:
                 infos = await loop.getaddrinfo(*hop, type=socket.SOCK_STREAM)
-        if generation != self._generation or not infos:
+        if generation != self._generation:
             return
-        family, address = infos[0][0], infos[0][4]  # ssh's first choice too
-        self._hop = (family, address)
-        self._used = self._before = route_source(family, address)
+        if infos:
+            self._hop = self._toward = (infos[0][0], infos[0][4])  # ssh's first choice too
+            self._used = self._before = route_source(*self._hop)
+        else:  # not known: every change that may concern the default route is probed
+            self._toward = ELSEWHERE
+            self._elsewhere = route_source(*ELSEWHERE)
 
     def _changed(self, changes: list[Change]) -> None:
         note_addresses(self._interfaces, changes)
         # Only the connection's own interface counts (containers and other tunnels come and go); not known: any.
-        watched = self._interfaces.get(self._used) if self._used is not None else None
+        source = self._used if self._used is not None else self._elsewhere
+        watched = self._interfaces.get(source) if source is not None else None
         stale = carrier_back(self._carrier, changes, watched) or any(c.kind == "lost" for c in changes)
         if not self._connected or self.lost is not None or not _done(self._resolving):
             return  # not up, already lost, or still learning its address (milliseconds after each start)
+        toward = str(self._toward[1][0]) if self._toward is not None else None
+        if not stale and not any(concerns(c, toward, source, watched) for c in changes):
+            return
+        self.looked += 1
         if self._hop is None:
             look = Look(None, True)
         else:
@@ -215,6 +257,8 @@ class NetWatch:
             if self._used is not None:
                 why = f"the route to the first hop changed (now from {look.source})" if moved else "the link came back"
             self._probing = asyncio.ensure_future(self._probe(self._generation, why))
+        if step in ("keep", "probe") and self.on_moved is not None:
+            self.on_moved()
 
     async def _probe(self, generation: int, why: str) -> None:
         assert self._control is not None

@@ -44,8 +44,8 @@ CERT_POLL = 0.5  # while waiting to retry after a refusal: how often to look for
 KEPT_AFTER_EXIT = ("state.json", "supervisor.log", "ssh-main.log", "ssh-jump.log")
 AGENT_START_TIMEOUT = 15.0
 # The agent's own keepalive: ssh's (3 s x 3) notices a dead link first; this catches an agent that hangs. Its round
-# trips are also the link's figure (transport/link.py), which asks for more at once when one disagrees.
-AGENT_PING_EVERY = 3.0
+# trips time the link too (link.py); REST apart while it only stands by on a fast link (keepalive.py).
+AGENT_PING_EVERY, AGENT_PING_REST = 3.0, 30.0
 AGENT_PING_TIMEOUT = 12.0
 
 
@@ -80,9 +80,8 @@ class Supervisor:
         # The jump master the prestart launched (prestart.py), or one that outlived a killed main leg: the next
         # start of the legs takes it.
         self.early_jump: Leg | None = None
-        self.netwatch = NetWatch(self.events.wake)
-        # A new home address or route: probed, or replaced at once.
-        self.net.upstreams.gauge.on_change = self.events.wake
+        self.netwatch = NetWatch(self.events.wake, self.net.upstreams.measure)  # (then the agent times the link)
+        self.net.upstreams.gauge.on_change = self.events.wake  # the state shows the new carrier at once
 
     # ------------------------------------------------------------------------------------------ state
     def _set(self, new: TunnelState, *, routine: bool = False) -> None:
@@ -367,7 +366,8 @@ class Supervisor:
             return decisions.Failure(f"{reason}; continuing with plain OpenSSH forwards", immediate=True)
         assert self.net.io is not None
         gauge = self.net.upstreams.gauge
-        self.net.io.loop.call_soon_threadsafe(agent.keepalive, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, gauge.add)
+        keep = functools.partial(agent.keepalive, rest=AGENT_PING_REST, fast=lambda: gauge.slow() is False)
+        self.net.io.loop.call_soon_threadsafe(keep, AGENT_PING_EVERY, AGENT_PING_TIMEOUT, gauge.add)
         ended = asyncio.run_coroutine_threadsafe(agent.wait_closed(), self.net.io.loop)
         ended.add_done_callback(lambda _: self.events.wake())  # _watch sees it closed at once
         self.agent = agent
@@ -426,7 +426,8 @@ class Supervisor:
         # A server that fails is asked about once more at the far end: `up` stops at once on a lasting cause.
         why = causes.Why(self.profile, self.passwords, self.net.upstreams, self.net.io, self.rundir.path)
         auth = identity.client_auth(self.profile, self.passwords)
-        clients = Clients(plan, auth, self._fetch, forwards.direct(self.net.upstreams))
+        ups = self.net.upstreams  # (beside a standing-by agent, its channels time the link)
+        clients = Clients(plan, auth, self._fetch, forwards.direct(ups), **linkfigure.free_samples(ups))
         return self.rounds.check(clients, 3.0, why.explain)
 
     def _answer_requests(self) -> None:

@@ -220,3 +220,30 @@ def test_a_probe_is_the_far_sides_answer(tmp_path: Path, mode: str, answered: bo
             assert (request.host, request.port) == control.PROBE_TARGET and len(request.fds) == 2
 
     asyncio.run(run())
+
+
+def test_a_channel_opened_through_the_master_is_timed_and_held_by_its_socket(tmp_path: Path) -> None:
+    """The supervisor's health round asks the master for its ecFlow pings' channels: each comes with the time the
+    master took to confirm it (one round trip through ssh), and closing the socket ends it (its control connection
+    too)."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        with fake_master(tmp_path / "main.sock", "open") as master:
+            sock, took = await control.open_channel(master.path, ("machine1", 3141))
+            assert 0 <= took < 1 and not sock.getblocking()
+            [request] = master.requests
+            assert (request.host, request.port) == ("machine1", 3141)
+            await loop.sock_sendall(sock, b"ping")
+            assert await loop.sock_recv(sock, 16) == b"ping"  # the far end (an echo here)
+            handoff = sock.handoff
+            assert handoff is not None and handoff.answer is not None and handoff.answer.opened
+            sock.close()
+            assert handoff._sock is None and sock.handoff is None  # its control connection closed with it
+            assert await loop.run_in_executor(None, master.ended.wait, 2)
+        with fake_master(tmp_path / "refusing.sock", "refuse"), pytest.raises(ConnectionRefusedError, match="by peer"):
+            await control.open_channel(tmp_path / "refusing.sock", ("machine1", 3141))
+        with pytest.raises(OSError):
+            await control.open_channel(tmp_path / "none.sock", ("machine1", 3141))
+
+    asyncio.run(run())

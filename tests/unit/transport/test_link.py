@@ -79,3 +79,15 @@ def test_a_flip_wakes_whoever_shows_it() -> None:
     gauge.add(0.031, 0.1)
     gauge.add(0.0005, 0.2)
     assert len(flips) == 2
+
+
+def test_a_free_sample_that_disagrees_asks_the_agent_for_more() -> None:
+    gauge, asked = Gauge(), []
+    gauge.on_doubt = lambda: asked.append(gauge.last)
+    gauge.add_free(0.0008)  # the first: nothing judged yet, it agrees with itself
+    gauge.add_free(0.0009)
+    assert asked == []
+    gauge.add_free(0.031)  # a new connection's channel took a home link's round trip: a burst of pings
+    assert asked == [0.031] and gauge.slow() is False  # one sample judges nothing: the burst's pings will
+    assert gauge.add(0.030)  # the keepalive's own samples answer through add's result, never on_doubt
+    assert asked == [0.031]

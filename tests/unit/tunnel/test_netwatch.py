@@ -19,6 +19,7 @@ from ecflow_remote.tunnel.netwatch import (
     Look,
     NetWatch,
     carrier_back,
+    concerns,
     is_local,
     note_addresses,
     route_source,
@@ -44,6 +45,30 @@ OLD, NEW = "192.0.2.10", "198.51.100.7"
 )
 def test_verdict(used: str | None, before: str | None, now: Look, stale: bool, step: str) -> None:
     assert verdict(used, before, now, stale) == step
+
+
+HOP = "203.0.113.5"  # the first hop
+
+
+@pytest.mark.parametrize(
+    ("change", "concerned"),
+    [
+        (Change("route", dst="0.0.0.0/0"), True),  # a default route (a VPN's, a new Wi-Fi's)
+        (Change("route", added=False, dst="203.0.113.0/24"), True),  # the first hop's net
+        (Change("route", dst="172.17.0.0/16"), False),  # docker's bridge
+        (Change("route", dst="198.18.7.0/24"), False),  # another namespace's veth on a test machine
+        (Change("route", dst="::/0"), False),  # IPv6: another family's way
+        (Change("route"), True),  # not understood: looked into
+        (Change("address", added=False, address=OLD, index=9), True),  # the connection's own address
+        (Change("address", address=NEW, index=3), True),  # a new address on its interface (DHCP)
+        (Change("address", address=NEW, index=8), False),  # a container's
+        (Change("link", index=3, carrier=True), True),  # its interface
+        (Change("link", index=8, carrier=True), False),  # a veth made for another namespace
+        (Change("lost"), True),  # events dropped: anything may have changed
+    ],
+)
+def test_only_what_may_concern_the_connection_is_looked_into(change: Change, concerned: bool) -> None:
+    assert concerns(change, HOP, OLD, 3) is concerned
 
 
 def test_a_carrier_back_is_one_seen_without_before() -> None:
@@ -115,6 +140,17 @@ def test_parse_the_kernels_messages() -> None:
     ]
 
 
+def test_parse_a_routes_destination() -> None:
+    net = socket.inet_pton(socket.AF_INET, "198.18.7.0")
+    data = b"".join(
+        [
+            _message(24, struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 4, 0, 1, 0) + _attribute(1, net)),
+            _message(25, struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 254, 4, 0, 1, 0)),  # a default route
+        ]
+    )
+    assert parse(data) == [Change("route", dst="198.18.7.0/24"), Change("route", added=False, dst="::/0")]
+
+
 def test_parse_stops_at_a_message_cut_short() -> None:
     whole = _message(24, struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 254, 4, 0, 1, 0))
     assert parse(whole + whole[:20]) == [Change("route", added=True)]
@@ -149,12 +185,17 @@ def _changed(watch: NetWatch, io: LoopThread, *changes: Change) -> None:
     io.loop.call_soon_threadsafe(watch._changed, list(changes))
 
 
-def test_a_lost_address_is_a_lost_connection(io: LoopThread, tmp_path: Path) -> None:
-    lost: list[str] = []
-    watch = NetWatch(on_lost=lambda: lost.append("woken"))
-    watch.start(io, tmp_path / "main.sock")
+def _connected(watch: NetWatch, io: LoopThread, control: Path) -> NetWatch:
+    """`watch`, watching on `io` for a connection to a first hop on this machine (its address: 127.0.0.1)."""
+    watch.start(io, control)
     watch.connected(lambda: ("127.0.0.1", 22))
     assert wait_for(lambda: watch._used == "127.0.0.1", 5, 0.01)
+    return watch
+
+
+def test_a_lost_address_is_a_lost_connection(io: LoopThread, tmp_path: Path) -> None:
+    lost: list[str] = []
+    watch = _connected(NetWatch(on_lost=lambda: lost.append("woken")), io, tmp_path / "main.sock")
     _changed(watch, io, Change("route"))  # nothing that concerns the connection
     assert not wait_for(lambda: watch.lost is not None, 0.2, 0.01) and watch.probes == 0
     watch._used = "192.0.2.10"  # as if the connection had gone out from an address this machine no longer has
@@ -163,6 +204,18 @@ def test_a_lost_address_is_a_lost_connection(io: LoopThread, tmp_path: Path) -> 
     assert "192.0.2.10 is no longer this machine's address" in str(watch.lost) and lost == ["woken"]
     watch.connected(lambda: ("127.0.0.1", 22))  # the next connection starts afresh
     assert watch.lost is None
+    watch.stop()
+
+
+def test_changes_elsewhere_cost_no_lookup_and_one_here_asks_for_a_measure(io: LoopThread, tmp_path: Path) -> None:
+    moved: list[str] = []
+    watch = _connected(NetWatch(on_moved=lambda: moved.append("measure")), io, tmp_path / "main.sock")
+    elsewhere = [Change("route", dst="198.18.7.0/24"), Change("link", index=999, carrier=True)]
+    _changed(watch, io, *elsewhere, Change("address", address="198.18.7.1", index=999))
+    assert not wait_for(lambda: watch.looked > 0, 0.2, 0.01) and moved == []
+    _changed(watch, io, Change("route", dst="127.0.0.0/8"))  # the way to the first hop: the same, still
+    assert wait_for(lambda: moved == ["measure"], 5, 0.01)
+    assert watch.looked == 1 and watch.probes == 0 and watch.lost is None
     watch.stop()
 
 

@@ -24,7 +24,7 @@ from ecflow_remote.transport.agent.frames import (
 )
 from ecflow_remote.transport.agent.mux import Mux
 
-RTT_PING_EVERY = 2.0
+RTT_PING_EVERY = 2.0  # while streams are open; none while none is (an agent standing by costs the link nothing)
 RTT_PING_TIMEOUT = 10.0
 
 
@@ -204,7 +204,10 @@ async def far_session(config: Dict[str, Any]) -> None:
         resolved.pop((host, port), None)
         raise error or OSError("no address for %s" % host)
 
+    streams_opened = asyncio.Event()
+
     async def on_open(chan: Channel) -> None:
+        streams_opened.set()
         try:
             reader, writer = await asyncio.wait_for(connect(chan.host, chan.port), timeout)
         except Exception as e:  # (every connect failure goes back to the local end, in words)
@@ -240,11 +243,15 @@ async def far_session(config: Dict[str, Any]) -> None:
     mux.start()
 
     async def measure_round_trips() -> None:
-        # This end paces and compresses what it sends by the link's round trip (pace.py): it measures its own.
+        # This end paces and compresses what it sends by the link's round trip (pace.py): it measures its own, at
+        # the start and while streams are open (again at once when one opens after none was).
         while mux.dead is None:
             with contextlib.suppress(Exception):  # a slow answer is no news; a dead session ends the loop
                 await mux.ping(RTT_PING_TIMEOUT)
             await asyncio.sleep(RTT_PING_EVERY)
+            if not mux.channels:
+                streams_opened.clear()
+                await streams_opened.wait()
 
     pinger = asyncio.ensure_future(measure_round_trips())
     await mux.wait_dead()

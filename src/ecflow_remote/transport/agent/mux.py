@@ -87,6 +87,7 @@ class Mux(object):
         self.pacer = Pacer()
         self._acked_in = 0  # wire_in when we last sent an ACK
         self.streams_total = 0
+        self.pings_answered = 0  # the peer's pings (its own round-trip measurements)
         self.done_totals = {"raw_out": 0, "wire_out": 0, "raw_in": 0, "wire_in": 0}  # of forgotten streams
 
     # --------------------------------------------------------------------------------------- lifecycle
@@ -320,6 +321,7 @@ class Mux(object):
             self.pacer.on_ack(ACK_BODY.unpack(payload)[0], time.monotonic())
             self._kick.set()
         elif kind == PING:
+            self.pings_answered += 1
             self._send_control(frame(PONG, sid, payload))
         elif kind == PONG:
             fut = self._pings.get(payload)

@@ -18,11 +18,9 @@ from ecflow_remote.transport.agent.bootstrap import (
     PYTHONS,
     Bootstrap,
 )
+from ecflow_remote.transport.agent.keepalive import Keepalive
 
 MARKER_SEARCH_LIMIT = 1 << 20  # a login banner longer than this is not a banner
-# Pings a moment apart (at the start, and when a round trip disagrees with the link's judgement): a few, so that one
-# slow sample of a busy moment is outvoted, and a laptop that moved is judged anew within a second.
-BURST, AGAIN = 5, 0.2  # after a disagreeing sample: enough quick pings to fill link.SAMPLES (about 1 s)
 
 
 @dataclass(frozen=True)
@@ -124,6 +122,7 @@ class AgentSession:
         self.process = process
         self._stderr = stderr
         self._watchers: set[asyncio.Task[Any]] = set()
+        self.keeping: Keepalive | None = None  # its keepalive, once started
         if process is not None:
             self._spawn(self._watch_process(process))
 
@@ -228,7 +227,7 @@ class AgentSession:
         far side's connect() result is awaited (AgentOpenError on failure)."""
         if self.mux.dead is not None:
             raise AgentDied(str(self.mux.dead))
-        chan = self.mux.open(host, port)
+        chan = self.stream(host, port)
         if wait:
             try:
                 await chan.opened()
@@ -243,7 +242,10 @@ class AgentSession:
     def stream(self, host: str, port: int) -> channel.Channel:
         """A stream to host:port, usable at once (open() without waiting); MuxError subclasses when the session
         is gone."""
-        return self.mux.open(host, port)
+        chan = self.mux.open(host, port)
+        if self.keeping is not None:
+            self.keeping.woken()
+        return chan
 
     async def pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int) -> None:
         """Relay an accepted local connection to host:port through the agent; a dead agent aborts it."""
@@ -263,28 +265,34 @@ class AgentSession:
             raise AgentDied(str(e)) from None
 
     def keepalive(
-        self, interval: float = 3.0, timeout: float = 10.0, on_rtt: Callable[[float], bool] | None = None
-    ) -> asyncio.Task[None]:
+        self,
+        interval: float = 3.0,
+        timeout: float = 10.0,
+        on_rtt: Callable[[float], bool] | None = None,
+        *,
+        rest: float | None = None,
+        fast: Callable[[], bool] | None = None,
+    ) -> Keepalive:
         """PING every `interval`; no PONG within `timeout` ends the session (reason says so). `on_rtt` is given
         each round trip and answers whether more are wanted soon (the link seems to have changed, or it is the
-        start): then the next pings follow AGAIN apart, a few at most, before `interval` again."""
+        start): then the next pings follow a moment apart, a few at most, before `interval` again. With `rest`,
+        pings are that far apart while `fast()` and no stream is open (keepalive.py)."""
+        self.keeping = Keepalive(self, interval, timeout, on_rtt, rest, fast)
+        self._spawn(self.keeping.run())
+        return self.keeping
 
-        async def loop() -> None:
-            quick = BURST  # the first pings: the link measured at once
-            while self.mux.dead is None:
-                try:
-                    rtt = await self.ping(timeout)
-                except TimeoutError:
-                    self.mux.die(f"the agent did not answer a ping within {timeout:g}s (link dead?)")
-                    return
-                except AgentDied:
-                    return
-                if on_rtt is not None and on_rtt(rtt) and quick == 0:
-                    quick = BURST
-                quick = max(quick - 1, 0)
-                await asyncio.sleep(AGAIN if quick else interval)
+    def burst(self) -> None:
+        """The link may have changed: its keepalive pings a few times at once (on the session's loop)."""
+        if self.keeping is not None:
+            self.keeping.burst()
 
-        return self._spawn(loop())
+    def busy(self) -> bool:
+        """Whether a stream is open on the session."""
+        return bool(self.mux.channels)
+
+    def die(self, reason: str) -> None:
+        """End the session now, for `reason`."""
+        self.mux.die(reason)
 
     def slow_link(self) -> bool:
         """Whether the link's smallest recent round trip is a home link's (pace.SLOW_LINK_RTT or more)."""
