@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from tests.integration.centres import PASSWORD, PASSWORD_ENV, new_text, size
-from tests.integration.procs import all_cmdlines, cmdline, ssh_pids
+from tests.integration.procs import all_cmdlines, cmdline, pids_naming, ssh_pids
 from tests.integration.profiles import write_profile
 
 CLI = [sys.executable, "-m", "ecflow_remote"]
@@ -103,9 +103,11 @@ def test_one_program_reaches_every_server_with_its_own_identity(
         tunnel.down()
 
 
-def test_no_ssh_of_the_tunnel_holds_a_password_variable(password_centre: Any, tmp_path: Path) -> None:
+def test_no_process_of_the_tunnel_holds_a_password_variable(password_centre: Any, tmp_path: Path) -> None:
     """Item 8: the environment of every ssh comes from the profile, so the head start's jump master (started before
-    any password is read), the main leg and the far-side agent's ssh hold neither the variable nor the password."""
+    any password is read), the main leg and the far-side agent's ssh hold neither the variable nor the password; the
+    supervisor and the log-server finder get the variable through a pipe from `up`, not in their environment (which
+    /proc shows for their whole life), and still present the custom user's password."""
     from ecflow_remote.tunnel.handle import Tunnel
 
     profile = write_profile(
@@ -121,10 +123,18 @@ def test_no_ssh_of_the_tunnel_holds_a_password_variable(password_centre: Any, tm
         names = [" ".join(cmdline(pid)) for pid in pids]
         assert any("ssh-jump.log" in n for n in names) and any("ssh-main.log" in n for n in names), names
         assert len(pids) >= 3, names  # the agent's ssh too
-        for pid in pids:
+        # The supervisor and the finder: Python processes naming the profile (not the run dir).
+        pythons = [pid for pid in pids_naming(profile) if any("ecflow_remote.tunnel" in a for a in cmdline(pid))]
+        assert any("logfinder" in " ".join(cmdline(p)) for p in pythons) and len(pythons) >= 2, pythons
+        for pid in [*pids, *pythons]:
             held = environ(pid)
             assert b"PATH=" in held, cmdline(pid)  # really read: an environment, not an unreadable file
             clean = f"{PASSWORD_ENV}=".encode() not in held and PASSWORD.encode() not in held
             assert clean, cmdline(pid)  # (a bool: a failure must not print the environment, the password in it)
+        # ... and the password still reached the custom user's server (handed over, not lost).
+        state = tunnel.state()
+        assert state is not None
+        [check] = [c for c in state.checks if c.endpoint.name == "machine1"]
+        assert check.reachable and check.error is None, check
     finally:
         tunnel.down()

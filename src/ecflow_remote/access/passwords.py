@@ -7,11 +7,12 @@ the warning. Every reader (the supervisor, `status`, `suites`/`output`, doctor) 
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from ecflow_remote.errors import EcflowRemoteError, PasswordError, PasswordWarning, display_path
 from ecflow_remote.profile.model import PasswordSource, Profile
@@ -49,6 +50,38 @@ def read_passwords_warned(
     return passwords, problems
 
 
+# The profile's env: variables as the process that started this one handed them over (hand_over / take_over): a
+# tunnel's own processes (the supervisor, the log-server finder) run without them in their environment, which
+# /proc/PID/environ would show to the same user's other programs for the process's whole life.
+_HANDED: dict[str, str] = {}
+
+
+def variables_of(profile: Profile, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The profile's password variables that are set (in `environ`, default this process's), by name."""
+    environ = os.environ if environ is None else environ
+    names = {s.password.ref for s in profile.servers if s.password is not None and s.password.kind == "env"}
+    return {name: environ[name] for name in sorted(names) if name in environ}
+
+
+def hand_over(profile: Profile, stream: IO[bytes]) -> None:
+    """Write the profile's password variables as one JSON line to a child's pipe (the child calls take_over first),
+    so that the child can start without them in its environment (transport.ssh.ssh_environ)."""
+    stream.write(json.dumps(variables_of(profile) | _HANDED).encode() + b"\n")
+    stream.flush()
+
+
+def take_over(stream: IO[bytes]) -> None:
+    """Read the line hand_over wrote: env: sources read from it, before this process's environment. A line that is
+    not a JSON object of strings hands over nothing (the variables then count as unset)."""
+    line = stream.readline(MAX_PASSWORD_BYTES)
+    try:
+        got = json.loads(line) if line.strip() else {}
+    except ValueError:
+        got = {}
+    if isinstance(got, dict):
+        _HANDED.update({k: v for k, v in got.items() if isinstance(k, str) and isinstance(v, str)})
+
+
 def read_password(source: PasswordSource) -> str:
     """The password `source` points at; PasswordError (without the secret in it) if it cannot be had."""
     if source.kind == "env":
@@ -76,7 +109,7 @@ def _one_word(password: str, where: str) -> str:
 
 
 def _read_env(name: str) -> str:
-    value = os.environ.get(name)
+    value = _HANDED.get(name, os.environ.get(name))
     if value is None:
         raise PasswordError(
             f"the password variable ${name} is not set. Export it (export {name}=...) in the shell that runs "

@@ -14,6 +14,7 @@ from ecflow_remote.tunnel.rundir import RunDir
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    take_passwords()
     profile = load_profile(Path(argv[0])).with_method(argv[1])
     rundir = RunDir.for_profile(profile.path)
     head = prestart(profile, rundir)
@@ -31,6 +32,20 @@ def main(argv: list[str]) -> int:
     if len(argv) > 2:
         stop_with_owner(int(argv[2]))
     return supervisor.run(head)
+
+
+def take_passwords() -> None:
+    """The profile's password variables, from `up`'s pipe on stdin (not from the environment: see passwords.py);
+    then stdin is /dev/null, as before, for whatever reads it."""
+    if os.isatty(0):
+        return  # started by hand from a terminal: no `up` writes there
+    from ecflow_remote.access.passwords import take_over
+
+    with contextlib.suppress(OSError, ValueError):
+        take_over(sys.stdin.buffer)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
 
 
 def stop_with_owner(fd: int) -> None:

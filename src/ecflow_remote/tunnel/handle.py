@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecflow_remote.access import identity, socks
-from ecflow_remote.access.passwords import read_passwords_warned
+from ecflow_remote.access.passwords import hand_over, read_passwords_warned
 from ecflow_remote.endpoints import Wanted
 from ecflow_remote.errors import AlreadyRunning, EcflowRemoteError, TunnelError
 from ecflow_remote.plan import Endpoint, Plan, known
@@ -22,6 +22,7 @@ from ecflow_remote.profile.load import load_profile
 from ecflow_remote.profile.model import DEFAULT_LOGSERVER_PORT, Profile
 from ecflow_remote.safefile import open_private
 from ecflow_remote.transport import ssh
+from ecflow_remote.transport.ssh import ssh_environ
 from ecflow_remote.tunnel import files, health
 from ecflow_remote.tunnel.certfetch import workstation_fetcher
 from ecflow_remote.tunnel.clients import Clients
@@ -147,9 +148,19 @@ class Tunnel:
             argv.append(str(read))
         try:
             with open_private(self.rundir.log_file, "wb") as log:  # a failed start's log stays until the next start
-                return subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, pass_fds=fds
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    pass_fds=fds,
+                    env=ssh_environ(self.profile),  # the password variables go through the pipe instead
                 )
+            assert proc.stdin is not None
+            with contextlib.suppress(OSError), proc.stdin:
+                hand_over(self.profile, proc.stdin)
+            return proc
         finally:
             for fd in fds:
                 os.close(fd)

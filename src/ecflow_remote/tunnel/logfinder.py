@@ -24,10 +24,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
+from ecflow_remote.access.passwords import hand_over, take_over
 from ecflow_remote.clients.ecflow.logservers import LogServerUse, find_logservers
 from ecflow_remote.endpoints import Wanted
 from ecflow_remote.plan import Plan
 from ecflow_remote.profile.model import Profile
+from ecflow_remote.transport.ssh import ssh_environ
 from ecflow_remote.tunnel import servicerequests
 from ecflow_remote.tunnel.clients import Clients
 from ecflow_remote.tunnel.events import Events
@@ -184,8 +186,11 @@ class FinderProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            env=ssh_environ(self.profile),  # the password variables: the first line of its requests instead
         )
-        assert self._proc.stdout is not None
+        assert self._proc.stdout is not None and self._proc.stdin is not None
+        with contextlib.suppress(OSError):
+            hand_over(self.profile, self._proc.stdin)
         os.set_blocking(self._proc.stdout.fileno(), False)
         self.events.watch(self._proc.stdout.fileno(), self._read)
 
@@ -229,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     profile = load_profile(Path(args[0])).with_method(args[1])
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        take_over(sys.stdin.buffer)  # the password variables, before the first request
         serve(profile, sys.stdin, sys.stdout)
 
 

@@ -159,3 +159,36 @@ def test_read_passwords_warned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         passwords, problems = read_passwords_warned(profile, ["a"])
     assert passwords == {} and problems == [str(w.message) for w in caught]
     assert caught[0].filename == __file__  # stacklevel: the warning points at the caller
+
+
+def test_password_variables_handed_over_through_a_pipe_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` hands the profile's set password variables to the supervisor (and it to the finder) as one line on a
+    pipe: the child reads them from there, with none in its environment; nothing else of the environment goes."""
+    import io
+
+    profile = load_profile(_profile(tmp_path))
+    monkeypatch.setenv("ECFR_PW_A", SECRET)
+    monkeypatch.setenv("UNRELATED", "x")
+    assert passwords.variables_of(profile) == {"ECFR_PW_A": SECRET}
+    pipe = io.BytesIO()
+    passwords.hand_over(profile, pipe)
+    assert pipe.getvalue().count(b"\n") == 1 and b"UNRELATED" not in pipe.getvalue()
+    monkeypatch.delenv("ECFR_PW_A")
+    monkeypatch.setattr(passwords, "_HANDED", {})
+    with pytest.raises(PasswordError, match="is not set"):
+        read_password(PasswordSource("env", "ECFR_PW_A"))
+    pipe.seek(0)
+    passwords.take_over(pipe)
+    assert read_password(PasswordSource("env", "ECFR_PW_A")) == SECRET
+    assert "ECFR_PW_A" not in os.environ
+    # Handed on by a child that has it only from the pipe (the supervisor to the finder).
+    again = io.BytesIO()
+    passwords.hand_over(profile, again)
+    assert again.getvalue() == pipe.getvalue()
+    # A line that is not a JSON object of strings hands over nothing.
+    monkeypatch.setattr(passwords, "_HANDED", {})
+    for junk in (b"not json\n", b"[1, 2]\n", b'{"ECFR_PW_A": 3}\n', b""):
+        passwords.take_over(io.BytesIO(junk))
+        assert passwords._HANDED == {}
