@@ -4,6 +4,7 @@ for supervisors (a process holding the lock, its state.json, ending on TERM as t
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -163,6 +164,7 @@ def test_the_profile_recorded_is_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     class Popen:
         def __init__(self, argv: list[str], **_: object) -> None:
             recorded.append(argv)
+            self.stdin = io.BytesIO()  # the pipe the password variables go through
 
     monkeypatch.setattr(subprocess, "Popen", Popen)
     tunnel._spawn_supervisor(owned=False)
