@@ -14,6 +14,8 @@ from tests.integration.centres import PASSWORD, PASSWORD_ENV, new_text, size
 from tests.integration.procs import all_cmdlines, cmdline, pids_naming, ssh_pids
 from tests.integration.profiles import write_profile
 
+from ecflow_remote.tunnel.rundir import wait_for
+
 CLI = [sys.executable, "-m", "ecflow_remote"]
 SERVERS = (("machine1", 4141, "lab"), ("machine2", 3142, "ops"), ("machine3", 4141, "ext"))
 # python3-ecflow (Debian's, for /usr/bin/python3 only), as a user's script: ping and read every server.
@@ -123,10 +125,15 @@ def test_no_process_of_the_tunnel_holds_a_password_variable(password_centre: Any
         names = [" ".join(cmdline(pid)) for pid in pids]
         assert any("ssh-jump.log" in n for n in names) and any("ssh-main.log" in n for n in names), names
         assert len(pids) >= 3, names  # the agent's ssh too
-        # The supervisor and the finder: Python processes naming the profile (not the run dir).
-        pythons = [pid for pid in pids_naming(profile) if any("ecflow_remote.tunnel" in a for a in cmdline(pid))]
-        assert any("logfinder" in " ".join(cmdline(p)) for p in pythons) and len(pythons) >= 2, pythons
-        for pid in [*pids, *pythons]:
+
+        # The supervisor and the finder: Python processes naming the profile (not the run dir). The finder starts
+        # with the first health round, which may come just after `up` returns.
+        def pythons() -> list[int]:
+            return [pid for pid in pids_naming(profile) if any("ecflow_remote.tunnel" in a for a in cmdline(pid))]
+
+        assert wait_for(lambda: any("logfinder" in " ".join(cmdline(p)) for p in pythons()), 20), pythons()
+        assert len(pythons()) >= 2, pythons()
+        for pid in [*pids, *pythons()]:
             held = environ(pid)
             assert b"PATH=" in held, cmdline(pid)  # really read: an environment, not an unreadable file
             clean = f"{PASSWORD_ENV}=".encode() not in held and PASSWORD.encode() not in held
