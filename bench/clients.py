@@ -12,9 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from measures import timed
 
 PING_ROUNDS = 300
 DEAD_SERVERS = 20
@@ -33,15 +35,6 @@ def _summary(samples: list[float]) -> dict[str, float]:
         "p99_ms": _percentile(samples, 0.99) * 1000,
         "n": len(samples),
     }
-
-
-def _timed(call: Callable[[], object], rounds: int) -> list[float]:
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - t0)
-    return samples
 
 
 def measure_ping(host: str, port: int, rounds: int = PING_ROUNDS) -> dict[str, Any]:
@@ -66,8 +59,8 @@ def measure_ping(host: str, port: int, rounds: int = PING_ROUNDS) -> dict[str, A
 
     block = 25
     for _ in range(max(1, rounds // block)):
-        results["native (sync)"] += _timed(native.ping, block)
-        results["python3-ecflow"] += _timed(reference.ping, block)
+        results["native (sync)"] += timed(native.ping, block)
+        results["python3-ecflow"] += timed(reference.ping, block)
         results["native (async loop)"] += asyncio.run(async_block(block))
     summary = {name: _summary(samples) for name, samples in results.items()}
     ref = summary["python3-ecflow"]["median_ms"]
